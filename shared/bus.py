@@ -1,0 +1,331 @@
+"""The NATS bus: one thin wrapper over nats-py that both sides use.
+
+It owns connection lifecycle (connect with retry, jittered reconnect, bounded drain on exit), the
+JetStream topology (streams, durable consumers, the policies bucket), and the decoding of inbound
+messages into wire models. A message that does not validate is handed to an ``on_invalid`` callback
+and dropped; it never reaches a consumer and never raises out of the iterator.
+
+nats-py reconnects on its own after the first connection; the delay between attempts comes from
+``reconnect_delay`` (exponential with full jitter), plugged in through nats-py's
+``reconnect_to_server_handler``. The first connection is retried here, with the same delays, so a
+spoke that starts before NATS simply waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client, Server
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
+from . import subjects
+from .errors import BusUnavailable, InvalidMessage
+from .messages import M, ScaleCommand, WireModel
+
+logger = logging.getLogger(__name__)
+
+InvalidCallback = Callable[[InvalidMessage], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BusOptions:
+    """How to reach NATS and how hard to try. Built from the process's settings."""
+
+    url: str = "nats://127.0.0.1:4222"
+    name: str = "fleetscale"
+    token: str | None = None
+    creds_file: str | None = None
+    connect_timeout_s: float = 2.0
+    reconnect_base_s: float = 0.25
+    """First reconnect delay; doubles per failed attempt up to ``reconnect_cap_s``."""
+    reconnect_cap_s: float = 5.0
+    drain_timeout_s: float = 5.0
+    commands_max_age_s: float = 3600.0
+    """Commands older than this are dropped by the stream; each also has its own deadline."""
+    results_max_age_s: float = 86400.0
+    duplicate_window_s: float = 120.0
+    """JetStream de-duplicates commands by message id within this window."""
+    ack_wait_s: float = 30.0
+    """A spoke that takes longer than this to apply and report a command gets it redelivered."""
+
+
+def reconnect_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
+    """Delay before reconnect attempt ``attempt`` (0-based): exponential backoff, full jitter.
+
+    Full jitter (uniform in [0, backoff]) spreads a fleet of spokes that lost the same server, so they
+    do not come back in lock-step (AWS Architecture blog, "Exponential Backoff And Jitter").
+    """
+    backoff = min(cap_s, base_s * (2 ** min(attempt, 30)))
+    return (rng or random).uniform(0.0, backoff)
+
+
+def decode(model: type[M], data: bytes, *, subject: str = "") -> M:
+    """Validate raw bytes as ``model``; raise ``InvalidMessage`` naming the first bad field."""
+    try:
+        return model.from_bytes(data)
+    except ValidationError as e:
+        first = e.errors()[0] if e.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())) or None
+        raise InvalidMessage(
+            f"{model.__name__} on {subject!r} is invalid: {field or '<message>'}: {first.get('msg', e)}",
+            subject=subject,
+            field=field,
+        ) from e
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(Generic[M]):
+    """A validated JetStream message with its handle, so the consumer acks when it is done."""
+
+    model: M
+    msg: Msg
+
+    async def ack(self) -> None:
+        await self.msg.ack_sync()
+
+    async def nak(self, delay_s: float | None = None) -> None:
+        await self.msg.nak(delay=delay_s)
+
+
+class Bus:
+    """A connected NATS client plus the project's JetStream topology."""
+
+    def __init__(self, nc: Client, options: BusOptions) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.options = options
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, options: BusOptions) -> AsyncIterator[Bus]:
+        nc = await _connect_with_retry(options)
+        bus = cls(nc, options)
+        try:
+            yield bus
+        finally:
+            await bus.close()
+
+    async def close(self) -> None:
+        if self.nc.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self.nc.drain(), timeout=self.options.drain_timeout_s)
+        except (TimeoutError, nats.errors.Error, asyncio.CancelledError) as e:
+            logger.warning("NATS drain did not finish (%r); closing", e)
+            await self.nc.close()
+
+    @property
+    def connected(self) -> bool:
+        return self.nc.is_connected
+
+    # --- topology -----------------------------------------------------------------------------
+
+    async def ensure_topology(self) -> None:
+        """Create or update the streams. Idempotent; both sides call it on start."""
+        o = self.options
+        await self._ensure_stream(
+            StreamConfig(
+                name=subjects.COMMANDS_STREAM,
+                subjects=[subjects.COMMANDS_ALL],
+                # Work queue: a command is gone once its spoke acks it, and one consumer per
+                # cluster subject is enforced by the server.
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                max_age=o.commands_max_age_s,
+                duplicate_window=o.duplicate_window_s,
+            )
+        )
+        await self._ensure_stream(
+            StreamConfig(
+                name=subjects.RESULTS_STREAM,
+                subjects=[subjects.RESULTS_ALL],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_age=o.results_max_age_s,
+                duplicate_window=o.duplicate_window_s,
+            )
+        )
+
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            # Exists with another config (an upgrade changed a limit): update it in place.
+            await self.js.update_stream(config)
+
+    async def policies_bucket(self, history: int = 16) -> KeyValue:
+        try:
+            return await self.js.key_value(subjects.POLICIES_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            return await self.js.create_key_value(
+                KeyValueConfig(bucket=subjects.POLICIES_BUCKET, history=history, storage=StorageType.FILE)
+            )
+
+    # --- core NATS ----------------------------------------------------------------------------
+
+    async def publish(self, subject: str, message: WireModel) -> None:
+        await self.nc.publish(subject, message.to_bytes())
+
+    async def messages(
+        self,
+        subject: str,
+        model: type[M],
+        *,
+        on_invalid: InvalidCallback,
+        pending_msgs_limit: int = 1_000_000,
+    ) -> AsyncIterator[tuple[str, M]]:
+        """Subscribe and yield ``(subject, model)``; invalid messages go to ``on_invalid``."""
+        sub = await self.nc.subscribe(
+            subject, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=1024 * 1024 * 1024
+        )
+        try:
+            async for msg in sub.messages:
+                try:
+                    yield msg.subject, decode(model, msg.data, subject=msg.subject)
+                except InvalidMessage as e:
+                    on_invalid(e)
+        finally:
+            if not self.nc.is_closed:
+                try:
+                    await sub.unsubscribe()
+                except nats.errors.Error:
+                    pass
+
+    # --- JetStream ----------------------------------------------------------------------------
+
+    async def publish_durable(self, subject: str, message: WireModel, *, msg_id: str) -> None:
+        """Publish to a stream and wait for the server's ack; ``msg_id`` de-duplicates."""
+        try:
+            await self.js.publish(subject, message.to_bytes(), headers={"Nats-Msg-Id": msg_id})
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError) as e:
+            raise BusUnavailable(f"JetStream publish to {subject} failed: {e!r}", delay_s=1.0) from e
+
+    async def publish_command(self, command: ScaleCommand) -> None:
+        await self.publish_durable(subjects.commands(command.cluster_id), command, msg_id=command.command_id)
+
+    async def durable(
+        self,
+        *,
+        stream: str,
+        subject: str,
+        durable: str,
+        model: type[M],
+        on_invalid: InvalidCallback,
+        batch: int = 64,
+        poll_s: float = 1.0,
+    ) -> AsyncIterator[Delivery[M]]:
+        """Consume a durable pull consumer forever, yielding validated deliveries to ack.
+
+        An invalid message is reported and *terminated* (never redelivered): retrying bytes that do
+        not parse cannot succeed. Lost connections are retried here, so the iterator outlives them.
+        """
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.options.ack_wait_s,
+            max_deliver=-1,
+            filter_subject=subject,
+        )
+        attempt = 0
+        while True:
+            try:
+                psub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+                attempt = 0
+                while True:
+                    try:
+                        msgs = await psub.fetch(batch, timeout=poll_s)
+                    except nats.errors.TimeoutError:
+                        continue
+                    for msg in msgs:
+                        try:
+                            yield Delivery(decode(model, msg.data, subject=msg.subject), msg)
+                        except InvalidMessage as e:
+                            on_invalid(e)
+                            await msg.term()
+            except (
+                nats.errors.ConnectionClosedError,
+                nats.errors.NoRespondersError,
+                nats.errors.TimeoutError,
+                nats.js.errors.ServiceUnavailableError,
+                nats.js.errors.NotFoundError,
+                nats.errors.SlowConsumerError,
+                nats.errors.NoServersError,
+            ) as e:
+                if self.nc.is_closed:
+                    return
+                delay = reconnect_delay(
+                    attempt, base_s=self.options.reconnect_base_s, cap_s=self.options.reconnect_cap_s
+                )
+                attempt += 1
+                logger.warning(
+                    "durable consumer %s lost (%r); retrying in %.2fs (attempt #%d)", durable, e, delay, attempt
+                )
+                await asyncio.sleep(delay)
+
+
+async def _connect_with_retry(options: BusOptions) -> Client:
+    async def on_error(e: Exception) -> None:
+        logger.warning("NATS error: %r", e)
+
+    async def on_disconnected() -> None:
+        logger.warning("NATS disconnected from %s; reconnecting", options.url)
+
+    async def on_reconnected() -> None:
+        logger.info("NATS reconnected to %s", options.url)
+
+    def pick_server(servers: list[Server], _info: dict[str, Any]) -> tuple[Server | None, float]:
+        best = min(servers, key=lambda s: s.reconnects)
+        return best, reconnect_delay(best.reconnects, base_s=options.reconnect_base_s, cap_s=options.reconnect_cap_s)
+
+    kwargs: dict[str, Any] = {
+        "servers": [options.url],
+        "name": options.name,
+        "connect_timeout": options.connect_timeout_s,
+        "max_reconnect_attempts": -1,
+        "reconnect_to_server_handler": pick_server,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnected,
+        "reconnected_cb": on_reconnected,
+        "drain_timeout": int(max(1, options.drain_timeout_s)),
+        "ping_interval": 5,
+        "max_outstanding_pings": 3,
+    }
+    if options.token:
+        kwargs["token"] = options.token
+    if options.creds_file:
+        kwargs["user_credentials"] = options.creds_file
+    attempt = 0
+    while True:
+        try:
+            return await nats.connect(**kwargs)
+        except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError, TimeoutError) as e:
+            delay = reconnect_delay(attempt, base_s=options.reconnect_base_s, cap_s=options.reconnect_cap_s)
+            attempt += 1
+            logger.warning(
+                "cannot reach NATS at %s (%r); retrying in %.2fs (attempt #%d)", options.url, e, delay, attempt
+            )
+            await asyncio.sleep(delay)

@@ -1,0 +1,52 @@
+"""NATS names: every subject, stream, consumer and bucket is spelled here and nowhere else.
+
+The ``fleetscale.v1`` prefix carries the protocol's major version, so two majors can share one NATS
+account during a migration without seeing each other's messages.
+"""
+
+from __future__ import annotations
+
+from .messages import CLUSTER_ID_PATTERN, PROTOCOL_VERSION
+
+PREFIX = f"fleetscale.v{PROTOCOL_VERSION}"
+
+# Core NATS: at-most-once, latest report wins.
+TELEMETRY_ALL = f"{PREFIX}.telemetry.*"
+
+# JetStream streams.
+COMMANDS_STREAM = "FLEETSCALE_COMMANDS"
+COMMANDS_ALL = f"{PREFIX}.commands.*"
+RESULTS_STREAM = "FLEETSCALE_RESULTS"
+RESULTS_ALL = f"{PREFIX}.results.*"
+HUB_RESULTS_CONSUMER = "hub-results"
+
+# JetStream key-value bucket holding the hub's durable state.
+POLICIES_BUCKET = "fleetscale_policies"
+
+
+def _token(cluster_id: str) -> str:
+    if not CLUSTER_ID_PATTERN.match(cluster_id):
+        raise ValueError(f"cluster id {cluster_id!r} is not a valid subject token")
+    return cluster_id
+
+
+def telemetry(cluster_id: str) -> str:
+    return f"{PREFIX}.telemetry.{_token(cluster_id)}"
+
+
+def commands(cluster_id: str) -> str:
+    return f"{PREFIX}.commands.{_token(cluster_id)}"
+
+
+def results(cluster_id: str) -> str:
+    return f"{PREFIX}.results.{_token(cluster_id)}"
+
+
+def spoke_consumer(cluster_id: str) -> str:
+    """Durable JetStream consumer name of one spoke's command queue."""
+    return f"spoke-{_token(cluster_id)}"
+
+
+def cluster_of(subject: str) -> str:
+    """The cluster token of a telemetry/commands/results subject."""
+    return subject.rsplit(".", 1)[-1]
