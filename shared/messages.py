@@ -237,7 +237,6 @@ class ResultStatus(StrEnum):
 
 class ResultReason(StrEnum):
     APPLIED = "applied"
-    DUPLICATE = "duplicate"  # already applied; the earlier result is repeated
     SUPERSEDED = "superseded"  # older than a command already applied to the workload
     EXPIRED = "expired"  # past its deadline when the spoke got it
     NOT_FOUND = "not_found"

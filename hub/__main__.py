@@ -1,0 +1,39 @@
+"""``python -m hub`` / ``fleetscale hub``: read settings once, configure logs, run until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from pydantic import ValidationError
+
+from hub.service import run_hub
+from hub.settings import HubSettings
+from shared import logs
+from shared.errors import ConfigurationError
+from shared.lifecycle import install_signal_handlers, run
+
+
+async def _main(settings: HubSettings) -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    await run_hub(settings, stop=stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = HubSettings()
+    except ValidationError as e:
+        print(f"fleetscale hub: invalid settings:\n{e}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        run(_main(settings))
+    except ConfigurationError as e:
+        print(f"fleetscale hub: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Fleet state: the latest report per cluster, its freshness, and the hub's intents.
+
+Only ``hub.intake`` writes telemetry here and only ``hub.dispatch`` writes intents and results;
+everyone else reads an immutable ``FleetSnapshot``. A cluster is *stale* once no report arrived for
+``stale_after_intervals`` of its own report intervals (as OCM marks a cluster Unknown after missed
+lease renewals): its capacity stops counting and its replicas stop counting as current, so policy
+and placement re-place its share on healthy clusters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.messages import CommandResult, GpuNode, TelemetryReport, WorkloadReport
+
+Placement = dict[tuple[str, str], int]
+"""Replicas per (cluster id, GPU type)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    cluster_id: str
+    report: TelemetryReport
+    received_at: float
+    """Monotonic time the report arrived."""
+    stale: bool
+
+    @property
+    def age_s(self) -> float:
+        return time.monotonic() - self.received_at
+
+    @property
+    def inventory(self) -> tuple[GpuNode, ...]:
+        return self.report.inventory
+
+    def free_gpus(self) -> dict[str, int]:
+        free: dict[str, int] = {}
+        for node in self.report.inventory:
+            free[node.gpu_type] = free.get(node.gpu_type, 0) + node.free_gpus
+        return free
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadView:
+    """One logical workload across all *fresh* clusters."""
+
+    key: str
+    reports: Mapping[str, WorkloadReport]
+    """Per fresh cluster id."""
+    stale_clusters: tuple[str, ...] = ()
+
+    @property
+    def desired_replicas(self) -> int:
+        return sum(r.desired_replicas for r in self.reports.values())
+
+    @property
+    def ready_replicas(self) -> int:
+        return sum(r.ready_replicas for r in self.reports.values())
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return max((r.gpus_per_replica for r in self.reports.values()), default=1)
+
+    def placement(self) -> Placement:
+        out: Placement = {}
+        for cluster_id, r in self.reports.items():
+            if r.variants:
+                for v in r.variants:
+                    out[(cluster_id, v.gpu_type)] = v.desired_replicas
+            elif r.desired_replicas:
+                out[(cluster_id, "unknown")] = r.desired_replicas
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What the hub last asked of one workload in one cluster, and what came of it."""
+
+    command_id: str
+    replicas_by_gpu_type: Mapping[str, int]
+    issued_at: datetime
+    sent_monotonic: float
+    result: CommandResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    clusters: Mapping[str, ClusterView]
+    workloads: Mapping[str, WorkloadView]
+    intents: Mapping[tuple[str, str], Intent]
+    """Keyed (workload key, cluster id)."""
+    taken_at: float
+
+    @property
+    def fresh(self) -> dict[str, ClusterView]:
+        return {cid: c for cid, c in self.clusters.items() if not c.stale}
+
+
+@dataclass
+class FleetState:
+    stale_after_intervals: float = 3.0
+    _reports: dict[str, tuple[TelemetryReport, float]] = field(default_factory=dict)
+    _intents: dict[tuple[str, str], Intent] = field(default_factory=dict)
+
+    # --- writers ------------------------------------------------------------------------------
+
+    def ingest(self, report: TelemetryReport, *, now: float | None = None) -> bool:
+        """Keep the report if it is the newest from its cluster. Returns whether it was kept."""
+        previous = self._reports.get(report.cluster_id)
+        if previous is not None and report.sent_at < previous[0].sent_at:
+            return False  # re-ordered or replayed: the latest report wins
+        self._reports[report.cluster_id] = (report, time.monotonic() if now is None else now)
+        return True
+
+    def record_intent(self, workload_key: str, cluster_id: str, intent: Intent) -> None:
+        self._intents[(workload_key, cluster_id)] = intent
+
+    def record_result(self, result: CommandResult) -> Intent | None:
+        key = (result.workload.key, result.cluster_id)
+        intent = self._intents.get(key)
+        if intent is None or intent.command_id != result.command_id:
+            return None  # a result for a superseded command: nothing to update
+        updated = Intent(intent.command_id, intent.replicas_by_gpu_type, intent.issued_at, intent.sent_monotonic, result)
+        self._intents[key] = updated
+        return updated
+
+    def forget_intent(self, workload_key: str, cluster_id: str) -> None:
+        self._intents.pop((workload_key, cluster_id), None)
+
+    # --- readers ------------------------------------------------------------------------------
+
+    def is_stale(self, report: TelemetryReport, received_at: float, now: float) -> bool:
+        return now - received_at > self.stale_after_intervals * report.interval_s
+
+    def snapshot(self, *, now: float | None = None) -> FleetSnapshot:
+        now = time.monotonic() if now is None else now
+        clusters = {
+            cid: ClusterView(cid, report, received_at, self.is_stale(report, received_at, now))
+            for cid, (report, received_at) in self._reports.items()
+        }
+        reports: dict[str, dict[str, WorkloadReport]] = {}
+        stale_of: dict[str, list[str]] = {}
+        for cid, view in clusters.items():
+            for w in view.report.workloads:
+                if view.stale:
+                    stale_of.setdefault(w.workload.key, []).append(cid)
+                else:
+                    reports.setdefault(w.workload.key, {})[cid] = w
+        keys = set(reports) | set(stale_of)
+        workloads = {
+            k: WorkloadView(k, reports.get(k, {}), tuple(sorted(stale_of.get(k, ())))) for k in sorted(keys)
+        }
+        return FleetSnapshot(clusters, workloads, dict(self._intents), now)

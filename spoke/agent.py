@@ -1,0 +1,74 @@
+"""The spoke's composition root: bus, reporter, executor and health server as guarded root tasks.
+
+The backend is built by the caller (``spoke.__main__`` from settings, the demo from its simulated
+world, tests from whatever they need) and closed by it; the agent only uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from shared.bus import Bus
+from shared.lifecycle import run_until_stopped
+from shared.web import serve
+from spoke.backend import ClusterBackend
+from spoke.executor import Executor
+from spoke.health import make_app
+from spoke.metrics import SpokeMetrics
+from spoke.reporter import Reporter
+from spoke.settings import SpokeSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Spoke:
+    """The parts of a running spoke, exposed so tests and the demo can look inside."""
+
+    settings: SpokeSettings
+    bus: Bus
+    metrics: SpokeMetrics
+    reporter: Reporter
+    executor: Executor
+    health_port: int | None = None
+
+
+async def run_agent(
+    settings: SpokeSettings,
+    backend: ClusterBackend,
+    *,
+    stop: asyncio.Event,
+    on_ready: Callable[[Spoke], None] | None = None,
+    extra_tasks: dict[str, Coroutine[Any, Any, Any]] | None = None,
+    serve_health: bool = True,
+) -> None:
+    metrics = SpokeMetrics()
+    async with Bus.connect(settings.bus_options(f"fleetscale-spoke-{settings.cluster_id}")) as bus:
+        await bus.ensure_topology()
+        spoke = Spoke(
+            settings=settings,
+            bus=bus,
+            metrics=metrics,
+            reporter=Reporter(bus, backend, settings.cluster_id, metrics, interval_s=settings.report_interval_s),
+            executor=Executor(bus, backend, settings.cluster_id, metrics),
+        )
+        tasks: dict[str, Coroutine[Any, Any, Any]] = {
+            "telemetry reporter": spoke.reporter.run(),
+            "command executor": spoke.executor.run(),
+        }
+        if serve_health:
+
+            def bound(port: int) -> None:
+                spoke.health_port = port
+
+            app = make_app(metrics, ready=lambda: bus.connected)
+            tasks["health server"] = serve(app, settings.health_host, settings.health_port, on_bound=bound)
+        tasks.update(extra_tasks or {})
+        logger.info("spoke %s connected to %s", settings.cluster_id, settings.nats_url)
+        if on_ready is not None:
+            on_ready(spoke)
+        await run_until_stopped(tasks, stop=stop, shutdown_timeout_s=settings.shutdown_timeout_s)

@@ -1,0 +1,27 @@
+"""The spoke's Prometheus metrics, all in one place (``fleetscale_spoke_*``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class SpokeMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.reports = Counter("fleetscale_spoke_reports", "Telemetry reports published", registry=r)
+        self.report_failures = Counter(
+            "fleetscale_spoke_report_failures", "Report cycles that failed", ["stage"], registry=r
+        )
+        self.commands = Counter(
+            "fleetscale_spoke_commands", "Commands handled", ["status", "reason"], registry=r
+        )
+        self.malformed = Counter(
+            "fleetscale_spoke_malformed_messages", "Commands dropped because they did not validate", registry=r
+        )
+        self.source_failures = Counter(
+            "fleetscale_spoke_source_failures", "Telemetry source reads that failed", ["source", "reason"], registry=r
+        )
+        self.last_report = Gauge(
+            "fleetscale_spoke_last_report_timestamp_seconds", "Unix time of the last published report", registry=r
+        )
