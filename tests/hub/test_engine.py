@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from hub.policy.engine import Engine
+from hub.policy.model import Policy
+from hub.state import FleetState
+from tests.hub.factories import node, report, workload
+
+
+def policy(signal: str = "queue_per_replica", target: float = 5, **kw: object) -> Policy:
+    return Policy.model_validate({"id": "llama", "workload": {"namespace": "inference", "name": "llama"},
+                                  "target": {"signal": signal, "value": target}, "min_replicas": 1,
+                                  "max_replicas": 20, "scale_down_stabilization_s": 0, **kw})
+
+
+def evaluate(state: FleetState, p: Policy, engine: Engine | None = None, now: float = 100.0):
+    recs = (engine or Engine()).evaluate(state.snapshot(now=now), [p])
+    assert len(recs) == 1
+    return recs[0]
+
+
+def test_queue_target_tracks_waiting_per_replica() -> None:
+    s = FleetState()
+    s.ingest(report("a", [workload(waiting=40)], [node("H100", 6)]), now=100.0)
+    rec = evaluate(s, policy(target=5))
+    assert rec.desired_replicas == 8  # ceil(40 / 5)
+    assert rec.signal_value == 20  # 40 waiting over 2 ready replicas
+
+
+def test_missing_signal_holds_instead_of_scaling_down() -> None:
+    s = FleetState()
+    s.ingest(report("a", [workload(waiting=None)], [node("H100", 6)]), now=100.0)
+    rec = evaluate(s, policy())
+    assert rec.desired_replicas == 2 and "missing" in rec.reason
+
+
+def test_within_tolerance_keeps_current() -> None:
+    s = FleetState()
+    s.ingest(report("a", [workload(ttft_p95=1.05)], [node("H100", 6)]), now=100.0)
+    assert evaluate(s, policy("ttft_p95", 1.0)).desired_replicas == 2
+
+
+def test_ttft_and_gpu_utilisation_use_the_hpa_ratio() -> None:
+    s = FleetState()
+    s.ingest(report("a", [workload(ttft_p95=3.0)], [node("H100", 6)]), now=100.0)
+    assert evaluate(s, policy("ttft_p95", 1.0)).desired_replicas == 6  # ceil(2 × 3.0 / 1.0)
+    s2 = FleetState()
+    s2.ingest(report("a", [workload(gpu_util=0.35)], [node("H100", 6)]), now=100.0)
+    assert evaluate(s2, policy("gpu_utilization", 0.7)).desired_replicas == 1
+
+
+def test_no_scale_down_while_replicas_are_starting() -> None:
+    s = FleetState()
+    s.ingest(report("a", [workload(variants={"H100": (4, 2)}, waiting=0)], [node("H100", 6)]), now=100.0)
+    rec = evaluate(s, policy())
+    assert rec.desired_replicas == 4 and "starting" in rec.reason
+
+
+def test_scale_down_waits_for_the_stabilisation_window() -> None:
+    s = FleetState()
+    engine = Engine()
+    p = policy(scale_down_stabilization_s=60)
+    s.ingest(report("a", [workload(variants={"H100": (4, 4)}, waiting=20)], [node("H100", 4)]), now=100.0)
+    assert evaluate(s, p, engine, now=100.0).desired_replicas == 4
+    s.ingest(report("a", [workload(variants={"H100": (4, 4)}, waiting=0)], [node("H100", 4)], seq=1), now=110.0)
+    assert evaluate(s, p, engine, now=110.0).desired_replicas == 4  # 4 was recommended 10 s ago
+    s.ingest(report("a", [workload(variants={"H100": (4, 4)}, waiting=0)], [node("H100", 4)], seq=2), now=170.0)
+    assert evaluate(s, p, engine, now=170.0).desired_replicas == 1  # the window has passed
+
+
+def test_bounds_clamp_the_recommendation() -> None:
+    s = FleetState()
+    s.ingest(report("a", [workload(waiting=1000)], [node("H100", 6)]), now=100.0)
+    rec = evaluate(s, policy(max_replicas=6))
+    assert rec.desired_replicas == 6 and "bounded" in rec.reason
+
+
+def test_stale_cluster_is_excluded_from_current_replicas() -> None:
+    s = FleetState()
+    s.ingest(report("a", [workload(waiting=10)], [node("H100", 6)]), now=100.0)
+    s.ingest(report("b", [workload(variants={"L4": (3, 3)}, waiting=10)], [node("L4", 5)]), now=90.0)
+    snap = s.snapshot(now=100.0)
+    assert snap.clusters["b"].stale and not snap.clusters["a"].stale
+    view = snap.workloads["inference/llama"]
+    assert view.desired_replicas == 2 and view.stale_clusters == ("b",)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from pydantic import ConfigDict, ValidationError
+
+from shared.bus import decode
+from shared.errors import InvalidMessage
+from shared.messages import (
+    CommandResult,
+    ResultReason,
+    ResultStatus,
+    Samples,
+    ScaleCommand,
+    TelemetryReport,
+    WorkloadRef,
+    WorkloadReport,
+    json_schemas,
+)
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+REF = WorkloadRef(namespace="inference", name="llama")
+
+
+def report(**kw: object) -> TelemetryReport:
+    base: dict[str, object] = {"cluster_id": "east-1", "sequence": 7, "sent_at": NOW, "interval_s": 1.0}
+    base.update(kw)
+    return TelemetryReport.model_validate(base)
+
+
+def command(**kw: object) -> ScaleCommand:
+    base: dict[str, object] = {
+        "cluster_id": "east-1",
+        "workload": REF,
+        "replicas_by_gpu_type": {"H100": 3},
+        "policy_id": "llama",
+        "issued_at": NOW,
+        "deadline": NOW + timedelta(seconds=60),
+    }
+    base.update(kw)
+    return ScaleCommand.model_validate(base)
+
+
+def test_every_message_round_trips_through_bytes() -> None:
+    r = report(workloads=[WorkloadReport(workload=REF, desired_replicas=2, ready_replicas=1)])
+    c = command()
+    res = CommandResult(
+        command_id=c.command_id, cluster_id="east-1", workload=REF,
+        status=ResultStatus.APPLIED, reason=ResultReason.APPLIED, observed_replicas_by_gpu_type={"H100": 3},
+    )
+    for m in (r, c, res):
+        assert type(m).from_bytes(m.to_bytes()) == m
+
+
+def test_messages_are_frozen() -> None:
+    with pytest.raises(ValidationError):
+        command().cluster_id = "west"  # type: ignore[misc]
+
+
+def test_unknown_fields_are_ignored_so_sides_upgrade_independently() -> None:
+    raw = orjson.loads(report().to_bytes())
+    raw["added_in_v1_7"] = {"anything": 1}
+    raw["workloads"] = [{"workload": {"namespace": "a", "name": "b", "future": 1}, "desired_replicas": 1,
+                         "ready_replicas": 1, "samples": {"new_signal_ratio": 0.3}}]
+    parsed = TelemetryReport.from_bytes(orjson.dumps(raw))
+    assert parsed.workloads[0].workload.key == "a/b"
+
+
+def test_strict_subclass_catches_typos_in_tests() -> None:
+    class StrictReport(TelemetryReport):
+        model_config = ConfigDict(extra="forbid")
+
+    raw = orjson.loads(report().to_bytes()) | {"intervall_s": 2}
+    with pytest.raises(ValidationError, match="intervall_s"):
+        StrictReport.model_validate(raw)
+
+
+def test_unknown_protocol_version_is_rejected() -> None:
+    raw = orjson.loads(report().to_bytes()) | {"protocol_version": 2}
+    with pytest.raises(InvalidMessage, match="protocol_version 2 is not supported"):
+        decode(TelemetryReport, orjson.dumps(raw))
+
+
+def test_missing_samples_stay_missing_and_are_never_zero() -> None:
+    s = Samples.model_validate({"requests_waiting": None, "ttft": {"p95_s": 0.4}})
+    assert s.requests_waiting is None
+    assert s.kv_cache_usage_ratio is None
+    assert s.ttft.p50_s is None and s.ttft.p95_s == 0.4
+    assert s.gpu_utilization_ratio is None
+    wire = orjson.loads(s.model_dump_json())
+    assert wire["requests_waiting"] is None and wire["kv_cache_usage_ratio"] is None
+
+
+def test_gpu_utilization_is_the_mean_of_the_gpus_that_reported() -> None:
+    s = Samples.model_validate({"gpus": [{"gpu_id": "a", "utilization_ratio": 0.5},
+                                         {"gpu_id": "b", "utilization_ratio": None},
+                                         {"gpu_id": "c", "utilization_ratio": 1.0}]})
+    assert s.gpu_utilization_ratio == 0.75
+
+
+def test_ratio_out_of_range_names_the_field() -> None:
+    raw = orjson.loads(report().to_bytes()) | {
+        "workloads": [{"workload": {"namespace": "a", "name": "b"}, "desired_replicas": 1, "ready_replicas": 1,
+                       "samples": {"kv_cache_usage_ratio": 1.5}}]
+    }
+    with pytest.raises(InvalidMessage) as e:
+        decode(TelemetryReport, orjson.dumps(raw))
+    assert e.value.field == "workloads.0.samples.kv_cache_usage_ratio"
+
+
+def test_command_carries_absolute_replicas_and_its_total() -> None:
+    c = command(replicas_by_gpu_type={"H100": 2, "L4": 5})
+    assert c.total_replicas == 7
+
+
+def test_command_rejects_negative_replicas_and_deadline_before_issue() -> None:
+    with pytest.raises(ValidationError, match="replicas_by_gpu_type"):
+        command(replicas_by_gpu_type={"H100": -1})
+    with pytest.raises(ValidationError, match="deadline must be after issued_at"):
+        command(deadline=NOW - timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("bad", ["East-1", "a.b", "a*", "", "-x"])
+def test_cluster_id_must_be_a_subject_token(bad: str) -> None:
+    with pytest.raises(ValidationError, match="cluster_id"):
+        report(cluster_id=bad)
+
+
+def test_published_json_schemas_match_the_models() -> None:
+    docs = Path(__file__).parents[2] / "docs" / "protocol"
+    for stem, schema in json_schemas().items():
+        published = orjson.loads((docs / f"{stem}.schema.json").read_bytes())
+        assert published == schema, f"docs/protocol/{stem}.schema.json is stale: run python -m shared.schemas"
