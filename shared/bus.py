@@ -291,7 +291,11 @@ async def _connect_with_retry(options: BusOptions) -> Client:
     async def on_error(e: Exception) -> None:
         logger.warning("NATS error: %r", e)
 
+    holder: list[Client] = []
+
     async def on_disconnected() -> None:
+        if holder and (holder[0].is_closed or holder[0].is_draining):
+            return  # our own shutdown
         logger.warning("NATS disconnected from %s; reconnecting", options.url)
 
     async def on_reconnected() -> None:
@@ -321,7 +325,9 @@ async def _connect_with_retry(options: BusOptions) -> Client:
     attempt = 0
     while True:
         try:
-            return await nats.connect(**kwargs)
+            nc = await nats.connect(**kwargs)
+            holder.append(nc)
+            return nc
         except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError, TimeoutError) as e:
             delay = reconnect_delay(attempt, base_s=options.reconnect_base_s, cap_s=options.reconnect_cap_s)
             attempt += 1
