@@ -21,6 +21,9 @@ async def _main(settings: HubSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: fleetscale hub\n\nSettings come from HUB_* environment variables; see README.md.")
+        return 0
     try:
         settings = HubSettings()
     except ValidationError as e:

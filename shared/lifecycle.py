@@ -64,8 +64,16 @@ async def run_until_stopped(
             done, _ = await asyncio.wait({runner}, timeout=shutdown_timeout_s)
             if not done:
                 logger.error("shutdown took longer than %.1fs; tasks were abandoned", shutdown_timeout_s)
-    if not runner.cancelled() and runner.exception() is not None:
-        raise runner.exception()  # type: ignore[misc]
+    if runner.cancelled() or runner.exception() is None:
+        return
+    error = runner.exception()
+    if stop.is_set() and isinstance(error, BaseExceptionGroup):
+        # Tasks that simply returned because we were stopping are not failures.
+        _, rest = error.split(TaskEnded)
+        if rest is None:
+            return
+        raise rest
+    raise error  # type: ignore[misc]
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

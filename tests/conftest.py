@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="needs a real Kubernetes cluster; run with --with-e2e")
     for item in items:
-        if "e2e" in item.keywords:
+        if item.get_closest_marker("e2e") is not None:
             item.add_marker(skip)
 
 

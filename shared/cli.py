@@ -1,0 +1,40 @@
+"""The ``fleetscale`` command: a thin dispatcher to each process's own entry point.
+
+Subcommands are imported lazily by name, so ``shared`` (the contract package) never imports ``hub``
+or ``spoke`` at import time, and ``fleetscale hub`` does not pay for the spoke's imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "hub": ("hub.__main__", "run the hub (settings from HUB_* environment variables)"),
+    "spoke": ("spoke.__main__", "run a spoke agent (settings from SPOKE_* environment variables)"),
+    "demo": ("spoke.demo", "run NATS, the hub and three simulated GPU clusters on this machine"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: fleetscale COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `fleetscale COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"fleetscale: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Helpers to run the real hub and spoke agents in-process, against a real NATS server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hub.service import Hub, run_hub
+from hub.settings import HubSettings
+from spoke.agent import Spoke, run_agent
+from spoke.backend import ClusterBackend
+from spoke.settings import SpokeSettings
+
+
+async def eventually(check: Callable[[], Any], *, timeout_s: float = 15.0, every_s: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with its last value otherwise."""
+    last: Any = None
+    async with asyncio.timeout(timeout_s):
+        while True:
+            last = check()
+            if last:
+                return last
+            await asyncio.sleep(every_s)
+
+
+def write_policies(path: Path, *policies: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(list(policies)))
+    return path
+
+
+@asynccontextmanager
+async def running_hub(nats_url: str, **settings: Any) -> AsyncIterator[Hub]:
+    stop = asyncio.Event()
+    ready: asyncio.Future[Hub] = asyncio.get_running_loop().create_future()
+    cfg = HubSettings(nats_url=nats_url, api_port=0, tick_s=0.2, shutdown_timeout_s=3, **settings)
+    task = asyncio.create_task(run_hub(cfg, stop=stop, on_ready=lambda h: ready.set_result(h)))
+    try:
+        done, _ = await asyncio.wait({task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+        yield ready.result()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+@asynccontextmanager
+async def running_spoke(
+    nats_url: str, cluster_id: str, backend: ClusterBackend, *, interval_s: float = 0.2
+) -> AsyncIterator[Spoke]:
+    stop = asyncio.Event()
+    ready: asyncio.Future[Spoke] = asyncio.get_running_loop().create_future()
+    cfg = SpokeSettings(cluster_id=cluster_id, backend="simulated", nats_url=nats_url, report_interval_s=interval_s,
+                        health_host="127.0.0.1", health_port=0, shutdown_timeout_s=3)
+    task = asyncio.create_task(run_agent(cfg, backend, stop=stop, on_ready=lambda s: ready.set_result(s)))
+    try:
+        done, _ = await asyncio.wait({task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+        yield ready.result()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

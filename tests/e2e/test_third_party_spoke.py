@@ -1,0 +1,85 @@
+"""A spoke written from docs/protocol.md alone: plain nats-py, no Fleetscale imports.
+
+It publishes telemetry as a new cluster, receives the hub's command on its durable consumer,
+publishes the result to JetStream and only then acknowledges the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from tests.e2e.conftest import eventually, running_hub, write_policies
+
+pytestmark = pytest.mark.nats
+
+CLUSTER = "third-party"
+
+
+def telemetry(seq: int, replicas: int, waiting: int) -> bytes:
+    return json.dumps({
+        "protocol_version": 1, "type": "telemetry", "cluster_id": CLUSTER, "sequence": seq,
+        "sent_at": datetime.now(UTC).isoformat(), "interval_s": 0.2,
+        "inventory": [{"node": "n1", "gpu_product": "NVIDIA-H100-80GB-HBM3", "gpu_type": "H100",
+                       "capacity_gpus": 8, "allocatable_gpus": 8, "free_gpus": 8 - replicas}],
+        "workloads": [{
+            "workload": {"namespace": "team-a", "name": "mistral", "kind": "Deployment"},
+            "desired_replicas": replicas, "ready_replicas": replicas, "gpus_per_replica": 1,
+            "variants": [{"gpu_type": "H100", "desired_replicas": replicas, "ready_replicas": replicas}],
+            "samples": {"requests_waiting": waiting, "ttft": {"p95_s": None},
+                        "missing_reasons": {"ttft": "engine exports no TTFT histogram"}},
+        }],
+    }).encode()
+
+
+async def test_a_spoke_written_from_the_protocol_doc_gets_and_acks_a_command(nats_server, tmp_path: Path) -> None:
+    policies = write_policies(tmp_path / "p.yaml", {
+        "id": "mistral", "workload": {"namespace": "team-a", "name": "mistral"},
+        "target": {"signal": "queue_per_replica", "value": 5}, "min_replicas": 1, "max_replicas": 8,
+    })
+    async with running_hub(nats_server.url, policy_file=policies) as hub:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        try:
+            await nc.publish(f"fleetscale.v1.telemetry.{CLUSTER}", telemetry(0, 1, 20))
+            sub = await js.pull_subscribe(
+                f"fleetscale.v1.commands.{CLUSTER}", durable=f"spoke-{CLUSTER}", stream="FLEETSCALE_COMMANDS",
+                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
+            )
+            msgs = []
+            async with asyncio.timeout(10):
+                while not msgs:
+                    await nc.publish(f"fleetscale.v1.telemetry.{CLUSTER}", telemetry(1, 1, 20))
+                    try:
+                        msgs = await sub.fetch(1, timeout=0.5)
+                    except nats.errors.TimeoutError:
+                        pass
+            msg = msgs[0]
+            command = json.loads(msg.data)
+            assert msg.headers and msg.headers.get("Nats-Msg-Id") == command["command_id"]
+            assert command["type"] == "scale" and command["replicas_by_gpu_type"] == {"H100": 4}  # ceil(20 / 5)
+            result = {
+                "protocol_version": 1, "type": "result", "command_id": command["command_id"],
+                "cluster_id": CLUSTER, "workload": command["workload"], "status": "applied", "reason": "applied",
+                "observed_replicas_by_gpu_type": {"H100": 4}, "error": None,
+                "completed_at": datetime.now(UTC).isoformat(),
+            }
+            await js.publish(f"fleetscale.v1.results.{CLUSTER}", json.dumps(result).encode(),
+                             headers={"Nats-Msg-Id": f"result:{command['command_id']}"})
+            await msg.ack_sync()
+        finally:
+            await nc.close()
+
+        def applied() -> bool:
+            intent = hub.state.snapshot().intents.get(("team-a/mistral", CLUSTER))
+            return intent is not None and intent.result is not None and intent.result.status.value == "applied"
+
+        await eventually(applied)
+        decision = hub.decisions.latest["team-a/mistral"]
+        assert decision.action == "scale_up" and command["command_id"] in decision.results
