@@ -1,0 +1,209 @@
+"""Hub throughput: N synthetic spokes × M workloads at 1 Hz over a real NATS server.
+
+    .venv/bin/python bench/hub_throughput.py --workloads 1000 10000 --seconds 30
+
+For each size it starts a real nats-server and the real hub as its own process (so its CPU can be
+read from /proc), loads one queue-tracking policy per workload, and runs synthetic spokes in this
+process that publish pre-serialised reports once a second. Every round, a tenth of the workloads flip
+between "idle" and "busy", which makes the hub decide and send a command for each of them.
+
+Reported:
+* telemetry samples per second accepted by the hub (workload reports, from the hub's own counter);
+* hub CPU, as a share of one core (user + system time from /proc/PID/stat);
+* latency from the report that carried a change being published to the resulting command arriving
+  on the bus (observed from outside with a core-NATS subscription on the commands subjects), p50
+  and p99; it includes the wait for the hub's next tick (``--tick``) and NATS in both directions;
+* the hub's evaluation tick duration (mean, and p99 from its histogram's buckets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import nats
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.natsserver import NatsServer, free_port  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def workload_json(i: int, busy: bool, replicas: int) -> dict:
+    waiting = 40 if busy else 0
+    return {
+        "workload": {"namespace": "bench", "name": f"w{i}"},
+        "desired_replicas": replicas,
+        "ready_replicas": replicas,
+        "gpus_per_replica": 1,
+        "variants": [{"gpu_type": "H100", "desired_replicas": replicas, "ready_replicas": replicas}],
+        "samples": {
+            "requests_waiting": waiting,
+            "requests_running": 8 * replicas,
+            "kv_cache_usage_ratio": 0.5,
+            "ttft": {"p50_s": 0.2, "p95_s": 0.4, "p99_s": 0.6},
+            "gpus": [{"gpu_id": f"w{i}-g{r}", "utilization_ratio": 0.9} for r in range(replicas)],
+        },
+    }
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def hist_quantile(metrics_text: str, name: str, q: float) -> float:
+    buckets = []
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name}_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    total = buckets[-1][1]
+    for le, count in buckets:
+        if count >= q * total:
+            return le
+    return float("inf")
+
+
+def metric_value(metrics_text: str, prefix: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines() if line.startswith(prefix))
+
+
+async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict:
+    per_spoke = total // spokes
+    with NatsServer() as server, tempfile.TemporaryDirectory() as tmp:
+        policy_file = Path(tmp) / "policies.yaml"
+        policy_file.write_text(yaml.safe_dump([
+            {"id": f"w{i}", "workload": {"namespace": "bench", "name": f"w{i}"}, "min_replicas": 1,
+             "max_replicas": 8, "target": {"signal": "queue_per_replica", "value": 10},
+             "scale_down_stabilization_s": 0}
+            for i in range(total)
+        ]))
+        port = free_port()
+        env = os.environ | {"HUB_NATS_URL": server.url, "HUB_API_PORT": str(port), "HUB_TICK_S": str(tick),
+                            "HUB_POLICY_FILE": str(policy_file), "HUB_LOG_LEVEL": "WARNING",
+                            "HUB_STALE_AFTER_INTERVALS": "5"}
+        hub = subprocess.Popen([sys.executable, "-m", "hub"], cwd=ROOT, env=env)
+        api = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                for _ in range(600):
+                    try:
+                        async with http.get(f"{api}/readyz") as r:
+                            if r.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+                nc = await nats.connect(server.url, pending_size=64 * 1024 * 1024)
+                busy = [False] * total
+                replicas = [1] * total
+                changed_at: dict[str, float] = {}
+                latencies: list[float] = []
+
+                async def on_command(msg: nats.aio.msg.Msg) -> None:
+                    cmd = json.loads(msg.data)
+                    name = cmd["workload"]["name"]
+                    i = int(name[1:])
+                    replicas[i] = sum(cmd["replicas_by_gpu_type"].values())
+                    t0 = changed_at.pop(name, None)
+                    if t0 is not None:
+                        latencies.append(time.perf_counter() - t0)
+
+                await nc.subscribe("fleetscale.v1.commands.*", cb=on_command, pending_msgs_limit=10_000_000)
+                rng = random.Random(7)
+                round_no = 0
+                warmup = 3
+                cpu0 = wall0 = reports0 = None
+                deadline = time.monotonic() + seconds + warmup
+                while time.monotonic() < deadline:
+                    start = time.monotonic()
+                    flip = set(rng.sample(range(total), max(1, total // 10))) if round_no >= warmup else set()
+                    for i in flip:
+                        busy[i] = not busy[i]
+                    for s in range(spokes):
+                        idx = range(s * per_spoke, (s + 1) * per_spoke)
+                        report = {
+                            "protocol_version": 1, "type": "telemetry", "cluster_id": f"spoke-{s}",
+                            "sequence": round_no, "sent_at": datetime.now(UTC).isoformat(), "interval_s": 1.0,
+                            "inventory": [{"node": f"n{s}", "gpu_product": "H100", "gpu_type": "H100",
+                                           "capacity_gpus": 100_000, "allocatable_gpus": 100_000,
+                                           "free_gpus": 100_000}],
+                            "workloads": [workload_json(i, busy[i], replicas[i]) for i in idx],
+                        }
+                        now = time.perf_counter()
+                        for i in idx:
+                            if i in flip:
+                                changed_at[f"w{i}"] = now
+                        await nc.publish(f"fleetscale.v1.telemetry.spoke-{s}", json.dumps(report).encode())
+                    await nc.flush()
+                    if round_no == warmup:
+                        cpu0, wall0 = cpu_seconds(hub.pid), time.monotonic()
+                        async with http.get(f"{api}/metrics") as r:
+                            reports0 = metric_value(await r.text(), "fleetscale_hub_reports_total")
+                    round_no += 1
+                    await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - start)))
+                await asyncio.sleep(tick + 0.5)
+                cpu1, wall1 = cpu_seconds(hub.pid), time.monotonic()
+                async with http.get(f"{api}/metrics") as r:
+                    text = await r.text()
+                await nc.close()
+            reports = metric_value(text, "fleetscale_hub_reports_total") - (reports0 or 0)
+            elapsed = wall1 - (wall0 or wall1)
+            lat = sorted(latencies)
+            ticks = metric_value(text, "fleetscale_hub_tick_seconds_count")
+            return {
+                "workloads": total,
+                "spokes": spokes,
+                "seconds": round(elapsed, 1),
+                "samples_per_s": round(reports * per_spoke / elapsed, 1),
+                "hub_cpu_core_share": round((cpu1 - (cpu0 or cpu1)) / elapsed, 3),
+                "changes": len(lat),
+                "unanswered_changes": len(changed_at),
+                "latency_p50_ms": round(quantile(lat, 0.5) * 1000, 1),
+                "latency_p99_ms": round(quantile(lat, 0.99) * 1000, 1),
+                "tick_mean_ms": round(metric_value(text, "fleetscale_hub_tick_seconds_sum") / max(ticks, 1) * 1000, 1),
+                "tick_p99_le_ms": hist_quantile(text, "fleetscale_hub_tick_seconds", 0.99) * 1000,
+            }
+        finally:
+            hub.terminate()
+            hub.wait(10)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--workloads", type=int, nargs="+", default=[1000, 10000])
+    p.add_argument("--spokes", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--tick", type=float, default=1.0, help="hub evaluation tick (HUB_TICK_S)")
+    args = p.parse_args()
+    print(f"# cores: {os.cpu_count()}, python {sys.version.split()[0]}, tick {args.tick}s")
+    for n in args.workloads:
+        result = asyncio.run(run_size(n, args.spokes, args.seconds, args.tick))
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
