@@ -76,7 +76,12 @@ class PodTarget:
 
     @classmethod
     def from_pod(
-        cls, pod: Any, *, metrics_port: int | None = None, metrics_path: str = "/metrics", scheme: str = "http"
+        cls,
+        pod: Any,
+        *,
+        metrics_port: int | None = None,
+        metrics_path: str = "/metrics",
+        scheme: str = "http",
     ) -> PodTarget:
         """Build a target from a kubernetes-asyncio ``V1Pod`` (or anything shaped like one).
 
@@ -209,7 +214,9 @@ def merge_samples(
                 if window_from is None and partial.window_s is not None:
                     window_from = partial
         for name, reason in partial.missing_reasons.items():
-            reasons.setdefault(name, []).append(reason if reason.startswith(f"{source}:") else f"{source}: {reason}")
+            reasons.setdefault(name, []).append(
+                reason if reason.startswith(f"{source}:") else f"{source}: {reason}"
+            )
     if gpus:
         values["gpus"] = tuple(GpuSample(**g) for g in gpus.values())
     windows = [p.window_s for _, p in partials if p.window_s is not None]

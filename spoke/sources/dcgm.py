@@ -63,7 +63,9 @@ class _Gpu:
 
     def sample(self) -> GpuSample:
         f = self.fields
-        util = f[ENGINE_ACTIVE] if ENGINE_ACTIVE in f else (f[UTIL_PERCENT] / 100 if UTIL_PERCENT in f else None)
+        util = (
+            f[ENGINE_ACTIVE] if ENGINE_ACTIVE in f else (f[UTIL_PERCENT] / 100 if UTIL_PERCENT in f else None)
+        )
         used = f[FB_USED] * MIB if FB_USED in f else None
         if FB_TOTAL in f:
             total: float | None = f[FB_TOTAL] * MIB
@@ -144,7 +146,8 @@ class DcgmSource:
             raise SourceUnavailable("no dcgm-exporter endpoints configured")
         session = self._ensure_session()
         results = await asyncio.gather(
-            *(scrape(session, url, timeout_s=self.timeout_s) for url in self.endpoints), return_exceptions=True
+            *(scrape(session, url, timeout_s=self.timeout_s) for url in self.endpoints),
+            return_exceptions=True,
         )
         expos = [r for r in results if isinstance(r, Exposition)]
         errors = [str(r) for r in results if isinstance(r, ScrapeError)]

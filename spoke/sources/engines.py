@@ -131,7 +131,9 @@ class EngineSource:
                 continue
             spec = ENGINES.get(target.engine) if target.engine else detect(result.names)
             if spec is None:
-                errors.append(f"{pod}: no known inference-engine metrics (vllm:, sglang:, tgi_, nv_inference_)")
+                errors.append(
+                    f"{pod}: no known inference-engine metrics (vllm:, sglang:, tgi_, nv_inference_)"
+                )
                 continue
             previous = self._windows.get(pod)
             if previous is not None and previous.engine != spec.engine:
@@ -202,7 +204,10 @@ def _gauge_sum(partial: PartialSample, name: str, reads: Sequence[_PodRead]) -> 
 def _kv_mean(partial: PartialSample, reads: Sequence[_PodRead]) -> None:
     name = "kv_cache_usage_ratio"
     values = [
-        s.value for r in reads if (m := r.expo.first_present(r.spec.candidates(name))) for s in r.expo.series(m)
+        s.value
+        for r in reads
+        if (m := r.expo.first_present(r.spec.candidates(name)))
+        for s in r.expo.series(m)
     ]
     if not values:
         partial.missing(name, _not_exported(name, reads))

@@ -8,7 +8,6 @@ exporters actually print: family names depend on ``# TYPE`` lines, which some sc
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -75,7 +74,7 @@ async def scrape(session: aiohttp.ClientSession, url: str, *, timeout_s: float) 
             body = await resp.text()
             if resp.status != 200:
                 raise ScrapeError(f"{url}: HTTP {resp.status}: {body[:MAX_ERROR_BODY]}")
-    except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as e:
+    except (aiohttp.ClientError, TimeoutError) as e:
         raise ScrapeError(f"{url}: {type(e).__name__}: {e}".rstrip(": ")) from e
     try:
         return Exposition.parse(body)

@@ -80,7 +80,9 @@ class NvmlSource:
         """The blocking body of ``read`` (NVML calls and /proc reads), run in a worker thread."""
         if not self._ensure_init():
             reason = self.unavailable_reason or "NVML unavailable"
-            return SourceReading(self.name, {t.key: PartialSample.all_missing(["gpus"], reason) for t in targets})
+            return SourceReading(
+                self.name, {t.key: PartialSample.all_missing(["gpus"], reason) for t in targets}
+            )
         owner = workloads_by_pod(targets)
         by_container = {c: (p.namespace, p.name) for t in targets for p in t.pods for c in p.container_ids}
         warnings: list[str] = []
@@ -146,7 +148,9 @@ class NvmlSource:
             try:
                 identity = container_of(proc.pid, proc_root=self._proc_root)
             except OSError as e:
-                warnings.append(f"{gpu_id}: pid {proc.pid} not readable ({e.strerror}); is the spoke hostPID?")
+                warnings.append(
+                    f"{gpu_id}: pid {proc.pid} not readable ({e.strerror}); is the spoke hostPID?"
+                )
                 continue
             if identity is None:
                 continue

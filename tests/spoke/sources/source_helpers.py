@@ -16,6 +16,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 def fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text()
 
+
 _SAMPLE = re.compile(r"^(?P<name>[^\s{#]+)(?P<labels>\{[^}]*\})?\s+(?P<value>\S+)(?P<rest>.*)$")
 
 
@@ -59,3 +60,23 @@ def with_engine_label(text: str, engine: str, prefix: str = "vllm:") -> str:
             line = f"{m['name']}{{{joined}}} {m['value']}{m['rest']}"
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+TTFT_BUCKET_RATES = {"0.1": 2.0, "0.5": 5.0, "+Inf": 5.0}
+"""Backfilled TTFT histogram: per second, 2 observations <= 0.1 s and 3 in (0.1, 0.5]."""
+
+
+def backfill_openmetrics(now: int) -> str:
+    lines = []
+    stamps = range(now - 120, now)
+    for pod, value in (("chat-0", 3), ("chat-1", 4)):
+        lines += [f'fleet_waiting{{namespace="llm",workload="chat",pod="{pod}"}} {value} {t}' for t in stamps]
+    lines += [f'fleet_kv{{namespace="llm",workload="chat"}} 0.5 {t}' for t in stamps]
+    lines += [f'fleet_kv{{namespace="llm",workload="other"}} 0.25 {t}' for t in stamps]
+    for le, per_s in TTFT_BUCKET_RATES.items():
+        lines += [
+            f'fleet_ttft_seconds_bucket{{namespace="llm",workload="chat",le="{le}"}} '
+            f"{per_s * (t - stamps[0])} {t}"
+            for t in stamps
+        ]
+    return "\n".join(lines) + "\n# EOF\n"

@@ -11,8 +11,9 @@ from spoke.sources.exposition import Exposition
 
 T4 = fixture_text("dcgm-exporter_t4_datadog.prom")
 H100 = fixture_text("dcgm-exporter_h100x8_k8s_sampled.prom")
-DECODE = SourceTarget("dynamo-workload", "vllm-agg",
-                      pods=(PodTarget("dynamo-workload", "vllm-agg-0-vllmdecodeworker-s65j5"),))
+DECODE = SourceTarget(
+    "dynamo-workload", "vllm-agg", pods=(PodTarget("dynamo-workload", "vllm-agg-0-vllmdecodeworker-s65j5"),)
+)
 OTHER = SourceTarget("dynamo-workload", "other", pods=(PodTarget("dynamo-workload", "other-0"),))
 GPU0 = "GPU-c4529c8d-69c4-b61d-e0bc-7b2460096005"
 
@@ -54,8 +55,10 @@ def test_t4_percent_utilisation_becomes_a_ratio_and_mib_become_bytes() -> None:
 
 
 def test_gr_engine_active_is_preferred_over_gpu_util_when_exported() -> None:
-    line = next(x for x in H100.splitlines() if x.startswith("DCGM_FI_DEV_GPU_UTIL{gpu=\"0\""))
-    active = line.replace("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE").rsplit(" ", 1)[0] + " 0.375"
+    line = next(x for x in H100.splitlines() if x.startswith('DCGM_FI_DEV_GPU_UTIL{gpu="0"'))
+    active = (
+        line.replace("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE").rsplit(" ", 1)[0] + " 0.375"
+    )
     reading = interpret([Exposition.parse(H100 + active + "\n")], [DECODE])
     gpus = reading.samples["dynamo-workload/vllm-agg"].values["gpus"]
     assert isinstance(gpus, tuple)

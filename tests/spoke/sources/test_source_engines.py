@@ -19,13 +19,26 @@ V0 = fixture_text("vllm_v0_opt125m_datadog.prom")
 MIXED = fixture_text("vllm_mixed_v0_v1_datadog.prom")
 TTFT = "vllm:time_to_first_token_seconds"
 # 10 new requests: 4 with TTFT in (0.1, 0.25], 6 in (0.25, 0.5] (cumulative increments per le).
-TTFT_INCREMENTS = {"0.25": 4.0, "0.5": 10.0, "0.75": 10.0, "1.0": 10.0, "2.5": 10.0, "5.0": 10.0,
-                   "7.5": 10.0, "10.0": 10.0, "+Inf": 10.0}
+TTFT_INCREMENTS = {
+    "0.25": 4.0,
+    "0.5": 10.0,
+    "0.75": 10.0,
+    "1.0": 10.0,
+    "2.5": 10.0,
+    "5.0": 10.0,
+    "7.5": 10.0,
+    "10.0": 10.0,
+    "+Inf": 10.0,
+}
 
 
 def target(*pods: str, engine: str | None = None) -> SourceTarget:
-    return SourceTarget("llm", "chat", pods=tuple(PodTarget("llm", p, metrics_url=f"http://{p}/metrics")
-                                                  for p in pods), engine=engine)
+    return SourceTarget(
+        "llm",
+        "chat",
+        pods=tuple(PodTarget("llm", p, metrics_url=f"http://{p}/metrics") for p in pods),
+        engine=engine,
+    )
 
 
 def later_v0(text: str = V0) -> str:
@@ -42,7 +55,14 @@ def test_first_scrape_reports_gauges_and_says_windowed_fields_have_no_window_yet
     assert partial.values["requests_waiting"] == 0.0
     assert partial.values["requests_running"] == 0.0
     assert partial.values["kv_cache_usage_ratio"] == 0.0
-    for name in ("ttft", "itl", "e2e", "request_rate_per_s", "prompt_tokens_per_s", "generation_tokens_per_s"):
+    for name in (
+        "ttft",
+        "itl",
+        "e2e",
+        "request_rate_per_s",
+        "prompt_tokens_per_s",
+        "generation_tokens_per_s",
+    ):
         assert partial.missing_reasons[name] == FIRST_SCRAPE
     assert partial.window_s is None
 
@@ -68,8 +88,11 @@ def test_second_scrape_gives_interpolated_window_percentiles_and_rates() -> None
 def test_counter_reset_counts_the_new_values_from_zero_like_prometheus() -> None:
     source = EngineSource()
     source.observe(target("a"), {"a": Exposition.parse(later_v0())}, now=0.0)
-    restarted = add_to_buckets(V0, TTFT, {"0.5": 2.0, "0.75": 2.0, "1.0": 2.0, "2.5": 2.0, "5.0": 2.0,
-                                          "7.5": 2.0, "10.0": 2.0, "+Inf": 2.0})
+    restarted = add_to_buckets(
+        V0,
+        TTFT,
+        {"0.5": 2.0, "0.75": 2.0, "1.0": 2.0, "2.5": 2.0, "5.0": 2.0, "7.5": 2.0, "10.0": 2.0, "+Inf": 2.0},
+    )
     partial = source.observe(target("a"), {"a": Exposition.parse(restarted)}, now=5.0)
     # prompt_tokens_total went 105 -> 5: after the restart 5 tokens were counted, over 5 s.
     assert partial.values["prompt_tokens_per_s"] == pytest.approx(1.0)
@@ -86,9 +109,28 @@ def test_mixed_scrape_prefers_current_vllm_names_over_deprecated_ones() -> None:
     source.observe(target("a"), {"a": Exposition.parse(text)}, now=0.0)
     # 3 inter-token latencies in (0.01, 0.1] on the new histogram; the old one gets 50 in (0.01, 0.025].
     later = add_to_buckets(text, "vllm:inter_token_latency_seconds", {"0.1": 3.0, "+Inf": 3.0})
-    later = add_to_buckets(later, "vllm:time_per_output_token_seconds",
-                           {le: 50.0 for le in ("0.025", "0.05", "0.075", "0.1", "0.15", "0.2", "0.3", "0.4",
-                                                "0.5", "0.75", "1.0", "2.5", "+Inf")})
+    later = add_to_buckets(
+        later,
+        "vllm:time_per_output_token_seconds",
+        {
+            le: 50.0
+            for le in (
+                "0.025",
+                "0.05",
+                "0.075",
+                "0.1",
+                "0.15",
+                "0.2",
+                "0.3",
+                "0.4",
+                "0.5",
+                "0.75",
+                "1.0",
+                "2.5",
+                "+Inf",
+            )
+        },
+    )
     partial = source.observe(target("a"), {"a": Exposition.parse(later)}, now=1.0)
     assert partial.values["kv_cache_usage_ratio"] == 0.25
     itl = partial.values["itl"]
@@ -100,9 +142,28 @@ def test_old_only_scrape_reads_deprecated_kv_and_itl_names() -> None:
     text = edit(V0, "vllm:gpu_cache_usage_perc", lambda v, _: 0.4)
     source = EngineSource()
     source.observe(target("a"), {"a": Exposition.parse(text)}, now=0.0)
-    later = add_to_buckets(text, "vllm:time_per_output_token_seconds",
-                           {le: 4.0 for le in ("0.025", "0.05", "0.075", "0.1", "0.15", "0.2", "0.3", "0.4",
-                                               "0.5", "0.75", "1.0", "2.5", "+Inf")})
+    later = add_to_buckets(
+        text,
+        "vllm:time_per_output_token_seconds",
+        {
+            le: 4.0
+            for le in (
+                "0.025",
+                "0.05",
+                "0.075",
+                "0.1",
+                "0.15",
+                "0.2",
+                "0.3",
+                "0.4",
+                "0.5",
+                "0.75",
+                "1.0",
+                "2.5",
+                "+Inf",
+            )
+        },
+    )
     partial = source.observe(target("a"), {"a": Exposition.parse(later)}, now=1.0)
     assert partial.values["kv_cache_usage_ratio"] == pytest.approx(0.4)
     itl = partial.values["itl"]
@@ -150,8 +211,12 @@ def test_workload_aggregates_pods_and_merges_their_histogram_increases() -> None
 def test_unreachable_pods_are_left_out_and_all_unreachable_means_missing() -> None:
     source = EngineSource()
     warnings: list[str] = []
-    partial = source.observe(target("a", "b"), {"a": Exposition.parse(V0), "b": ScrapeError("b: refused")},
-                             now=0.0, warnings=warnings)
+    partial = source.observe(
+        target("a", "b"),
+        {"a": Exposition.parse(V0), "b": ScrapeError("b: refused")},
+        now=0.0,
+        warnings=warnings,
+    )
     assert partial.values["requests_waiting"] == 0.0
     assert warnings == ["b: refused"]
     down = source.observe(target("a"), {"a": ScrapeError("a: refused")}, now=1.0)
@@ -274,8 +339,14 @@ async def test_read_scrapes_pods_over_http_and_keeps_a_window_per_pod(metrics_se
     metrics_server.bodies["/a"] = V0
     clock = iter([50.0, 60.0])
     source = EngineSource(clock=lambda: next(clock))
-    tgt = SourceTarget("llm", "chat", pods=(PodTarget("llm", "a", metrics_url=metrics_server.url("/a")),
-                                             PodTarget("llm", "b", metrics_url=metrics_server.url("/gone"))))
+    tgt = SourceTarget(
+        "llm",
+        "chat",
+        pods=(
+            PodTarget("llm", "a", metrics_url=metrics_server.url("/a")),
+            PodTarget("llm", "b", metrics_url=metrics_server.url("/gone")),
+        ),
+    )
     try:
         first = await source.read([tgt])
         metrics_server.bodies["/a"] = later_v0()

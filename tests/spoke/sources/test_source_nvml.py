@@ -23,10 +23,14 @@ V1_CGROUPFS = f"""12:memory:/kubepods/burstable/pod{UID}/{CID}
 11:devices:/kubepods/burstable/pod{UID}/{CID}
 1:name=systemd:/kubepods/burstable/pod{UID}/{CID}
 """
-V1_SYSTEMD = (f"11:cpuset:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID.replace('-', '_')}"
-              f".slice/cri-containerd-{CID}.scope\n")
-V2_CONTAINERD = (f"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID.replace('-', '_')}"
-                 f".slice/cri-containerd-{CID}.scope\n")
+V1_SYSTEMD = (
+    f"11:cpuset:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID.replace('-', '_')}"
+    f".slice/cri-containerd-{CID}.scope\n"
+)
+V2_CONTAINERD = (
+    f"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID.replace('-', '_')}"
+    f".slice/cri-containerd-{CID}.scope\n"
+)
 V2_CRIO = f"0::/kubepods.slice/kubepods-pod{UID.replace('-', '_')}.slice/crio-{CID}.scope\n"
 V2_DOCKER = f"0::/system.slice/docker-{CID}.scope\n"
 
@@ -45,7 +49,10 @@ def test_plain_docker_scope_gives_container_without_pod() -> None:
 
 
 def test_conmon_and_host_processes_are_not_containers() -> None:
-    assert parse_cgroup(f"0::/kubepods.slice/kubepods-pod{UID.replace('-', '_')}.slice/crio-conmon-{CID}.scope") is None
+    assert (
+        parse_cgroup(f"0::/kubepods.slice/kubepods-pod{UID.replace('-', '_')}.slice/crio-conmon-{CID}.scope")
+        is None
+    )
     assert parse_cgroup("0::/\n") is None
     assert parse_cgroup("0::/user.slice/user-0.slice/session-3.scope\n") is None
 
@@ -66,7 +73,7 @@ class _Memory:
 @dataclass
 class _Process:
     pid: int
-    usedGpuMemory: int  # noqa: N815 - pynvml's attribute name
+    usedGpuMemory: int
 
 
 class FakeNvml:
@@ -79,39 +86,43 @@ class FakeNvml:
         self.inits = 0
         self.shutdowns = 0
 
-    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names
+    def nvmlInit(self) -> None:
         self.inits += 1
         if self.init_error is not None:
             raise self.init_error
 
-    def nvmlShutdown(self) -> None:  # noqa: N802
+    def nvmlShutdown(self) -> None:
         self.shutdowns += 1
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:
         return 2
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
         return index
 
-    def nvmlDeviceGetUUID(self, h: int) -> str:  # noqa: N802
+    def nvmlDeviceGetUUID(self, h: int) -> str:
         return f"GPU-fake-{h}"
 
-    def nvmlDeviceGetName(self, h: int) -> bytes:  # noqa: N802
+    def nvmlDeviceGetName(self, h: int) -> bytes:
         return b"NVIDIA H100 80GB HBM3"
 
-    def nvmlDeviceGetUtilizationRates(self, h: int) -> _Util:  # noqa: N802
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> _Util:
         return _Util(gpu=(87, 0)[h])
 
-    def nvmlDeviceGetMemoryInfo(self, h: int) -> _Memory:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> _Memory:
         return _Memory(total=85_899_345_920, free=8_589_934_592, used=77_309_411_328)
 
-    def nvmlDeviceGetPowerUsage(self, h: int) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerUsage(self, h: int) -> int:
         if h == 1:
             raise pynvml.NVMLError_NotSupported()
         return 312_500
 
-    def nvmlDeviceGetComputeRunningProcesses(self, h: int) -> list[_Process]:  # noqa: N802
-        return [_Process(pid=4242, usedGpuMemory=1 << 30), _Process(pid=999_999, usedGpuMemory=0)] if h == 0 else []
+    def nvmlDeviceGetComputeRunningProcesses(self, h: int) -> list[_Process]:
+        return (
+            [_Process(pid=4242, usedGpuMemory=1 << 30), _Process(pid=999_999, usedGpuMemory=0)]
+            if h == 0
+            else []
+        )
 
 
 @pytest.fixture
@@ -150,14 +161,20 @@ def test_unsupported_query_leaves_only_that_field_missing_and_idle_gpu_unattribu
     assert any("999999" in w and "hostPID" in w for w in reading.warnings)
 
 
-def test_container_lookup_from_the_caller_attributes_without_container_ids_in_targets(proc_root: Path) -> None:
+def test_container_lookup_from_the_caller_attributes_without_container_ids_in_targets(
+    proc_root: Path,
+) -> None:
     bare = SourceTarget("llm", "chat", pods=(PodTarget("llm", "chat-0"),))
     lookup = {CID: ("llm", "chat-0")}.get
-    reading = NvmlSource(nvml=FakeNvml(), proc_root=proc_root, container_lookup=lookup, node="n").collect([bare])
+    reading = NvmlSource(nvml=FakeNvml(), proc_root=proc_root, container_lookup=lookup, node="n").collect(
+        [bare]
+    )
     assert "gpus" in reading.samples["llm/chat"].values
 
 
-async def test_init_failure_is_logged_once_and_every_field_is_missing(caplog: pytest.LogCaptureFixture) -> None:
+async def test_init_failure_is_logged_once_and_every_field_is_missing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     fake = FakeNvml(init_error=pynvml.NVMLError_DriverNotLoaded())
     source = NvmlSource(nvml=fake, node="n")
     with caplog.at_level(logging.WARNING, logger="fleetscale.spoke.sources.nvml"):
