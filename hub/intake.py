@@ -45,5 +45,6 @@ class Intake:
             self.metrics.reports.labels(report.cluster_id).inc()
 
     async def run(self) -> None:
-        async for subject, report in self.bus.messages(subjects.TELEMETRY_ALL, TelemetryReport, on_invalid=self.on_invalid):
+        telemetry = self.bus.messages(subjects.TELEMETRY_ALL, TelemetryReport, on_invalid=self.on_invalid)
+        async for subject, report in telemetry:
             self.accept(subject, report)

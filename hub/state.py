@@ -123,7 +123,9 @@ class FleetState:
         intent = self._intents.get(key)
         if intent is None or intent.command_id != result.command_id:
             return None  # a result for a superseded command: nothing to update
-        updated = Intent(intent.command_id, intent.replicas_by_gpu_type, intent.issued_at, intent.sent_monotonic, result)
+        updated = Intent(
+            intent.command_id, intent.replicas_by_gpu_type, intent.issued_at, intent.sent_monotonic, result
+        )
         self._intents[key] = updated
         return updated
 

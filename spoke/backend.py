@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from shared.errors import PermanentError, TemporaryError
-from shared.messages import GpuNode, ResultReason, Samples, ScaleCommand, VariantStatus, WorkloadKind, WorkloadRef
+from shared.messages import (
+    GpuNode,
+    ResultReason,
+    Samples,
+    ScaleCommand,
+    VariantStatus,
+    WorkloadKind,
+    WorkloadRef,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,176 @@
+"""GPU telemetry from NVIDIA dcgm-exporter, attributed to workloads through its pod labels.
+
+dcgm-exporter runs as a DaemonSet (port 9400) and, with its Kubernetes mapping on, labels the series
+of a GPU assigned to a pod with ``pod``, ``namespace`` and ``container``. GPUs without those labels
+are idle or belong to something we do not manage: they are reported as unattributed ``NodeGpu``\\ s
+(node inventory), never folded into a workload.
+
+Field choices (see docs/sources.md):
+
+* ``utilization_ratio``: ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` (already 0-1) when exported, else
+  ``DCGM_FI_DEV_GPU_UTIL`` / 100. GPU_UTIL is "% of time any kernel ran", which pegs near 100 under
+  continuous batching; GR_ENGINE_ACTIVE is the fraction of time the graphics/compute engine was
+  busy averaged over the sample period, a better load signal where DCP profiling is available.
+* Memory: ``FB_USED`` MiB -> bytes; total is ``FB_TOTAL`` when exported, else
+  ``FB_USED + FB_FREE (+ FB_RESERVED)``, each in MiB (dcgm reports MiB, 2**20 bytes).
+* ``power_w``: ``DCGM_FI_DEV_POWER_USAGE`` (W).
+* Identity: ``UUID`` (MIG instances add ``/GPU_I_ID``), else ``<hostname>/<gpu index>``; node from
+  ``Hostname`` or, since dcgm-exporter renamed it (#655, 2026), ``hostname``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from shared.messages import GpuSample
+from spoke.sources.base import (
+    NodeGpu,
+    PartialSample,
+    SourceReading,
+    SourceTarget,
+    SourceUnavailable,
+    workloads_by_pod,
+)
+from spoke.sources.exposition import Exposition, ScrapeError, scrape
+
+MIB = 2**20
+UTIL_PERCENT = "DCGM_FI_DEV_GPU_UTIL"
+ENGINE_ACTIVE = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+FB_USED, FB_FREE, FB_RESERVED, FB_TOTAL = (
+    "DCGM_FI_DEV_FB_USED",
+    "DCGM_FI_DEV_FB_FREE",
+    "DCGM_FI_DEV_FB_RESERVED",
+    "DCGM_FI_DEV_FB_TOTAL",
+)
+POWER = "DCGM_FI_DEV_POWER_USAGE"
+READ = (UTIL_PERCENT, ENGINE_ACTIVE, FB_USED, FB_FREE, FB_RESERVED, FB_TOTAL, POWER)
+UUID_LABELS = ("UUID", "uuid", "gpu_uuid")
+HOST_LABELS = ("Hostname", "hostname")
+NO_GPU_REASON = "no GPU series labelled with this workload's pods (is dcgm-exporter's pod mapping on?)"
+
+
+@dataclass(slots=True)
+class _Gpu:
+    gpu_id: str
+    node: str | None
+    product: str | None
+    fields: dict[str, float] = field(default_factory=dict)
+    pods: set[tuple[str, str]] = field(default_factory=set)
+
+    def sample(self) -> GpuSample:
+        f = self.fields
+        util = (
+            f[ENGINE_ACTIVE] if ENGINE_ACTIVE in f else (f[UTIL_PERCENT] / 100 if UTIL_PERCENT in f else None)
+        )
+        used = f[FB_USED] * MIB if FB_USED in f else None
+        if FB_TOTAL in f:
+            total: float | None = f[FB_TOTAL] * MIB
+        elif FB_USED in f and FB_FREE in f:
+            total = (f[FB_USED] + f[FB_FREE] + f.get(FB_RESERVED, 0.0)) * MIB
+        else:
+            total = None
+        return GpuSample(
+            gpu_id=self.gpu_id,
+            node=self.node,
+            utilization_ratio=None if util is None else min(max(util, 0.0), 1.0),
+            memory_used_bytes=used,
+            memory_total_bytes=total,
+            power_w=f.get(POWER),
+        )
+
+
+def _label(labels: Mapping[str, str], names: Sequence[str]) -> str | None:
+    return next((labels[n] for n in names if labels.get(n)), None)
+
+
+def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]) -> SourceReading:
+    """Turn dcgm-exporter scrapes into GPU samples per workload plus the node GPU inventory."""
+    gpus: dict[str, _Gpu] = {}
+    for expo in expositions:
+        for metric in READ:
+            for s in expo.series(metric):
+                labels = dict(s.labels)
+                host = _label(labels, HOST_LABELS)
+                uuid = _label(labels, UUID_LABELS)
+                gpu_id = uuid or f"{host or 'unknown'}/{labels.get('gpu', '?')}"
+                if labels.get("GPU_I_ID"):
+                    gpu_id = f"{gpu_id}/{labels['GPU_I_ID']}"
+                gpu = gpus.setdefault(gpu_id, _Gpu(gpu_id, host, labels.get("modelName")))
+                gpu.fields[metric] = s.value
+                if labels.get("pod"):
+                    gpu.pods.add((labels.get("namespace", ""), labels["pod"]))
+    owner = workloads_by_pod(targets)
+    per_workload: dict[str, list[GpuSample]] = {}
+    inventory: list[NodeGpu] = []
+    for gpu in gpus.values():
+        sample = gpu.sample()
+        keys = tuple(sorted({owner[p] for p in gpu.pods if p in owner}))
+        inventory.append(NodeGpu(sample=sample, product=gpu.product, workloads=keys))
+        for key in keys:
+            per_workload.setdefault(key, []).append(sample)
+    samples: dict[str, PartialSample] = {}
+    for t in targets:
+        partial = PartialSample()
+        if t.key in per_workload:
+            partial.measured("gpus", tuple(per_workload[t.key]))
+        else:
+            partial.missing("gpus", NO_GPU_REASON)
+        samples[t.key] = partial
+    return SourceReading(source="dcgm", samples=samples, gpus=tuple(inventory))
+
+
+class DcgmSource:
+    """Scrapes one or more dcgm-exporter endpoints (one per GPU node) concurrently."""
+
+    name = "dcgm"
+    capabilities = frozenset({"gpus"})
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        timeout_s: float = 5.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.endpoints = tuple(endpoints)
+        self.timeout_s = timeout_s
+        self._session = session
+        self._owns_session = session is None
+
+    async def read(self, targets: Sequence[SourceTarget]) -> SourceReading:
+        if not self.endpoints:
+            raise SourceUnavailable("no dcgm-exporter endpoints configured")
+        session = self._ensure_session()
+        results = await asyncio.gather(
+            *(scrape(session, url, timeout_s=self.timeout_s) for url in self.endpoints),
+            return_exceptions=True,
+        )
+        expos = [r for r in results if isinstance(r, Exposition)]
+        errors = [str(r) for r in results if isinstance(r, ScrapeError)]
+        unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, ScrapeError)]
+        if unexpected:
+            raise unexpected[0]
+        if not expos:
+            raise SourceUnavailable("; ".join(errors))
+        reading = interpret(expos, targets)
+        if errors:
+            # A workload on the unreachable node looks exactly like one without GPUs; say both.
+            reading.warnings = tuple(errors)
+            for partial in reading.samples.values():
+                if "gpus" in partial.missing_reasons:
+                    partial.missing("gpus", f"{NO_GPU_REASON}; unreachable: {'; '.join(errors)}")
+        return reading
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None

@@ -1,0 +1,82 @@
+"""Scraping and indexing Prometheus text expositions (``/metrics`` of exporters and engines).
+
+Parsing is ``prometheus_client``'s own parser; this module only flattens its families into samples
+keyed by *sample* name (``vllm:request_success_total``, ``x_bucket``). Sample names are what the
+exporters actually print: family names depend on ``# TYPE`` lines, which some scrapes lack (a
+``grep`` of dcgm-exporter output has none) and which strip ``_total`` from counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from spoke.sources.base import SourceUnavailable
+
+MAX_ERROR_BODY = 200
+"""Characters of an error response body kept in the message (bodies can be whole HTML pages)."""
+
+
+class ScrapeError(SourceUnavailable):
+    """One endpoint could not be scraped or parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    labels: Mapping[str, str]
+    value: float
+
+
+class Exposition:
+    """One scrape, indexed by sample name."""
+
+    def __init__(self, samples: Mapping[str, list[Series]]) -> None:
+        self._samples = samples
+
+    @classmethod
+    def parse(cls, text: str) -> Exposition:
+        samples: dict[str, list[Series]] = {}
+        try:
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    samples.setdefault(s.name, []).append(Series(s.labels, float(s.value)))
+        except ValueError as e:
+            raise ScrapeError(f"malformed exposition: {e}") from e
+        return cls(samples)
+
+    @property
+    def names(self) -> Iterable[str]:
+        return self._samples.keys()
+
+    def has(self, name: str) -> bool:
+        return name in self._samples
+
+    def series(self, name: str) -> list[Series]:
+        return self._samples.get(name, [])
+
+    def first_present(self, candidates: Iterable[str]) -> str | None:
+        """The first of ``candidates`` (preferred names first) that this scrape has."""
+        return next((c for c in candidates if c in self._samples), None)
+
+    def total(self, name: str) -> float | None:
+        """Sum of every series of ``name`` (across engines, models, finish reasons); None if absent."""
+        series = self._samples.get(name)
+        return sum(s.value for s in series) if series else None
+
+
+async def scrape(session: aiohttp.ClientSession, url: str, *, timeout_s: float) -> Exposition:
+    """GET ``url`` and parse it. Raises ``ScrapeError`` for any network, HTTP or format trouble."""
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            body = await resp.text()
+            if resp.status != 200:
+                raise ScrapeError(f"{url}: HTTP {resp.status}: {body[:MAX_ERROR_BODY]}")
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise ScrapeError(f"{url}: {type(e).__name__}: {e}".rstrip(": ")) from e
+    try:
+        return Exposition.parse(body)
+    except ScrapeError as e:
+        raise ScrapeError(f"{url}: {e}") from e
