@@ -1,8 +1,11 @@
 """Replay a bundled 1-hour trace through the simulator with a fixed fleet and report the wall time.
 
-Usage (from the repository root): ``PYTHONPATH=. python bench/simulator_replay.py [trace] [--l4 N] [--a100 N] [--h100 N]``. The fleet is split over
-two clusters; it is static (no autoscaler), so this measures the physics' replay speed, and prints the
-latency/cost outcome as a sanity check.
+Usage, from the repository root::
+
+    PYTHONPATH=. python bench/simulator_replay.py [trace] [--l4 N] [--a100 N] [--h100 N]
+
+The fleet is split over two clusters and is static (no autoscaler), so this measures the physics'
+replay speed; the latency/cost outcome is printed as a sanity check.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from shared.simulation.ledger import Ledger
 from shared.simulation.profiles import ServingProfile
 
 _EPS_STEPS = 1e-9
+_EPS_TOKENS = 1e-6
 
 
 class Request:
@@ -189,9 +190,15 @@ class Replica:
         dec = self._decoding
         chunk_max = p.chunk_tokens
         while pre or dec:
+            if pre and pre[0].prefill_left <= _EPS_TOKENS:
+                # Finished by the same instant as a decode event handled just before.
+                self.now = now
+                self._first_token(now)
+                self._admit()
+                continue
             n = len(dec)
             pending = self._prefill_pending
-            if pre and pending <= 0.0:
+            if pre and pending <= _EPS_TOKENS:
                 pending = self._prefill_pending = sum(r.prefill_left for r in pre)
             chunk = pending if pending < chunk_max else chunk_max
             step = p.step_s(n, self._ctx_base + n * self._steps, chunk)

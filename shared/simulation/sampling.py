@@ -6,9 +6,10 @@ chosen to mean what the real exporters mean:
 * TTFT percentiles over requests whose first token came in the window; ITL (the request's mean
   time between tokens) and e2e over requests that finished in the window. None when there were
   none, with a reason.
-* ``requests_waiting`` / ``requests_running``: instant totals over the cluster's replicas of the
-  workload (draining ones included: their pods still run). The global gateway queue is added to the
-  waiting count of the workload's gateway cluster only, so summing clusters never double counts.
+* ``requests_waiting`` / ``requests_running``: instant totals over the cluster's ready replicas of
+  the workload (draining ones included: their pods still run; starting ones are not scraped yet).
+  The global gateway queue is added to the waiting count of the workload's gateway cluster only,
+  so summing clusters never double counts.
 * ``kv_cache_usage_ratio``: mean over ready replicas of KV tokens held / KV capacity.
 * Rates: requests that entered the cluster (routed to its replicas, or queued at its gateway), and
   prompt / generated tokens processed by its replicas, per second of window.
@@ -71,16 +72,17 @@ def build_samples(
     ready = [r for r in live if r.ready]
     present = [r for r in replicas if r.created_s <= now_s and (r.end_s is None or r.end_s > start)]
 
+    # Only ready pods export engine metrics; a starting pod is not scraped yet.
     waiting: float | None = None
     running: float | None = None
-    if live or gateway_waiting is not None:
-        waiting = float(sum(r.waiting for r in live) + (gateway_waiting or 0))
-    if live:
-        running = float(sum(r.running for r in live))
+    if ready or gateway_waiting is not None:
+        waiting = float(sum(r.waiting for r in ready) + (gateway_waiting or 0))
+    if ready:
+        running = float(sum(r.running for r in ready))
     else:
-        missing["requests_running"] = "no replicas in this cluster"
+        missing["requests_running"] = "no ready replicas in this cluster"
         if waiting is None:
-            missing["requests_waiting"] = "no replicas in this cluster"
+            missing["requests_waiting"] = "no ready replicas in this cluster"
 
     serving = [r for r in ready if not r.draining]
     kv: float | None = None
