@@ -1,0 +1,184 @@
+import pytest
+
+from shared.simulation import (
+    CapacityError,
+    ClusterSpec,
+    NodeSpec,
+    SimWorld,
+    UnknownTargetError,
+    WorkloadSpec,
+    from_requests,
+    synthetic,
+)
+
+
+def one_cluster_world(trace, *, gpu="L4", gpus=8, replicas=1, cold_start_s=90.0):
+    cluster = ClusterSpec("east", (NodeSpec("n1", gpu, gpus),))
+    initial = {("east", gpu): replicas} if replicas else {}
+    workload = WorkloadSpec("llm", "chat", trace, cold_start_s=cold_start_s, initial_replicas=initial)
+    return SimWorld([cluster], [workload])
+
+
+def load(rate, duration=120.0, seed=1):
+    return synthetic(
+        "constant", duration_s=duration, rate_per_s=rate, seed=seed, input_tokens=512, output_tokens=64
+    )
+
+
+def test_light_load_gets_low_ttft_and_nothing_waits():
+    world = one_cluster_world(load(0.2))
+    world.advance(120)
+    samples = world.samples("east", "llm", "chat", 60)
+    assert samples.requests_waiting == 0
+    assert samples.ttft.p99_s is not None and samples.ttft.p99_s < 0.5
+    assert samples.request_rate_per_s == pytest.approx(0.2, abs=0.15)
+    assert samples.kv_cache_usage_ratio is not None and samples.kv_cache_usage_ratio < 0.2
+
+
+def test_overload_builds_a_queue_and_ttft_keeps_growing():
+    world = one_cluster_world(load(12.0))
+    world.advance(40)
+    early = world.samples("east", "llm", "chat", 20)
+    world.advance(80)
+    late = world.samples("east", "llm", "chat", 20)
+    assert early.requests_waiting > 0
+    assert late.requests_waiting > early.requests_waiting
+    assert late.ttft.p50_s > early.ttft.p50_s
+    assert all(g.utilization_ratio == 1.0 for g in late.gpus)
+
+
+def test_more_replicas_give_lower_ttft():
+    def p95_ttft(replicas):
+        world = one_cluster_world(load(4.0, duration=60), replicas=replicas)
+        world.advance(60)
+        return world.samples("east", "llm", "chat", 60).ttft.p95_s
+
+    assert p95_ttft(4) < p95_ttft(1)
+
+
+def test_h100_serves_the_same_load_faster_than_l4():
+    def p50_e2e(gpu):
+        world = one_cluster_world(load(1.0, duration=60), gpu=gpu)
+        world.advance(60)
+        return world.samples("east", "llm", "chat", 60).e2e.p50_s
+
+    assert p50_e2e("H100") < p50_e2e("L4") / 3
+
+
+def test_cold_start_delays_readiness_exactly():
+    world = one_cluster_world(load(0.5), replicas=0, cold_start_s=90.0)
+    world.advance(10)
+    assert world.set_replicas("east", "llm", "chat", "L4", 2) == 2
+    assert world.inventory("east")[0].free_gpus == 6
+    world.advance(99.999)
+    [state] = world.workload_states("east")
+    assert (state.desired_replicas, state.ready_replicas) == (2, 0)
+    world.advance(100)
+    [state] = world.workload_states("east")
+    assert state.ready_replicas == 2
+
+
+def test_requests_wait_at_the_gateway_until_a_replica_is_ready():
+    world = one_cluster_world(load(1.0), replicas=0, cold_start_s=30.0)
+    world.set_replicas("east", "llm", "chat", "L4", 1)
+    world.advance(20)
+    queued = world.samples("east", "llm", "chat", 10)
+    assert queued.requests_waiting is not None and queued.requests_waiting > 0
+    assert queued.requests_running is None
+    world.advance(60)
+    first = min(world.completed_requests(), key=lambda r: r.arrival_s)
+    assert first.arrival_s + first.ttft_s >= 30.0
+
+
+def test_capacity_error_changes_nothing():
+    world = one_cluster_world(load(0.5), gpus=4, replicas=2)
+    before = (world.inventory("east"), world.workload_states("east"))
+    with pytest.raises(CapacityError, match="L4"):
+        world.scale("east", "llm", "chat", {"L4": 5})
+    with pytest.raises(CapacityError):
+        world.set_replicas("east", "llm", "chat", "H100", 1)
+    assert (world.inventory("east"), world.workload_states("east")) == before
+
+
+def test_unknown_workload_and_cluster_are_lookup_errors():
+    world = one_cluster_world(load(0.5))
+    with pytest.raises(UnknownTargetError):
+        world.set_replicas("east", "llm", "nope", "L4", 1)
+    with pytest.raises(UnknownTargetError):
+        world.inventory("west")
+
+
+def test_scale_down_removes_starting_replicas_first():
+    world = one_cluster_world(load(0.5), replicas=2)
+    world.set_replicas("east", "llm", "chat", "L4", 4)
+    world.set_replicas("east", "llm", "chat", "L4", 2)
+    [state] = world.workload_states("east")
+    assert (state.desired_replicas, state.ready_replicas) == (2, 2)
+    assert world.inventory("east")[0].free_gpus == 6
+
+
+def test_removed_replica_drains_its_running_requests_and_then_frees_its_gpu():
+    trace = from_requests("one", [(0.0, 256, 400)])
+    world = one_cluster_world(trace, replicas=1)
+    world.advance(1.0)
+    world.set_replicas("east", "llm", "chat", "L4", 0)
+    assert world.inventory("east")[0].free_gpus == 7
+    world.advance(120)
+    [done] = world.completed_requests()
+    assert done.e2e_s > 1.0
+    assert world.inventory("east")[0].free_gpus == 8
+    assert world.gpu_seconds()[("east", "L4")] == pytest.approx(done.e2e_s)
+
+
+def test_samples_are_missing_with_reasons_when_nothing_happened():
+    world = one_cluster_world(from_requests("empty", [], duration_s=60), replicas=1)
+    world.advance(30)
+    samples = world.samples("east", "llm", "chat", 10)
+    assert samples.ttft.p50_s is None and samples.e2e.p99_s is None and samples.itl.p95_s is None
+    assert samples.missing_reasons["e2e"] == "no requests completed in window"
+    assert samples.missing_reasons["cpu_utilization_ratio"] == "not simulated"
+    assert samples.request_rate_per_s == 0.0
+    assert samples.gpus[0].utilization_ratio == 0.0
+
+
+def test_samples_of_a_cluster_without_replicas_are_missing_not_zero():
+    clusters = [
+        ClusterSpec("east", (NodeSpec("a", "L4", 2),)),
+        ClusterSpec("west", (NodeSpec("b", "L4", 2),)),
+    ]
+    workload = WorkloadSpec("llm", "chat", load(1.0), initial_replicas={("east", "L4"): 1})
+    world = SimWorld(clusters, [workload])
+    world.advance(30)
+    west = world.samples("west", "llm", "chat", 10)
+    assert west.requests_waiting is None and west.request_rate_per_s is None and west.gpus == ()
+    assert "no ready replicas" in west.missing_reasons["requests_running"]
+    assert world.samples("east", "llm", "chat", 10).request_rate_per_s > 0
+
+
+def test_same_inputs_give_identical_results():
+    def run():
+        world = one_cluster_world(load(6.0, duration=60, seed=3), replicas=2)
+        world.advance(30)
+        world.set_replicas("east", "llm", "chat", "L4", 3)
+        world.advance(90)
+        return world.completed_requests(), world.samples("east", "llm", "chat", 30), world.cost()
+
+    assert run() == run()
+
+
+def test_cost_includes_the_cold_start():
+    world = one_cluster_world(from_requests("empty", [], duration_s=600), replicas=0, cold_start_s=90)
+    world.set_replicas("east", "llm", "chat", "L4", 1)
+    world.advance(3600)
+    assert world.gpu_seconds() == {("east", "L4"): pytest.approx(3600.0)}
+    assert world.cost() == pytest.approx(0.805)
+
+
+def test_routing_prefers_the_faster_replica_at_light_load():
+    cluster = ClusterSpec("east", (NodeSpec("a", "L4", 1), NodeSpec("b", "H100", 1)))
+    initial = {("east", "L4"): 1, ("east", "H100"): 1}
+    workload = WorkloadSpec("llm", "chat", load(0.2), initial_replicas=initial)
+    world = SimWorld([cluster], [workload])
+    world.advance(120)
+    served = {r.gpu_type for r in world.completed_requests()}
+    assert served == {"H100"}
