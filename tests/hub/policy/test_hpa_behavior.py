@@ -502,7 +502,7 @@ def test_up_window_takes_the_lowest_recent_recommendation() -> None:
 
 
 def test_bounds_prechecks_match_kubernetes_reconcile() -> None:
-    """TestZeroReplicas / TestScaleDownRCImmediately / TestScaleUpRCImmediately."""
+    """TestScaleDownRCImmediately / TestScaleUpRCImmediately, plus reconcileAutoscaler's zero branch."""
     disabled = bounds_precheck(0, min_replicas=3, max_replicas=5)
     assert disabled is not None and (disabled.replicas, disabled.rescale, disabled.reason) == (
         0,
