@@ -98,7 +98,9 @@ class Evaluator:
                 placement_before=placement_json(before),
                 placement_after=placement_json(result.placement),
                 unplaced=result.unplaced,
-                notes=list(result.notes),
+                notes=[f"stale clusters excluded, their share re-placed: {', '.join(view.stale_clusters)}"]
+                * bool(view.stale_clusters)
+                + list(result.notes),
                 commands=commands,
             )
             self.decisions.add(decision)

@@ -14,6 +14,7 @@ spoke that starts before NATS simply waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -101,11 +102,24 @@ class Delivery(Generic[M]):
     model: M
     msg: Msg
 
-    async def ack(self) -> None:
-        await self.msg.ack_sync()
+    async def ack(self) -> bool:
+        """Acknowledge and wait for the server to confirm. False if that failed.
+
+        A lost ack is not an error for the consumer: the message comes back after ``ack_wait``
+        and the handlers are idempotent (the spoke's ledger, the hub's intent table).
+        """
+        try:
+            await self.msg.ack_sync()
+        except (nats.errors.Error, TimeoutError) as e:
+            logger.warning("ack of %s not confirmed (%r); it will be re-delivered", self.msg.subject, e)
+            return False
+        return True
 
     async def nak(self, delay_s: float | None = None) -> None:
-        await self.msg.nak(delay=delay_s)
+        try:
+            await self.msg.nak(delay=delay_s)
+        except (nats.errors.Error, TimeoutError) as e:
+            logger.warning("nak of %s failed (%r); it will be re-delivered after ack_wait", self.msg.subject, e)
 
 
 class Bus:
@@ -265,7 +279,8 @@ class Bus:
                             yield Delivery(decode(model, msg.data, subject=msg.subject), msg)
                         except InvalidMessage as e:
                             on_invalid(e)
-                            await msg.term()
+                            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                                await msg.term()
             except (
                 nats.errors.ConnectionClosedError,
                 nats.errors.NoRespondersError,

@@ -3,7 +3,8 @@
 The foundation engine is target tracking on one signal, ``desired = ceil(ready × value / target)``
 (the HPA's formula), with three safety rules that every later engine keeps:
 
-* missing or stale data never scales down: with no value the workload holds;
+* missing or stale data never scales down: with no value the workload holds, and a value that some
+  serving cluster did not measure may scale up but not down (the HPA's rule for missing pods);
 * no scale-down while replicas are still starting (they were asked for a reason);
 * scale-down goes to the highest recommendation of the stabilisation window, as the HPA does.
 """
@@ -35,27 +36,42 @@ class Recommendation:
         return self.desired_replicas != self.current_replicas
 
 
-def signal_value(view: WorkloadView, signal: Signal) -> float | None:
-    """The workload's value of ``signal`` across fresh clusters, or None when not measured."""
-    reports = list(view.reports.values())
+@dataclass(frozen=True, slots=True)
+class SignalReading:
+    value: float | None
+    partial: bool
+    """Some cluster with ready replicas did not measure it: the value may be an underestimate."""
+
+
+def signal_value(view: WorkloadView, signal: Signal) -> SignalReading:
+    """The workload's value of ``signal`` across fresh clusters.
+
+    A cluster with no ready replica has nothing to measure, so its missing value does not count.
+    A cluster *with* ready replicas that did not measure makes the reading ``partial``: the HPA's
+    rule then applies, and a partial reading may scale up but never down.
+    """
+    measured = [r for r in view.reports.values() if r.ready_replicas > 0 or r.samples.requests_waiting]
     if signal is Signal.QUEUE_PER_REPLICA:
-        waiting = [r.samples.requests_waiting for r in reports]
-        if not reports or any(w is None for w in waiting):
-            return None
-        return sum(w for w in waiting if w is not None) / max(view.ready_replicas, 1)
+        known = [r.samples.requests_waiting for r in measured if r.samples.requests_waiting is not None]
+        partial = len(known) < len(measured)
+        if not known:
+            return SignalReading(None, partial)
+        return SignalReading(sum(known) / max(view.ready_replicas, 1), partial)
     if signal is Signal.TTFT_P95:
         # Weighted by request rate where known: the fleet's p95 is dominated by busy clusters.
-        pairs = [(r.samples.ttft.p95_s, r.samples.request_rate_per_s or 0.0) for r in reports]
-        known = [(v, w) for v, w in pairs if v is not None]
-        if not known:
-            return None
-        total_w = sum(w for _, w in known)
+        pairs = [(r.samples.ttft.p95_s, r.samples.request_rate_per_s or 0.0) for r in measured]
+        known_pairs = [(v, w) for v, w in pairs if v is not None]
+        partial = len(known_pairs) < len(pairs)
+        if not known_pairs:
+            return SignalReading(None, partial)
+        total_w = sum(w for _, w in known_pairs)
         if total_w <= 0:
-            return max(v for v, _ in known)
-        return sum(v * w for v, w in known) / total_w
+            return SignalReading(max(v for v, _ in known_pairs), partial)
+        return SignalReading(sum(v * w for v, w in known_pairs) / total_w, partial)
     if signal is Signal.GPU_UTILIZATION:
-        values = [g.utilization_ratio for r in reports for g in r.samples.gpus if g.utilization_ratio is not None]
-        return sum(values) / len(values) if values else None
+        values = [g.utilization_ratio for r in measured for g in r.samples.gpus if g.utilization_ratio is not None]
+        partial = any(not r.samples.gpus for r in measured)
+        return SignalReading(sum(values) / len(values) if values else None, partial)
     raise ValueError(f"unknown signal {signal}")  # pragma: no cover
 
 
@@ -77,13 +93,15 @@ class Engine:
     def _recommend(self, view: WorkloadView, policy: Policy, now: float) -> Recommendation:
         current = view.desired_replicas
         ready = view.ready_replicas
-        value = signal_value(view, policy.target.signal)
+        reading = signal_value(view, policy.target.signal)
+        value = reading.value
         inputs: dict[str, float | int | None] = {
             "current_replicas": current,
             "ready_replicas": ready,
             policy.target.signal.value: value,
             "target": policy.target.value,
             "stale_clusters": len(view.stale_clusters),
+            "partial": reading.partial,
         }
 
         def hold(reason: str, proposal: int | None = None) -> Recommendation:
@@ -110,6 +128,8 @@ class Engine:
             history.popleft()
         stabilised = max(r for _, r in history)
 
+        if proposal < current and reading.partial:
+            return hold(f"{policy.target.signal.value} is missing on some clusters; no scale-down", proposal)
         if proposal >= current:
             desired, reason = proposal, f"{policy.target.signal.value}={value:.3g} vs target {policy.target.value:g}"
         elif ready < current:

@@ -82,3 +82,22 @@ def test_stale_cluster_is_excluded_from_current_replicas() -> None:
     assert snap.clusters["b"].stale and not snap.clusters["a"].stale
     view = snap.workloads["inference/llama"]
     assert view.desired_replicas == 2 and view.stale_clusters == ("b",)
+
+
+def test_a_cluster_without_ready_replicas_does_not_block_the_signal() -> None:
+    s = FleetState()
+    s.ingest(report("a", [workload(waiting=40)], [node("H100", 6)]), now=100.0)
+    s.ingest(report("b", [workload(variants={}, waiting=None)], [node("L4", 8)]), now=100.0)
+    assert evaluate(s, policy(target=5)).desired_replicas == 8
+
+
+def test_partly_missing_signal_may_scale_up_but_not_down() -> None:
+    up = FleetState()
+    up.ingest(report("a", [workload(waiting=40)], [node("H100", 6)]), now=100.0)
+    up.ingest(report("b", [workload(variants={"L4": (1, 1)}, waiting=None)], [node("L4", 8)]), now=100.0)
+    assert evaluate(up, policy(target=5)).desired_replicas == 8  # ceil(40 known waiting / 5)
+    down = FleetState()
+    down.ingest(report("a", [workload(waiting=0)], [node("H100", 6)]), now=100.0)
+    down.ingest(report("b", [workload(variants={"L4": (1, 1)}, waiting=None)], [node("L4", 8)]), now=100.0)
+    rec = evaluate(down, policy(target=5))
+    assert rec.desired_replicas == 3 and "no scale-down" in rec.reason
