@@ -18,8 +18,8 @@ write answered with an injected error is still applied to the stored object.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kmock
@@ -131,17 +131,30 @@ class Cluster:
     ) -> dict[str, Any]:
         pod_spec: dict[str, Any] = {
             "containers": [
-                {"name": "engine", "image": "vllm/vllm-openai:v0.6",
-                 "resources": {"limits": {GPU_RESOURCE: str(gpus), "cpu": "4"}}},
+                {
+                    "name": "engine",
+                    "image": "vllm/vllm-openai:v0.6",
+                    "resources": {"limits": {GPU_RESOURCE: str(gpus), "cpu": "4"}},
+                },
                 {"name": "sidecar", "image": "busybox"},
             ]
         }
         if product:
             pod_spec["nodeSelector"] = {GPU_PRODUCT_LABEL: product}
         if affinity_products:
-            pod_spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": [
-                    {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": affinity_products}]}]}}}
+            pod_spec["affinity"] = {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": affinity_products}
+                                ]
+                            }
+                        ]
+                    }
+                }
+            }
         obj: dict[str, Any] = {
             "apiVersion": "apps/v1",
             "kind": kind,
@@ -164,12 +177,16 @@ class Cluster:
         self.k.objects[RESOURCE_OF_KIND[kind], namespace, name] = obj
         return obj
 
-    def node(self, name: str, *, product: str | None = H100, gpus: int = 8, allocatable: int | None = None) -> None:
+    def node(
+        self, name: str, *, product: str | None = H100, gpus: int = 8, allocatable: int | None = None
+    ) -> None:
         labels = {GPU_PRODUCT_LABEL: product} if product else {}
         resources = {"cpu": "64"} | ({GPU_RESOURCE: str(gpus)} if gpus else {})
         alloc = dict(resources) | ({GPU_RESOURCE: str(allocatable)} if allocatable is not None else {})
         self.k.objects["v1/nodes", None, name] = {
-            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": labels},
             "status": {"capacity": resources, "allocatable": alloc},
         }
 
@@ -186,32 +203,49 @@ class Cluster:
         ip: str = "10.0.0.1",
     ) -> None:
         self.k.objects["v1/pods", namespace, name] = {
-            "apiVersion": "v1", "kind": "Pod",
+            "apiVersion": "v1",
+            "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
             "spec": {
                 "nodeName": node,
-                "containers": [{"name": "engine", "image": "vllm",
-                                "resources": {"requests": {GPU_RESOURCE: str(gpus)}}}],
+                "containers": [
+                    {"name": "engine", "image": "vllm", "resources": {"requests": {GPU_RESOURCE: str(gpus)}}}
+                ],
             },
             "status": {
-                "phase": phase, "podIP": ip,
+                "phase": phase,
+                "podIP": ip,
                 "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                "containerStatuses": [{"name": "engine", "containerID": f"containerd://{name}-c0",
-                                       "ready": ready, "restartCount": 0, "image": "vllm", "imageID": ""}],
+                "containerStatuses": [
+                    {
+                        "name": "engine",
+                        "containerID": f"containerd://{name}-c0",
+                        "ready": ready,
+                        "restartCount": 0,
+                        "image": "vllm",
+                        "imageID": "",
+                    }
+                ],
             },
         }
 
-    def hpa(self, name: str, target_name: str, *, target_kind: str = "Deployment", namespace: str = "llm") -> None:
+    def hpa(
+        self, name: str, target_name: str, *, target_kind: str = "Deployment", namespace: str = "llm"
+    ) -> None:
         self.k.objects["autoscaling/v2/horizontalpodautoscalers", namespace, name] = {
-            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"maxReplicas": 4, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": target_kind,
-                                                          "name": target_name}},
+            "spec": {
+                "maxReplicas": 4,
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": target_name},
+            },
         }
 
     def scaled_object(self, name: str, target_name: str, *, namespace: str = "llm") -> None:
         self.k.objects["keda.sh/v1alpha1/scaledobjects", namespace, name] = {
-            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"scaleTargetRef": {"name": target_name}, "triggers": []},
         }
@@ -219,9 +253,12 @@ class Cluster:
     def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.k.objects[resource, namespace, name].raw)
 
-    def requests(self, method: kmock.method, resource: str, subresource: str | None = ...) -> list[kmock.Request]:  # type: ignore[assignment]
+    def requests(
+        self, method: kmock.method, resource: str, subresource: str | None = ...
+    ) -> list[kmock.Request]:  # type: ignore[assignment]
         return [
-            r for r in self.k
+            r
+            for r in self.k
             if r.method == method and r.resource == kmock.resource(resource)
             if subresource is ... or r.subresource == subresource
         ]
@@ -230,8 +267,11 @@ class Cluster:
 @pytest.fixture()
 def kube(kmock: kmock.KubernetesEmulator) -> Cluster:
     for resource, kind in [
-        ("v1/pods", "Pod"), ("v1/nodes", "Node"), ("v1/events", "Event"),
-        ("apps/v1/deployments", "Deployment"), ("apps/v1/statefulsets", "StatefulSet"),
+        ("v1/pods", "Pod"),
+        ("v1/nodes", "Node"),
+        ("v1/events", "Event"),
+        ("apps/v1/deployments", "Deployment"),
+        ("apps/v1/statefulsets", "StatefulSet"),
         ("apps/v1/replicasets", "ReplicaSet"),
         ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     ]:
@@ -273,7 +313,9 @@ def backend(make_backend: Factory) -> KubernetesBackend:
 
 @pytest.fixture()
 def scale_command() -> Callable[..., ScaleCommand]:
-    def make(name: str, replicas: dict[str, int], *, kind: str = "Deployment", namespace: str = "llm") -> ScaleCommand:
+    def make(
+        name: str, replicas: dict[str, int], *, kind: str = "Deployment", namespace: str = "llm"
+    ) -> ScaleCommand:
         now = datetime.now(UTC)
         return ScaleCommand(
             command_id=f"cmd-{name}",

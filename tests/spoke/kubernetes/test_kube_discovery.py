@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from conftest import A100, Cluster, Factory
 
 from shared.messages import VariantStatus, WorkloadKind, WorkloadRef
 from spoke.backend import ClusterBackend, PermanentApplyError
 from spoke.backends.kubernetes import KubernetesBackend
 from spoke.backends.kubernetes.variants import build_variant
-
-from conftest import A100, H100, Cluster, Factory
 
 
 def test_backend_satisfies_the_cluster_backend_protocol(backend: KubernetesBackend) -> None:
@@ -29,9 +28,14 @@ async def test_label_discovery_finds_all_three_kinds_and_only_labelled_ones(
     assert sorted(states) == ["llm/llama", "llm/mistral", "llm/qwen"]
     llama = states["llm/llama"]
     assert (llama.ref.kind, llama.desired_replicas, llama.ready_replicas, llama.gpus_per_replica) == (
-        WorkloadKind.DEPLOYMENT, 3, 2, 2,
+        WorkloadKind.DEPLOYMENT,
+        3,
+        2,
+        2,
     )
-    assert llama.variants == (VariantStatus(gpu_type="H100", desired_replicas=3, ready_replicas=2, gpus_per_replica=2),)
+    assert llama.variants == (
+        VariantStatus(gpu_type="H100", desired_replicas=3, ready_replicas=2, gpus_per_replica=2),
+    )
     assert states["llm/mistral"].ref.kind == WorkloadKind.STATEFULSET
     assert states["llm/mistral"].variants[0].gpu_type == "A100"
     assert states["llm/qwen"].ref.kind == WorkloadKind.REPLICASET
@@ -57,7 +61,9 @@ async def test_gpu_type_comes_from_affinity_and_unknown_products_stay_raw(
 
 async def test_annotation_discovery_and_namespace_restriction(kube: Cluster, make_backend: Factory) -> None:
     kube.workload("tagged", labels={"app": "tagged"}, annotations={"fleetscale.dev/manage": "yes"})
-    kube.workload("elsewhere", namespace="other", labels={"app": "x"}, annotations={"fleetscale.dev/manage": "yes"})
+    kube.workload(
+        "elsewhere", namespace="other", labels={"app": "x"}, annotations={"fleetscale.dev/manage": "yes"}
+    )
     kube.workload("plain", labels={"app": "plain"})
     backend = make_backend(managed_annotation="fleetscale.dev/manage=yes", namespaces=("llm",))
 
@@ -68,10 +74,12 @@ async def test_explicit_refs_from_hub_policies_are_managed_without_labels(
     kube: Cluster, backend: KubernetesBackend
 ) -> None:
     kube.workload("named", labels={"app": "named"})
-    backend.set_extra_workloads([
-        WorkloadRef(namespace="llm", name="named"),
-        WorkloadRef(namespace="llm", name="missing"),
-    ])
+    backend.set_extra_workloads(
+        [
+            WorkloadRef(namespace="llm", name="named"),
+            WorkloadRef(namespace="llm", name="missing"),
+        ]
+    )
 
     assert [s.key for s in await backend.workloads()] == ["llm/named"]
 
@@ -88,7 +96,8 @@ async def test_variants_are_grouped_under_their_base_not_listed_as_workloads(
 
     assert (state.key, state.desired_replicas, state.ready_replicas) == ("llm/llama", 5, 4)
     assert [(v.gpu_type, v.desired_replicas, v.ready_replicas) for v in state.variants] == [
-        ("A100", 2, 1), ("H100", 3, 3),
+        ("A100", 2, 1),
+        ("H100", 3, 3),
     ]
 
 
@@ -122,7 +131,11 @@ async def test_pods_of_a_workload_with_ips_nodes_container_ids_and_variant(
     pods = {p.name: p for p in await backend.pods(WorkloadRef(namespace="llm", name="llama"))}
 
     assert sorted(pods) == ["llama-1", "llama-2", "llama-a100-1"]
-    assert (pods["llama-1"].ip, pods["llama-1"].node, pods["llama-1"].ready) == ("10.0.0.1", "node-h100", True)
+    assert (pods["llama-1"].ip, pods["llama-1"].node, pods["llama-1"].ready) == (
+        "10.0.0.1",
+        "node-h100",
+        True,
+    )
     assert pods["llama-1"].container_ids == ("llama-1-c0",)
     assert (pods["llama-1"].gpu_type, pods["llama-1"].workload) == ("H100", "llama")
     assert pods["llama-2"].ready is False

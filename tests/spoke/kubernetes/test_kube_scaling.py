@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import kmock
 import pytest
+from conftest import A100, H100, RESOURCE_OF_KIND, Cluster, Factory, refuse
 
 from shared.messages import WorkloadRef
 from spoke.backend import PermanentApplyError, TemporaryApplyError
 from spoke.backends.kubernetes import KubernetesBackend
 from spoke.backends.kubernetes.deletion_cost import DELETION_COST_ANNOTATION
 from spoke.backends.kubernetes.settings import GPU_PRODUCT_LABEL
-
-from conftest import A100, H100, RESOURCE_OF_KIND, Cluster, Factory, refuse
 
 PATCH, POST = kmock.method.PATCH, kmock.method.POST
 
@@ -78,17 +77,22 @@ async def test_a_missing_gpu_type_gets_a_pinned_variant_created_from_the_base(
     assert [(v.gpu_type, v.desired_replicas) for v in state.variants] == [("A100", 3), ("H100", 1)]
     assert await backend.apply(scale_command("llama", {"A100": 0})) == {"H100": 1, "A100": 0}
     assert [r.url.path.rsplit("/", 2)[-2:] for r in kube.requests(PATCH, "apps/v1/deployments")][-1] == [
-        "llama-a100", "scale",
+        "llama-a100",
+        "scale",
     ]
 
 
-async def test_scale_ups_run_before_scale_downs(kube: Cluster, backend: KubernetesBackend, scale_command) -> None:
+async def test_scale_ups_run_before_scale_downs(
+    kube: Cluster, backend: KubernetesBackend, scale_command
+) -> None:
     kube.workload("llama", replicas=4)
     kube.node("node-a100", product=A100)
 
     await backend.apply(scale_command("llama", {"H100": 0, "A100": 4}))
 
-    writes = [r for r in kube.k if r.method in (PATCH, POST) and r.resource == kmock.resource("apps/v1/deployments")]
+    writes = [
+        r for r in kube.k if r.method in (PATCH, POST) and r.resource == kmock.resource("apps/v1/deployments")
+    ]
     assert [(r.method, r.subresource) for r in writes] == [(POST, None), (PATCH, "scale")]
 
 
@@ -164,7 +168,9 @@ async def test_scale_down_marks_least_loaded_pods_cheapest_first(
 
     assert seen == [("llm/llama", ["busy", "idle", "mid", "unknown"])]
     annotation = {
-        name: kube.get("v1/pods", "llm", name)["metadata"].get("annotations", {}).get(DELETION_COST_ANNOTATION)
+        name: kube.get("v1/pods", "llm", name)["metadata"]
+        .get("annotations", {})
+        .get(DELETION_COST_ANNOTATION)
         for name in ("busy", "idle", "mid", "unknown", "other")
     }
     assert annotation == {"busy": "1200", "idle": "0", "mid": "350", "unknown": "350", "other": None}
@@ -173,7 +179,9 @@ async def test_scale_down_marks_least_loaded_pods_cheapest_first(
     assert order == [("pods", None)] * 4 + [("deployments", "scale")]
 
 
-async def test_statefulsets_get_no_deletion_costs(kube: Cluster, make_backend: Factory, scale_command) -> None:
+async def test_statefulsets_get_no_deletion_costs(
+    kube: Cluster, make_backend: Factory, scale_command
+) -> None:
     kube.workload("llama", kind="StatefulSet", replicas=2)
     kube.pod("llama-0", labels={"app": "llama"})
 
