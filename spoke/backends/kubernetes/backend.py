@@ -117,6 +117,11 @@ class KubernetesBackend:
             )
         return cls(k8s.ApiClient(configuration), settings, sampler=sampler, pod_loads=pod_loads)
 
+    @property
+    def api(self) -> k8s.ApiClient:
+        """The underlying client, e.g. for the agent's own calls; closed by ``aclose``."""
+        return self._client.api
+
     # --- ClusterBackend ----------------------------------------------------------------------------
 
     async def inventory(self) -> Sequence[GpuNode]:

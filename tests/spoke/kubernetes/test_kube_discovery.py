@@ -160,3 +160,23 @@ async def test_samples_come_from_the_injected_sampler_or_are_all_missing(
     assert await plain.samples(states) == {}
     assert (await sampled.samples(states))["llm/llama"].requests_waiting == 3.0
     assert calls == [["llm/llama"]]
+
+
+async def test_from_config_loads_a_kubeconfig_when_not_in_a_pod(kube: Cluster, tmp_path) -> None:
+    kube.workload("llama")
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: kmock\n"
+        f"clusters: [{{name: kmock, cluster: {{server: '{str(kube.k.url).rstrip('/')}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: kmock, context: {cluster: kmock, user: u}}]\n"
+    )
+
+    # NB: explicit, so the test also passes when CI itself runs in a pod.
+    backend = await KubernetesBackend.from_config(in_cluster=False, kubeconfig=str(kubeconfig))
+    try:
+        assert [s.key for s in await backend.workloads()] == ["llm/llama"]
+    finally:
+        await backend.aclose()
+
+    assert all(r.headers.get("Authorization") == "Bearer t" for r in kube.k)
