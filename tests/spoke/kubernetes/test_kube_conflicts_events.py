@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import kmock
 import pytest
-from conftest import Cluster, Factory, status
+from kube_emulator import Cluster, Factory, status
 
 from shared.messages import ResultReason, ResultStatus
 from spoke.backend import PermanentApplyError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import A100, Cluster, Factory
+from kube_emulator import A100, Cluster, Factory
 
 from shared.messages import VariantStatus, WorkloadKind, WorkloadRef
 from spoke.backend import ClusterBackend, PermanentApplyError

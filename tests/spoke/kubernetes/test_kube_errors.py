@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import kmock
 import pytest
-from conftest import Cluster, Factory, status
+from kube_emulator import Cluster, Factory, status
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import A100, H100, Cluster
+from kube_emulator import A100, H100, Cluster
 
 from shared.messages import GpuNode
 from spoke.backends.kubernetes import KubernetesBackend

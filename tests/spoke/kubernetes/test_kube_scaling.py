@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import kmock
 import pytest
-from conftest import A100, H100, RESOURCE_OF_KIND, Cluster, Factory, refuse
+from kube_emulator import A100, H100, RESOURCE_OF_KIND, Cluster, Factory, refuse
 
 from shared.messages import WorkloadRef
 from spoke.backend import PermanentApplyError, TemporaryApplyError
