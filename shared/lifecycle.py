@@ -22,8 +22,11 @@ class TaskEnded(Exception):
     """A root task returned although it should run until cancelled."""
 
 
-async def guard(name: str, coro: Coroutine[Any, Any, Any]) -> None:
-    """Run an eternal task; log how it ended. Cancellation passes through untouched."""
+async def guard(name: str, coro: Coroutine[Any, Any, Any], *, stopping: asyncio.Event | None = None) -> None:
+    """Run an eternal task; log how it ended. Cancellation passes through untouched.
+
+    A task that returns once ``stopping`` is set (it watched the same stop event) ended on purpose.
+    """
     try:
         await coro
     except asyncio.CancelledError:
@@ -31,6 +34,8 @@ async def guard(name: str, coro: Coroutine[Any, Any, Any]) -> None:
     except Exception:
         logger.exception("task %r has failed; stopping the process", name)
         raise
+    if stopping is not None and stopping.is_set():
+        return
     logger.error("task %r has finished unexpectedly; stopping the process", name)
     raise TaskEnded(name)
 
@@ -51,7 +56,7 @@ async def run_until_stopped(
     async def group() -> None:
         async with asyncio.TaskGroup() as tg:
             for name, coro in tasks.items():
-                tg.create_task(guard(name, coro), name=name)
+                tg.create_task(guard(name, coro, stopping=stop), name=name)
 
     runner = asyncio.create_task(group(), name="root-tasks")
     waiter = asyncio.create_task(stop.wait(), name="stop-watcher")
@@ -64,16 +69,10 @@ async def run_until_stopped(
             done, _ = await asyncio.wait({runner}, timeout=shutdown_timeout_s)
             if not done:
                 logger.error("shutdown took longer than %.1fs; tasks were abandoned", shutdown_timeout_s)
+                return
     if runner.cancelled() or runner.exception() is None:
         return
-    error = runner.exception()
-    if stop.is_set() and isinstance(error, BaseExceptionGroup):
-        # Tasks that simply returned because we were stopping are not failures.
-        _, rest = error.split(TaskEnded)
-        if rest is None:
-            return
-        raise rest
-    raise error  # type: ignore[misc]
+    raise runner.exception()  # type: ignore[misc]
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

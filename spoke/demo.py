@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 import yaml
 from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, bundled_trace, load_trace
+from shared.simulation.trace import TraceError
 
 from shared import logs
 from shared.errors import MissingDependency
@@ -57,8 +58,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="run S wall-clock seconds, print a summary and exit (default: until Ctrl-C)")
     p.add_argument("--time-scale", type=float, default=30.0, metavar="X",
                    help="simulated seconds per wall-clock second (default 30: the 1 h trace in 2 min)")
-    p.add_argument("--trace", default="azure2023_code",
-                   help="bundled trace (azure2023_code, azure2023_conv) or a CSV path")
+    p.add_argument("--trace", default="azure2023_code_1h",
+                   help="bundled trace (azure2023_code_1h, azure2023_conv_1h) or a CSV path")
     p.add_argument("--api-port", type=int, default=8080, help="hub API port (default 8080)")
     p.add_argument("--cold-start", type=float, default=90.0, metavar="S", help="replica cold start, simulated s")
     p.add_argument("--no-view", action="store_true", help="log lines instead of the live terminal view")
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level)
     try:
         return int(run(amain(args)))
-    except MissingDependency as e:
+    except (MissingDependency, TraceError) as e:
         print(f"fleetscale demo: {e}", file=sys.stderr)
         return 2
 

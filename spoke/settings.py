@@ -25,7 +25,7 @@ class SpokeSettings(CommonSettings):
 
     # Simulated backend (fleetscale spoke --backend simulated): one cluster, one workload.
     sim_nodes: str = Field(default="H100:2x8", description="GPU nodes as TYPE:COUNTxGPUS[,TYPE:COUNTxGPUS]")
-    sim_trace: str = Field(default="azure2023_conv", description="Bundled trace name or a CSV path")
+    sim_trace: str = Field(default="azure2023_conv_1h", description="Bundled trace name or a CSV path")
     sim_workload: str = Field(default="inference/llama-3-8b", description="namespace/name of the workload")
     sim_initial_replicas: int = Field(default=1, ge=0)
     sim_cold_start_s: float = Field(default=90.0, ge=0)
