@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.charts.chartkit import HUB, crds, jsonschema, validate_strict
 
@@ -148,3 +150,10 @@ def test_schema_rejects_policies_missing_a_required_field(schema: dict[str, Any]
     del doc["spec"][field]
     with pytest.raises(jsonschema.ValidationError, match=field):
         jsonschema.Draft4Validator(schema).validate(doc)
+
+
+def test_documented_example_is_valid(schema: dict[str, Any]) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "charts.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    (example,) = [b for b in blocks if b.startswith("apiVersion: fleetscale.dev/")]
+    jsonschema.Draft4Validator(schema).validate(yaml.safe_load(example))
