@@ -1,0 +1,97 @@
+{{/* Names and labels, the usual Helm shape. */}}
+{{- define "hub.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hub.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hub.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hub.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "hub.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "hub.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: hub
+app.kubernetes.io/part-of: fleetscale
+{{- end }}
+
+{{- define "hub.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hub.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "hub.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+The values keys that are HubSettings fields, rendered as HUB_<KEY_UPPER>. Adding a setting to the
+chart means adding its key here, to values.yaml and to values.schema.json; the chart tests check
+each name against HubSettings. nats_* come from .Values.nats and a Secret.
+*/}}
+{{- define "hub.settingKeys" -}}
+{{- list
+  "api_host" "api_port" "tick_s" "stale_after_intervals" "command_deadline_s"
+  "policy_file" "gpu_prices" "decision_log_size"
+  "log_level" "log_format" "shutdown_timeout_s"
+  | toJson }}
+{{- end }}
+
+{{/*
+One env entry per set key: null and empty lists/maps are left out, so the process default applies
+(and a setting the process does not know yet is never sent). Lists and maps go as JSON, which
+pydantic-settings parses for complex fields; scalars as strings.
+*/}}
+{{- define "hub.settingsEnv" -}}
+{{- $values := .values }}
+{{- range $key := .keys }}
+{{- /* Helm drops null keys while merging values, so a missing key and a null are the same. */}}
+{{- $v := ternary (index $values $key) nil (hasKey $values $key) }}
+{{- if kindIs "invalid" $v }}
+{{- else if or (kindIs "slice" $v) (kindIs "map" $v) }}
+{{- if $v }}
+- name: {{ printf "%s%s" $.prefix (upper $key) }}
+  value: {{ toJson $v | quote }}
+{{- end }}
+{{- else }}
+- name: {{ printf "%s%s" $.prefix (upper $key) }}
+  value: {{ toString $v | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The NATS connection: URL as a value, credentials only through the Secret. */}}
+{{- define "hub.natsEnv" -}}
+{{- $nats := .nats }}
+- name: {{ .prefix }}NATS_URL
+  value: {{ $nats.url | quote }}
+{{- if eq $nats.auth "token" }}
+- name: {{ .prefix }}NATS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $nats.existingSecret }}
+      key: {{ $nats.tokenKey }}
+{{- else if eq $nats.auth "creds" }}
+- name: {{ .prefix }}NATS_CREDS_FILE
+  value: {{ printf "/etc/fleetscale/nats/%s" $nats.credsKey | quote }}
+{{- end }}
+{{- end }}
+

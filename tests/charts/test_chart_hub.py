@@ -1,0 +1,220 @@
+"""The hub chart: valid objects, values mapped onto HubSettings, policies mounted where the hub reads them."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hub.policies import parse_policy_file
+from hub.settings import HubSettings
+from tests.charts.chartkit import HUB, container, env, grants, helm, of_kind, only, render, validate_strict
+
+REQUIRED: dict[str, Any] = {"nats": {"url": "nats://nats.fleetscale:4222"}}
+
+POLICY = {
+    "id": "llama-8b",
+    "workload": {"namespace": "inference", "name": "llama-3-8b"},
+    "min_replicas": 1,
+    "max_replicas": 16,
+    "target": {"signal": "queue_per_replica", "value": 4},
+}
+
+ALL_SETTINGS: dict[str, Any] = {
+    "api_host": "0.0.0.0",
+    "api_port": 9080,
+    "tick_s": 0.5,
+    "stale_after_intervals": 4,
+    "command_deadline_s": 30,
+    "policy_file": "/etc/fleetscale/policies/policies.yaml",
+    "gpu_prices": {"H100": 9.5, "L4": 0.7},
+    "decision_log_size": 500,
+    "log_level": "WARNING",
+    "log_format": "text",
+    "shutdown_timeout_s": 15,
+}
+
+CHART_KEYS = {
+    "global", "nats", "policies", "image", "imagePullSecrets", "nameOverride", "fullnameOverride", "serviceAccount",
+    "rbac", "podAnnotations", "podLabels", "resources", "nodeSelector", "tolerations", "affinity", "service",
+    "serviceMonitor", "extraVolumes", "extraVolumeMounts",
+}  # fmt: skip
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": REQUIRED,
+    "token": {"nats": {**REQUIRED["nats"], "auth": "token", "existingSecret": "nats-auth"}},
+    "creds": {"nats": {**REQUIRED["nats"], "auth": "creds", "existingSecret": "nats-auth"}},
+    "service-monitor": {**REQUIRED, "serviceMonitor": {"enabled": True}},
+    "policies": {**REQUIRED, "policies": [POLICY]},
+    "no-policy-file": {**REQUIRED, "policy_file": None},
+    "custom-image": {**REQUIRED, "image": {"repository": "registry.example/fs", "tag": "1.2.3"}},
+    "all-settings": {**ALL_SETTINGS, **REQUIRED},
+}
+
+
+@pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
+def test_every_manifest_is_valid_kubernetes(values: dict[str, Any]) -> None:
+    skipped = validate_strict(render(HUB, values))
+    assert skipped == (["ServiceMonitor"] if values.get("serviceMonitor") else [])
+
+
+@pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
+def test_lint_is_clean(values: dict[str, Any]) -> None:
+    result = helm.lint(str(HUB), values, strict=True)
+    assert result["errors"] == []
+    assert [m for m in result["messages"] if m["severity"] > 1] == []
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({}, "at '/nats': missing property 'url'"),
+        ({**REQUIRED, "api_port": -1}, "/api_port"),
+        ({**REQUIRED, "api_port": "http"}, "/api_port"),
+        ({**REQUIRED, "tick_s": 0}, "/tick_s"),
+        ({**REQUIRED, "decision_log_size": 5}, "/decision_log_size"),
+        ({**REQUIRED, "gpu_prices": {"H100": "cheap"}}, "/gpu_prices/H100"),
+        ({**REQUIRED, "policy_file": "policies.yaml"}, "/policy_file"),
+        ({**REQUIRED, "policies": [{"workload": {}}]}, "/policies/0"),
+        ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "creds"}}, "/nats/existingSecret"),
+        ({**REQUIRED, "tickS": 1}, "'tickS' not allowed"),
+    ],
+)
+def test_schema_rejects_bad_values_naming_the_field(values: dict[str, Any], field: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match="fleetscale-hub") as caught:
+        render(HUB, values)
+    assert field in str(caught.value)
+
+
+def test_env_sets_only_hub_settings_and_all_of_them() -> None:
+    fields = set(HubSettings.model_fields)
+    names = {
+        n.removeprefix("HUB_").lower()
+        for variant in ("all-settings", "token", "creds")
+        for n in env(render(HUB, VARIANTS[variant]))
+    }
+    assert names == fields
+    for values in VARIANTS.values():
+        assert all(n.startswith("HUB_") and n[4:].lower() in fields for n in env(render(HUB, values)))
+
+
+def test_values_keys_are_settings_or_chart_plumbing() -> None:
+    with helm.Chart.load(str(HUB)) as chart:
+        keys = set(chart.schema["properties"]) - CHART_KEYS
+    assert keys == set(ALL_SETTINGS)
+
+
+def test_rendered_env_parses_into_hub_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = env(render(HUB, {**ALL_SETTINGS, **VARIANTS["creds"]}))
+    for name in [n for n in os.environ if n.startswith("HUB_")]:
+        monkeypatch.delenv(name)
+    for name, entry in entries.items():
+        monkeypatch.setenv(name, entry["value"])
+    settings = HubSettings()
+    assert settings.api_host == "0.0.0.0"
+    assert settings.api_port == 9080
+    assert settings.tick_s == 0.5
+    assert settings.gpu_prices == {"H100": 9.5, "L4": 0.7}
+    assert settings.policy_file == Path("/etc/fleetscale/policies/policies.yaml")
+    assert settings.nats_creds_file == "/etc/fleetscale/nats/nats.creds"
+
+
+def test_api_binds_all_interfaces_by_default() -> None:
+    # HubSettings defaults to 127.0.0.1, which no probe or Service reaches.
+    assert env(render(HUB, REQUIRED))["HUB_API_HOST"]["value"] == "0.0.0.0"
+
+
+def test_policies_are_mounted_where_the_hub_reads_them(tmp_path: Path) -> None:
+    docs = render(HUB, VARIANTS["policies"])
+    policy_file = env(docs)["HUB_POLICY_FILE"]["value"]
+    configmap = only(docs, "ConfigMap")
+    (mount,) = [m for m in container(docs)["volumeMounts"] if m["mountPath"] == posixpath.dirname(policy_file)]
+    assert mount["readOnly"] is True
+    volumes = {v["name"]: v for v in only(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    source = volumes[mount["name"]]["configMap"]
+    assert source["name"] == configmap["metadata"]["name"]
+    (item,) = source["items"]
+    assert item["path"] == posixpath.basename(policy_file)
+    # The file parses with the hub's own loader into the policy we gave.
+    path = tmp_path / "policies.yaml"
+    path.write_text(configmap["data"][item["key"]])
+    (policy,) = parse_policy_file(path)
+    assert policy.id == "llama-8b" and policy.max_replicas == 16
+
+
+def test_empty_policy_list_is_a_valid_policy_file(tmp_path: Path) -> None:
+    configmap = only(render(HUB, REQUIRED), "ConfigMap")
+    path = tmp_path / "policies.yaml"
+    path.write_text(configmap["data"]["policies.yaml"])
+    assert parse_policy_file(path) == []
+
+
+def test_policy_change_rolls_the_hub() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        return only(render(HUB, values), "Deployment")["spec"]["template"]["metadata"]["annotations"][
+            "checksum/policies"
+        ]
+
+    assert checksum(REQUIRED) != checksum(VARIANTS["policies"])
+    assert checksum(VARIANTS["policies"]) == checksum({**REQUIRED, "policies": [dict(POLICY)]})
+
+
+def test_no_policy_file_means_no_configmap_and_no_setting() -> None:
+    docs = render(HUB, VARIANTS["no-policy-file"])
+    assert of_kind(docs, "ConfigMap") == []
+    assert "HUB_POLICY_FILE" not in env(docs)
+
+
+def test_nats_credentials_come_from_the_secret() -> None:
+    token = env(render(HUB, VARIANTS["token"]))["HUB_NATS_TOKEN"]
+    assert token["valueFrom"] == {"secretKeyRef": {"name": "nats-auth", "key": "token"}}
+    docs = render(HUB, VARIANTS["creds"])
+    path = env(docs)["HUB_NATS_CREDS_FILE"]["value"]
+    (mount,) = [m for m in container(docs)["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert mount["readOnly"] is True
+    for values in VARIANTS.values():
+        assert of_kind(render(HUB, values), "Secret") == []
+
+
+def test_pod_runs_locked_down_and_probes_the_api_port() -> None:
+    docs = render(HUB, {**REQUIRED, "api_port": 9080})
+    c = container(docs)
+    assert only(docs, "Deployment")["spec"]["replicas"] == 1
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert c["command"] + c["args"] == ["fleetscale", "hub"]
+    (port,) = c["ports"]
+    assert port["containerPort"] == 9080
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    assert only(docs, "Service")["spec"]["ports"][0]["port"] == 9080
+
+
+def test_custom_image() -> None:
+    assert container(render(HUB, VARIANTS["custom-image"]))["image"] == "registry.example/fs:1.2.3"
+
+
+def test_rbac_only_reads_policies() -> None:
+    docs = render(HUB, REQUIRED)
+    assert grants(docs) == {
+        ("fleetscale.dev", "aiinferenceautoscalerpolicies", verb) for verb in ("get", "list", "watch")
+    }
+    binding = only(docs, "ClusterRoleBinding")
+    assert binding["subjects"][0]["name"] == only(docs, "ServiceAccount")["metadata"]["name"]
+
+
+def test_service_monitor_scrapes_the_api_service() -> None:
+    docs = render(HUB, VARIANTS["service-monitor"])
+    monitor, service = only(docs, "ServiceMonitor"), only(docs, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+
+
+def test_values_yaml_documents_every_key() -> None:
+    # values.yaml is the user's reference: each settings key appears there, commented or not.
+    text = (HUB / "values.yaml").read_text()
+    assert set(ALL_SETTINGS) <= set(yaml.safe_load(text))

@@ -1,0 +1,383 @@
+"""The spoke chart: renders valid Kubernetes objects, maps values onto SpokeSettings, least-privilege RBAC."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from spoke.settings import SpokeSettings
+from tests.charts.chartkit import (
+    RELEASE_NAMESPACE,
+    SPOKE,
+    container,
+    env,
+    grants,
+    helm,
+    notes,
+    of_kind,
+    only,
+    rbac_rules,
+    render,
+    validate_strict,
+)
+
+REQUIRED = {"cluster_id": "gpu-us-east", "nats": {"url": "nats://nats.fleetscale:4222"}}
+
+# Chart keys the Kubernetes backend and the telemetry sources will read, not yet SpokeSettings
+# fields. The chart renders them only when set; drop a name here once SpokeSettings has the field.
+PLANNED_SETTINGS = {
+    "kube_managed_label",
+    "kube_namespaces",
+    "kube_create_variants",
+    "dcgm_endpoints",
+    "nvml_enabled",
+    "engine_metrics_port",
+    "engine_metrics_path",
+    "prometheus_url",
+    "prometheus_token_file",
+    "prometheus_ca_file",
+    "prometheus_insecure_skip_verify",
+    "prometheus_queries",
+}
+
+# values keys with no setting behind them (nats is rendered as SPOKE_NATS_*, tested apart).
+CHART_KEYS = {
+    "global",
+    "nats",
+    "image",
+    "imagePullSecrets",
+    "nameOverride",
+    "fullnameOverride",
+    "serviceAccount",
+    "rbac",
+    "podAnnotations",
+    "podLabels",
+    "resources",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "service",
+    "serviceMonitor",
+    "extraVolumes",
+    "extraVolumeMounts",
+}
+
+# Every settings key of the chart set to a valid non-default value.
+ALL_SETTINGS: dict[str, Any] = {
+    "cluster_id": "gpu-us-east",
+    "backend": "kubernetes",
+    "report_interval_s": 2.5,
+    "health_host": "0.0.0.0",
+    "health_port": 9091,
+    "log_level": "DEBUG",
+    "log_format": "text",
+    "shutdown_timeout_s": 20,
+    "kube_managed_label": "fleetscale.dev/managed=true",
+    "kube_namespaces": ["inference", "batch"],
+    "kube_create_variants": True,
+    "dcgm_endpoints": ["http://dcgm-exporter.gpu-operator:9400/metrics"],
+    "nvml_enabled": False,
+    "engine_metrics_port": 8000,
+    "engine_metrics_path": "/metrics",
+    "prometheus_url": "https://prometheus.monitoring:9090",
+    "prometheus_token_file": "/var/run/secrets/prometheus/token",
+    "prometheus_ca_file": "/etc/prometheus-ca/ca.crt",
+    "prometheus_insecure_skip_verify": False,
+    "prometheus_queries": {"queue_per_replica": 'sum(vllm:num_requests_waiting{namespace="inference"})'},
+}
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": REQUIRED,
+    "token": {**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "token", "existingSecret": "nats-auth"}},
+    "creds": {**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "creds", "existingSecret": "nats-auth"}},
+    "service-monitor": {**REQUIRED, "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+    "namespaced": {**REQUIRED, "kube_namespaces": ["inference", "batch"]},
+    "create-variants": {**REQUIRED, "kube_create_variants": True},
+    "custom-image": {
+        **REQUIRED,
+        "image": {"repository": "registry.example/fs", "tag": "1.2.3", "pullPolicy": "Always"},
+    },
+    "simulated": {**REQUIRED, "backend": "simulated"},
+    "all-settings": {**ALL_SETTINGS, "nats": REQUIRED["nats"]},
+}
+
+
+def settings_fields() -> set[str]:
+    return set(SpokeSettings.model_fields)
+
+
+@pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
+def test_every_manifest_is_valid_kubernetes(values: dict[str, Any]) -> None:
+    docs = render(SPOKE, values)
+    skipped = validate_strict(docs)
+    expected_skips = ["ServiceMonitor"] if values.get("serviceMonitor", {}).get("enabled") else []
+    assert skipped == expected_skips
+
+
+@pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
+def test_lint_is_clean(values: dict[str, Any]) -> None:
+    result = helm.lint(str(SPOKE), values, strict=True)
+    assert result["errors"] == []
+    # Helm reports problems as messages too; severity 1 is INFO (e.g. "icon is recommended").
+    assert [m for m in result["messages"] if m["severity"] > 1] == []
+
+
+def test_lint_reports_missing_required_values() -> None:
+    result = helm.lint(str(SPOKE), {"nats": REQUIRED["nats"]})
+    assert any("cluster_id" in str(e) for e in result["errors"] + result["messages"])
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"nats": REQUIRED["nats"]}, "missing property 'cluster_id'"),
+        ({**REQUIRED, "cluster_id": "GPU_East!"}, "/cluster_id"),
+        ({**REQUIRED, "cluster_id": "-leading-dash"}, "/cluster_id"),
+        ({**REQUIRED, "cluster_id": "x" * 64}, "/cluster_id"),
+        ({"cluster_id": "a"}, "at '/nats': missing property 'url'"),
+        ({**REQUIRED, "health_port": -1}, "/health_port"),
+        ({**REQUIRED, "health_port": 70000}, "/health_port"),
+        ({**REQUIRED, "report_interval_s": "fast"}, "/report_interval_s"),
+        ({**REQUIRED, "report_interval_s": 0}, "/report_interval_s"),
+        ({**REQUIRED, "backend": "docker"}, "/backend"),
+        ({**REQUIRED, "log_format": "xml"}, "/log_format"),
+        ({**REQUIRED, "kube_namespaces": "inference"}, "/kube_namespaces"),
+        ({**REQUIRED, "kube_create_variants": "yes"}, "/kube_create_variants"),
+        ({**REQUIRED, "dcgm_endpoints": ["dcgm-exporter:9400"]}, "/dcgm_endpoints/0"),
+        ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "token"}}, "/nats/existingSecret"),
+        ({**REQUIRED, "clusterid": "typo"}, "'clusterid' not allowed"),
+        # There is no key for a secret value: credentials come only from an existing Secret.
+        ({**REQUIRED, "nats": {**REQUIRED["nats"], "token": "s3cret"}}, "'token' not allowed"),
+    ],
+)
+def test_schema_rejects_bad_values_naming_the_field(values: dict[str, Any], field: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match="fleetscale-spoke") as caught:
+        render(SPOKE, values)
+    assert field in str(caught.value)
+
+
+@pytest.mark.parametrize("values", [v for k, v in VARIANTS.items() if k != "all-settings"], ids=str)
+def test_env_sets_only_spoke_settings(values: dict[str, Any]) -> None:
+    names = set(env(render(SPOKE, values)))
+    unknown = {
+        n for n in names if not n.startswith("SPOKE_") or n.removeprefix("SPOKE_").lower() not in settings_fields()
+    }
+    # kube_namespaces / kube_create_variants are set in some variants: those are planned settings.
+    assert {n.removeprefix("SPOKE_").lower() for n in unknown} <= PLANNED_SETTINGS & set(values)
+
+
+def test_chart_covers_every_setting_and_nothing_else() -> None:
+    names = {
+        n.removeprefix("SPOKE_").lower()
+        for variant in ("all-settings", "token", "creds")
+        for n in env(render(SPOKE, VARIANTS[variant]))
+    }
+    fields = settings_fields()
+    # sim_* tune the demo's simulated backend only; they have no place in a cluster install.
+    assert {f for f in fields if not f.startswith("sim_")} <= names
+    assert names - fields <= PLANNED_SETTINGS
+
+
+def test_values_keys_are_settings_or_chart_plumbing() -> None:
+    # One for one: each values key that is not chart plumbing is a setting rendered as SPOKE_<KEY>.
+    with helm.Chart.load(str(SPOKE)) as chart:
+        keys = set(chart.schema["properties"]) - CHART_KEYS
+    assert keys == set(ALL_SETTINGS)
+    names = set(env(render(SPOKE, VARIANTS["all-settings"])))
+    assert {f"SPOKE_{k.upper()}" for k in keys} <= names
+
+
+def test_unset_planned_settings_are_not_rendered() -> None:
+    names = set(env(render(SPOKE, REQUIRED)))
+    assert not {f"SPOKE_{k.upper()}" for k in PLANNED_SETTINGS} & names
+
+
+def test_rendered_env_parses_into_spoke_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {**VARIANTS["all-settings"], "nats": VARIANTS["token"]["nats"]}
+    entries = env(render(SPOKE, values))
+    for name in [n for n in os.environ if n.startswith("SPOKE_")]:
+        monkeypatch.delenv(name)
+    for name, entry in entries.items():
+        if name.removeprefix("SPOKE_").lower() not in settings_fields():
+            continue
+        # The kubelet fills secretKeyRef entries; stand in for it.
+        monkeypatch.setenv(name, entry["value"] if "value" in entry else "token-from-secret")
+    settings = SpokeSettings()  # type: ignore[call-arg]  # fields come from the environment
+    assert settings.cluster_id == "gpu-us-east"
+    assert settings.report_interval_s == 2.5
+    assert settings.health_port == 9091
+    assert settings.shutdown_timeout_s == 20.0
+    assert settings.log_format == "text"
+    assert settings.nats_url == "nats://nats.fleetscale:4222"
+    assert settings.nats_token == "token-from-secret"
+    for key in PLANNED_SETTINGS:
+        if key in settings_fields():  # once the field exists, its JSON/str form must parse back
+            assert getattr(settings, key) == ALL_SETTINGS[key]
+
+
+def test_list_and_map_settings_are_json() -> None:
+    entries = env(render(SPOKE, VARIANTS["all-settings"]))
+    assert json.loads(entries["SPOKE_KUBE_NAMESPACES"]["value"]) == ["inference", "batch"]
+    assert json.loads(entries["SPOKE_PROMETHEUS_QUERIES"]["value"]) == ALL_SETTINGS["prometheus_queries"]
+    assert entries["SPOKE_KUBE_CREATE_VARIANTS"]["value"] == "true"
+
+
+def test_token_comes_from_the_secret_never_a_plain_value() -> None:
+    entries = env(render(SPOKE, VARIANTS["token"]))
+    assert entries["SPOKE_NATS_TOKEN"] == {
+        "name": "SPOKE_NATS_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "nats-auth", "key": "token"}},
+    }
+    assert "SPOKE_NATS_CREDS_FILE" not in entries
+
+
+def test_creds_file_is_the_secret_mounted_read_only() -> None:
+    docs = render(SPOKE, VARIANTS["creds"])
+    entries = env(docs)
+    assert "SPOKE_NATS_TOKEN" not in entries
+    path = entries["SPOKE_NATS_CREDS_FILE"]["value"]
+    mounts = {m["name"]: m for m in container(docs)["volumeMounts"]}
+    volumes = {v["name"]: v for v in only(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    (name,) = [n for n, m in mounts.items() if path.startswith(m["mountPath"] + "/")]
+    assert mounts[name]["readOnly"] is True
+    secret = volumes[name]["secret"]
+    assert secret["secretName"] == "nats-auth"
+    assert [i["path"] for i in secret["items"]] == [path.rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
+def test_chart_creates_no_secret(values: dict[str, Any]) -> None:
+    assert of_kind(render(SPOKE, values), "Secret") == []
+
+
+def test_pod_runs_locked_down() -> None:
+    docs = render(SPOKE, REQUIRED)
+    deployment = only(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    c = container(docs)
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert c["resources"]["requests"] and c["resources"]["limits"]
+    assert c["command"] + c["args"] == ["fleetscale", "spoke"]
+
+
+def test_probes_and_service_use_health_port() -> None:
+    docs = render(SPOKE, {**REQUIRED, "health_port": 9191})
+    c = container(docs)
+    (port,) = c["ports"]
+    assert port["containerPort"] == 9191
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    (service_port,) = only(docs, "Service")["spec"]["ports"]
+    assert service_port["port"] == 9191 and service_port["targetPort"] == port["name"]
+
+
+def test_service_monitor_scrapes_the_service() -> None:
+    docs = render(SPOKE, VARIANTS["service-monitor"])
+    monitor, service = only(docs, "ServiceMonitor"), only(docs, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"] and endpoint["path"] == "/metrics"
+    assert of_kind(render(SPOKE, REQUIRED), "ServiceMonitor") == []
+
+
+def test_custom_image() -> None:
+    c = container(render(SPOKE, VARIANTS["custom-image"]))
+    assert c["image"] == "registry.example/fs:1.2.3"
+    assert c["imagePullPolicy"] == "Always"
+    assert container(render(SPOKE, REQUIRED))["image"] == "ghcr.io/fleetscale/fleetscale:0.1.0"
+
+
+# -- RBAC ----------------------------------------------------------------------------------------
+
+SCALE = {"deployments/scale", "statefulsets/scale", "replicasets/scale"}
+# Every write the spoke may make, with the reason in docs/charts.md; anything else is a regression.
+ALLOWED_WRITES = {
+    *{("apps", r, v) for r in SCALE for v in ("patch", "update")},
+    ("", "pods", "patch"),
+    ("", "events", "create"),
+    ("", "events", "patch"),
+    ("events.k8s.io", "events", "create"),
+    ("events.k8s.io", "events", "patch"),
+}
+READ = {"get", "list", "watch"}
+
+
+@pytest.mark.parametrize("variant", ["defaults", "namespaced", "create-variants"])
+def test_rbac_is_least_privilege(variant: str) -> None:
+    docs = render(SPOKE, VARIANTS[variant])
+    granted = grants(docs)
+    for field in (0, 1, 2):
+        assert "*" not in {g[field] for g in granted}
+    assert not {g for g in granted if g[1] in ("secrets", "configmaps")}
+    writes = {g for g in granted if g[2] not in READ}
+    extra = {("apps", "deployments", "create")} if variant == "create-variants" else set()
+    assert writes == ALLOWED_WRITES | extra
+    assert {("apps", r, "patch") for r in SCALE} <= granted
+    assert ("", "nodes", "list") in granted
+    assert {("autoscaling", "horizontalpodautoscalers", "list"), ("keda.sh", "scaledobjects", "list")} <= granted
+
+
+def test_cluster_wide_by_default() -> None:
+    docs = render(SPOKE, REQUIRED, name="fleetscale-spoke")
+    assert of_kind(docs, "Role") == [] and of_kind(docs, "RoleBinding") == []
+    binding = only(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == only(docs, "ClusterRole")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": only(docs, "ServiceAccount")["metadata"]["name"],
+            "namespace": RELEASE_NAMESPACE,
+        }
+    ]
+    assert only(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "fleetscale-spoke"
+
+
+def test_kube_namespaces_gives_one_role_per_namespace() -> None:
+    docs = render(SPOKE, VARIANTS["namespaced"])
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")}
+    bindings = {b["metadata"]["namespace"]: b for b in of_kind(docs, "RoleBinding")}
+    assert set(roles) == set(bindings) == {"inference", "batch"}
+    for ns, binding in bindings.items():
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": roles[ns]["metadata"]["name"],
+        }
+        assert binding["subjects"][0]["namespace"] == RELEASE_NAMESPACE
+    # Cluster-wide, only the cluster-scoped read of nodes remains.
+    cluster_rules = [rule for where, rule in rbac_rules(docs) if where.startswith("ClusterRole/")]
+    assert cluster_rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
+
+
+def test_create_deployments_only_with_create_variants() -> None:
+    assert ("apps", "deployments", "create") not in grants(render(SPOKE, REQUIRED))
+    assert ("apps", "deployments", "create") not in grants(render(SPOKE, {**REQUIRED, "kube_create_variants": False}))
+    assert ("apps", "deployments", "create") in grants(render(SPOKE, VARIANTS["create-variants"]))
+
+
+def test_simulated_backend_gets_no_rbac() -> None:
+    assert grants(render(SPOKE, VARIANTS["simulated"])) == set()
+
+
+def test_notes_name_the_cluster_and_scope() -> None:
+    text = notes(SPOKE, VARIANTS["namespaced"])
+    assert '"gpu-us-east"' in text and "inference, batch" in text
+
+
+def test_values_yaml_documents_every_key() -> None:
+    # values.yaml is the user's reference: each settings key appears there (cluster_id commented out,
+    # since it has no sensible default).
+    text = (SPOKE / "values.yaml").read_text()
+    assert all(f"{key}:" in text for key in ALL_SETTINGS)
