@@ -66,10 +66,10 @@ async def run_until_stopped(
         waiter.cancel()
         if not runner.done():
             runner.cancel()
-            done, _ = await asyncio.wait({runner}, timeout=shutdown_timeout_s)
-            if not done:
-                logger.error("shutdown took longer than %.1fs; tasks were abandoned", shutdown_timeout_s)
-                return
+            await asyncio.wait({runner}, timeout=shutdown_timeout_s)
+    if not runner.done():
+        logger.error("shutdown took longer than %.1fs; tasks were abandoned", shutdown_timeout_s)
+        return
     if runner.cancelled() or runner.exception() is None:
         return
     raise runner.exception()  # type: ignore[misc]

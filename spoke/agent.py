@@ -45,8 +45,9 @@ async def run_agent(
     on_ready: Callable[[Spoke], None] | None = None,
     extra_tasks: dict[str, Coroutine[Any, Any, Any]] | None = None,
     serve_health: bool = True,
+    metrics: SpokeMetrics | None = None,
 ) -> None:
-    metrics = SpokeMetrics()
+    metrics = metrics or SpokeMetrics()
     async with Bus.connect(settings.bus_options(f"fleetscale-spoke-{settings.cluster_id}")) as bus:
         await bus.ensure_topology()
         spoke = Spoke(

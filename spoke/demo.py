@@ -30,13 +30,13 @@ from typing import Any
 
 import aiohttp
 import yaml
-from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, bundled_trace, load_trace
-from shared.simulation.trace import TraceError
 
 from shared import logs
 from shared.errors import MissingDependency
 from shared.lifecycle import install_signal_handlers, run, run_until_stopped
 from shared.natsserver import NatsServer
+from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, bundled_trace, load_trace
+from shared.simulation.trace import TraceError
 from spoke.agent import Spoke, run_agent
 from spoke.backends.simulated import SimulatedBackend, drive
 from spoke.demo_view import DemoView

@@ -23,6 +23,29 @@ class SpokeSettings(CommonSettings):
     health_host: str = Field(default="0.0.0.0", description="Bind address of /healthz, /readyz, /metrics")
     health_port: int = Field(default=8081, ge=0, le=65535)
 
+    # Kubernetes backend (docs/kubernetes.md).
+    kube_managed_label: str = Field(
+        default="fleetscale.dev/managed=true", description="Label selector of the workloads this spoke manages"
+    )
+    kube_namespaces: list[str] = Field(default_factory=list, description="Namespaces to manage; empty: all")
+    kube_create_variants: bool = Field(
+        default=True, description="Create <name>-<gpu type> variant objects for GPU types that have none"
+    )
+
+    # Telemetry sources (docs/sources.md). Anything not configured is reported missing, never zero.
+    dcgm_endpoints: list[str] = Field(default_factory=list, description="dcgm-exporter /metrics URLs")
+    nvml_enabled: bool = Field(default=False, description="Read GPUs in-process through NVML (needs the driver)")
+    engine_metrics_port: int = Field(default=8000, ge=1, le=65535, description="Inference pods' metrics port")
+    engine_metrics_path: str = Field(default="/metrics", description="Inference pods' metrics path")
+    prometheus_url: str | None = Field(default=None, description="Prometheus or Thanos querier URL for PromQL")
+    prometheus_token_file: str | None = Field(default=None, description="Bearer token file (re-read as it rotates)")
+    prometheus_ca_file: str | None = Field(default=None)
+    prometheus_insecure_skip_verify: bool = Field(default=False)
+    prometheus_queries: dict[str, str] = Field(
+        default_factory=dict, description="Samples field -> PromQL with {namespace} and {name} placeholders"
+    )
+    source_timeout_s: float = Field(default=2.0, gt=0, description="Per-source read timeout")
+
     # Simulated backend (fleetscale spoke --backend simulated): one cluster, one workload.
     sim_nodes: str = Field(default="H100:2x8", description="GPU nodes as TYPE:COUNTxGPUS[,TYPE:COUNTxGPUS]")
     sim_trace: str = Field(default="azure2023_conv_1h", description="Bundled trace name or a CSV path")

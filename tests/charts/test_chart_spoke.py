@@ -28,20 +28,7 @@ REQUIRED = {"cluster_id": "gpu-us-east", "nats": {"url": "nats://nats.fleetscale
 
 # Chart keys the Kubernetes backend and the telemetry sources will read, not yet SpokeSettings
 # fields. The chart renders them only when set; drop a name here once SpokeSettings has the field.
-PLANNED_SETTINGS = {
-    "kube_managed_label",
-    "kube_namespaces",
-    "kube_create_variants",
-    "dcgm_endpoints",
-    "nvml_enabled",
-    "engine_metrics_port",
-    "engine_metrics_path",
-    "prometheus_url",
-    "prometheus_token_file",
-    "prometheus_ca_file",
-    "prometheus_insecure_skip_verify",
-    "prometheus_queries",
-}
+PLANNED_SETTINGS: set[str] = set()
 
 # values keys with no setting behind them (nats is rendered as SPOKE_NATS_*, tested apart).
 CHART_KEYS = {
@@ -86,7 +73,8 @@ ALL_SETTINGS: dict[str, Any] = {
     "prometheus_token_file": "/var/run/secrets/prometheus/token",
     "prometheus_ca_file": "/etc/prometheus-ca/ca.crt",
     "prometheus_insecure_skip_verify": False,
-    "prometheus_queries": {"queue_per_replica": 'sum(vllm:num_requests_waiting{namespace="inference"})'},
+    "prometheus_queries": {"requests_waiting": 'sum(vllm:num_requests_waiting{namespace="{namespace}"})'},
+    "source_timeout_s": 3.0,
 }
 
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -55,7 +55,7 @@ and a Secret).
   "kube_managed_label" "kube_namespaces" "kube_create_variants"
   "dcgm_endpoints" "nvml_enabled" "engine_metrics_port" "engine_metrics_path"
   "prometheus_url" "prometheus_token_file" "prometheus_ca_file"
-  "prometheus_insecure_skip_verify" "prometheus_queries"
+  "prometheus_insecure_skip_verify" "prometheus_queries" "source_timeout_s"
   | toJson }}
 {{- end }}
 
