@@ -88,9 +88,20 @@ class ClusterBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class OutcomeRecorder(Protocol):
+    """Optional backend capability: record each command's outcome where the cluster's users look
+    (Kubernetes Events on the workload). The executor calls it once per handled command."""
+
+    async def record_outcome(
+        self, command: ScaleCommand, status: ResultStatus, reason: ResultReason, message: str = ""
+    ) -> bool: ...
+
+
 __all__ = [
     "ApplyError",
     "ClusterBackend",
+    "OutcomeRecorder",
     "PermanentApplyError",
     "TemporaryApplyError",
     "WorkloadKind",

@@ -15,7 +15,7 @@ from shared import subjects
 from shared.bus import Bus, Delivery
 from shared.errors import BusUnavailable, InvalidMessage
 from shared.messages import CommandResult, ResultReason, ResultStatus, ScaleCommand
-from spoke.backend import ApplyError, ClusterBackend
+from spoke.backend import ApplyError, ClusterBackend, OutcomeRecorder
 from spoke.ledger import Ledger
 from spoke.metrics import SpokeMetrics
 
@@ -84,6 +84,7 @@ class Executor:
 
     async def process(self, delivery: Delivery[ScaleCommand]) -> None:
         command = delivery.model
+        repeat = self.ledger.result_of(command.command_id) is not None
         out = await self.handle(command)
         if out is None:
             await delivery.nak(delay_s=1.0)
@@ -96,6 +97,8 @@ class Executor:
             # Not acked: the command comes back, the ledger answers with the same result.
             logger.warning("result of %s not published (%s); leaving the command unacknowledged", out.command_id, e)
             return
+        if not repeat and isinstance(self.backend, OutcomeRecorder):
+            await self.backend.record_outcome(command, out.status, out.reason, out.error or "")
         await delivery.ack()
         self.metrics.commands.labels(out.status.value, out.reason.value).inc()
         logger.info("command %s %s (%s) %s", out.command_id, out.status.value, out.reason.value,
