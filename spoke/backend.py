@@ -18,6 +18,7 @@ from shared.errors import PermanentError, TemporaryError
 from shared.messages import (
     GpuNode,
     ResultReason,
+    ResultStatus,
     Samples,
     ScaleCommand,
     VariantStatus,
