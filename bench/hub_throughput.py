@@ -144,6 +144,9 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                     for i in flip:
                         busy[i] = not busy[i]
                     for s in range(spokes):
+                        # Spokes are spread over the second, as jittered real spokes are; otherwise
+                        # every report would land at the same phase of the hub's tick.
+                        await asyncio.sleep(max(0.0, start + s / spokes - time.monotonic()))
                         idx = range(s * per_spoke, (s + 1) * per_spoke)
                         report = {
                             "protocol_version": 1, "type": "telemetry", "cluster_id": f"spoke-{s}",
@@ -155,8 +158,12 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                         }
                         now = time.perf_counter()
                         for i in idx:
-                            if i in flip:
+                            # Only a flip that must change the replica count produces a command.
+                            must = busy[i] and replicas[i] == 1 or not busy[i] and replicas[i] > 1
+                            if i in flip and must:
                                 changed_at[f"w{i}"] = now
+                            elif i in flip:
+                                changed_at.pop(f"w{i}", None)
                         await nc.publish(f"fleetscale.v1.telemetry.spoke-{s}", json.dumps(report).encode())
                     await nc.flush()
                     if round_no == warmup:
