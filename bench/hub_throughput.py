@@ -159,7 +159,7 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                         now = time.perf_counter()
                         for i in idx:
                             # Only a flip that must change the replica count produces a command.
-                            must = busy[i] and replicas[i] == 1 or not busy[i] and replicas[i] > 1
+                            must = (busy[i] and replicas[i] == 1) or (not busy[i] and replicas[i] > 1)
                             if i in flip and must:
                                 changed_at[f"w{i}"] = now
                             elif i in flip:

@@ -18,6 +18,7 @@ from hub.metrics import HubMetrics
 from hub.placement import CapacityLedger, place
 from hub.policies import PolicyStore
 from hub.policy.engine import Engine
+from hub.policy.model import Policy
 from hub.state import FleetSnapshot, FleetState, Intent, Placement, WorkloadView
 from shared.messages import ResultStatus
 
@@ -74,7 +75,12 @@ class Evaluator:
             gpr = view.gpus_per_replica
             before = current_placement(snapshot, view)
             observed = view.placement()
-            offers = ledger.offers(gpus_per_replica=gpr, held=observed, allows=rec.policy.allows)
+            # Only clusters that run the workload can be asked to scale it (a deployment there may
+            # have 0 replicas); growth elsewhere would be placed and then never sent.
+            def allows(cid: str, gpu_type: str, view: WorkloadView = view, policy: Policy = rec.policy) -> bool:
+                return cid in view.reports and policy.allows(cid, gpu_type)
+
+            offers = ledger.offers(gpus_per_replica=gpr, held=observed, allows=allows)
             result = place(rec.desired_replicas, before, offers)
             ledger.consume(observed, result.placement, gpr)
             for (cid, gpu_type), n in result.placement.items():

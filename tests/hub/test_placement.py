@@ -51,3 +51,33 @@ def test_ledger_skips_gpu_types_without_a_price_and_respects_gpus_per_replica() 
     s.ingest(report("a", [workload()], [node("H100", 7), node("X9", 8)]), now=10.0)
     offers = CapacityLedger(s.snapshot(now=10.0), {"H100": 12.0}).offers(gpus_per_replica=2, held={("a", "H100"): 1})
     assert offers == [Offer("a", "H100", 4, 24.0)]  # 7 // 2 free + 1 held; price per replica
+
+
+async def test_growth_is_only_placed_on_clusters_that_run_the_workload() -> None:
+    from hub.decisions import DecisionLog
+    from hub.evaluator import Evaluator
+    from hub.metrics import HubMetrics
+    from hub.policy.model import Policy
+
+    class Policies:
+        def all(self) -> list[Policy]:
+            return [Policy.model_validate({"id": "x", "workload": {"namespace": "inference", "name": "x"},
+                                           "target": {"signal": "queue_per_replica", "value": 5}})]
+
+    class Dispatcher:
+        def __init__(self) -> None:
+            self.sent: list[dict[tuple[str, str], int]] = []
+
+        async def dispatch(self, snapshot, view, policy, placement, reason):  # type: ignore[no-untyped-def]
+            self.sent.append(dict(placement))
+            return ["c1"]
+
+    s = FleetState()
+    s.ingest(report("cheap", [workload("y")], [node("L4", 8)]), now=10.0)  # runs another workload only
+    s.ingest(report("dear", [workload("x", waiting=40)], [node("H100", 8)]), now=10.0)
+    d = Dispatcher()
+    ev = Evaluator(state=s, policies=Policies(), dispatcher=d, decisions=DecisionLog(), metrics=HubMetrics(),  # type: ignore[arg-type]
+                   prices={"L4": 0.8, "H100": 12.0}, tick_s=1.0)
+    s.snapshot = lambda now=None, _snap=s.snapshot: _snap(now=10.0)  # type: ignore[method-assign]
+    await ev.tick()
+    assert d.sent == [{("dear", "H100"): 8}]
