@@ -281,7 +281,9 @@ class Bus:
                 while True:
                     try:
                         msgs = await psub.fetch(batch, timeout=poll_s)
-                    except nats.errors.TimeoutError:
+                    except TimeoutError:
+                        # Both nats.errors.TimeoutError and the bare asyncio one that nats-py's
+                        # fetch raises when the loop is busy: nothing arrived, poll again.
                         continue
                     for msg in msgs:
                         try:
@@ -293,7 +295,7 @@ class Bus:
             except (
                 nats.errors.ConnectionClosedError,
                 nats.errors.NoRespondersError,
-                nats.errors.TimeoutError,
+                TimeoutError,
                 nats.js.errors.ServiceUnavailableError,
                 nats.js.errors.NotFoundError,
                 nats.errors.SlowConsumerError,

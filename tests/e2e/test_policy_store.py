@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import running_hub, write_policies
+
+pytestmark = pytest.mark.nats
+
+POLICY = {"id": "llama", "workload": {"namespace": "inference", "name": "llama"},
+          "target": {"signal": "ttft_p95", "value": 1.5}, "max_replicas": 12}
+
+
+async def test_policies_survive_a_hub_restart_in_the_kv_bucket(nats_server, tmp_path: Path) -> None:
+    policy_file = write_policies(tmp_path / "p.yaml", POLICY)
+    async with running_hub(nats_server.url, policy_file=policy_file) as hub:
+        (stored,) = hub.policies.all()
+        assert stored.revision >= 1 and stored.max_replicas == 12
+    async with running_hub(nats_server.url) as hub:  # no file this time: the bucket is the truth
+        (again,) = hub.policies.all()
+        assert again == stored
+    async with running_hub(nats_server.url, policy_file=policy_file) as hub:
+        assert hub.policies.all()[0].revision == stored.revision  # unchanged file, no new revision
+    write_policies(policy_file, POLICY | {"max_replicas": 16})
+    async with running_hub(nats_server.url, policy_file=policy_file) as hub:
+        (changed,) = hub.policies.all()
+        assert changed.max_replicas == 16 and changed.revision > stored.revision
+        history = await hub.policies.kv.history("llama")
+        assert [e.revision for e in history][-2:] == [stored.revision, changed.revision]
