@@ -20,7 +20,7 @@ from hub.policies import PolicyStore
 from hub.policy.engine import Engine
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, FleetState, Intent, Placement, WorkloadView
-from shared.messages import ResultStatus
+from shared.messages import ResultStatus, ScaleCommand
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,14 @@ class Evaluator:
             self.metrics.report_age.labels(cid).set(snapshot.taken_at - cluster.received_at)
             self.metrics.cluster_stale.labels(cid).set(1 if cluster.stale else 0)
         ledger = CapacityLedger(snapshot, self.prices)
-        made = []
+        pending: list[Decision] = []
+        commands: list[ScaleCommand] = []
         for rec in self.engine.evaluate(snapshot, self.policies.all()):
             view = snapshot.workloads[rec.workload_key]
             gpr = view.gpus_per_replica
             before = current_placement(snapshot, view)
             observed = view.placement()
+
             # Only clusters that run the workload can be asked to scale it (a deployment there may
             # have 0 replicas); growth elsewhere would be placed and then never sent.
             def allows(cid: str, gpu_type: str, view: WorkloadView = view, policy: Policy = rec.policy) -> bool:
@@ -87,12 +89,13 @@ class Evaluator:
                 self.metrics.replicas.labels(view.key, cid, gpu_type).set(n)
             if result.placement == before and not rec.changed:
                 continue  # nothing to do and nothing new to say
-            commands: list[str] = []
+            mine: list[ScaleCommand] = []
             if rec.policy.mode == "enforce":
-                commands = await self.dispatcher.dispatch(snapshot, view, rec.policy, result.placement, rec.reason)
-            if not commands and rec.policy.mode == "enforce":
-                continue  # already asked for; waiting for the clusters to catch up
-            decision = Decision(
+                mine = self.dispatcher.commands_for(snapshot, view, rec.policy, result.placement, rec.reason)
+                if not mine:
+                    continue  # already asked for; waiting for the clusters to catch up
+            commands += mine
+            pending.append(Decision(
                 workload=view.key,
                 policy_id=rec.policy.id,
                 policy_revision=rec.policy.revision,
@@ -107,8 +110,14 @@ class Evaluator:
                 notes=[f"stale clusters excluded, their share re-placed: {', '.join(view.stale_clusters)}"]
                 * bool(view.stale_clusters)
                 + list(result.notes),
-                commands=commands,
-            )
+                commands=[c.command_id for c in mine],
+            ))
+        sent = set(await self.dispatcher.send(commands)) if commands else set()
+        made = []
+        for decision in pending:
+            decision.commands = [c for c in decision.commands if c in sent]
+            if decision.mode == "enforce" and not decision.commands:
+                continue  # nothing went out (bus down): decided again next tick
             self.decisions.add(decision)
             self.metrics.decisions.labels(decision.action).inc()
             made.append(decision)

@@ -68,9 +68,9 @@ async def test_growth_is_only_placed_on_clusters_that_run_the_workload() -> None
         def __init__(self) -> None:
             self.sent: list[dict[tuple[str, str], int]] = []
 
-        async def dispatch(self, snapshot, view, policy, placement, reason):  # type: ignore[no-untyped-def]
+        def commands_for(self, snapshot, view, policy, placement, reason):  # type: ignore[no-untyped-def]
             self.sent.append(dict(placement))
-            return ["c1"]
+            return []
 
     s = FleetState()
     s.ingest(report("cheap", [workload("y")], [node("L4", 8)]), now=10.0)  # runs another workload only
