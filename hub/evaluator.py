@@ -18,7 +18,6 @@ from hub.metrics import HubMetrics
 from hub.placement import CapacityLedger, place
 from hub.policies import PolicyStore
 from hub.policy.engine import Engine
-from hub.policy.model import Policy
 from hub.state import FleetSnapshot, FleetState, Intent, Placement, WorkloadView
 from shared.messages import ResultStatus, ScaleCommand
 
@@ -79,10 +78,8 @@ class Evaluator:
 
             # Only clusters that run the workload can be asked to scale it (a deployment there may
             # have 0 replicas); growth elsewhere would be placed and then never sent.
-            def allows(cid: str, gpu_type: str, view: WorkloadView = view, policy: Policy = rec.policy) -> bool:
-                return cid in view.reports and policy.allows(cid, gpu_type)
-
-            offers = ledger.offers(gpus_per_replica=gpr, held=observed, allows=allows)
+            offers = ledger.offers(gpus_per_replica=gpr, held=observed, clusters=view.reports,
+                                   allows=rec.policy.allows)
             result = place(rec.desired_replicas, before, offers)
             ledger.consume(observed, result.placement, gpr)
             for (cid, gpu_type), n in result.placement.items():

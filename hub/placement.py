@@ -14,8 +14,8 @@ The engine issue replaces the greedy fill with an exact solver behind the same `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from hub.state import FleetSnapshot, Placement
 
@@ -84,22 +84,29 @@ def place(
     return PlacementResult(placement, 0, tuple(notes))
 
 
-@dataclass
 class CapacityLedger:
     """Free replicas per (cluster, GPU type) for one tick, consumed as workloads are placed."""
 
-    snapshot: FleetSnapshot
-    prices: Mapping[str, float]
-    _used: dict[tuple[str, str], int] = field(default_factory=dict)
+    def __init__(self, snapshot: FleetSnapshot, prices: Mapping[str, float]) -> None:
+        self.prices = prices
+        # Computed once per tick: at 10k workloads, re-reading inventories per workload dominated.
+        self._free: dict[str, dict[str, int]] = {cid: c.free_gpus() for cid, c in snapshot.fresh.items()}
+        self._used: dict[tuple[str, str], int] = {}
 
     def offers(
-        self, *, gpus_per_replica: int, held: Mapping[tuple[str, str], int], allows: object = None
+        self,
+        *,
+        gpus_per_replica: int,
+        held: Mapping[tuple[str, str], int],
+        clusters: Iterable[str] | None = None,
+        allows: Callable[[str, str], bool] | None = None,
     ) -> list[Offer]:
+        """Offers on fresh ``clusters`` (default: all fresh ones) for GPU types ``allows`` accepts."""
         gpr = max(gpus_per_replica, 1)
         out = []
-        for cid, cluster in self.snapshot.fresh.items():
-            for gpu_type, free in cluster.free_gpus().items():
-                if allows is not None and not allows(cid, gpu_type):  # type: ignore[operator]
+        for cid in self._free if clusters is None else clusters:
+            for gpu_type, free in self._free.get(cid, {}).items():
+                if allows is not None and not allows(cid, gpu_type):
                     continue
                 price = self.prices.get(gpu_type)
                 if price is None:
