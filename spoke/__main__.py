@@ -62,6 +62,7 @@ async def _main(settings: SpokeSettings) -> None:
                 create_variants=settings.kube_create_variants,
             ),
             sampler=sampler,
+            pod_loads=sampler.pod_loads,
         )
         sampler.lister = backend
     try:

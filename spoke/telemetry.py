@@ -90,6 +90,18 @@ class Sampler:
         self.metrics.count_source_failures(stats.failure_kinds())
         return samples
 
+    async def pod_loads(self, ref: WorkloadRef, pods: Sequence[object]) -> Mapping[str, float]:
+        """In-flight requests per pod name from the engines' last scrape; pods never scraped (or
+        whose engine exports no queue gauges) are absent, which the backend treats as unknown."""
+        engines = [s for s in self.sources if isinstance(s, EngineSource)]
+        out: dict[str, float] = {}
+        for engine in engines:
+            for pod in pods:
+                load = engine.in_flight.get(f"{ref.namespace}/{pod.name}")  # type: ignore[attr-defined]
+                if load is not None:
+                    out[pod.name] = load  # type: ignore[attr-defined]
+        return out
+
     async def aclose(self) -> None:
         for source in self.sources:
             await source.aclose()

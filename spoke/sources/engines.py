@@ -88,6 +88,8 @@ class EngineSource:
         self._owns_session = session is None
         self._clock = clock
         self._windows: dict[str, PodWindow] = {}
+        self.in_flight: dict[str, float] = {}
+        """Per pod key: requests running + waiting at its last scrape (drain-safe scale-down)."""
 
     async def read(self, targets: Sequence[SourceTarget]) -> SourceReading:
         pods = [(t, p) for t in targets for p in t.pods if p.metrics_url]
@@ -109,6 +111,8 @@ class EngineSource:
         live = {_pod_key(p) for t in targets for p in t.pods}
         for gone in self._windows.keys() - live:
             del self._windows[gone]
+        for gone in self.in_flight.keys() - {k.split("@", 1)[0] for k in live}:
+            del self.in_flight[gone]
         reading.warnings = tuple(warnings)
         return reading
 
@@ -140,6 +144,13 @@ class EngineSource:
                 previous = None
             current = _remember(spec, result, now)
             reads.append(_PodRead(spec, result, current, previous))
+            loads = [result.total(m) for field_name in ("requests_running", "requests_waiting")
+                     if (m := result.first_present(spec.candidates(field_name)))]
+            pod_name = pod.split("@", 1)[0]  # "namespace/pod"
+            if loads and all(v is not None for v in loads):
+                self.in_flight[pod_name] = sum(v for v in loads if v is not None)
+            else:
+                self.in_flight.pop(pod_name, None)  # unknown load is not zero load
             self._windows[pod] = current
         warnings.extend(errors)
         if not reads:

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.messages import WorkloadRef
+from spoke.metrics import SpokeMetrics
+from spoke.settings import SpokeSettings
+from spoke.sources import EngineSource, PodTarget, SourceTarget
+from spoke.sources.exposition import Exposition
+from spoke.telemetry import Sampler, build_sources
+
+FIXTURE = (Path(__file__).parents[1] / "fixtures" / "vllm_v0_opt125m_datadog.prom").read_text()
+
+
+@dataclass
+class Pod:
+    name: str
+
+
+def busy(text: str, waiting: float, running: float) -> str:
+    return (text.replace('vllm:num_requests_waiting{model_name="facebook/opt-125m"} 0.0',
+                         f'vllm:num_requests_waiting{{model_name="facebook/opt-125m"}} {waiting}')
+                .replace('vllm:num_requests_running{model_name="facebook/opt-125m"} 0.0',
+                         f'vllm:num_requests_running{{model_name="facebook/opt-125m"}} {running}'))
+
+
+def test_sources_are_built_only_for_what_is_configured() -> None:
+    plain = build_sources(SpokeSettings(cluster_id="c"))
+    assert [s.name for s in plain] == ["engines"]
+    full = build_sources(SpokeSettings(cluster_id="c", dcgm_endpoints=["http://127.0.0.1:1/metrics"],
+                                       prometheus_url="http://127.0.0.1:2"))
+    assert [s.name for s in full] == ["engines", "dcgm", "prometheus"]
+
+
+async def test_pod_loads_come_from_the_engines_last_scrape_and_unknown_stays_unknown() -> None:
+    settings = SpokeSettings(cluster_id="c")
+    engine = EngineSource()
+    sampler = Sampler(settings, SpokeMetrics(), [engine])
+    pods = [PodTarget("llm", p, metrics_url=f"http://{p}:8000/metrics") for p in ("a", "b")]
+    target = SourceTarget("llm", "chat", tuple(pods))
+    engine.observe(target, {
+        f"llm/a@{pods[0].metrics_url}": Exposition.parse(busy(FIXTURE, 3, 5)),
+        f"llm/b@{pods[1].metrics_url}": Exposition.parse(busy(FIXTURE, 0, 1)),
+    }, now=1.0)
+    loads = await sampler.pod_loads(WorkloadRef(namespace="llm", name="chat"), [Pod("a"), Pod("b"), Pod("c")])
+    assert loads == {"a": 8.0, "b": 1.0}  # c was never scraped: absent, not 0
+    await engine.aclose()
