@@ -76,7 +76,9 @@ def demo_policy(time_scale: float) -> dict[str, Any]:
         "workload": {"namespace": WORKLOAD[0], "name": WORKLOAD[1]},
         "min_replicas": 1,
         "max_replicas": 24,
-        "target": {"signal": "queue_per_replica", "value": 4},
+        # TTFT is the SLO users feel. The queue signal would be blind here: a replica with a large KV
+        # pool admits nearly everything into its running batch, so TTFT grows while the queue stays 0.
+        "target": {"signal": "ttft_p95", "value": 1.0},
         "scale_down_stabilization_s": round(300.0 / time_scale, 3),
     }
 
@@ -158,7 +160,8 @@ async def amain(args: argparse.Namespace) -> int:
                     cluster_id=spec.cluster_id, backend="simulated", nats_url=nats.url, report_interval_s=1.0,
                     health_host="127.0.0.1", health_port=0,
                 )
-                backend = SimulatedBackend(world, spec.cluster_id)
+                # The samples window spans at least one report interval of simulated time.
+                backend = SimulatedBackend(world, spec.cluster_id, window_s=max(10.0, args.time_scale))
                 tasks[f"spoke {spec.cluster_id}"] = run_agent(
                     settings, backend, stop=stop, serve_health=False,
                     on_ready=lambda s, cid=spec.cluster_id: spokes.__setitem__(cid, s),
