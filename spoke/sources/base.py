@@ -250,3 +250,18 @@ def missing_everywhere(
 def workloads_by_pod(targets: Sequence[SourceTarget]) -> Mapping[tuple[str, str], str]:
     """``(namespace, pod name) -> workload key`` for attributing per-pod series to workloads."""
     return {(p.namespace, p.name): t.key for t in targets for p in t.pods}
+
+
+def gpu_partials(
+    targets: Sequence[SourceTarget], per_workload: Mapping[str, list[GpuSample]], missing_reason: str
+) -> dict[str, PartialSample]:
+    """One partial per target: its attributed GPUs, or ``gpus`` missing with the source's reason."""
+    out: dict[str, PartialSample] = {}
+    for t in targets:
+        partial = PartialSample()
+        if t.key in per_workload:
+            partial.measured("gpus", tuple(per_workload[t.key]))
+        else:
+            partial.missing("gpus", missing_reason)
+        out[t.key] = partial
+    return out

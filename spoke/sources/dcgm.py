@@ -29,13 +29,13 @@ import aiohttp
 from shared.messages import GpuSample
 from spoke.sources.base import (
     NodeGpu,
-    PartialSample,
     SourceReading,
     SourceTarget,
     SourceUnavailable,
+    gpu_partials,
     workloads_by_pod,
 )
-from spoke.sources.exposition import Exposition, ScrapeError, scrape
+from spoke.sources.exposition import Exposition, HttpClient, ScrapeError, scrape
 
 MIB = 2**20
 UTIL_PERCENT = "DCGM_FI_DEV_GPU_UTIL"
@@ -112,14 +112,7 @@ def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]
         inventory.append(NodeGpu(sample=sample, product=gpu.product, workloads=keys))
         for key in keys:
             per_workload.setdefault(key, []).append(sample)
-    samples: dict[str, PartialSample] = {}
-    for t in targets:
-        partial = PartialSample()
-        if t.key in per_workload:
-            partial.measured("gpus", tuple(per_workload[t.key]))
-        else:
-            partial.missing("gpus", NO_GPU_REASON)
-        samples[t.key] = partial
+    samples = gpu_partials(targets, per_workload, NO_GPU_REASON)
     return SourceReading(source="dcgm", samples=samples, gpus=tuple(inventory))
 
 
@@ -138,13 +131,12 @@ class DcgmSource:
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.timeout_s = timeout_s
-        self._session = session
-        self._owns_session = session is None
+        self._http = HttpClient(session)
 
     async def read(self, targets: Sequence[SourceTarget]) -> SourceReading:
         if not self.endpoints:
             raise SourceUnavailable("no dcgm-exporter endpoints configured")
-        session = self._ensure_session()
+        session = self._http.session()
         results = await asyncio.gather(
             *(scrape(session, url, timeout_s=self.timeout_s) for url in self.endpoints),
             return_exceptions=True,
@@ -165,12 +157,5 @@ class DcgmSource:
                     partial.missing("gpus", f"{NO_GPU_REASON}; unreachable: {'; '.join(errors)}")
         return reading
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        await self._http.aclose()

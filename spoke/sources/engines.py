@@ -40,7 +40,7 @@ from spoke.sources.engine_metrics import (
     EngineSpec,
     detect,
 )
-from spoke.sources.exposition import Exposition, ScrapeError, scrape
+from spoke.sources.exposition import Exposition, HttpClient, ScrapeError, scrape
 
 FIRST_SCRAPE = "first scrape: no window yet"
 NO_REQUESTS = "no requests finished in the window"
@@ -84,8 +84,7 @@ class EngineSource:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.timeout_s = timeout_s
-        self._session = session
-        self._owns_session = session is None
+        self._http = HttpClient(session)
         self._clock = clock
         self._windows: dict[str, PodWindow] = {}
         self.in_flight: dict[str, float] = {}
@@ -93,7 +92,7 @@ class EngineSource:
 
     async def read(self, targets: Sequence[SourceTarget]) -> SourceReading:
         pods = [(t, p) for t in targets for p in t.pods if p.metrics_url]
-        session = self._ensure_session()
+        session = self._http.session()
         results = await asyncio.gather(
             *(scrape(session, p.metrics_url or "", timeout_s=self.timeout_s) for _, p in pods),
             return_exceptions=True,
@@ -168,15 +167,8 @@ class EngineSource:
             _percentiles(partial, name, reads)
         return partial
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        await self._http.aclose()
 
 
 def _pod_key(pod: PodTarget) -> str:

@@ -80,3 +80,22 @@ async def scrape(session: aiohttp.ClientSession, url: str, *, timeout_s: float) 
         return Exposition.parse(body)
     except ScrapeError as e:
         raise ScrapeError(f"{url}: {e}") from e
+
+
+class HttpClient:
+    """The aiohttp session a source uses: the caller's when given (tests, sharing), else its own,
+    created lazily inside the running loop and closed by ``aclose`` only when it is ours."""
+
+    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+        self._session = session
+        self._owned = session is None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._owned:
+            await self._session.close()
+        self._session = None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.messages import GpuSample
-from spoke.sources.base import NodeGpu, PartialSample, SourceReading, SourceTarget, workloads_by_pod
+from spoke.sources.base import NodeGpu, PartialSample, SourceReading, SourceTarget, gpu_partials, workloads_by_pod
 from spoke.sources.cgroups import container_of
 
 logger = logging.getLogger("fleetscale.spoke.sources.nvml")
@@ -99,14 +99,7 @@ class NvmlSource:
             inventory.append(NodeGpu(sample=sample, product=product, workloads=tuple(sorted(keys))))
             for key in keys:
                 per_workload.setdefault(key, []).append(sample)
-        samples: dict[str, PartialSample] = {}
-        for t in targets:
-            partial = PartialSample()
-            if t.key in per_workload:
-                partial.measured("gpus", tuple(per_workload[t.key]))
-            else:
-                partial.missing("gpus", NO_PROCESS_REASON)
-            samples[t.key] = partial
+        samples = gpu_partials(targets, per_workload, NO_PROCESS_REASON)
         return SourceReading(self.name, samples, gpus=tuple(inventory), warnings=tuple(warnings))
 
     def _gpu(self, handle: Any, index: int, warnings: list[str]) -> tuple[GpuSample, str | None]:

@@ -38,6 +38,7 @@ from spoke.sources.base import (
     SourceTarget,
     SourceUnavailable,
 )
+from spoke.sources.exposition import HttpClient
 
 _PLACEHOLDER = re.compile(r"\{(namespace|name)\}")
 _PERCENTILE_KEYS = ("p50_s", "p95_s", "p99_s")
@@ -102,8 +103,7 @@ class PrometheusSource:
     def __init__(self, settings: PrometheusSettings, *, session: aiohttp.ClientSession | None = None) -> None:
         self.settings = settings
         self.capabilities = frozenset(k.partition(".")[0] for k in settings.queries)
-        self._session = session
-        self._owns_session = session is None
+        self._http = HttpClient(session)
         self._token = _TokenFile(settings.token_file) if settings.token_file else None
         self._ssl = self._ssl_context()
 
@@ -140,7 +140,7 @@ class PrometheusSource:
         headers = {"Authorization": f"Bearer {self._token.read()}"} if self._token else {}
         url = self.settings.url.rstrip("/") + "/api/v1/query"
         try:
-            async with self._ensure_session().post(
+            async with self._http.session().post(
                 url,
                 data={"query": promql},
                 headers=headers,
@@ -160,15 +160,8 @@ class PrometheusSource:
             raise _QueryFailed(f"query {promql!r} failed: {body.get('errorType')}: {body.get('error')}")
         return _single_value(promql, body["data"])
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        await self._http.aclose()
 
 
 def _single_value(promql: str, data: Mapping[str, Any]) -> float:
