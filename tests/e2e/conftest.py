@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -15,6 +15,8 @@ from hub.settings import HubSettings
 from spoke.agent import Spoke, run_agent
 from spoke.backend import ClusterBackend
 from spoke.settings import SpokeSettings
+
+T = TypeVar("T")
 
 
 async def eventually(check: Callable[[], Any], *, timeout_s: float = 15.0, every_s: float = 0.05) -> Any:
@@ -34,11 +36,13 @@ def write_policies(path: Path, *policies: dict[str, Any]) -> Path:
 
 
 @asynccontextmanager
-async def running_hub(nats_url: str, **settings: Any) -> AsyncIterator[Hub]:
+async def _running(
+    start: Callable[[asyncio.Event, Callable[[T], None]], Coroutine[Any, Any, None]],
+) -> AsyncIterator[T]:
+    """Run a process root (hub or spoke) as a task until its on_ready fires; stop it on exit."""
     stop = asyncio.Event()
-    ready: asyncio.Future[Hub] = asyncio.get_running_loop().create_future()
-    cfg = HubSettings(nats_url=nats_url, api_port=0, tick_s=0.2, shutdown_timeout_s=3, **settings)
-    task = asyncio.create_task(run_hub(cfg, stop=stop, on_ready=lambda h: ready.set_result(h)))
+    ready: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(start(stop, ready.set_result))
     try:
         done, _ = await asyncio.wait({task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
@@ -49,20 +53,14 @@ async def running_hub(nats_url: str, **settings: Any) -> AsyncIterator[Hub]:
         await asyncio.wait_for(task, 10)
 
 
-@asynccontextmanager
-async def running_spoke(
+def running_hub(nats_url: str, **settings: Any) -> AbstractAsyncContextManager[Hub]:
+    cfg = HubSettings(nats_url=nats_url, api_port=0, tick_s=0.2, shutdown_timeout_s=3, **settings)
+    return _running(lambda stop, ready: run_hub(cfg, stop=stop, on_ready=ready))
+
+
+def running_spoke(
     nats_url: str, cluster_id: str, backend: ClusterBackend, *, interval_s: float = 0.2
-) -> AsyncIterator[Spoke]:
-    stop = asyncio.Event()
-    ready: asyncio.Future[Spoke] = asyncio.get_running_loop().create_future()
+) -> AbstractAsyncContextManager[Spoke]:
     cfg = SpokeSettings(cluster_id=cluster_id, backend="simulated", nats_url=nats_url, report_interval_s=interval_s,
                         health_host="127.0.0.1", health_port=0, shutdown_timeout_s=3)
-    task = asyncio.create_task(run_agent(cfg, backend, stop=stop, on_ready=lambda s: ready.set_result(s)))
-    try:
-        done, _ = await asyncio.wait({task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()
-        yield ready.result()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+    return _running(lambda stop, ready: run_agent(cfg, backend, stop=stop, on_ready=ready))
