@@ -91,6 +91,11 @@ class Evaluator:
                 mine = self.dispatcher.commands_for(snapshot, view, rec.policy, result.placement, rec.reason)
                 if not mine:
                     continue  # already asked for; waiting for the clusters to catch up
+            else:
+                last = self.decisions.latest.get(view.key)
+                if last is not None and last.mode != "enforce" and last.desired_replicas == rec.desired_replicas \
+                        and last.placement_after == placement_json(result.placement):
+                    continue  # dry-run: the same recommendation as last tick is not news
             commands += mine
             pending.append(Decision(
                 workload=view.key,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,19 @@ async def test_policies_survive_a_hub_restart_in_the_kv_bucket(nats_server, tmp_
         assert changed.max_replicas == 16 and changed.revision > stored.revision
         history = await hub.policies.kv.history("llama")
         assert [e.revision for e in history][-2:] == [stored.revision, changed.revision]
+
+
+async def test_dry_run_records_what_it_would_do_once_and_sends_nothing(nats_server, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tests.hub.factories import node, report, workload
+
+    policy = POLICY | {"mode": "dry-run", "target": {"signal": "queue_per_replica", "value": 5}}
+    async with running_hub(nats_server.url, policy_file=write_policies(tmp_path / "p.yaml", policy)) as hub:
+        for seq in range(6):
+            r = report("dry", [workload(waiting=40)], [node("H100", 6)], seq=seq, sent_at=datetime.now(UTC))
+            await hub.bus.publish("fleetscale.v1.telemetry.dry", r)
+            await asyncio.sleep(0.25)
+        (decision,) = hub.decisions.recent(workload="inference/llama")
+        assert decision.mode == "dry-run" and decision.desired_replicas == 8 and decision.commands == []
+        assert hub.metrics.commands.labels("dry")._value.get() == 0
