@@ -59,7 +59,7 @@ class Dispatcher:
     def needs_command(
         self, snapshot: FleetSnapshot, view: WorkloadView, cluster_id: str, target: Mapping[str, int]
     ) -> bool:
-        intent = snapshot.intents.get((view.key, cluster_id))
+        intent = snapshot.live_intent(view.key, cluster_id)
         if intent is not None and dict(intent.replicas_by_gpu_type) == dict(target):
             if intent.result is None or intent.result.status is ResultStatus.APPLIED:
                 return False  # already asked (and in flight, or done)

@@ -18,7 +18,7 @@ from hub.metrics import HubMetrics
 from hub.placement import CapacityLedger, place
 from hub.policies import PolicyStore
 from hub.policy.engine import Engine
-from hub.state import FleetSnapshot, FleetState, Intent, Placement, WorkloadView
+from hub.state import FleetSnapshot, FleetState, Placement, WorkloadView
 from shared.messages import ResultStatus, ScaleCommand
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def current_placement(snapshot: FleetSnapshot, view: WorkloadView) -> Placement:
     """Observed placement on fresh clusters, with in-flight or applied intents taking precedence."""
     current = view.placement()
     for cluster_id in view.reports:
-        intent: Intent | None = snapshot.intents.get((view.key, cluster_id))
+        intent = snapshot.live_intent(view.key, cluster_id)
         if intent is None or (intent.result is not None and intent.result.status is not ResultStatus.APPLIED):
             continue
         for key in [k for k in current if k[0] == cluster_id]:
@@ -59,7 +59,6 @@ class Evaluator:
         self.prices = prices
         self.tick_s = tick_s
         self.engine = Engine()
-        self.ticks = 0
 
     async def tick(self) -> list[Decision]:
         started = time.perf_counter()
@@ -97,6 +96,9 @@ class Evaluator:
                         and last.placement_after == placement_json(result.placement):
                     continue  # dry-run: the same recommendation as last tick is not news
             commands += mine
+            notes = list(result.notes)
+            if view.stale_clusters:
+                notes.insert(0, f"stale clusters excluded, their share re-placed: {', '.join(view.stale_clusters)}")
             pending.append(Decision(
                 workload=view.key,
                 policy_id=rec.policy.id,
@@ -109,9 +111,7 @@ class Evaluator:
                 placement_before=placement_json(before),
                 placement_after=placement_json(result.placement),
                 unplaced=result.unplaced,
-                notes=[f"stale clusters excluded, their share re-placed: {', '.join(view.stale_clusters)}"]
-                * bool(view.stale_clusters)
-                + list(result.notes),
+                notes=notes,
                 commands=[c.command_id for c in mine],
             ))
         sent = set(await self.dispatcher.send(commands)) if commands else set()
@@ -123,7 +123,6 @@ class Evaluator:
             self.decisions.add(decision)
             self.metrics.decisions.labels(decision.action).inc()
             made.append(decision)
-        self.ticks += 1
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
 

@@ -9,12 +9,13 @@ and placement re-place its share on healthy clusters.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.messages import CommandResult, GpuNode, TelemetryReport, WorkloadReport
+from shared.messages import CommandResult, ResultStatus, TelemetryReport, WorkloadReport
 
 Placement = dict[tuple[str, str], int]
 """Replicas per (cluster id, GPU type)."""
@@ -27,14 +28,6 @@ class ClusterView:
     received_at: float
     """Monotonic time the report arrived."""
     stale: bool
-
-    @property
-    def age_s(self) -> float:
-        return time.monotonic() - self.received_at
-
-    @property
-    def inventory(self) -> tuple[GpuNode, ...]:
-        return self.report.inventory
 
     def free_gpus(self) -> dict[str, int]:
         free: dict[str, int] = {}
@@ -98,6 +91,22 @@ class FleetSnapshot:
     def fresh(self) -> dict[str, ClusterView]:
         return {cid: c for cid, c in self.clusters.items() if not c.stale}
 
+    def live_intent(self, workload_key: str, cluster_id: str) -> Intent | None:
+        """The hub's last ask of a cluster, while it still says more than the cluster's reports.
+
+        In flight, or refused (dispatch paces retries with it): always. Applied: only until a report
+        the spoke *started reading after the result* arrives; from then on telemetry is the truth,
+        so drift (a manual scale, a restarted controller) is seen and corrected. Both times come
+        from the same spoke's clock.
+        """
+        intent = self.intents.get((workload_key, cluster_id))
+        if intent is None or intent.result is None or intent.result.status is not ResultStatus.APPLIED:
+            return intent
+        cluster = self.clusters.get(cluster_id)
+        if cluster is not None and cluster.report.sent_at >= intent.result.completed_at:
+            return None
+        return intent
+
 
 @dataclass
 class FleetState:
@@ -123,14 +132,9 @@ class FleetState:
         intent = self._intents.get(key)
         if intent is None or intent.command_id != result.command_id:
             return None  # a result for a superseded command: nothing to update
-        updated = Intent(
-            intent.command_id, intent.replicas_by_gpu_type, intent.issued_at, intent.sent_monotonic, result
-        )
+        updated = dataclasses.replace(intent, result=result)
         self._intents[key] = updated
         return updated
-
-    def forget_intent(self, workload_key: str, cluster_id: str) -> None:
-        self._intents.pop((workload_key, cluster_id), None)
 
     # --- readers ------------------------------------------------------------------------------
 

@@ -189,7 +189,9 @@ class TelemetryReport(WireModel):
     type: Literal["telemetry"] = "telemetry"
     cluster_id: ClusterId
     sequence: Count = Field(description="Monotonic per spoke process; restarts from 0 with the spoke")
-    sent_at: datetime
+    sent_at: datetime = Field(
+        description="When the spoke started reading the cluster for this report: its contents are at least this fresh"
+    )
     interval_s: Annotated[float, Field(gt=0)] = Field(
         description="The spoke's report interval; the hub marks the cluster stale after 3 missed"
     )

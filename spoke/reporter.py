@@ -49,6 +49,9 @@ class Reporter:
         """While set, no report is sent (tests use it to make a spoke go silent)."""
 
     async def build(self) -> TelemetryReport | None:
+        # Stamped before reading: everything in the report is at least this fresh, which is what
+        # the hub compares with command results to know when its ask shows in telemetry.
+        started_at = datetime.now(UTC)
         try:
             async with asyncio.timeout(self.read_timeout_s):
                 inventory, workloads = await asyncio.gather(self.backend.inventory(), self.backend.workloads())
@@ -69,7 +72,7 @@ class Reporter:
         report = TelemetryReport(
             cluster_id=self.cluster_id,
             sequence=self.sequence,
-            sent_at=datetime.now(UTC),
+            sent_at=started_at,
             interval_s=self.interval_s,
             spoke_version=VERSION,
             inventory=tuple(inventory),

@@ -82,6 +82,9 @@ class Engine:
     _history: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
 
     def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy]) -> list[Recommendation]:
+        # History of workloads that no policy covers any more would otherwise grow without bound.
+        for gone in self._history.keys() - {p.workload.key for p in policies}:
+            del self._history[gone]
         out = []
         for policy in policies:
             view = snapshot.workloads.get(policy.workload.key)
@@ -144,6 +147,3 @@ class Engine:
         if bounded != desired:
             reason += f"; bounded to [{policy.min_replicas}, {policy.max_replicas}]"
         return Recommendation(view.key, policy, current, ready, value, proposal, bounded, reason, inputs)
-
-    def forget(self, workload_key: str) -> None:
-        self._history.pop(workload_key, None)
