@@ -232,10 +232,8 @@ class Bus:
                     on_invalid(e)
         finally:
             if not self.nc.is_closed:
-                try:
+                with contextlib.suppress(nats.errors.Error):
                     await sub.unsubscribe()
-                except nats.errors.Error:
-                    pass
 
     # --- JetStream ----------------------------------------------------------------------------
 
@@ -243,7 +241,10 @@ class Bus:
         """Publish to a stream and wait for the server's ack; ``msg_id`` de-duplicates."""
         try:
             await self.js.publish(subject, message.to_bytes(), headers={"Nats-Msg-Id": msg_id})
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError) as e:
+        except (nats.errors.Error, TimeoutError) as e:
+            # Every way this fails (timeout, no responders, reconnecting, closed) means the same to
+            # the caller: not stored, try again later. The bare TimeoutError is what nats-py raises
+            # when its own timer fires under load.
             raise BusUnavailable(f"JetStream publish to {subject} failed: {e!r}", delay_s=1.0) from e
 
     async def publish_command(self, command: ScaleCommand) -> None:
@@ -292,15 +293,10 @@ class Bus:
                             on_invalid(e)
                             with contextlib.suppress(nats.errors.Error, TimeoutError):
                                 await msg.term()
-            except (
-                nats.errors.ConnectionClosedError,
-                nats.errors.NoRespondersError,
-                TimeoutError,
-                nats.js.errors.ServiceUnavailableError,
-                nats.js.errors.NotFoundError,
-                nats.errors.SlowConsumerError,
-                nats.errors.NoServersError,
-            ) as e:
+            except (nats.errors.Error, TimeoutError) as e:
+                # Any NATS failure (connection lost, server restarted, consumer not there yet) is
+                # the same to a consumer that must outlive it: subscribe again after a backoff.
+                # Listing classes here once let an unlisted one stop the hub.
                 if self.nc.is_closed:
                     return
                 delay = reconnect_delay(
@@ -354,7 +350,7 @@ async def _connect_with_retry(options: BusOptions) -> Client:
             nc = await nats.connect(**kwargs)
             holder.append(nc)
             return nc
-        except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError, TimeoutError) as e:
+        except (OSError, nats.errors.NoServersError, TimeoutError) as e:
             delay = reconnect_delay(attempt, base_s=options.reconnect_base_s, cap_s=options.reconnect_cap_s)
             attempt += 1
             logger.warning(

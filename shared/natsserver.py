@@ -33,6 +33,18 @@ def find_binary() -> str:
     raise MissingDependency(INSTALL_HINT)
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, wait up to ``timeout_s``, then SIGKILL: a child never outlives its parent's cleanup."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -72,15 +84,8 @@ class NatsServer:
         raise RuntimeError(f"nats-server did not open {self.url} within {timeout_s}s")
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, timeout_s)
         self.proc = None
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ import yaml
 from shared import logs
 from shared.errors import MissingDependency
 from shared.lifecycle import install_signal_handlers, run, run_until_stopped
-from shared.natsserver import NatsServer
+from shared.natsserver import NatsServer, terminate
 from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, bundled_trace, load_trace
 from shared.simulation.trace import TraceError
 from spoke.agent import Spoke, run_agent
@@ -89,7 +89,7 @@ class HubProcess:
     port: int
     policy_file: Path
     proc: subprocess.Popen[bytes] | None = None
-    log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="fleetscale-hub-", suffix=".log")[1]))
+    log: Path = field(default_factory=lambda: _log_file())
 
     def start(self) -> None:
         env = os.environ | {
@@ -105,14 +105,14 @@ class HubProcess:
             )
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, timeout_s)
+
+
+def _log_file() -> Path:
+    # Kept after the demo exits, so an error message can point at it.
+    with tempfile.NamedTemporaryFile(prefix="fleetscale-hub-", suffix=".log", delete=False) as f:
+        return Path(f.name)
 
 
 async def wait_for_api(url: str, hub: HubProcess, timeout_s: float = 30.0) -> None:
@@ -180,8 +180,7 @@ async def amain(args: argparse.Namespace) -> int:
 
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:
     await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.Event().wait()
+    stop.set()  # returning once stopping is fine for a root task
 
 
 def main(argv: list[str] | None = None) -> int:
