@@ -9,17 +9,25 @@ result says why. A temporary failure is retried by re-delivery (nak with delay) 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import subjects
 from shared.bus import Bus, Delivery
-from shared.errors import BusUnavailable, InvalidMessage
+from shared.errors import BusUnavailable, InvalidMessage, TemporaryError
 from shared.messages import CommandResult, ResultReason, ResultStatus, ScaleCommand
 from spoke.backend import ApplyError, ClusterBackend, OutcomeRecorder
 from spoke.ledger import Ledger
 from spoke.metrics import SpokeMetrics
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    """Not applied yet, for a reason that may pass: nak the command so it comes back after this."""
+
+    delay_s: float
 
 
 class Executor:
@@ -34,8 +42,8 @@ class Executor:
         self.applied = 0
         self.duplicates = 0
 
-    async def handle(self, command: ScaleCommand, *, now: datetime | None = None) -> CommandResult | None:
-        """Decide and apply one command; return the result to publish (None: retry later)."""
+    async def handle(self, command: ScaleCommand, *, now: datetime | None = None) -> CommandResult | RetryLater:
+        """Decide and apply one command: the result to publish, or when to have it re-delivered."""
         now = now or datetime.now(UTC)
         previous = self.ledger.result_of(command.command_id)
         if previous is not None:
@@ -72,8 +80,11 @@ class Executor:
                 observed = await self.backend.apply(command)
             except ApplyError as e:
                 if e.temporary:
-                    logger.warning("command %s: temporary failure (%s); will retry", command.command_id, e)
-                    return None
+                    # Honour the backend's delay (an API server's Retry-After); the deadline bounds it.
+                    delay = e.delay_s if isinstance(e, TemporaryError) else 1.0
+                    logger.warning("command %s: temporary failure (%s); retrying in %.1fs",
+                                   command.command_id, e, delay)
+                    return RetryLater(delay)
                 status = ResultStatus.REJECTED if e.reason in _REJECTIONS else ResultStatus.FAILED
                 out = result(status, e.reason, str(e))
             else:
@@ -86,8 +97,8 @@ class Executor:
         command = delivery.model
         repeat = self.ledger.result_of(command.command_id) is not None
         out = await self.handle(command)
-        if out is None:
-            await delivery.nak(delay_s=1.0)
+        if isinstance(out, RetryLater):
+            await delivery.nak(delay_s=out.delay_s)
             return
         try:
             await self.bus.publish_durable(

@@ -61,6 +61,8 @@ class Reporter:
             self.metrics.report_failures.labels("cluster").inc()
             logger.warning("cannot read the cluster (%r); skipping this report", e)
             return None
+        # "*" in missing_reasons stands for every field (docs/protocol.md).
+        missing = Samples(missing_reasons={"*": "no source measured this workload"})
         try:
             async with asyncio.timeout(self.read_timeout_s):
                 samples = await self.backend.samples(workloads)
@@ -68,7 +70,7 @@ class Reporter:
             self.metrics.report_failures.labels("samples").inc()
             logger.warning("cannot read samples (%r); reporting them missing", e)
             samples = {}
-        missing = Samples(missing_reasons={"*": "sample read failed or timed out"})
+            missing = Samples(missing_reasons={"*": f"sample read failed: {e!r}"[:200]})
         report = TelemetryReport(
             cluster_id=self.cluster_id,
             sequence=self.sequence,

@@ -9,7 +9,7 @@ from shared import subjects
 from shared.bus import Bus, BusOptions
 from shared.messages import CommandResult, ResultReason, ResultStatus, ScaleCommand, WorkloadRef
 from spoke.backend import PermanentApplyError, TemporaryApplyError
-from spoke.executor import Executor
+from spoke.executor import Executor, RetryLater
 from spoke.metrics import SpokeMetrics
 from tests.spoke.recording_backend import RecordingBackend
 
@@ -58,9 +58,9 @@ async def test_permanent_failure_is_reported_and_temporary_one_is_retried() -> N
     conflict = PermanentApplyError(ResultReason.CONFLICT, "HorizontalPodAutoscaler inference/llama owns it")
     out = await Executor(None, RecordingBackend(fail_with=conflict), "c1", SpokeMetrics()).handle(command("c1"))  # type: ignore[arg-type]
     assert out is not None and out.status is ResultStatus.REJECTED and "HorizontalPodAutoscaler" in (out.error or "")
-    throttled = TemporaryApplyError(ResultReason.BACKEND_ERROR, "429")
+    throttled = TemporaryApplyError(ResultReason.BACKEND_ERROR, "429", delay_s=7.0)
     ex = Executor(None, RecordingBackend(fail_with=throttled), "c1", SpokeMetrics())  # type: ignore[arg-type]
-    assert await ex.handle(command("c1")) is None  # nak: JetStream re-delivers
+    assert await ex.handle(command("c1")) == RetryLater(7.0)  # nak: JetStream re-delivers after Retry-After
 
 
 @pytest.mark.nats
