@@ -47,9 +47,15 @@ class SpokeSettings(CommonSettings):
     source_timeout_s: float = Field(default=2.0, gt=0, description="Per-source read timeout")
 
     # Simulated backend (fleetscale spoke --backend simulated): one cluster, one workload.
-    sim_nodes: str = Field(default="H100:2x8", description="GPU nodes as TYPE:COUNTxGPUS[,TYPE:COUNTxGPUS]")
+    sim_nodes: str = Field(
+        default="H100:2x8",
+        pattern=r"^[A-Za-z0-9]+:[1-9][0-9]*x[1-9][0-9]*(,[A-Za-z0-9]+:[1-9][0-9]*x[1-9][0-9]*)*$",
+        description="GPU nodes as TYPE:COUNTxGPUS[,TYPE:COUNTxGPUS], e.g. H100:2x8,L4:4x4",
+    )
     sim_trace: str = Field(default="azure2023_conv_1h", description="Bundled trace name or a CSV path")
-    sim_workload: str = Field(default="inference/llama-3-8b", description="namespace/name of the workload")
+    sim_workload: str = Field(
+        default="inference/llama-3-8b", pattern=r"^[^/]+/[^/]+$", description="namespace/name of the workload"
+    )
     sim_initial_replicas: int = Field(default=1, ge=0)
     sim_cold_start_s: float = Field(default=90.0, ge=0)
     sim_time_scale: float = Field(default=1.0, gt=0, description="Simulated seconds per wall-clock second")

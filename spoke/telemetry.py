@@ -15,6 +15,7 @@ from typing import Protocol
 
 from shared.messages import Samples, WorkloadRef
 from spoke.backend import WorkloadState
+from spoke.backends.kubernetes.pods import PodInfo
 from spoke.metrics import SpokeMetrics
 from spoke.settings import SpokeSettings
 from spoke.sources import (
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 class PodLister(Protocol):
-    async def pods(self, ref: WorkloadRef) -> Sequence[object]: ...
+    async def pods(self, ref: WorkloadRef) -> Sequence[PodInfo]: ...
 
 
 def build_sources(settings: SpokeSettings) -> list[TelemetrySource]:
@@ -67,18 +68,20 @@ class Sampler:
         """Set once the backend exists (the backend is built with this sampler)."""
 
     async def targets(self, workloads: Sequence[WorkloadState]) -> list[SourceTarget]:
+        port, path = self.settings.engine_metrics_port, self.settings.engine_metrics_path
+        port, path = self.settings.engine_metrics_port, self.settings.engine_metrics_path
         out = []
         for w in workloads:
             pods = await self.lister.pods(w.ref) if self.lister is not None else []
             out.append(SourceTarget(w.ref.namespace, w.ref.name, tuple(
                 PodTarget(
-                    namespace=p.namespace,  # type: ignore[attr-defined]
-                    name=p.name,  # type: ignore[attr-defined]
-                    ip=p.ip,  # type: ignore[attr-defined]
-                    node=p.node,  # type: ignore[attr-defined]
-                    container_ids=tuple(p.container_ids),  # type: ignore[attr-defined]
-                    metrics_url=(f"http://{p.ip}:{self.settings.engine_metrics_port}{self.settings.engine_metrics_path}"
-                                 if p.ip and p.ready else None),  # type: ignore[attr-defined]
+                    namespace=p.namespace,
+                    name=p.name,
+                    ip=p.ip,
+                    node=p.node,
+                    container_ids=tuple(p.container_ids),
+                    # Only ready pods are scraped: a starting engine has no metrics endpoint yet.
+                    metrics_url=f"http://{p.ip}:{port}{path}" if p.ip and p.ready else None,
                 )
                 for p in pods
             )))
@@ -90,16 +93,16 @@ class Sampler:
         self.metrics.count_source_failures(stats.failure_kinds())
         return samples
 
-    async def pod_loads(self, ref: WorkloadRef, pods: Sequence[object]) -> Mapping[str, float]:
+    async def pod_loads(self, ref: WorkloadRef, pods: Sequence[PodInfo]) -> Mapping[str, float]:
         """In-flight requests per pod name from the engines' last scrape; pods never scraped (or
         whose engine exports no queue gauges) are absent, which the backend treats as unknown."""
         engines = [s for s in self.sources if isinstance(s, EngineSource)]
         out: dict[str, float] = {}
         for engine in engines:
             for pod in pods:
-                load = engine.in_flight.get(f"{ref.namespace}/{pod.name}")  # type: ignore[attr-defined]
+                load = engine.in_flight.get(f"{ref.namespace}/{pod.name}")
                 if load is not None:
-                    out[pod.name] = load  # type: ignore[attr-defined]
+                    out[pod.name] = load
         return out
 
     async def aclose(self) -> None:

@@ -46,3 +46,14 @@ async def test_pod_loads_come_from_the_engines_last_scrape_and_unknown_stays_unk
     loads = await sampler.pod_loads(WorkloadRef(namespace="llm", name="chat"), [Pod("a"), Pod("b"), Pod("c")])
     assert loads == {"a": 8.0, "b": 1.0}  # c was never scraped: absent, not 0
     await engine.aclose()
+
+
+def test_simulated_backend_settings_are_validated_and_name_the_field() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="sim_nodes"):
+        SpokeSettings(cluster_id="c", sim_nodes="H100:2")
+    with pytest.raises(ValidationError, match="sim_workload"):
+        SpokeSettings(cluster_id="c", sim_workload="llama")
+    assert SpokeSettings(cluster_id="c", sim_nodes="H100:2x8,L4:4x4").sim_nodes == "H100:2x8,L4:4x4"
