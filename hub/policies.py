@@ -18,7 +18,7 @@ import yaml
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from hub.policy.model import Policy, kv_key
+from hub.policy.model import Policy
 from shared.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,13 @@ class PolicyStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
         self._policies: dict[str, Policy] = {}
+        self._sorted: list[Policy] | None = None
 
     def all(self) -> list[Policy]:
-        return sorted(self._policies.values(), key=lambda p: p.id)
+        """By id, so placement of competing workloads is stable; cached, since every tick asks."""
+        if self._sorted is None:
+            self._sorted = sorted(self._policies.values(), key=lambda p: p.id)
+        return self._sorted
 
     def get(self, policy_id: str) -> Policy | None:
         return self._policies.get(policy_id)
@@ -69,14 +73,16 @@ class PolicyStore:
 
     async def put(self, policy: Policy) -> Policy:
         data = orjson.dumps(policy.model_dump(mode="json", exclude={"revision"}))
-        revision = await self.kv.put(kv_key(policy.id), data)
+        revision = await self.kv.put(policy.id, data)  # ids are valid KV keys by construction
         stored = policy.with_revision(revision)
         self._policies[policy.id] = stored
+        self._sorted = None
         return stored
 
     async def delete(self, policy_id: str) -> None:
-        await self.kv.delete(kv_key(policy_id))
+        await self.kv.delete(policy_id)
         self._policies.pop(policy_id, None)
+        self._sorted = None
 
     async def import_file(self, path: Path) -> list[Policy]:
         policies = parse_policy_file(path)
@@ -93,6 +99,7 @@ class PolicyStore:
         return stored
 
     def _apply(self, key: str, value: bytes | None, revision: int) -> None:
+        self._sorted = None
         if not value:
             self._policies.pop(key, None)
             return

@@ -7,7 +7,6 @@ their names and meaning so that policies written today stay valid.
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
@@ -73,10 +72,3 @@ class Policy(BaseModel):
         return (self.clusters is None or cluster_id in self.clusters) and (
             self.gpu_types is None or gpu_type in self.gpu_types
         )
-
-
-def kv_key(policy_id: str) -> str:
-    """Policy ids are KV keys as they are; this guards the assumption."""
-    if not re.fullmatch(r"[a-z0-9.-]+", policy_id):
-        raise ValueError(f"policy id {policy_id!r} is not a valid key")
-    return policy_id
