@@ -31,23 +31,33 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def error(status: int, message: str, details: Any = None) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 503: web.HTTPServiceUnavailable}.get(
-        status, web.HTTPInternalServerError
-    )
-    return cls(body=orjson.dumps({"error": message, "details": details}), content_type="application/json")
+class ApiError(Exception):
+    """Raised by handlers; the middleware answers it as ``{"error", "details"}`` with its status."""
+
+    def __init__(self, status: int, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+
+
+def error(status: int, message: str, details: Any = None) -> ApiError:
+    return ApiError(status, message, details)
 
 
 @web.middleware
 async def json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """Every error is JSON, with the status it was raised with (aiohttp's own 404/405 included)."""
     try:
         return await handler(request)
+    except ApiError as e:
+        return json_response({"error": e.message, "details": e.details}, status=e.status)
     except web.HTTPException as e:
-        if e.content_type == "application/json":
+        if e.status < 400:
             raise
-        raise error(e.status, e.reason, {"path": request.path}) from None
+        return json_response({"error": e.reason, "details": {"path": request.path}}, status=e.status)
 
 
 @routes.get("/healthz")
