@@ -8,16 +8,12 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
+from shared.simulation.profiles import GPU_PROFILES
 
-DEFAULT_GPU_PRICES: dict[str, float] = {
-    # USD per GPU-hour, on-demand list prices; see docs/simulator.md for the sources. A policy's
-    # placement prices override these per (cluster, GPU type).
-    "H100": 12.29,
-    "A100": 4.10,
-    "L40S": 1.86,
-    "A10G": 1.01,
-    "L4": 0.805,
-}
+DEFAULT_GPU_PRICES: dict[str, float] = {t: p.price_per_gpu_hour for t, p in GPU_PROFILES.items()}
+"""USD per GPU-hour: the sourced on-demand list prices of ``shared.simulation.profiles`` (one table
+for the hub and the simulator; sources in docs/simulator.md). Other GPU types need ``HUB_GPU_PRICES``:
+the placer does not place on a type it has no price for, rather than guess a cost."""
 
 
 class HubSettings(CommonSettings):
