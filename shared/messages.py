@@ -263,10 +263,8 @@ class CommandResult(WireModel):
     completed_at: datetime = Field(default_factory=utcnow)
 
 
-AnyMessage = TelemetryReport | ScaleCommand | CommandResult
 M = TypeVar("M", bound=WireModel)
 
-ALL_MESSAGES: tuple[type[WireModel], ...] = (TelemetryReport, ScaleCommand, CommandResult)
 CLUSTER_ID_PATTERN = re.compile(_TOKEN)
 
 
