@@ -15,9 +15,15 @@ def test_growth_fills_the_cheapest_type_first() -> None:
     assert r.unplaced == 0
 
 
-def test_current_placements_are_kept_when_growing() -> None:
+def test_current_placements_are_kept_when_growing_at_equal_price() -> None:
+    r = place(5, {("a", "L4"): 2}, [offer("a", "L4", 10, 0.8), offer("b", "L4", 10, 0.8)])
+    assert r.placement[("a", "L4")] >= 2 and r.total == 5 and r.churn == 3
+
+
+def test_a_cheaper_place_wins_over_keeping_current_replicas() -> None:
+    # Churn only breaks ties: it never keeps a replica on a dearer place.
     r = place(5, {("a", "H100"): 2}, [offer("a", "H100", 10, 12.0), offer("b", "L4", 10, 0.8)])
-    assert r.placement == {("a", "H100"): 2, ("b", "L4"): 3}
+    assert r.placement == {("a", "H100"): 0, ("b", "L4"): 5}
 
 
 def test_shrinking_removes_the_most_expensive_first() -> None:
