@@ -148,28 +148,31 @@ def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT
     started = time.perf_counter()
     form = formulate(problem)
     notes: list[str] = []
-    method: Method
     model, columns = _build(form)
-    h = model.highs(time_limit_s)
-    h.run()
-    status = h.getModelStatus()
-    info = h.getInfo()
-    placements = None
-    if info.primal_solution_status == 2:  # kSolutionStatusFeasible: HiGHS holds a solution
-        placements = _read(form, columns, list(h.getSolution().col_value))
-        if not _feasible(form, placements):
-            notes.append("the solver's answer broke a hard constraint (numerical trouble)")
-            placements = None
-    if placements is not None and status == highspy.HighsModelStatus.kOptimal:
-        method = "optimal"
-    elif placements is not None:
-        method = "incumbent"
-        notes.append(f"solver stopped ({h.modelStatusToString(status)}) before proving optimality: best found "
-                     f"used, gap {info.mip_gap:.2%}")
+    placements: dict[str, dict[Key, int]] | None = None
+    if not model.cost:  # nothing offered anywhere: the empty placement is the only one
+        placements, proved, why = {wf.demand.key: {} for wf in form.workloads}, True, ""
     else:
+        h = model.highs(time_limit_s)
+        h.run()
+        info = h.getInfo()
+        proved = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        why = h.modelStatusToString(h.getModelStatus())
+        if info.primal_solution_status == 2:  # kSolutionStatusFeasible: HiGHS holds a solution
+            placements = _read(form, columns, list(h.getSolution().col_value))
+            if not _feasible(form, placements):
+                notes.append("the solver's answer broke a hard constraint (numerical trouble)")
+                placements = None
+            elif not proved:
+                notes.append(f"solver stopped ({why}) before proving optimality: best found used, "
+                             f"gap {info.mip_gap:.2%}")
+    method: Method
+    if placements is None:
         method = "greedy"
-        notes.append(f"solver had no usable answer ({h.modelStatusToString(status)}): greedy fill used")
+        notes.append(f"solver had no usable answer ({why}): greedy fill used")
         placements = greedy(form)
+    else:
+        method = "optimal" if proved else "incumbent"
     results = {}
     objective = 0
     for wf in form.workloads:
