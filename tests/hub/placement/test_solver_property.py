@@ -135,3 +135,17 @@ def test_the_solver_finds_the_brute_force_optimum(problem: PlacementProblem) -> 
         mine = {k: n for k, n in placements[w.key].items() if n}
         row = next(r for r in candidates(problem, w, pool_of(problem)) if {k: n for k, n in r[2].items() if n} == mine)
         assert solution.results[w.key].unplaced == row[3]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(), st.lists(st.floats(0, 3), min_size=9, max_size=9))
+def test_the_greedy_fill_keeps_the_hard_constraints_from_any_start(problem: PlacementProblem, xs: list[float]) -> None:
+    # From scratch (the last resort) and from an arbitrary fractional start (as the LP would give).
+    from hub.placement.greedy import greedy
+
+    form = formulate(problem)
+    start = {w.key: {k: xs[3 * i + j] for j, k in enumerate(KEYS)} for i, w in enumerate(problem.workloads)}
+    for placements in (greedy(form), greedy(form, start)):
+        objective_of(problem, placements)  # asserts every hard constraint
+        for wf in form.workloads:
+            assert all(placements[wf.demand.key][o.offer.key] >= o.lb for o in wf.options)
