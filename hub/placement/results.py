@@ -39,3 +39,6 @@ class Solution:
     solve_s: float
     """Wall time to formulate and solve."""
     notes: tuple[str, ...] = ()
+    gap: float | None = 0.0
+    """HiGHS's relative gap between the answer and its proven bound: 0 when optimal, None when the
+    answer is not HiGHS's (greedy)."""

@@ -44,8 +44,8 @@ def _branch_and_bound(
     columns: list[Columns],
     start: dict[str, dict[Key, int]] | None,
     deadline: float,
-) -> tuple[dict[str, dict[Key, int]] | None, Method, str]:
-    """HiGHS from ``start`` until proof or ``deadline``: the placement (None if unusable), how, and a note."""
+) -> tuple[dict[str, dict[Key, int]] | None, Method, str, float | None]:
+    """HiGHS from ``start`` until proof or ``deadline``: the placement (None if unusable), how, a note, the gap."""
     h = model.highs(deadline - time.perf_counter())
 
     def past_deadline(event: highspy.highs.HighsCallbackEvent) -> None:
@@ -65,18 +65,19 @@ def _branch_and_bound(
     why = h.modelStatusToString(status)
     fallback = "the rounded LP" if start is not None else "the greedy fill"
     if h.getInfo().primal_solution_status != 2:  # kSolutionStatusFeasible: HiGHS holds no solution
-        return None, "greedy", f"solver had no usable answer ({why}): {fallback} used"
+        return None, "greedy", f"solver had no usable answer ({why}): {fallback} used", None
     placements = read(form, columns, list(h.getSolution().col_value))
     if not _feasible(form, placements):
-        return None, "greedy", f"the solver's answer broke a hard constraint (numerical trouble): {fallback} used"
+        return None, "greedy", f"the solver's answer broke a hard constraint (numerical trouble): {fallback} used", None
     if status == highspy.HighsModelStatus.kOptimal:
-        return placements, "optimal", ""
+        return placements, "optimal", "", 0.0
     found = "" if start is None else (
         ", better than the rounded LP" if _objective(form, placements) < _objective(form, start) else
         ", the rounded LP"
     )
+    gap = h.getInfo().mip_gap
     return placements, "incumbent", f"solver stopped ({why}) before proving optimality: best found used{found}, " \
-        f"gap {h.getInfo().mip_gap:.3%}"
+        f"gap {gap:.3%}", gap
 
 
 def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> Solution:
@@ -89,8 +90,9 @@ def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT
     placements: dict[str, dict[Key, int]] | None = None
     rounded: dict[str, dict[Key, int]] | None = None
     method: Method = "greedy"
+    gap: float | None = None
     if not model.cost:  # nothing offered anywhere: the empty placement is the only one
-        placements, method = {wf.demand.key: {} for wf in form.workloads}, "optimal"
+        placements, method, gap = {wf.demand.key: {} for wf in form.workloads}, "optimal", 0.0
     elif time_limit_s <= 0:
         notes.append("no time to solve: greedy fill used")
     else:
@@ -98,7 +100,7 @@ def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT
         lp.run()
         if lp.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             rounded = greedy(form, read_relaxed(form, columns, list(lp.getSolution().col_value)))
-        placements, method, note = _branch_and_bound(form, model, columns, rounded, deadline)
+        placements, method, note, gap = _branch_and_bound(form, model, columns, rounded, deadline)
         notes += [note] if note else []
     if placements is None:
         placements = rounded if rounded is not None else greedy(form)
@@ -115,7 +117,7 @@ def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT
             cost_per_hour=sc.cost_per_hour,
             churn=sc.churn,
         )
-    return Solution(results, method, objective, time.perf_counter() - started, tuple(notes))
+    return Solution(results, method, objective, time.perf_counter() - started, tuple(notes), gap)
 
 
 def _notes(wf: WorkloadForm, placement: Mapping[Key, int], unmet: int) -> list[str]:
