@@ -15,6 +15,7 @@ from hub.intake import Intake
 from hub.metrics import HubMetrics
 from hub.policies import PolicyStore
 from hub.settings import HubSettings
+from hub.sources import PolicySources
 from hub.state import FleetState
 from shared.bus import Bus
 from shared.lifecycle import run_until_stopped
@@ -36,6 +37,7 @@ class Hub:
     intake: Intake
     dispatcher: Dispatcher
     evaluator: Evaluator
+    sources: PolicySources | None = None
     api_port: int | None = None
 
 
@@ -46,8 +48,7 @@ async def run_hub(
         await bus.ensure_topology()
         policies = PolicyStore(await bus.policies_bucket())
         await policies.load()
-        if settings.policy_file is not None:
-            await policies.import_file(settings.policy_file)
+        sources = await PolicySources.open(settings, policies)
         state = FleetState(stale_after_intervals=settings.stale_after_intervals)
         decisions = DecisionLog(settings.decision_log_size)
         metrics = HubMetrics()
@@ -70,6 +71,7 @@ async def run_hub(
                 prices=settings.gpu_prices,
                 tick_s=settings.tick_s,
             ),
+            sources=sources,
         )
         app = make_app(
             state=state, decisions=decisions, policies=policies, metrics=metrics, ready=lambda: bus.connected
@@ -86,6 +88,7 @@ async def run_hub(
                 "telemetry intake": hub.intake.run(),
                 "command results": dispatcher.results_listener(),
                 "policy watcher": policies.watcher(),
+                **sources.tasks(),
                 "evaluator": hub.evaluator.run(),
                 "web api": serve(app, settings.api_host, settings.api_port, on_bound=bound),
             },

@@ -28,6 +28,19 @@ class HubSettings(CommonSettings):
     command_deadline_s: float = Field(
         default=60.0, gt=0, description="A spoke drops a command it gets later than this after issue"
     )
-    policy_file: Path | None = Field(default=None, description="YAML file of policies loaded at start")
+    policy_file: Path | None = Field(default=None, description="YAML file of policies, re-read when it changes")
+    policy_dir: Path | None = Field(
+        default=None, description="Directory whose *.yaml/*.yml policy files are re-read when they change"
+    )
+    policy_poll_s: float = Field(default=2.0, gt=0, description="How often policy_file and policy_dir are checked")
+    policy_resync_s: float = Field(
+        default=60.0, gt=0, description="Re-apply file and CRD policies this often, also when nothing changed"
+    )
+    crd_watch: bool = Field(default=False, description="Watch AIInferenceAutoscalerPolicy objects in the hub's cluster")
+    crd_namespace: str | None = Field(default=None, description="Only watch this namespace; None: all namespaces")
+    kubeconfig: Path | None = Field(
+        default=None, description="Kubeconfig for the CRD watch; None: the pod's service account, else ~/.kube/config"
+    )
+    kube_context: str | None = Field(default=None, description="Context in kubeconfig; None: its current context")
     gpu_prices: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GPU_PRICES))
     decision_log_size: int = Field(default=2000, ge=10, description="Decisions kept in memory for the API")
