@@ -30,6 +30,13 @@ ALL_SETTINGS: dict[str, Any] = {
     "stale_after_intervals": 4,
     "command_deadline_s": 30,
     "policy_file": "/etc/fleetscale/policies/policies.yaml",
+    "policy_dir": "/etc/fleetscale/policies.d",
+    "policy_poll_s": 5,
+    "policy_resync_s": 30,
+    "crd_watch": True,
+    "crd_namespace": "inference",
+    "kubeconfig": "/etc/fleetscale/kube/config",
+    "kube_context": "gitops",
     "gpu_prices": {"H100": 9.5, "L4": 0.7},
     "decision_log_size": 500,
     "log_level": "WARNING",
@@ -50,6 +57,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "service-monitor": {**REQUIRED, "serviceMonitor": {"enabled": True}},
     "policies": {**REQUIRED, "policies": [POLICY]},
     "no-policy-file": {**REQUIRED, "policy_file": None},
+    "crd-namespace": {**REQUIRED, "crd_namespace": "inference"},
+    "no-crd-watch": {**REQUIRED, "crd_watch": False},
     "custom-image": {**REQUIRED, "image": {"repository": "registry.example/fs", "tag": "1.2.3"}},
     "all-settings": {**ALL_SETTINGS, **REQUIRED},
 }
@@ -78,6 +87,10 @@ def test_lint_is_clean(values: dict[str, Any]) -> None:
         ({**REQUIRED, "decision_log_size": 5}, "/decision_log_size"),
         ({**REQUIRED, "gpu_prices": {"H100": "cheap"}}, "/gpu_prices/H100"),
         ({**REQUIRED, "policy_file": "policies.yaml"}, "/policy_file"),
+        ({**REQUIRED, "policy_dir": "policies.d"}, "/policy_dir"),
+        ({**REQUIRED, "policy_poll_s": 0}, "/policy_poll_s"),
+        ({**REQUIRED, "crd_watch": "yes"}, "/crd_watch"),
+        ({**REQUIRED, "crd_namespace": "Team_A"}, "/crd_namespace"),
         ({**REQUIRED, "policies": [{"targets": {}}]}, "/policies/0"),
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "creds"}}, "/nats/existingSecret"),
         ({**REQUIRED, "tickS": 1}, "'tickS' not allowed"),
@@ -119,6 +132,9 @@ def test_rendered_env_parses_into_hub_settings(monkeypatch: pytest.MonkeyPatch) 
     assert settings.tick_s == 0.5
     assert settings.gpu_prices == {"H100": 9.5, "L4": 0.7}
     assert settings.policy_file == Path("/etc/fleetscale/policies/policies.yaml")
+    assert settings.policy_dir == Path("/etc/fleetscale/policies.d") and settings.policy_poll_s == 5
+    assert settings.crd_watch is True and settings.crd_namespace == "inference"
+    assert settings.kubeconfig == Path("/etc/fleetscale/kube/config") and settings.kube_context == "gitops"
     assert settings.nats_creds_file == "/etc/fleetscale/nats/nats.creds"
 
 
@@ -152,14 +168,14 @@ def test_empty_policy_list_is_a_valid_policy_file(tmp_path: Path) -> None:
     assert parse_policy_file(path) == []
 
 
-def test_policy_change_rolls_the_hub() -> None:
-    def checksum(values: dict[str, Any]) -> str:
-        return only(render(HUB, values), "Deployment")["spec"]["template"]["metadata"]["annotations"][
-            "checksum/policies"
-        ]
+def test_policy_change_does_not_restart_the_hub() -> None:
+    # The hub re-reads the mounted file when the kubelet updates it; a pod template change would
+    # roll (Recreate) the hub and pause every decision for nothing.
+    def template(values: dict[str, Any]) -> Any:
+        return only(render(HUB, values), "Deployment")["spec"]["template"]
 
-    assert checksum(REQUIRED) != checksum(VARIANTS["policies"])
-    assert checksum(VARIANTS["policies"]) == checksum({**REQUIRED, "policies": [dict(POLICY)]})
+    assert template(REQUIRED) == template(VARIANTS["policies"])
+    assert env(render(HUB, REQUIRED))["HUB_CRD_WATCH"]["value"] == "true"
 
 
 def test_no_policy_file_means_no_configmap_and_no_setting() -> None:
@@ -197,13 +213,34 @@ def test_custom_image() -> None:
     assert container(render(HUB, VARIANTS["custom-image"]))["image"] == "registry.example/fs:1.2.3"
 
 
-def test_rbac_only_reads_policies() -> None:
+POLICY_RULES = {("fleetscale.dev", "aiinferenceautoscalerpolicies", verb) for verb in ("get", "list", "watch")} | {
+    ("fleetscale.dev", "aiinferenceautoscalerpolicies/status", "patch")
+}
+
+
+def test_rbac_reads_policies_and_writes_only_their_status() -> None:
     docs = render(HUB, REQUIRED)
-    assert grants(docs) == {
-        ("fleetscale.dev", "aiinferenceautoscalerpolicies", verb) for verb in ("get", "list", "watch")
-    }
+    assert grants(docs) == POLICY_RULES
+    assert of_kind(docs, "Role") == []
     binding = only(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["name"] == only(docs, "ServiceAccount")["metadata"]["name"]
+
+
+def test_rbac_for_one_namespace_is_a_role_there() -> None:
+    docs = render(HUB, VARIANTS["crd-namespace"])
+    assert of_kind(docs, "ClusterRole") == [] and of_kind(docs, "ClusterRoleBinding") == []
+    role, binding = only(docs, "Role"), only(docs, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "inference"
+    assert grants(docs) == POLICY_RULES
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"][0]["namespace"] == "fleetscale"
+
+
+def test_no_crd_watch_means_no_rbac() -> None:
+    docs = render(HUB, VARIANTS["no-crd-watch"])
+    assert grants(docs) == set()
+    assert env(docs)["HUB_CRD_WATCH"]["value"] == "false"
 
 
 def test_service_monitor_scrapes_the_api_service() -> None:

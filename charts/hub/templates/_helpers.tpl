@@ -50,7 +50,9 @@ each name against HubSettings. nats_* come from .Values.nats and a Secret.
 {{- define "hub.settingKeys" -}}
 {{- list
   "api_host" "api_port" "tick_s" "stale_after_intervals" "command_deadline_s"
-  "policy_file" "gpu_prices" "decision_log_size"
+  "policy_file" "policy_dir" "policy_poll_s" "policy_resync_s"
+  "crd_watch" "crd_namespace" "kubeconfig" "kube_context"
+  "gpu_prices" "decision_log_size"
   "log_level" "log_format" "shutdown_timeout_s"
   | toJson }}
 {{- end }}
