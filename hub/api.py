@@ -13,8 +13,9 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.decisions import DecisionLog, placement_json
+from hub.decisions import DecisionLog
 from hub.metrics import HubMetrics
+from hub.overview import clusters_json, policies_json, workloads_json
 from hub.policies import PolicyStore
 from hub.state import FleetState
 
@@ -80,50 +81,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/clusters")
 async def clusters(request: web.Request) -> web.Response:
-    snap = request.app[STATE].snapshot()
-    out = []
-    for cid, c in sorted(snap.clusters.items()):
-        out.append({
-            "cluster_id": cid,
-            "stale": c.stale,
-            "age_s": round(snap.taken_at - c.received_at, 3),
-            "sequence": c.report.sequence,
-            "interval_s": c.report.interval_s,
-            "sent_at": c.report.sent_at.isoformat(),
-            "spoke_version": c.report.spoke_version,
-            "free_gpus": c.free_gpus(),
-            "inventory": [n.model_dump(mode="json") for n in c.report.inventory],
-            "workloads": [w.workload.key for w in c.report.workloads],
-        })
-    return json_response({"clusters": out})
+    return json_response({"clusters": clusters_json(request.app[STATE].snapshot())})
 
 
 @routes.get("/api/v1/workloads")
 async def workloads(request: web.Request) -> web.Response:
-    snap = request.app[STATE].snapshot()
-    decisions = request.app[DECISIONS]
-    out = []
-    for key, view in snap.workloads.items():
-        latest = decisions.latest.get(key)
-        out.append({
-            "workload": key,
-            "desired_replicas": view.desired_replicas,
-            "ready_replicas": view.ready_replicas,
-            "placement": placement_json(view.placement()),
-            "stale_clusters": list(view.stale_clusters),
-            "clusters": {
-                cid: {
-                    "desired_replicas": r.desired_replicas,
-                    "ready_replicas": r.ready_replicas,
-                    "variants": [v.model_dump(mode="json") for v in r.variants],
-                    "samples": r.samples.model_dump(mode="json", exclude={"gpus"})
-                    | {"gpu_utilization_ratio": r.samples.gpu_utilization_ratio, "gpu_count": len(r.samples.gpus)},
-                }
-                for cid, r in sorted(view.reports.items())
-            },
-            "last_decision": latest.to_json() if latest else None,
-        })
-    return json_response({"workloads": out})
+    return json_response({"workloads": workloads_json(request.app[STATE].snapshot(), request.app[DECISIONS])})
 
 
 @routes.get("/api/v1/decisions")
@@ -148,7 +111,7 @@ async def decision(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/policies")
 async def policies(request: web.Request) -> web.Response:
-    return json_response({"policies": [p.model_dump(mode="json") for p in request.app[POLICIES].all()]})
+    return json_response({"policies": policies_json(request.app[POLICIES])})
 
 
 def make_app(
