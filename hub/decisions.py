@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +72,8 @@ class DecisionLog:
         self._decisions: OrderedDict[str, Decision] = OrderedDict()
         self._by_command: dict[str, str] = {}
         self.latest: dict[str, Decision] = {}
+        self.listeners: list[Callable[[Decision], None]] = []
+        """Called on every add and every attached result (the live feed); must not raise or block."""
 
     def add(self, decision: Decision) -> None:
         self._decisions[decision.id] = decision
@@ -81,12 +84,16 @@ class DecisionLog:
             _, old = self._decisions.popitem(last=False)
             for cid in old.commands:
                 self._by_command.pop(cid, None)
+        for listener in self.listeners:
+            listener(decision)
 
     def attach_result(self, result: CommandResult) -> Decision | None:
         decision_id = self._by_command.get(result.command_id)
         decision = self._decisions.get(decision_id) if decision_id else None
         if decision is not None:
             decision.results[result.command_id] = result.model_dump(mode="json")
+            for listener in self.listeners:
+                listener(decision)
         return decision
 
     def recent(self, *, workload: str | None = None, limit: int = 100) -> list[Decision]:
