@@ -41,3 +41,10 @@ class HubMetrics:
         self.replicas = Gauge(
             "fleetscale_hub_replicas", "Desired replicas by placement", ["workload", "cluster", "gpu_type"], registry=r
         )
+        self.feed_subscribers = Gauge(
+            "fleetscale_hub_feed_subscribers", "Open live-feed (server-sent events) connections", registry=r
+        )
+        self.feed_dropped = Counter(
+            "fleetscale_hub_feed_dropped_events", "Live-feed events dropped for a slow subscriber", ["event"],
+            registry=r,
+        )
