@@ -11,8 +11,11 @@ from hub.api import make_app
 from hub.decisions import DecisionLog
 from hub.dispatch import Dispatcher
 from hub.evaluator import Evaluator
+from hub.feed import Feed
 from hub.intake import Intake
 from hub.metrics import HubMetrics
+from hub.overview import fleet_json
+from hub.page import add_page
 from hub.policies import PolicyStore
 from hub.settings import HubSettings
 from hub.state import FleetState
@@ -36,6 +39,7 @@ class Hub:
     intake: Intake
     dispatcher: Dispatcher
     evaluator: Evaluator
+    feed: Feed
     api_port: int | None = None
 
 
@@ -52,6 +56,8 @@ async def run_hub(
         decisions = DecisionLog(settings.decision_log_size)
         metrics = HubMetrics()
         dispatcher = Dispatcher(bus, state, decisions, metrics, deadline_s=settings.command_deadline_s)
+        feed = Feed(metrics, fleet=lambda: fleet_json(state.snapshot(), decisions, policies))
+        decisions.listeners.append(feed.on_decision)
         hub = Hub(
             settings=settings,
             bus=bus,
@@ -70,10 +76,12 @@ async def run_hub(
                 prices=settings.gpu_prices,
                 tick_s=settings.tick_s,
             ),
+            feed=feed,
         )
         app = make_app(
             state=state, decisions=decisions, policies=policies, metrics=metrics, ready=lambda: bus.connected
         )
+        add_page(app, feed)
 
         def bound(port: int) -> None:
             hub.api_port = port
@@ -87,6 +95,7 @@ async def run_hub(
                 "command results": dispatcher.results_listener(),
                 "policy watcher": policies.watcher(),
                 "evaluator": hub.evaluator.run(),
+                "live feed": feed.run(),
                 "web api": serve(app, settings.api_host, settings.api_port, on_bound=bound),
             },
             stop=stop,
