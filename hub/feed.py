@@ -30,7 +30,10 @@ from hub.metrics import HubMetrics
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 256
-"""Frames buffered per subscriber: a few seconds of a busy fleet, and a few MB at most."""
+"""Frames buffered per subscriber: a few seconds of a busy fleet."""
+DEFAULT_QUEUE_BYTES = 8 * 1024 * 1024
+"""Bytes buffered per subscriber: a ``fleet`` frame of thousands of workloads is megabytes, so a
+count alone would not bound a slow client's memory. One frame is always let into an empty queue."""
 DEFAULT_FLEET_INTERVAL_S = 2.0
 DEFAULT_HEARTBEAT_S = 15.0
 """Under the 30-60 s idle timeouts common in proxies and load balancers."""
@@ -49,8 +52,10 @@ def frame(event: str, data: Any) -> bytes:
 class Subscription:
     """One subscriber's bounded queue of encoded frames."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int = DEFAULT_QUEUE_BYTES) -> None:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(size)
+        self._bytes = 0
+        self.max_bytes = max_bytes
         self._unreported = 0
         self.dropped = 0
         self.closed = False
@@ -59,12 +64,12 @@ class Subscription:
         """Queue a frame without waiting; False (and counted) when the subscriber is too slow."""
         if self.closed:
             return False
-        try:
-            self._queue.put_nowait(data)
-        except asyncio.QueueFull:
+        if self._queue.full() or (self._bytes and self._bytes + len(data) > self.max_bytes):
             self.dropped += 1
             self._unreported += 1
             return False
+        self._queue.put_nowait(data)
+        self._bytes += len(data)
         return True
 
     def close(self) -> None:
@@ -72,6 +77,7 @@ class Subscription:
         self.closed = True
         while not self._queue.empty():
             self._queue.get_nowait()
+        self._bytes = 0
         self._queue.put_nowait(_CLOSED)
 
     async def next(self, heartbeat_s: float) -> bytes | None:
@@ -83,6 +89,7 @@ class Subscription:
             return HEARTBEAT
         if not data:  # _CLOSED
             return None
+        self._bytes -= len(data)
         if self._unreported:
             # NB: the dropped events are newer than this frame; the client re-reads the decisions
             # and merges by id, so the order of the notice and this frame does not matter.

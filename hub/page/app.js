@@ -239,7 +239,8 @@ function renderQueue(w) {
 
 function renderPlacement(w) {
   const chips = Object.entries(w.placement || {}).map(([key, n]) => {
-    const [cluster, gpu] = key.split("/");
+    const cut = key.indexOf("/");
+    const [cluster, gpu] = cut < 0 ? [key, "?"] : [key.slice(0, cut), key.slice(cut + 1)];
     return el("span", { class: "chip" }, el("b", null, cluster), " · " + gpu + " × " + n);
   });
   for (const cid of w.stale_clusters || []) chips.push(el("span", { class: "chip stale" }, cid + " stale"));

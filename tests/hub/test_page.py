@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.api import make_app
 from hub.decisions import Decision, DecisionLog
-from hub.feed import HEARTBEAT, Feed
+from hub.feed import HEARTBEAT, Feed, Subscription, frame
 from hub.metrics import HubMetrics
 from hub.overview import fleet_json
 from hub.page import add_page
@@ -140,6 +140,15 @@ async def test_a_slow_subscriber_loses_events_counted_without_holding_back_other
         assert second is not None and b'"id":"d1"' in second and b"gap" not in second
         assert await slow.next(0.01) == HEARTBEAT
     assert hub.feed.subscribers == 0
+
+
+async def test_a_subscriber_queue_is_bounded_in_bytes_too_but_always_takes_one_frame() -> None:
+    sub = Subscription(size=100, max_bytes=1000)
+    assert sub.offer(b"x" * 5000)  # alone in an empty queue: an oversized summary still goes out
+    assert not sub.offer(b"y" * 10) and sub.dropped == 1
+    assert await sub.next(1.0) == frame("gap", {"dropped": 1}) + b"x" * 5000
+    assert sub.offer(b"a" * 600) and not sub.offer(b"b" * 600) and sub.offer(b"c" * 400)
+    assert sub.dropped == 2
 
 
 def unencodable(id: str) -> Decision:
