@@ -86,7 +86,8 @@ async def clusters(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/workloads")
 async def workloads(request: web.Request) -> web.Response:
-    return json_response({"workloads": workloads_json(request.app[STATE].snapshot(), request.app[DECISIONS])})
+    snap = request.app[STATE].snapshot()
+    return json_response({"workloads": workloads_json(snap, request.app[DECISIONS], request.app[POLICIES])})
 
 
 @routes.get("/api/v1/decisions")

@@ -2,7 +2,9 @@
 
 One builder per view, so ``GET /api/v1/clusters`` and ``GET /api/v1/workloads`` and the feed's
 periodic ``fleet`` event always have the same shape, and the page renders both with one code path.
-Missing measurements stay ``null``; nothing here fills a gap with a guess.
+Missing measurements stay ``null``; nothing here fills a gap with a guess. Each workload names the
+policy bound to it (by the engine's own binding rule, so label selectors and overlaps are resolved
+as the evaluator resolves them), which the page needs for the dry-run badge and the TTFT SLO.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from hub.decisions import DecisionLog, placement_json
+from hub.policy.binding import bind
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot
 
@@ -36,7 +39,18 @@ def clusters_json(snap: FleetSnapshot) -> list[dict[str, Any]]:
     return out
 
 
-def workloads_json(snap: FleetSnapshot, decisions: DecisionLog) -> list[dict[str, Any]]:
+def policy_summary(policy: Policy, overridden: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "id": policy.id,
+        "revision": policy.revision,
+        "mode": policy.mode,
+        "signals": [s.model_dump(mode="json") | {"name": s.name} for s in policy.signals],
+        "overridden": list(overridden),
+    }
+
+
+def workloads_json(snap: FleetSnapshot, decisions: DecisionLog, policies: PolicySource) -> list[dict[str, Any]]:
+    bound = {b.view.key: policy_summary(b.policy, b.overridden) for b in bind(policies.all(), snap.workloads)}
     out = []
     for key, view in snap.workloads.items():
         latest = decisions.latest.get(key)
@@ -56,6 +70,7 @@ def workloads_json(snap: FleetSnapshot, decisions: DecisionLog) -> list[dict[str
                 }
                 for cid, r in sorted(view.reports.items())
             },
+            "policy": bound.get(key),
             "last_decision": latest.to_json() if latest else None,
         })
     return out
@@ -69,6 +84,6 @@ def fleet_json(snap: FleetSnapshot, decisions: DecisionLog, policies: PolicySour
     """The feed's ``fleet`` event: the three list endpoints' bodies in one object."""
     return {
         "clusters": clusters_json(snap),
-        "workloads": workloads_json(snap, decisions),
+        "workloads": workloads_json(snap, decisions, policies),
         "policies": policies_json(policies),
     }

@@ -186,8 +186,15 @@ function renderClusters() {
 
 // --- workloads -----------------------------------------------------------------------------------
 
-function policyFor(key) {
-  return state.policies.find((p) => p.workload && p.workload.namespace + "/" + p.workload.name === key) || null;
+// The p95 TTFT target of the workload's policy: its SLO. Other signals have no TTFT SLO to show.
+function ttftSlo(policy) {
+  const signal = policy ? (policy.signals || []).find((s) => s.metric === "ttft" && s.percentile === "p95") : null;
+  return signal && isNum(signal.target) ? signal.target : null;
+}
+
+function fmtTarget(signal) {
+  return signal.name + " " + (signal.metric === "ttft" || signal.metric === "itl" || signal.metric === "e2e_latency"
+    ? fmtLatency(signal.target) : fmtNumber(signal.target));
 }
 
 // TTFT p95 of the worst fresh cluster that measured it, with the clusters that did not.
@@ -219,9 +226,9 @@ function queueOf(w) {
   return { total, missing };
 }
 
-function renderTtft(w, policy) {
+function renderTtft(w) {
   const { worst, missing, parts } = ttftOf(w);
-  const slo = policy && policy.target && policy.target.signal === "ttft_p95" ? policy.target.value : null;
+  const slo = ttftSlo(w.policy);
   const cls = worst !== null && slo !== null ? (worst > slo ? "over" : "within") : "";
   let title = parts.length ? "worst cluster; " + parts.join(", ") : "not measured";
   if (missing.length && parts.length) title += "; not measured on " + missing.join(", ");
@@ -248,17 +255,19 @@ function renderPlacement(w) {
 }
 
 function renderWorkload(w) {
-  const policy = policyFor(w.workload);
+  const policy = w.policy;
   const policyLine = policy
-    ? el("div", { class: "muted small" }, "policy " + policy.id + " · " + policy.target.signal + " → "
-      + fmtNumber(policy.target.value), policy.mode === "dry-run" ? dryRunBadge() : null)
+    ? el("div", { class: "muted small" },
+      "policy " + policy.id + " · " + (policy.signals || []).map(fmtTarget).join(", "),
+      policy.mode === "dry-run" ? dryRunBadge() : null,
+      (policy.overridden || []).length ? el("div", null, "also selected by " + policy.overridden.join(", ")) : null)
     : el("div", { class: "muted small" }, "no policy");
   const last = w.last_decision;
   return el("tr", { "data-workload": w.workload },
     el("td", null, el("div", { class: "wl-name" }, w.workload), policyLine),
     el("td", { class: "num" }, w.ready_replicas + " / " + w.desired_replicas),
     el("td", { class: "chips" }, renderPlacement(w)),
-    renderTtft(w, policy),
+    renderTtft(w),
     renderQueue(w),
     el("td", null, last ? [actionPill(last.action), " ", el("span", { class: "muted small" }, fmtTime(last.at))]
       : el("span", { class: "muted" }, DASH)));
@@ -277,12 +286,23 @@ function renderWorkloads() {
   body.replaceChildren(el("tr", null, cell));
 }
 
+// Every policy, and whether it scales any workload the fleet reports (a typo in a selector shows here).
+function renderPolicies() {
+  const box = document.getElementById("policies");
+  const used = new Set(state.workloads.filter((w) => w.policy).map((w) => w.policy.id));
+  box.replaceChildren(...(state.policies.length ? ["Policies: ", ...state.policies.map((p) =>
+    el("span", { class: "chip", "data-policy": p.id }, p.id, p.mode === "dry-run" ? dryRunBadge() : null,
+      used.has(p.id) ? null : el("span", { class: "muted" }, " · selects no reported workload")))]
+    : ["No policy."]));
+}
+
 function applyFleet(fleet) {
   state.clusters = fleet.clusters || [];
   state.workloads = fleet.workloads || [];
   if (fleet.policies) state.policies = fleet.policies;
   renderClusters();
   renderWorkloads();
+  renderPolicies();
   document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
 
@@ -423,8 +443,7 @@ async function start() {
   try {
     const [clusters, workloads, policies] = await Promise.all(
       [getJson("/clusters"), getJson("/workloads"), getJson("/policies")]);
-    state.policies = policies.policies;
-    applyFleet({ clusters: clusters.clusters, workloads: workloads.workloads });
+    applyFleet({ clusters: clusters.clusters, workloads: workloads.workloads, policies: policies.policies });
     await loadDecisions();
   } catch (e) {
     if (e.message !== "unauthorised") showBanner("Could not load the fleet: " + e.message);

@@ -6,6 +6,7 @@ render the fleet from the JSON API and then follow it over the live feed without
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,9 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 def policy(tmp_path: Path, **kw: object) -> Path:
-    p = {"id": "llama", "workload": {"namespace": NS, "name": NAME}, "min_replicas": 2, "max_replicas": 4,
-         "target": {"signal": "queue_per_replica", "value": 50}}
+    p = {"id": "llama", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
+         "bounds": {"min_replicas": 2, "max_replicas": 4},
+         "signals": [{"metric": "queue_per_replica", "target": 50}, {"metric": "ttft", "target": 5}]}
     return write_policies(tmp_path / "policies.yaml", p | kw)
 
 
@@ -91,7 +93,9 @@ async def test_the_page_follows_the_fleet_live_and_shows_decisions_with_their_re
 
             workload = page.locator(f'[data-workload="{KEY}"]')
             await expect(workload).to_contain_text("policy llama")
-            await expect(workload.locator("[data-ttft]")).to_be_visible()
+            # TTFT p95 (measured by the simulated spoke) against the policy's p95 TTFT target, 5 s.
+            await expect(workload.locator("[data-ttft]")).to_have_text(re.compile(r"^\d+ ms$"))
+            await expect(workload).to_contain_text("/ 5.00 s")
 
             # Text from the hub is text: markup in a reason must not become an element.
             hub.decisions.add(Decision(

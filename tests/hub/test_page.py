@@ -24,8 +24,11 @@ from tests.hub.factories import node, report, workload
 
 class Policies:
     def all(self) -> list[Policy]:
-        return [Policy.model_validate({"id": "llama", "workload": {"namespace": "inference", "name": "llama"},
-                                       "target": {"signal": "ttft_p95", "value": 0.5}, "mode": "dry-run"})]
+        return [Policy.model_validate({"id": "llama", "targets": {"workloads": [{"namespace": "inference",
+                                                                                 "name": "llama"}]},
+                                       "signals": [{"metric": "ttft", "target": 0.5}], "mode": "dry-run"}),
+                Policy.model_validate({"id": "other", "targets": {"workloads": [{"namespace": "x", "name": "y"}]},
+                                       "signals": [{"metric": "queue_per_replica", "target": 2}]})]
 
 
 def decision(id: str, commands: tuple[str, ...] = ()) -> Decision:
@@ -96,7 +99,11 @@ async def test_events_stream_a_decision_once_recorded_and_again_with_its_result(
     event, fleet = await next_event(resp)
     assert event == "fleet" and fleet["clusters"][0]["free_gpus"] == {"H100": 6}
     assert fleet["workloads"][0]["clusters"]["a"]["samples"]["ttft"]["p95_s"] == 0.8
-    assert fleet["policies"][0]["mode"] == "dry-run"
+    assert [p["id"] for p in fleet["policies"]] == ["llama", "other"]
+    bound = fleet["workloads"][0]["policy"]  # the binding, so the page needs no selector logic
+    assert bound["id"] == "llama" and bound["mode"] == "dry-run" and bound["overridden"] == []
+    assert bound["signals"][0] == {"name": "ttft_p95", "metric": "ttft", "target": 0.5, "percentile": "p95",
+                                        "headroom_percent": 10.0}
 
     hub.decisions.add(decision("d1", commands=("c1",)))
     event, data = await next_event(resp)
