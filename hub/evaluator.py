@@ -18,6 +18,7 @@ from hub.metrics import HubMetrics
 from hub.placement import CapacityLedger, place
 from hub.policies import PolicyStore
 from hub.policy.engine import Engine
+from hub.policy.model import Policy
 from hub.state import FleetSnapshot, FleetState, Placement, WorkloadView
 from shared.messages import ResultStatus, ScaleCommand
 
@@ -69,6 +70,7 @@ class Evaluator:
         ledger = CapacityLedger(snapshot, self.prices)
         pending: list[Decision] = []
         commands: list[ScaleCommand] = []
+        plans: dict[str, tuple[Policy, Placement]] = {}  # for the per-workload gauges (HubMetrics.record_tick)
         for rec in self.engine.evaluate(snapshot, self.policies.all()):
             view = snapshot.workloads[rec.workload_key]
             gpr = view.gpus_per_replica
@@ -81,8 +83,7 @@ class Evaluator:
                                    allows=rec.policy.allows)
             result = place(rec.desired_replicas, before, offers)
             ledger.consume(observed, result.placement, gpr)
-            for (cid, gpu_type), n in result.placement.items():
-                self.metrics.replicas.labels(view.key, cid, gpu_type).set(n)
+            plans[view.key] = (rec.policy, result.placement)
             if result.placement == before and not rec.changed:
                 continue  # nothing to do and nothing new to say
             mine: list[ScaleCommand] = []
@@ -121,8 +122,9 @@ class Evaluator:
             if decision.mode == "enforce" and not decision.commands:
                 continue  # nothing went out (bus down): decided again next tick
             self.decisions.add(decision)
-            self.metrics.decisions.labels(decision.action).inc()
+            self.metrics.count_decision(decision)
             made.append(decision)
+        self.metrics.record_tick(snapshot, plans, self.prices)
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
 
