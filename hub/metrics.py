@@ -28,11 +28,12 @@ REASON_CLASSES = (*(s.value for s in Signal), "bounds", "stabilisation", "missin
                   "rebalance", "failover", "other")
 """The ``reason`` label of ``fleetscale_hub_decisions_total``: which rule decided the count.
 
-A signal's name when the signal's proposal won; ``bounds`` when min/max clamped it; ``stabilisation``
-when a scale-down was held to the window's highest recommendation; ``missing_data`` when the signal
-was missing (wholly or on some clusters, or no ready replica to measure); ``starting`` when replicas
-still starting blocked a scale-down; ``rebalance`` / ``failover`` for a placement change at the same
-total (failover when stale clusters were re-placed); ``other`` for anything unrecognised.
+A signal's name when the signal's proposal won; ``bounds`` when min/max clamped it (also when a
+hold was moved by them); ``stabilisation`` for a scale-down through the stabilisation window;
+``missing_data`` when the signal was missing (wholly or on some clusters, or no ready replica to
+measure) and the count held; ``starting`` when replicas still starting held a scale-down;
+``rebalance`` / ``failover`` for a placement change at the same total (failover when stale clusters
+were re-placed); ``other`` for anything unrecognised.
 """
 
 _STALE_NOTE = "stale clusters excluded"
@@ -50,6 +51,9 @@ def reason_class(decision: Decision) -> str:
     text = decision.reason
     if "bounded to" in text:
         return "bounds"
+    held = "missing" in text or "no ready replica" in text or "still starting" in text
+    if held and decision.desired_replicas != decision.current_replicas:
+        return "bounds"  # a hold keeps the current count; only min/max can have moved it
     if "missing" in text or "no ready replica" in text:
         return "missing_data"
     if "still starting" in text:

@@ -88,7 +88,8 @@ def engine_decision(variants: dict[str, tuple[int, int]], waiting: float | None,
 @pytest.mark.parametrize(("variants", "waiting", "kw", "expected"), [
     ({"H100": (2, 2)}, 30.0, {}, "queue_per_replica"),
     ({"H100": (2, 2)}, 30.0, {"max_replicas": 3}, "bounds"),
-    ({"H100": (2, 2)}, None, {"min_replicas": 3}, "missing_data"),
+    ({"H100": (2, 2)}, None, {}, "missing_data"),
+    ({"H100": (2, 2)}, None, {"min_replicas": 3}, "bounds"),  # the hold was moved by min_replicas
     ({"H100": (4, 2)}, 0.0, {}, "starting"),
     ({"H100": (4, 4)}, 0.0, {"scale_down_stabilization_s": 0, "min_replicas": 0}, "stabilisation"),
 ])
