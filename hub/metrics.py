@@ -4,18 +4,21 @@ Names carry their unit (``_seconds``, ``_ratio``, ``_usd_per_hour``, ``_per_seco
 takes values from a bounded set: cluster ids, workload keys, GPU types, enums, and the fixed
 ``REASON_CLASSES`` of a decision, never free text.
 
-Per-workload gauges are published as a whole *frame* once per tick (``HubMetrics.record_tick``): a
-series that is not in this tick's frame is removed, so a replica count that moved to another
-cluster, or a workload whose policy was deleted, does not linger at its last value. A value that was
-not measured is absent, never zero (``docs/operations.md`` lists every metric).
+The per-workload gauges (``FLEET_GAUGES``) are computed at scrape time from the latest tick's
+snapshot and placements (``HubMetrics.record_tick``), so a series that is not in the latest tick is
+gone rather than stuck at its last value. A value that was not measured is absent, never zero
+(``docs/operations.md`` lists every metric).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from hub.decisions import Decision
 from hub.policy.model import Policy, Signal
@@ -103,21 +106,103 @@ def slo_attainment_estimate(ttft: Percentiles, slo_s: float) -> float | None:
     return f0 + (f1 - f0) * (slo_s - x0) / (x1 - x0)
 
 
-class _Frame:
-    """One gauge's complete set of series for a tick; series missing from the next frame are removed."""
+WCG = ("workload", "cluster", "gpu_type")
+WC = ("workload", "cluster")
 
-    def __init__(self, gauge: Gauge) -> None:
-        self.gauge = gauge
-        self._last: dict[tuple[str, ...], float] = {}
+FLEET_GAUGES = (
+    ("desired", "fleetscale_hub_desired_replicas",
+     "Replicas the hub's placement wants (for a dry-run policy: would want; nothing is sent)", WCG),
+    ("current", "fleetscale_hub_current_replicas", "Replicas the fresh clusters report as desired (spec)", WCG),
+    ("ready", "fleetscale_hub_ready_replicas", "Replicas the fresh clusters report as ready", WCG),
+    ("cost", "fleetscale_hub_gpu_cost_usd_per_hour",
+     "GPU list price of the replicas the clusters run now: current replicas x GPUs per replica x USD per GPU-hour "
+     "(GPU types without a price are left out)", WCG),
+    ("desired_cost", "fleetscale_hub_desired_gpu_cost_usd_per_hour",
+     "GPU list price of the hub's placement (for a dry-run policy: what it would cost)", WCG),
+    ("ttft_p95", "fleetscale_hub_ttft_p95_seconds", "p95 time to first token reported for the workload", WC),
+    ("rate", "fleetscale_hub_request_rate_per_second", "Request rate reported for the workload", WC),
+    ("slo", "fleetscale_hub_ttft_slo_seconds", "The policy's TTFT objective (its ttft_p95 target)", ("workload",)),
+    ("attainment", "fleetscale_hub_slo_attainment_ratio",
+     "ESTIMATE of the fraction of the latest window's requests with TTFT <= the objective, interpolated from the "
+     "reported p50/p95/p99 (see hub.metrics.slo_attainment_estimate)", WC),
+    ("policy", "fleetscale_hub_policy_info", "1 per workload with a policy, labelled with the policy and its mode",
+     ("workload", "policy", "mode")),
+)
+"""The per-workload gauges: (key, name, help, labels)."""
 
-    def publish(self, values: Mapping[tuple[str, ...], float]) -> None:
-        # NB: only changed values are set: at thousands of workloads the label lookups are the cost.
-        for labels, value in values.items():
-            if self._last.get(labels) != value:
-                self.gauge.labels(*labels).set(value)
-        for gone in self._last.keys() - values.keys():
-            self.gauge.remove(*gone)
-        self._last = dict(values)
+Frames = dict[str, dict[tuple[str, ...], float]]
+
+
+def fleet_frames(
+    snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+) -> Frames:
+    """Every per-workload gauge's series for one tick, keyed as ``FLEET_GAUGES``."""
+    frames: Frames = {key: {} for key, *_ in FLEET_GAUGES}
+    for key, (policy, placement) in plans.items():
+        frames["policy"][(key, policy.id, policy.mode)] = 1
+        view = snapshot.workloads.get(key)
+        gpr = view.gpus_per_replica if view is not None else 1
+        for (cid, gpu_type), n in placement.items():
+            frames["desired"][(key, cid, gpu_type)] = n
+            if gpu_type in prices:
+                frames["desired_cost"][(key, cid, gpu_type)] = n * gpr * prices[gpu_type]
+        slo = ttft_slo_seconds(policy)
+        if slo is None or view is None:
+            continue
+        frames["slo"][(key,)] = slo
+        for cid, report in view.reports.items():
+            attained = slo_attainment_estimate(report.samples.ttft, slo)
+            if attained is not None:
+                frames["attainment"][(key, cid)] = attained
+    for key, view in snapshot.workloads.items():
+        for cid, report in view.reports.items():
+            # A report without per-type variants still has replicas; their GPU type is unknown (no price).
+            variants = report.variants or (VariantStatus(
+                gpu_type="unknown", desired_replicas=report.desired_replicas,
+                ready_replicas=report.ready_replicas, gpus_per_replica=report.gpus_per_replica,
+            ),)
+            for v in variants:
+                frames["current"][(key, cid, v.gpu_type)] = v.desired_replicas
+                frames["ready"][(key, cid, v.gpu_type)] = v.ready_replicas
+                price = prices.get(v.gpu_type)
+                if price is not None:
+                    frames["cost"][(key, cid, v.gpu_type)] = v.desired_replicas * v.gpus_per_replica * price
+            samples = report.samples
+            if samples.ttft.p95_s is not None:
+                frames["ttft_p95"][(key, cid)] = samples.ttft.p95_s
+            if samples.request_rate_per_s is not None:
+                frames["rate"][(key, cid)] = samples.request_rate_per_s
+    return frames
+
+
+class _FleetGauges(Collector):
+    """The per-workload gauges, computed when scraped from the latest tick's snapshot and plans.
+
+    NB: at scrape time, not every tick: at thousands of workloads, setting ~10 gauges per workload
+    and cluster each tick took ~0.1 s of the event loop per tick; a scrape comes every 15-60 s. Each
+    scrape shows the latest tick whole, so a series not in it is simply absent (replicas that moved
+    away, a cluster gone stale, a workload whose policy is gone) instead of stuck at its last value.
+    """
+
+    def __init__(self) -> None:
+        self._latest: tuple[FleetSnapshot, dict[str, tuple[Policy, Placement]], dict[str, float]] | None = None
+
+    def update(
+        self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+    ) -> None:
+        self._latest = (snapshot, dict(plans), dict(prices))
+
+    def describe(self) -> Iterator[Metric]:
+        for _, name, doc, labels in FLEET_GAUGES:
+            yield GaugeMetricFamily(name, doc, labels=labels)
+
+    def collect(self) -> Iterator[Metric]:
+        frames = fleet_frames(*self._latest) if self._latest is not None else {}
+        for key, name, doc, labels in FLEET_GAUGES:
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            for label_values, value in frames.get(key, {}).items():
+                family.add_metric(label_values, value)
+            yield family
 
 
 class HubMetrics:
@@ -158,59 +243,8 @@ class HubMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
-        wcg = ["workload", "cluster", "gpu_type"]
-        self.desired_replicas = Gauge(
-            "fleetscale_hub_desired_replicas",
-            "Replicas the hub's placement wants (for a dry-run policy: would want; nothing is sent)",
-            wcg, registry=r,
-        )
-        self.current_replicas = Gauge(
-            "fleetscale_hub_current_replicas", "Replicas the fresh clusters report as desired (spec)", wcg, registry=r
-        )
-        self.ready_replicas = Gauge(
-            "fleetscale_hub_ready_replicas", "Replicas the fresh clusters report as ready", wcg, registry=r
-        )
-        self.gpu_cost = Gauge(
-            "fleetscale_hub_gpu_cost_usd_per_hour",
-            "GPU list price of the replicas the clusters run now: current replicas x GPUs per replica x USD per "
-            "GPU-hour (GPU types without a price are left out)",
-            wcg, registry=r,
-        )
-        self.desired_gpu_cost = Gauge(
-            "fleetscale_hub_desired_gpu_cost_usd_per_hour",
-            "GPU list price of the hub's placement (for a dry-run policy: what it would cost)",
-            wcg, registry=r,
-        )
-        self.ttft_p95 = Gauge(
-            "fleetscale_hub_ttft_p95_seconds", "p95 time to first token reported for the workload",
-            ["workload", "cluster"], registry=r,
-        )
-        self.request_rate = Gauge(
-            "fleetscale_hub_request_rate_per_second", "Request rate reported for the workload",
-            ["workload", "cluster"], registry=r,
-        )
-        self.ttft_slo = Gauge(
-            "fleetscale_hub_ttft_slo_seconds", "The policy's TTFT objective (its ttft_p95 target)", ["workload"],
-            registry=r,
-        )
-        self.slo_attainment = Gauge(
-            "fleetscale_hub_slo_attainment_ratio",
-            "ESTIMATE of the fraction of the latest window's requests with TTFT <= the objective, interpolated "
-            "from the reported p50/p95/p99 (see hub.metrics.slo_attainment_estimate)",
-            ["workload", "cluster"], registry=r,
-        )
-        self.policy_info = Gauge(
-            "fleetscale_hub_policy_info", "1 per workload with a policy, labelled with the policy and its mode",
-            ["workload", "policy", "mode"], registry=r,
-        )
-        self._frames = {
-            name: _Frame(gauge) for name, gauge in (
-                ("desired", self.desired_replicas), ("current", self.current_replicas), ("ready", self.ready_replicas),
-                ("cost", self.gpu_cost), ("desired_cost", self.desired_gpu_cost), ("ttft_p95", self.ttft_p95),
-                ("rate", self.request_rate), ("slo", self.ttft_slo), ("attainment", self.slo_attainment),
-                ("policy", self.policy_info),
-            )
-        }
+        self.fleet = _FleetGauges()
+        r.register(self.fleet)
         # Known label values start at 0, so rate() and dashboards see the series before the first event.
         for kind in ("telemetry", "result"):
             self.malformed.labels(kind)
@@ -222,42 +256,6 @@ class HubMetrics:
     def record_tick(
         self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
     ) -> None:
-        """Publish one tick's per-workload gauges: ``plans`` maps each evaluated workload to its policy
-        and the placement the hub computed for it (sent or, in dry-run, only recorded)."""
-        frames: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in self._frames}
-        for key, (policy, placement) in plans.items():
-            frames["policy"][(key, policy.id, policy.mode)] = 1
-            view = snapshot.workloads.get(key)
-            gpr = view.gpus_per_replica if view is not None else 1
-            for (cid, gpu_type), n in placement.items():
-                frames["desired"][(key, cid, gpu_type)] = n
-                if gpu_type in prices:
-                    frames["desired_cost"][(key, cid, gpu_type)] = n * gpr * prices[gpu_type]
-            slo = ttft_slo_seconds(policy)
-            if slo is None or view is None:
-                continue
-            frames["slo"][(key,)] = slo
-            for cid, report in view.reports.items():
-                attained = slo_attainment_estimate(report.samples.ttft, slo)
-                if attained is not None:
-                    frames["attainment"][(key, cid)] = attained
-        for key, view in snapshot.workloads.items():
-            for cid, report in view.reports.items():
-                # A report without per-type variants still has replicas; their GPU type is unknown (no price).
-                variants = report.variants or (VariantStatus(
-                    gpu_type="unknown", desired_replicas=report.desired_replicas,
-                    ready_replicas=report.ready_replicas, gpus_per_replica=report.gpus_per_replica,
-                ),)
-                for v in variants:
-                    frames["current"][(key, cid, v.gpu_type)] = v.desired_replicas
-                    frames["ready"][(key, cid, v.gpu_type)] = v.ready_replicas
-                    if v.gpu_type in prices:
-                        price = prices[v.gpu_type]
-                        frames["cost"][(key, cid, v.gpu_type)] = v.desired_replicas * v.gpus_per_replica * price
-                samples = report.samples
-                if samples.ttft.p95_s is not None:
-                    frames["ttft_p95"][(key, cid)] = samples.ttft.p95_s
-                if samples.request_rate_per_s is not None:
-                    frames["rate"][(key, cid)] = samples.request_rate_per_s
-        for name, values in frames.items():
-            self._frames[name].publish(values)
+        """Keep one tick's inputs for the per-workload gauges: ``plans`` maps each evaluated workload to its
+        policy and the placement the hub computed for it (sent or, in dry-run, only recorded)."""
+        self.fleet.update(snapshot, plans, prices)
