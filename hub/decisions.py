@@ -2,16 +2,20 @@
 
 Each record follows a decision from inputs to per-signal proposal, to the bounded desired count,
 to the placement and the commands sent, and collects the command results as they arrive. It is the
-audit trail the API serves; the log is bounded in memory (the durable history is a later issue).
+audit trail the API serves. The log is bounded in memory; every change to a record is handed to an
+``on_change`` listener (the journal, ``hub/journal.py``), which makes the history durable.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from shared.messages import CommandResult
 
@@ -64,15 +68,41 @@ class Decision:
             "results": self.results,
         }
 
+    @classmethod
+    def from_json(cls, data: Any) -> Decision:
+        """The inverse of ``to_json`` (``action`` is derived, so it is ignored); raises ``ValidationError``."""
+        return _DECISION.validate_python(data)
+
+    @property
+    def clusters(self) -> set[str]:
+        """Every cluster this decision placed on, took from, or heard back from."""
+        out = {key.split("/", 1)[0] for key in (*self.placement_before, *self.placement_after)}
+        out.update(r["cluster_id"] for r in self.results.values() if "cluster_id" in r)
+        return out
+
+
+_DECISION: TypeAdapter[Decision] = TypeAdapter(Decision)
+
+
+ChangeListener = Callable[["Decision"], None]
+
 
 class DecisionLog:
-    def __init__(self, size: int = 2000) -> None:
+    def __init__(self, size: int = 2000, *, on_change: ChangeListener | None = None) -> None:
         self._size = size
         self._decisions: OrderedDict[str, Decision] = OrderedDict()
         self._by_command: dict[str, str] = {}
         self.latest: dict[str, Decision] = {}
+        self.on_change = on_change
+        """Called with each record added or updated; must not block (the evaluator's tick calls it)."""
 
     def add(self, decision: Decision) -> None:
+        self.restore(decision)
+        if self.on_change is not None:
+            self.on_change(decision)
+
+    def restore(self, decision: Decision) -> None:
+        """Add a record without telling the listener: for history read back from where it was stored."""
         self._decisions[decision.id] = decision
         self.latest[decision.workload] = decision
         for cid in decision.commands:
@@ -87,11 +117,34 @@ class DecisionLog:
         decision = self._decisions.get(decision_id) if decision_id else None
         if decision is not None:
             decision.results[result.command_id] = result.model_dump(mode="json")
+            if self.on_change is not None:
+                self.on_change(decision)
         return decision
 
-    def recent(self, *, workload: str | None = None, limit: int = 100) -> list[Decision]:
-        out = [d for d in reversed(self._decisions.values()) if workload is None or d.workload == workload]
-        return out[:limit]
+    def recent(
+        self,
+        *,
+        workload: str | None = None,
+        limit: int = 100,
+        cluster: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Decision]:
+        """Newest first; ``since`` is inclusive and ``until`` exclusive (aware datetimes)."""
+        out = []
+        for d in reversed(self._decisions.values()):
+            if workload is not None and d.workload != workload:
+                continue
+            if since is not None and d.at < since:
+                continue
+            if until is not None and d.at >= until:
+                continue
+            if cluster is not None and cluster not in d.clusters:
+                continue
+            out.append(d)
+            if len(out) >= limit:
+                break
+        return out
 
     def get(self, decision_id: str) -> Decision | None:
         return self._decisions.get(decision_id)

@@ -38,6 +38,28 @@ class HubMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
+        self.journal_failures = Counter(
+            "fleetscale_hub_decision_journal_failures",
+            "Decision records not stored (publish: will retry; dropped: gave up; replay: history not read back)",
+            ["reason"],
+            registry=r,
+        )
+        self.journal_published = Counter(
+            "fleetscale_hub_decision_journal_published", "Decision record revisions stored in JetStream", registry=r
+        )
+        self.api_denied = Counter(
+            "fleetscale_hub_api_denied_requests",
+            "API requests refused by authentication (missing_token, invalid_token) or authorization (forbidden)",
+            ["reason"],
+            registry=r,
+        )
+        self.auth_tokens = Gauge("fleetscale_hub_auth_tokens", "API bearer tokens currently loaded", registry=r)
+        self.reload_failures = Counter(
+            "fleetscale_hub_reload_failures",
+            "Changed credential files that could not be loaded (the previous ones stay in use)",
+            ["source"],
+            registry=r,
+        )
         self.replicas = Gauge(
             "fleetscale_hub_replicas", "Desired replicas by placement", ["workload", "cluster", "gpu_type"], registry=r
         )
