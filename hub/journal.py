@@ -26,6 +26,7 @@ from hub.metrics import HubMetrics
 from shared import subjects
 from shared.bus import Bus
 from shared.errors import BusUnavailable
+from shared.replay import tail
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +55,13 @@ class DecisionJournal:
     # --- read back --------------------------------------------------------------------------
 
     async def replay(self, log: DecisionLog, *, last: int) -> int:
-        """Fill ``log`` with the stored records of the last ``last`` stream sequences, in decision order.
+        """Fill ``log`` with the last ``last`` stored records, in decision order.
 
         A hub that cannot read its history still starts (the history is an audit trail, not state
         the control loop needs); the failure is counted and logged.
         """
         try:
-            payloads = await self.bus.tail(subjects.DECISIONS_STREAM, subjects.DECISIONS_ALL, last=last)
+            payloads = await tail(self.bus.js, subjects.DECISIONS_STREAM, subjects.DECISIONS_ALL, last=last)
         except BusUnavailable as e:
             self.metrics.journal_failures.labels("replay").inc()
             logger.error("decision history not read back (%s); starting with an empty history", e)

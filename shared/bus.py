@@ -292,52 +292,6 @@ class Bus:
     async def publish_command(self, command: ScaleCommand) -> None:
         await self.publish_durable(subjects.commands(command.cluster_id), command, msg_id=command.command_id)
 
-    async def tail(
-        self, stream: str, subject: str, *, last: int, batch: int = 256, timeout_s: float = 5.0
-    ) -> list[bytes]:
-        """The payloads on ``subject`` among the last ``last`` sequence numbers of ``stream``, oldest first.
-
-        Read through an ephemeral, unacknowledged consumer that starts at the first wanted sequence
-        and is deleted afterwards. Raises ``BusUnavailable`` if the stream cannot be read; the
-        caller decides whether a partial history is good enough.
-        """
-        try:
-            info = await self.js.stream_info(stream)
-            first, end = info.state.first_seq, info.state.last_seq
-            if info.state.messages == 0 or end < first:
-                return []
-            start = max(first, end - last + 1)
-            psub = await self.js.pull_subscribe(
-                subject,
-                stream=stream,
-                config=ConsumerConfig(
-                    ack_policy=AckPolicy.NONE,
-                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                    opt_start_seq=start,
-                    inactive_threshold=30.0,
-                    mem_storage=True,
-                ),
-            )
-        except (nats.errors.Error, TimeoutError) as e:
-            raise BusUnavailable(f"cannot read stream {stream}: {e!r}") from e
-        out: list[bytes] = []
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    msgs = await psub.fetch(batch, timeout=timeout_s)
-                    for msg in msgs:
-                        out.append(msg.data)
-                    meta = msgs[-1].metadata
-                    if meta.num_pending == 0 or meta.sequence.stream >= end:
-                        return out
-        except (nats.errors.Error, TimeoutError) as e:
-            raise BusUnavailable(f"reading stream {stream} stopped after {len(out)} messages: {e!r}") from e
-        finally:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                info = await psub.consumer_info()
-                await psub.unsubscribe()
-                await self.js.delete_consumer(stream, info.name)
-
     async def durable(
         self,
         *,

@@ -13,6 +13,7 @@ from hub.decisions import Decision
 from shared import subjects
 from shared.bus import Bus, BusOptions, DecisionRetention
 from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef
+from shared.replay import tail
 from tests.e2e.conftest import eventually, running_hub, write_policies
 from tests.hub.factories import node, report, workload
 
@@ -105,5 +106,4 @@ async def test_retention_settings_are_applied_to_the_stream_and_changed_in_place
         for i in range(100):
             await bus.publish_durable(subjects.decision(f"d{i}"), b"{}", msg_id=f"m{i}")
         assert (await bus.js.stream_info(subjects.DECISIONS_STREAM)).state.messages == 80
-        tail = await bus.tail(subjects.DECISIONS_STREAM, subjects.DECISIONS_ALL, last=10)
-        assert len(tail) == 10
+        assert len(await tail(bus.js, subjects.DECISIONS_STREAM, subjects.DECISIONS_ALL, last=10)) == 10
