@@ -65,8 +65,12 @@ PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPERATOR_PATHS = ("/api/v1/policies", "/api/v1/autoscaling")
 DEFAULT_OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
-PAGE_PATHS = ("/", "/static/*")
-"""The web page's shell: it holds no data and asks the API for everything, with the user's token."""
+PAGE_PATHS = ("/", "/page/*")
+"""The web page's shell (``hub/page``): it holds no data and asks the API for everything, with the
+user's token."""
+QUERY_TOKEN_PATHS = frozenset({"/api/v1/events"})
+"""Where ``?access_token=`` is accepted in place of the header (GET only): a browser's
+``EventSource`` cannot set headers. Nowhere else, since URLs end up in proxy logs and histories."""
 
 REALM = "fleetscale"
 
@@ -92,7 +96,7 @@ def required_role(method: str, path: str) -> Role:
 
 
 class PathSet:
-    """Exact paths, and prefixes written with a trailing ``*`` (``/static/*``)."""
+    """Exact paths, and prefixes written with a trailing ``*`` (``/page/*``)."""
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self.exact = frozenset(p for p in patterns if not p.endswith("*"))
@@ -130,7 +134,11 @@ def principal_of(request: web.Request) -> Principal | None:
 def bearer_token(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+    if scheme.lower() == "bearer" and token:
+        return token
+    if request.method == "GET" and request.rel_url.path_safe in QUERY_TOKEN_PATHS:
+        return request.query.get("access_token") or None
+    return None
 
 
 def _refusal(status: int, error: str, details: dict[str, Any], challenge: str) -> web.Response:

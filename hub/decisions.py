@@ -2,15 +2,15 @@
 
 Each record follows a decision from inputs to per-signal proposal, to the bounded desired count,
 to the placement and the commands sent, and collects the command results as they arrive. It is the
-audit trail the API serves. The log is bounded in memory; every change to a record is handed to an
-``on_change`` listener (the journal, ``hub/journal.py``), which makes the history durable.
+audit trail the API serves. The log is bounded in memory; every change to a record is handed to its
+listeners, among them the journal (``hub/journal.py``), which makes the history durable.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,25 +84,16 @@ class Decision:
 _DECISION: TypeAdapter[Decision] = TypeAdapter(Decision)
 
 
-ChangeListener = Callable[["Decision"], None]
-
-
 class DecisionLog:
-    def __init__(self, size: int = 2000, *, on_change: ChangeListener | None = None) -> None:
+    def __init__(self, size: int = 2000) -> None:
         self._size = size
         self._decisions: OrderedDict[str, Decision] = OrderedDict()
         self._by_command: dict[str, str] = {}
         self.latest: dict[str, Decision] = {}
-        self.on_change = on_change
-        """Called with each record added or updated; must not block (the evaluator's tick calls it)."""
+        self.listeners: list[Callable[[Decision], None]] = []
+        """Called on every add and every attached result (the journal); must not raise or block."""
 
     def add(self, decision: Decision) -> None:
-        self.restore(decision)
-        if self.on_change is not None:
-            self.on_change(decision)
-
-    def restore(self, decision: Decision) -> None:
-        """Add a record without telling the listener: for history read back from where it was stored."""
         self._decisions[decision.id] = decision
         self.latest[decision.workload] = decision
         for cid in decision.commands:
@@ -111,14 +102,26 @@ class DecisionLog:
             _, old = self._decisions.popitem(last=False)
             for cid in old.commands:
                 self._by_command.pop(cid, None)
+        for listener in self.listeners:
+            listener(decision)
+
+    def restore(self, decisions: Iterable[Decision]) -> None:
+        """Add records read back from storage, oldest first, without telling the listeners: they are
+        history, not news (the journal would store them again, a live feed would show them as new)."""
+        listeners, self.listeners = self.listeners, []
+        try:
+            for decision in decisions:
+                self.add(decision)
+        finally:
+            self.listeners = listeners
 
     def attach_result(self, result: CommandResult) -> Decision | None:
         decision_id = self._by_command.get(result.command_id)
         decision = self._decisions.get(decision_id) if decision_id else None
         if decision is not None:
             decision.results[result.command_id] = result.model_dump(mode="json")
-            if self.on_change is not None:
-                self.on_change(decision)
+            for listener in self.listeners:
+                listener(decision)
         return decision
 
     def recent(

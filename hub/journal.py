@@ -76,15 +76,14 @@ class DecisionJournal:
                 continue
             records[decision.id] = decision  # a later revision replaces an earlier one
         # Stream order is the order of the *last change*; the log wants the order of decision.
-        for decision in sorted(records.values(), key=lambda d: d.at):
-            log.restore(decision)
+        log.restore(sorted(records.values(), key=lambda d: d.at))
         logger.info("read back %d decisions from %s", len(records), subjects.DECISIONS_STREAM)
         return len(records)
 
     # --- write ------------------------------------------------------------------------------
 
     def record(self, decision: Decision) -> None:
-        """Queue the record's current state for publishing; never blocks (``DecisionLog.on_change``)."""
+        """Queue the record's current state for publishing; never blocks (a ``DecisionLog`` listener)."""
         self._pending.pop(decision.id, None)  # re-queue at the end: it is the newest change now
         self._pending[decision.id] = decision
         while len(self._pending) > self.max_pending:

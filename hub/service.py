@@ -83,7 +83,7 @@ async def run_hub(
         # The history comes back before anything can decide or attach a result; only then do
         # changes start going to the journal.
         await journal.replay(decisions, last=settings.decision_log_size)
-        decisions.on_change = journal.record
+        decisions.listeners.append(journal.record)
         dispatcher = Dispatcher(bus, state, decisions, metrics, deadline_s=settings.command_deadline_s)
         hub = Hub(
             settings=settings,

@@ -53,10 +53,10 @@ class HubSettings(CommonSettings):
     )
     auth_open_paths: list[str] = Field(
         default_factory=lambda: ["/healthz", "/readyz", "/metrics"],
-        description="Paths served without a token; a trailing `*` makes a prefix (`/static/*`)",
+        description="Paths served without a token; a trailing `*` makes a prefix (`/page/*`)",
     )
     auth_open_page: bool = Field(
-        default=True, description="Serve the web page's shell (GET / and /static/*) without a token"
+        default=True, description="Serve the web page's shell (GET / and /page/*) without a token"
     )
 
     # TLS for the API. Certificate and key together; a client CA makes clients present a certificate.

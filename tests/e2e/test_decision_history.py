@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -14,41 +13,34 @@ from shared import subjects
 from shared.bus import Bus, BusOptions, DecisionRetention
 from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef
 from shared.replay import tail
-from tests.e2e.conftest import eventually, running_hub, write_policies
-from tests.hub.factories import node, report, workload
+from tests.e2e.conftest import eventually, running_hub
 
 pytestmark = pytest.mark.nats
 
-ENFORCED = {"id": "llama", "workload": {"namespace": "inference", "name": "llama"},
-            "target": {"signal": "queue_per_replica", "value": 5}, "max_replicas": 12}
-DRY_RUN = ENFORCED | {"id": "mistral", "workload": {"namespace": "inference", "name": "mistral"}, "mode": "dry-run"}
+def recorded(workload: str, *, commands: list[str], mode: str = "enforce") -> Decision:
+    return Decision(workload=workload, policy_id=workload.split("/")[1], policy_revision=1, mode=mode,
+                    current_replicas=2, desired_replicas=4, reason="queue_per_replica 8.0 > target 4",
+                    inputs={"queue_per_replica": 8.0}, placement_before={"alpha/H100": 2},
+                    placement_after={"alpha/H100": 2, "beta/L4": 2}, commands=commands)
 
 
-async def test_decisions_and_their_results_survive_a_hub_restart(nats_server, tmp_path: Path) -> None:
-    policies = write_policies(tmp_path / "p.yaml", ENFORCED, DRY_RUN)
-    async with running_hub(nats_server.url, policy_file=policies) as hub:
-        seq = 0
-
-        async def decided() -> list[Decision]:
-            nonlocal seq
-            seq += 1
-            r = report("alpha", [workload("llama", waiting=40), workload("mistral", waiting=40)], [node("H100", 16)],
-                       seq=seq, sent_at=datetime.now(UTC))
-            await hub.bus.publish(subjects.telemetry("alpha"), r)
-            await asyncio.sleep(0.1)
-            return [d for d in hub.decisions.recent() if d.commands or d.mode == "dry-run"]
-
-        async with asyncio.timeout(15):
-            while len(made := await decided()) < 2:
-                pass
-        enforced = next(d for d in made if d.commands)
-        (command_id,) = enforced.commands
-        result = CommandResult(command_id=command_id, cluster_id="alpha",
-                               workload=WorkloadRef(namespace="inference", name="llama"),
-                               status=ResultStatus.APPLIED, reason=ResultReason.APPLIED,
-                               observed_replicas_by_gpu_type={"H100": enforced.desired_replicas})
-        await hub.bus.publish_durable(subjects.results("alpha"), result, msg_id=f"result:{command_id}")
-        await eventually(lambda: command_id in enforced.results)
+async def test_decisions_and_their_results_survive_a_hub_restart(nats_server) -> None:
+    async with running_hub(nats_server.url) as hub:
+        # Recorded as the evaluator records them; results come back over the real results stream.
+        made = [
+            recorded("inference/llama", commands=["cmd-a", "cmd-b"]),
+            recorded("inference/mistral", commands=[], mode="dry-run"),
+            recorded("inference/llama", commands=["cmd-c"]),
+        ]
+        for d in made:
+            hub.decisions.add(d)
+        for command_id, cluster in (("cmd-a", "alpha"), ("cmd-b", "beta"), ("cmd-c", "beta")):
+            result = CommandResult(command_id=command_id, cluster_id=cluster,
+                                   workload=WorkloadRef(namespace="inference", name="llama"),
+                                   status=ResultStatus.APPLIED, reason=ResultReason.APPLIED,
+                                   observed_replicas_by_gpu_type={"L4": 2})
+            await hub.bus.publish_durable(subjects.results(cluster), result, msg_id=f"result:{command_id}")
+        await eventually(lambda: len(made[0].results) == 2 and len(made[2].results) == 1)
         before = [d.to_json() for d in hub.decisions.recent()]
         await eventually(lambda: hub.journal.pending == 0)
         assert hub.metrics.journal_failures.labels("publish")._value.get() == 0
@@ -56,18 +48,28 @@ async def test_decisions_and_their_results_survive_a_hub_restart(nats_server, tm
     async with running_hub(nats_server.url) as hub:
         after = [d.to_json() for d in hub.decisions.recent()]
         assert after == before  # same ids, same order, same results
-        restored = hub.decisions.get(enforced.id)
-        assert restored is not None and restored.results[command_id]["status"] == "applied"
-        assert hub.decisions.latest["inference/llama"].id == enforced.id
+        restored = hub.decisions.get(made[0].id)
+        assert restored is not None and restored.results["cmd-b"]["status"] == "applied"
+        assert hub.decisions.latest["inference/llama"].id == made[2].id
         url = f"http://127.0.0.1:{hub.api_port}/api/v1/decisions"
         async with aiohttp.ClientSession() as s:
-            async with s.get(f"{url}/{enforced.id}") as r:
-                assert r.status == 200 and await r.json() == enforced.to_json()
-            async with s.get(url, params={"cluster": "alpha", "workload": "inference/llama"}) as r:
-                assert [d["id"] for d in (await r.json())["decisions"]] == [enforced.id]
-        # One message per decision: the result replaced the first revision in the stream.
+            async with s.get(f"{url}/{made[0].id}") as r:
+                assert r.status == 200 and await r.json() == before[2]
+            async with s.get(url, params={"cluster": "beta", "workload": "inference/llama"}) as r:
+                assert [d["id"] for d in (await r.json())["decisions"]] == [made[2].id, made[0].id]
+        # One message per decision: each result replaced its decision's previous revision.
         info = await hub.bus.js.stream_info(subjects.DECISIONS_STREAM)
-        assert info.state.messages == len(before)
+        assert info.state.messages == 3
+        # A result that arrives after the restart still finds its decision, and is stored too.
+        late = CommandResult(command_id="cmd-c", cluster_id="beta",
+                             workload=WorkloadRef(namespace="inference", name="llama"),
+                             status=ResultStatus.FAILED, reason=ResultReason.BACKEND_ERROR, error="retried")
+        await hub.bus.publish_durable(subjects.results("beta"), late, msg_id="result:cmd-c:late")
+        await eventually(lambda: hub.decisions.get(made[2].id).results["cmd-c"]["status"] == "failed")
+        await eventually(lambda: hub.journal.pending == 0)
+
+    async with running_hub(nats_server.url) as hub:
+        assert hub.decisions.get(made[2].id).results["cmd-c"]["error"] == "retried"
 
 
 async def test_a_record_made_while_nats_is_down_is_counted_retried_and_stored(nats_server, tmp_path: Path) -> None:

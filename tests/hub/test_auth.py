@@ -145,10 +145,9 @@ async def test_health_and_metrics_are_open_and_the_page_shell_is_open_for_readin
     assert r.status == 200 and "fleetscale_hub_api_denied_requests_total" in await r.text()
     # The page (when a route serves it) needs no token to load; writing there still does.
     assert (await client.get("/")).status != 401
-    assert (await client.get("/static/app.js")).status != 401
+    assert (await client.get("/page/app.js")).status != 401
     assert (await client.post("/")).status == 401
-    # A dot segment never makes a path open.
-    assert (await client.get("/static/../api/v1/clusters")).status in (401, 404)
+    assert (await client.get("/static/app.js")).status == 401
 
 
 async def test_open_paths_and_the_page_are_configurable(tmp_path: Path, metrics: HubMetrics) -> None:
@@ -186,9 +185,21 @@ def test_the_rule_by_method_and_path() -> None:
     assert Role.ADMIN.allows(Role.OPERATOR) and not Role.VIEWER.allows(Role.OPERATOR)
 
 
+async def test_the_event_stream_alone_takes_the_token_from_the_query(client: TestClient) -> None:
+    # EventSource cannot set headers; the stream (when a route serves it) takes ?access_token=.
+    assert (await client.get("/api/v1/events", params={"access_token": VIEWER})).status not in (401, 403)
+    assert (await client.get("/api/v1/events", params={"access_token": "nope"})).status == 401
+    assert (await client.get("/api/v1/events")).status == 401
+    assert (await client.get("/api/v1/clusters", params={"access_token": VIEWER})).status == 401
+    assert (await client.post("/api/v1/events", params={"access_token": ADMIN})).status == 401
+
+
 def test_the_principal_request_key_is_public() -> None:
     # Write endpoints record who changed what through this key (or principal_of).
     assert isinstance(PRINCIPAL, web.RequestKey)
     policy = AccessPolicy(lookup=None, open_paths=["/x*"], open_page=False)
     assert policy.is_open("POST", "/x/y") and not policy.is_open("GET", "/x/../y") and not policy.is_open("GET", "/")
+    page = AccessPolicy(lookup=None)
+    assert page.is_open("GET", "/page/app.js") and not page.is_open("POST", "/page/app.js")
+    assert not page.is_open("GET", "/page/../api/v1/clusters")
 

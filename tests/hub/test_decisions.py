@@ -59,8 +59,9 @@ def test_a_cluster_that_only_answered_counts_for_the_cluster_filter() -> None:
 
 def test_every_change_reaches_the_listener_and_restored_history_does_not() -> None:
     changes: list[tuple[str, int]] = []
-    log = DecisionLog(on_change=lambda d: changes.append((d.id, len(d.results))))
-    log.restore(decision("old", commands=["c0"]))
+    log = DecisionLog()
+    log.listeners.append(lambda d: changes.append((d.id, len(d.results))))
+    log.restore([decision("old", commands=["c0"])])
     log.add(decision("d1", commands=["c1", "c2"]))
     log.attach_result(result("c1"))
     log.attach_result(result("c0"))  # a restored decision's result is a change to persist too
