@@ -22,7 +22,7 @@ from hub.state import FleetState
 from hub.tokens import TokenSource, TokenTable
 from shared.bus import Bus
 from shared.lifecycle import run_until_stopped
-from shared.web import ServerTLS, serve
+from shared.web import serve
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,7 @@ async def run_hub(
     metrics = HubMetrics()
     # Credentials first: a wrong tokens file or certificate must stop the hub before it touches NATS.
     access, tokens = api_guard(settings, metrics)
-    tls = ServerTLS(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file) \
-        if settings.tls_cert_file is not None and settings.tls_key_file is not None else None
+    tls = settings.server_tls()
     tls_loaded_from = tls.fingerprint() if tls is not None else None
     ssl_context = tls.context() if tls is not None else None
     async with Bus.connect(settings.bus_options("fleetscale-hub")) as bus:
@@ -132,7 +131,7 @@ async def run_hub(
         }
         if tokens is not None:
             tasks["token reloader"] = tokens.watch(interval_s=settings.auth_reload_interval_s)
-        if tls is not None and ssl_context is not None:
+        if tls is not None and ssl_context is not None:  # (both or neither)
             tasks["certificate reloader"] = tls.watch(
                 ssl_context,
                 interval_s=settings.auth_reload_interval_s,

@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from shared.bus import DecisionRetention
 from shared.settings import CommonSettings
 from shared.simulation.profiles import GPU_PROFILES
+from shared.web import ServerTLS
 
 DEFAULT_GPU_PRICES: dict[str, float] = {t: p.price_per_gpu_hour for t, p in GPU_PROFILES.items()}
 """USD per GPU-hour: the sourced on-demand list prices of ``shared.simulation.profiles`` (one table
@@ -85,6 +86,11 @@ class HubSettings(CommonSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.auth_tokens_file is not None or self.auth_tokens_dir is not None
+
+    def server_tls(self) -> ServerTLS | None:
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        return ServerTLS(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
 
     def decision_retention(self) -> DecisionRetention:
         return DecisionRetention(
