@@ -251,6 +251,28 @@ class HubMetrics:
         self.feed_subscribers = Gauge(
             "fleetscale_hub_feed_subscribers", "Open live-feed (server-sent events) connections", registry=r
         )
+        self.journal_failures = Counter(
+            "fleetscale_hub_decision_journal_failures",
+            "Decision records not stored (publish: will retry; dropped: gave up; replay: history not read back)",
+            ["reason"],
+            registry=r,
+        )
+        self.journal_published = Counter(
+            "fleetscale_hub_decision_journal_published", "Decision record revisions stored in JetStream", registry=r
+        )
+        self.api_denied = Counter(
+            "fleetscale_hub_api_denied_requests",
+            "API requests refused by authentication (missing_token, invalid_token) or authorization (forbidden)",
+            ["reason"],
+            registry=r,
+        )
+        self.auth_tokens = Gauge("fleetscale_hub_auth_tokens", "API bearer tokens currently loaded", registry=r)
+        self.reload_failures = Counter(
+            "fleetscale_hub_reload_failures",
+            "Changed credential files that could not be loaded (the previous ones stay in use)",
+            ["source"],
+            registry=r,
+        )
         self.feed_dropped = Counter(
             "fleetscale_hub_feed_dropped_events", "Live-feed events dropped for a slow subscriber", ["event"],
             registry=r,
