@@ -132,7 +132,7 @@ async def run_hub(
         tasks: dict[str, Coroutine[Any, Any, None]] = {
             "telemetry intake": hub.intake.run(),
             "command results": dispatcher.results_listener(),
-            "policy watcher": policies.watcher(),
+            "policy watcher": policies.watcher(bus.kv_changes(policies.kv)),
             "evaluator": hub.evaluator.run(),
             "decision journal": journal.run(),
             "live feed": feed.run(),

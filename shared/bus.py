@@ -292,6 +292,37 @@ class Bus:
     async def publish_command(self, command: ScaleCommand) -> None:
         await self.publish_durable(subjects.commands(command.cluster_id), command, msg_id=command.command_id)
 
+    async def kv_changes(self, kv: KeyValue) -> AsyncIterator[Any]:
+        """Every change to a KV bucket, forever: the current values first, then updates.
+
+        A lost watch (NATS down, server restarted) is re-established after a backoff and starts again
+        with the current values, so a reader that applies entries idempotently misses nothing (a key
+        deleted meanwhile comes back as its delete marker). Ends only when the connection is closed.
+        """
+        attempt = 0
+        while True:
+            try:
+                watch = await kv.watchall()
+                attempt = 0
+                try:
+                    async for entry in watch:
+                        if entry is not None:  # None marks the end of the current values
+                            yield entry
+                finally:
+                    with contextlib.suppress(nats.errors.Error, TimeoutError):
+                        await watch.stop()
+            except (nats.errors.Error, TimeoutError) as e:
+                if self.nc.is_closed:
+                    return
+                delay = reconnect_delay(
+                    attempt, base_s=self.options.reconnect_base_s, cap_s=self.options.reconnect_cap_s
+                )
+                attempt += 1
+                logger.warning("KV watch lost (%r); watching again in %.2fs (attempt #%d)", e, delay, attempt)
+                await asyncio.sleep(delay)
+            if self.nc.is_closed:
+                return
+
     async def durable(
         self,
         *,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -74,10 +73,7 @@ async def test_decisions_and_their_results_survive_a_hub_restart(nats_server) ->
 
 async def test_a_record_made_while_nats_is_down_is_counted_retried_and_stored(nats_server, tmp_path: Path) -> None:
     async with running_hub(nats_server.url) as hub:
-        # NB: the policy watcher's first subscribe does not survive an outage (it stops the hub),
-        # so let it subscribe first.
-        await asyncio.sleep(0.5)
-        nats_server.stop()
+        nats_server.stop()  # at once: the policy watcher's first watch must outlive the outage too
         decision = Decision(workload="inference/llama", policy_id="p", policy_revision=1, mode="dry-run",
                             current_replicas=1, desired_replicas=3, reason="queue", inputs={},
                             placement_before={"alpha/H100": 1}, placement_after={"alpha/H100": 3})
