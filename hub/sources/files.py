@@ -5,9 +5,10 @@ The files are the FILE source of the policy store: their union is synced with
 its policies, and a policy another source owns is refused (and logged), never overwritten.
 
 **Polling, not inotify or SIGHUP.** A ConfigMap volume is updated by an atomic swap of its ``..data``
-symlink, and git-sync swaps a symlinked worktree; both change what ``stat`` sees through the links
-(mtime, size, inode), while an inotify watch on the directory would miss a swap one level down, and
-SIGHUP needs someone to send it. Stat-ing a few files every ``HUB_POLICY_POLL_S`` (2 s) costs nothing.
+symlink, and git-sync swaps a symlinked worktree; an inotify watch on the directory would miss a
+swap one level down, and SIGHUP needs someone to send it. Every ``HUB_POLICY_POLL_S`` (2 s) the
+files' contents are hashed (``shared.filewatch``, as for tokens and certificates: contents, not
+mtimes, so two writes within one mtime tick are not missed); policy files are small.
 
 **A bad file never deletes policies.** A file that does not parse (or repeats an id another file
 has) is reported, naming the file, the policy and the field, and the others still apply. Its
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from hub.policies import PolicyError, PolicyStore, Source, parse_policy_file
 from hub.policy.model import Policy
+from shared import filewatch
 from shared.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -44,9 +46,6 @@ class Reading:
     errors: dict[Path, list[str]] = field(default_factory=dict)
     complete: bool = True
     """False when some file's policies are unknown: then nothing may be removed from the store."""
-
-
-Fingerprint = tuple[tuple[str, int, int, int], ...]
 
 
 class PolicyFiles:
@@ -72,7 +71,7 @@ class PolicyFiles:
         """Policies of the last sync that the store refused (owned by another source)."""
         self._last_good: dict[Path, list[Policy]] = {}
         self._reading: Reading | None = None
-        self._seen: Fingerprint = ()
+        self._seen = b""
 
     def check(self) -> None:
         """Fail fast on a configured path that does not exist (a typo), before the hub starts."""
@@ -88,7 +87,7 @@ class PolicyFiles:
         out: list[Path] = [] if self.file is None else [self.file]
         if self.directory is not None:
             # Hidden entries are skipped: a ConfigMap volume holds ..data and ..<timestamp> links.
-            out += sorted(p for p in self.directory.iterdir() if p.suffix in SUFFIXES and not p.name.startswith("."))
+            out += [p for p in filewatch.visible_files(self.directory) if p.suffix in SUFFIXES]
         seen: set[Path] = set()
         unique = []
         for p in out:
@@ -98,21 +97,10 @@ class PolicyFiles:
                 unique.append(p)
         return unique
 
-    def fingerprint(self) -> Fingerprint:
-        """What changes when any file is added, removed, replaced or rewritten."""
-        try:
-            paths = self.paths()
-        except OSError:
-            return (("<directory unreadable>", 0, 0, 0),)
-        out = []
-        for p in paths:
-            try:
-                st = p.stat()
-            except OSError:
-                out.append((str(p), -1, -1, -1))
-            else:
-                out.append((str(p), st.st_mtime_ns, st.st_size, st.st_ino))
-        return tuple(out)
+    def fingerprint(self) -> bytes:
+        """A digest of the files' contents: what changes when any is added, removed or rewritten."""
+        roots = [p for p in (self.file, self.directory) if p is not None]
+        return filewatch.fingerprint(roots)
 
     def read(self) -> Reading:
         """Parse every file; a bad one is reported and stands in with its last good policies."""
@@ -158,8 +146,7 @@ class PolicyFiles:
         """Sync the store to ``reading`` (default: read the files now)."""
         seen = self._seen
         if reading is None:
-            seen = self.fingerprint()
-            reading = await asyncio.to_thread(self.read)
+            seen, reading = await asyncio.to_thread(lambda: (self.fingerprint(), self.read()))
             for path, messages in reading.errors.items():
                 for message in messages:
                     logger.error("policy file %s: %s", path, message)
@@ -184,7 +171,7 @@ class PolicyFiles:
         synced_at = time.monotonic()
         while True:
             await asyncio.sleep(self.poll_s)
-            changed = self.fingerprint() != self._seen
+            changed = await asyncio.to_thread(self.fingerprint) != self._seen
             if not changed and time.monotonic() - synced_at < self.resync_s:
                 continue
             try:
