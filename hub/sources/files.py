@@ -147,9 +147,9 @@ class PolicyFiles:
         seen = self._seen
         if reading is None:
             seen, reading = await asyncio.to_thread(lambda: (self.fingerprint(), self.read()))
-            for path, messages in reading.errors.items():
-                for message in messages:
-                    logger.error("policy file %s: %s", path, message)
+            for messages in reading.errors.values():
+                for message in messages:  # each names its file
+                    logger.error("policy file refused: %s", message)
         wanted = list(reading.policies)
         if not reading.complete:
             # Keep every FILE policy the files no longer vouch for: we cannot tell whose it was.
