@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from hub.api.errors import ApiError, bad_field, error, json_response
 from hub.api.http import actor, etag, if_match, read_model
 from hub.api.keys import POLICIES
+from hub.overview import policies_json, policy_json
 from hub.policies import PolicyStore, Source, Stored
 from hub.policy.model import AIInferenceAutoscalerPolicy, Policy
 
@@ -67,19 +68,10 @@ class PolicyInput(AIInferenceAutoscalerPolicy):
         return Policy.model_validate(self.model_dump(exclude=set(READ_ONLY)))
 
 
-def resource_json(entry: Stored) -> dict[str, Any]:
-    return entry.policy.model_dump(mode="json") | {
-        "source": entry.source.value,
-        "updated_by": entry.updated_by,
-        "created_at": None if entry.created_at is None else entry.created_at.isoformat(),
-        "updated_at": None if entry.updated_at is None else entry.updated_at.isoformat(),
-    }
-
-
 def _answer(store: PolicyStore, policy: Policy, status: int = 200) -> web.Response:
     entry = store.entry(policy.id)
     assert entry is not None  # the store has just written it
-    return json_response(resource_json(entry), status=status, headers=etag(policy.revision))
+    return json_response(policy_json(entry), status=status, headers=etag(policy.revision))
 
 
 def _current(store: PolicyStore, policy_id: str) -> Stored:
@@ -91,9 +83,7 @@ def _current(store: PolicyStore, policy_id: str) -> Stored:
 
 @routes.get("/api/v1/policies")
 async def list_policies(request: web.Request) -> web.Response:
-    store = request.app[POLICIES]
-    entries = [store.entry(p.id) for p in store.all()]
-    return json_response({"policies": [resource_json(e) for e in entries if e is not None]})
+    return json_response({"policies": policies_json(request.app[POLICIES])})
 
 
 @routes.post("/api/v1/policies")
@@ -107,7 +97,7 @@ async def create_policy(request: web.Request) -> web.Response:
 @routes.get("/api/v1/policies/{id}")
 async def get_policy(request: web.Request) -> web.Response:
     entry = _current(request.app[POLICIES], request.match_info["id"])
-    return json_response(resource_json(entry), headers=etag(entry.policy.revision))
+    return json_response(policy_json(entry), headers=etag(entry.policy.revision))
 
 
 @routes.put("/api/v1/policies/{id}")

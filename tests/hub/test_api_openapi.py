@@ -8,11 +8,13 @@ the API synchronously, so the server needs its own event loop).
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 import requests
 import schemathesis
@@ -26,7 +28,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hub.api import make_app
-from hub.api.openapi import OPERATIONS, document
+from hub.api.openapi import OPERATIONS, POLICY_EXAMPLE, SEED_EXAMPLE, document
+from hub.api.seed import AutoscalingRequest
 from hub.decisions import Decision, DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies import PolicyStore, Source
@@ -52,16 +55,16 @@ def test_the_document_lists_exactly_the_routes_the_app_serves() -> None:
     assert len({op.operation_id for op in OPERATIONS}) == len(OPERATIONS)
 
 
-def test_the_document_is_openapi_3_1_with_every_reference_resolved() -> None:
+def test_the_document_is_openapi_3_1_with_every_reference_resolved_and_valid_examples() -> None:
     doc = document()
     assert doc["openapi"] == "3.1.0"
-    text = str(doc)
-    for name in doc["components"]["schemas"]:
-        assert f"#/components/schemas/{name}" in text or name in ("ErrorBody",)
-    refs = {part.split("'")[0] for part in text.split("#/components/schemas/")[1:]}
-    assert refs <= set(doc["components"]["schemas"])
-    policy = doc["components"]["schemas"]["AIInferenceAutoscalerPolicy"]
-    assert policy["additionalProperties"] is False and "min_replicas" in str(doc["components"]["schemas"]["Bounds"])
+    text = orjson.dumps(doc).decode()
+    refs = set(re.findall(r'"#/components/schemas/([^"]+)"', text))
+    assert refs == set(doc["components"]["schemas"])  # every reference resolves, nothing unused
+    assert doc["components"]["schemas"]["AIInferenceAutoscalerPolicy"]["additionalProperties"] is False
+    assert "min_replicas" in doc["components"]["schemas"]["Bounds"]["properties"]  # snake_case, as served
+    Policy.model_validate(POLICY_EXAMPLE)
+    AutoscalingRequest.model_validate(SEED_EXAMPLE)
 
 
 class ServedHub:
