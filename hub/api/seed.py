@@ -18,6 +18,7 @@ Deviations, each because the seed's behaviour would hide a fact (docs/operations
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -29,10 +30,9 @@ from hub.api.http import actor, read_model, validate
 from hub.api.keys import DECISIONS, POLICIES, STATE
 from hub.decisions import DecisionLog
 from hub.policies import PolicyExists, Source, Stored
-from hub.policy.engine import signal_value
-from hub.policy.model import Metric, Policy, SignalSpec
-from hub.state import FleetSnapshot
-from shared.messages import WorkloadKind
+from hub.policy.model import Policy
+from hub.state import FleetSnapshot, WorkloadView
+from shared.messages import Samples, WorkloadKind
 
 routes = web.RouteTableDef()
 
@@ -176,7 +176,20 @@ class AutoscalerDeleted(BaseModel):
 
 # --- the status of one autoscaler, from live state and the decision log ----------------------------
 
-_PROBES = {m: SignalSpec(metric=m, target=1) for m in (Metric.CPU, Metric.MEMORY, Metric.GPU_UTILIZATION)}
+_READINGS: dict[str, Callable[[Samples], float | None]] = {
+    "cpu": lambda s: s.cpu_utilization_ratio,
+    "memory": lambda s: s.memory_utilization_ratio,
+    "gpu": lambda s: s.gpu_utilization_ratio,
+}
+
+
+def measured_percent(view: WorkloadView, read: Callable[[Samples], float | None]) -> float | None:
+    """The fleet's value as the engine's signals read it: the mean over ready replicas of the fresh
+    clusters that measured it, in percent; None when none did (never a 0)."""
+    pairs = [(v, r.ready_replicas) for r in view.reports.values()
+             if r.ready_replicas and (v := read(r.samples)) is not None]
+    weight = sum(n for _, n in pairs)
+    return 100.0 * sum(v * n for v, n in pairs) / weight if weight else None
 
 
 def is_autoscaler(policy: Policy) -> bool:
@@ -190,7 +203,7 @@ def _status(entry: Stored, snap: FleetSnapshot, log: DecisionLog) -> tuple[dict[
     target = policy.targets.workloads[0]
     view = snap.workloads.get(target.key)
     live = view if view is not None and view.reports else None
-    measured = {m: None if live is None else signal_value(live, probe).value for m, probe in _PROBES.items()}
+    measured = {m: None if live is None else measured_percent(live, read) for m, read in _READINGS.items()}
     current = None if live is None else live.desired_replicas
     mine = [d for d in log.recent(workload=target.key, limit=len(log))
             if d.policy_id == policy.id and (entry.created_at is None or d.at >= entry.created_at)]
@@ -217,16 +230,16 @@ def _status(entry: Stored, snap: FleetSnapshot, log: DecisionLog) -> tuple[dict[
         "updated_at": iso(newest),
         "current_replicas": current,
         "desired_replicas": desired,
-        "current_cpu_percent": pct(measured[Metric.CPU]),
-        "current_memory_percent": pct(measured[Metric.MEMORY]),
-        "current_gpu_percent": pct(measured[Metric.GPU_UTILIZATION]),
+        "current_cpu_percent": pct(measured["cpu"]),
+        "current_memory_percent": pct(measured["memory"]),
+        "current_gpu_percent": pct(measured["gpu"]),
         "last_scale_time": iso(last_scale),
         "scale_up_count": len(ups),
         "scale_down_count": len(downs),
         "workload_namespace": target.namespace,
         "workload_name": target.name,
     }
-    return details, measured[Metric.CPU]
+    return details, measured["cpu"]
 
 
 def _response(entry: Stored, snap: FleetSnapshot, log: DecisionLog, message: str | None = None) -> dict[str, Any]:
