@@ -64,7 +64,8 @@ def query_str(request: web.Request, name: str) -> str | None:
     return values[0] if values else None
 
 
-_ETAG = re.compile(r'^"?([0-9]{1,19})"?$')
+_ETAG = re.compile(r'^(?:"([0-9]{1,19})"|([0-9]{1,19}))$')
+"""A strong entity tag holding a revision; the bare number is accepted too (curl users forget quotes)."""
 
 
 def if_match(request: web.Request) -> int | None:
@@ -76,7 +77,7 @@ def if_match(request: web.Request) -> int | None:
     if m is None:
         raise bad_field("If-Match", 'must be a policy revision as an entity tag, e.g. "12", or *',
                         error_text="invalid header")
-    return int(m.group(1))
+    return int(m.group(1) or m.group(2))
 
 
 def etag(revision: int) -> dict[str, str]:

@@ -74,7 +74,7 @@ def _errors(*codes: int) -> dict[int, Body]:
 
 
 IF_MATCH = Param("If-Match", "header", 'The revision you read, as an entity tag: "12"; * for any',
-                 {"type": "string", "pattern": r'^(\*|"?[0-9]{1,19}"?)$'})
+                 {"type": "string", "pattern": r'^(\*|"[0-9]{1,19}"|[0-9]{1,19})$'})
 WORKLOAD = Param("workload", "query", "Only this workload (namespace/name)")
 CLUSTER = Param("cluster", "query", "Only this cluster id")
 WRITE = (400, 413, 503)

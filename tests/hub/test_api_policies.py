@@ -161,3 +161,12 @@ async def test_malformed_or_missing_json_is_a_400(client: TestClient) -> None:
         r = await client.post("/api/v1/policies", data=data, headers={"Content-Type": "application/json"})
         error = await r.json()
         assert r.status == 400 and error["details"][0]["field"] == "body", error
+
+
+@pytest.mark.parametrize(("header", "status"), [('"1"', 200), ("1", 200), ("*", 200), ('"1', 400), ('W/"1"', 400),
+                                                ('"a"', 400), ("", 400)])
+async def test_if_match_takes_a_revision_as_an_entity_tag(client: TestClient, header: str, status: int) -> None:
+    created = await (await client.post("/api/v1/policies", json=BODY)).json()
+    assert created["revision"] == 1  # a fresh bucket
+    r = await client.patch("/api/v1/policies/llama", json={"mode": "dry-run"}, headers={"If-Match": header})
+    assert r.status == status, await r.text()
