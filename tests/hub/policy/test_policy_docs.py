@@ -114,3 +114,14 @@ def test_every_policy_file_example_is_valid(tmp_path: Path) -> None:
         path = tmp_path / f"{i}.yaml"
         path.write_text(example)
         assert parse_policy_file(path)
+
+
+def test_the_seed_example_is_the_policy_the_seed_api_stores(tmp_path: Path) -> None:
+    from hub.api.seed import AutoscalingRequest
+
+    (seed,) = [b for b in blocks("json") if b.startswith('{"workload_name"')]
+    (stored,) = [b for b in blocks("yaml") if b.startswith("- id: autoscaler-")]
+    path = tmp_path / "seed.yaml"
+    path.write_text(stored)
+    (documented,) = parse_policy_file(path)
+    assert Policy.model_validate(AutoscalingRequest.model_validate_json(seed).policy_json()) == documented
