@@ -13,14 +13,13 @@ from hub.placement.failover import (
     apply_failover,
 )
 from hub.placement.formulation import PRICE_RESOLUTION, Weights
-from hub.placement.offers import CapacityLedger, Key, Offer, PlacementProblem, WorkloadDemand, free_gpus
+from hub.placement.offers import Key, Offer, PlacementProblem, WorkloadDemand, free_gpus
 from hub.placement.results import PlacementResult, Solution
 from hub.placement.solver import DEFAULT_TIME_LIMIT_S, place, solve
 
 __all__ = [
     "DEFAULT_TIME_LIMIT_S",
     "PRICE_RESOLUTION",
-    "CapacityLedger",
     "ClusterHealth",
     "FailoverTracker",
     "FleetHealth",

@@ -3,9 +3,10 @@
 The objective ranks placements lexicographically, by four tiers, each weighted so that the worst case
 of every lower tier cannot outweigh one unit of the tier above it:
 
-1. **unmet demand**, in replicas of the workload's reference throughput (the same weight for every
-   workload: under scarcity the solver serves as many reference replicas as it can in total, and
-   only then asks which workload the scarce GPUs save most on);
+1. **unmet demand**, in thousandths of the workload's reference replica (``LOAD_RESOLUTION``), so that
+   any replica that serves some of the demand left is worth placing, even one of a slow type that
+   cannot serve all of it; the same weight for every workload, so under scarcity the solver serves
+   as much demand as it can in total, and only then asks which workload the GPUs save most on;
 2. **shortfall** below a soft lower bound: spread, per-cluster minimum, total minimum (per replica);
 3. **price**, quantised to ``PRICE_RESOLUTION`` USD per replica-hour;
 4. **churn**: one per replica added or removed against the current placement.
@@ -28,8 +29,11 @@ from hub.placement.offers import Key, Offer, PlacementProblem, WorkloadDemand
 PRICE_RESOLUTION = 0.001
 """USD per replica-hour. Prices closer than this are equal to the solver (then churn decides)."""
 
+LOAD_RESOLUTION = 1e-3
+"""Unmet demand is counted in this share of a reference replica (less is not worth a replica)."""
+
 LOAD_EPSILON = 1e-9
-"""Load is float; a shortfall below this (relative to one reference replica) is rounding, not demand."""
+"""Load is float; a shortfall below this share of one unit of unmet demand is rounding, not demand."""
 
 
 def quanta(price_per_replica_hour: float) -> int:
@@ -43,7 +47,8 @@ class Weights:
     shortfall: int
     """Per replica below a soft lower bound: more than the price and churn of adding that replica."""
     unmet: int
-    """Per reference replica of unmet demand: more than the replicas of any offer that would serve it."""
+    """Per unit of unmet demand (``WorkloadForm.unit``): more than a replica and its shortfall, since one
+    replica of any offer serves at least a unit."""
     churn: int = 1
     """Per replica added or removed."""
 
@@ -72,10 +77,25 @@ class WorkloadForm:
     gone: dict[Key, int]
     """Current replicas in places not offered (stale, not allowed, unpriced): they are not kept."""
     notes: list[str] = field(default_factory=list)
+    unit: float = 0.0
+    """Load of one unit of unmet demand: a thousandth of a reference replica, or less if some offer
+    serves less (so that every replica placed serves at least one unit)."""
+
+    def __post_init__(self) -> None:
+        slowest = min((o.offer.throughput_per_replica for o in self.options), default=math.inf)
+        self.unit = min(LOAD_RESOLUTION * self.demand.reference_throughput, slowest)
 
     @property
     def max_unmet(self) -> int:
-        return math.ceil(self.demand.demand / self.demand.reference_throughput - LOAD_EPSILON)
+        return self.unmet_units(0.0)
+
+    def unmet_units(self, load: float) -> int:
+        """Units of demand that ``load`` leaves unserved, rounded up."""
+        return max(0, math.ceil((self.demand.demand - load) / self.unit - LOAD_EPSILON))
+
+    def unplaced(self, units: int) -> int:
+        """Unmet units in reference replicas, rounded up."""
+        return math.ceil(units * self.unit / self.demand.reference_throughput - LOAD_EPSILON)
 
 
 @dataclass(slots=True)
@@ -95,12 +115,7 @@ def formulate(problem: PlacementProblem) -> Formulation:
     price_unit = churn_bound + 1
     max_quanta = max((quanta(o.offer.price_per_replica_hour) for f in forms for o in f.options), default=0)
     shortfall = price_unit * (max_quanta + 1)
-    worst_cover = max(
-        (math.ceil(f.demand.reference_throughput / o.offer.throughput_per_replica - LOAD_EPSILON)
-         for f in forms for o in f.options),
-        default=1,
-    )
-    weights = Weights(price_unit=price_unit, shortfall=shortfall, unmet=shortfall * (worst_cover + 1))
+    weights = Weights(price_unit=price_unit, shortfall=shortfall, unmet=2 * shortfall)
     for f in forms:
         for o in f.options:
             o.cost = quanta(o.offer.price_per_replica_hour) * price_unit
@@ -159,7 +174,9 @@ class Score:
     """How one workload's placement fares against its part of the problem."""
 
     unmet: int
-    """Reference replicas of demand not served."""
+    """Reference replicas of demand not served, rounded up."""
+    unmet_units: int
+    """The same in units of ``WorkloadForm.unit``, as the objective counts it."""
     shortfall: int
     churn: int
     cost_per_hour: float
@@ -194,12 +211,12 @@ def score(form: Formulation, wf: WorkloadForm, placement: Mapping[Key, int]) -> 
     total = sum(per_cluster.values())
     if total > wf.max_total:
         violations.append(f"total {total} above {wf.max_total}")
-    unmet = max(0, math.ceil((w.demand - load) / w.reference_throughput - LOAD_EPSILON))
+    units = wf.unmet_units(load)
     shortfall = sum(max(0, n - per_cluster.get(c, 0)) for c, n in wf.cluster_lower.items())
     shortfall += max(0, w.min_replicas - total)
     churn = sum(abs(placement.get(o.offer.key, 0) - o.current) for o in wf.options)
-    objective += unmet * weights.unmet + shortfall * weights.shortfall + churn * weights.churn
-    return Score(unmet, shortfall, churn, cost, objective, tuple(violations))
+    objective += units * weights.unmet + shortfall * weights.shortfall + churn * weights.churn
+    return Score(wf.unplaced(units), units, shortfall, churn, cost, objective, tuple(violations))
 
 
 def pool_violations(form: Formulation, placements: Mapping[str, Mapping[Key, int]]) -> list[str]:

@@ -109,7 +109,7 @@ class _Fill:
     def missing(self) -> float:
         d = self.wf.demand
         gap = d.demand - self.load
-        return gap if gap > LOAD_EPSILON * d.reference_throughput else 0.0
+        return gap if gap > LOAD_EPSILON * self.wf.unit else 0.0
 
     def cover(self) -> None:
         """Meet demand: whole replicas at the lowest price per load, then the remainder at least cost."""

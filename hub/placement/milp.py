@@ -5,8 +5,8 @@ Variables, per workload ``w`` and offer ``o`` (a GPU type in a cluster):
 * ``n[o]`` integer replicas, within the offer's bounds (``hub.placement.formulation``);
 * ``r[o]`` integer replicas removed from what runs there (only where something runs): with
   ``n[o] + r[o] >= current[o]``, churn ``|n - current|`` is ``n - current + 2 r`` (linear);
-* ``u[w]`` integer reference replicas of unmet demand: ``sum(throughput[o] n[o]) + ref[w] u[w] >=
-  demand[w]``, so the problem is always feasible and what does not fit is measured, not dropped;
+* ``u[w]`` integer units of unmet demand: ``sum(throughput[o] n[o]) + unit[w] u[w] >= demand[w]``, so
+  the problem is always feasible and what does not fit is measured, not dropped;
 * ``s[w,c]``, ``t[w]`` integer shortfalls below the soft per-cluster lower bound (spread, minimum)
   and the soft total minimum.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
-from hub.placement.formulation import Formulation, score
+from hub.placement.formulation import Formulation
 from hub.placement.offers import Key
 
 
@@ -130,7 +130,7 @@ def build(form: Formulation) -> tuple[Model, list[Columns]]:
                 mine.classes.append((agg, [j for j, _ in members]))
                 m.row([*((j, 1.0) for j, _ in members), (agg, -1.0)], 0.0, 0.0)
                 terms.append((agg, theta))
-            m.row([*terms, (mine.u, w.reference_throughput)], w.demand, inf)
+            m.row([*terms, (mine.u, wf.unit)], w.demand, inf)
         by_cluster: dict[str, list[int]] = {}
         for j, o in zip(cols, wf.options, strict=True):
             by_cluster.setdefault(o.offer.cluster_id, []).append(j)
@@ -171,14 +171,16 @@ def start_vector(form: Formulation, columns: list[Columns], size: int,
     for wf, cols in zip(form.workloads, columns, strict=True):
         placement = placements[wf.demand.key]
         per_cluster: dict[str, int] = {}
+        load = 0.0
         for i, (j, o) in enumerate(zip(cols.n, wf.options, strict=True)):
             n = placement.get(o.offer.key, 0)
             x[j] = n
+            load += n * o.offer.throughput_per_replica
             per_cluster[o.offer.cluster_id] = per_cluster.get(o.offer.cluster_id, 0) + n
             if i in cols.r:
                 x[cols.r[i]] = max(0, o.current - n)
         if cols.u is not None:
-            x[cols.u] = score(form, wf, placement).unmet
+            x[cols.u] = wf.unmet_units(load)
         for agg, members in cols.classes:
             x[agg] = sum(x[j] for j in members)
         for c, j in cols.s.items():

@@ -13,7 +13,7 @@ type"), so a cheap slow GPU and a dear fast one are compared per unit of load, n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hub.state import FleetSnapshot
@@ -127,44 +127,3 @@ class PlacementProblem:
 def free_gpus(snapshot: FleetSnapshot) -> dict[Key, int]:
     """Free GPUs per pool on fresh clusters. A stale cluster offers nothing."""
     return {(cid, t): n for cid, c in snapshot.fresh.items() for t, n in c.free_gpus().items()}
-
-
-class CapacityLedger:
-    """Free replicas per (cluster, GPU type) for one tick, consumed as workloads are placed one by one.
-
-    The evaluator's per-workload path uses it until the planner solves a tick's workloads jointly.
-    """
-
-    def __init__(self, snapshot: FleetSnapshot, prices: Mapping[str, float]) -> None:
-        self.prices = prices
-        # Computed once per tick: at 10k workloads, re-reading inventories per workload dominated.
-        self._free: dict[str, dict[str, int]] = {cid: c.free_gpus() for cid, c in snapshot.fresh.items()}
-        self._used: dict[Key, int] = {}
-
-    def offers(
-        self,
-        *,
-        gpus_per_replica: int,
-        held: Mapping[Key, int],
-        clusters: Iterable[str] | None = None,
-        allows: Callable[[str, str], bool] | None = None,
-    ) -> list[Offer]:
-        """Offers on fresh ``clusters`` (default: all fresh ones) for GPU types ``allows`` accepts."""
-        gpr = max(gpus_per_replica, 1)
-        out = []
-        for cid in self._free if clusters is None else clusters:
-            for gpu_type, free in self._free.get(cid, {}).items():
-                if allows is not None and not allows(cid, gpu_type):
-                    continue
-                price = self.prices.get(gpu_type)
-                if price is None:
-                    continue  # no price, no placement: we will not guess a cost
-                spare = max(free - self._used.get((cid, gpu_type), 0), 0) // gpr
-                out.append(Offer(cid, gpu_type, spare + held.get((cid, gpu_type), 0), price * gpr))
-        return out
-
-    def consume(self, before: Mapping[Key, int], after: Mapping[Key, int], gpr: int) -> None:
-        for key in set(before) | set(after):
-            grown = after.get(key, 0) - before.get(key, 0)
-            if grown > 0:
-                self._used[key] = self._used.get(key, 0) + grown * max(gpr, 1)

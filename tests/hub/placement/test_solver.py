@@ -100,6 +100,14 @@ def test_unmet_demand_is_counted_in_reference_replicas_rounded_up() -> None:
     assert r.placement == {H100: 1} and r.unplaced == 3
 
 
+def test_demand_that_cannot_be_met_is_served_as_far_as_capacity_goes() -> None:
+    # One reference replica (an H100, 34 units) wanted, only L4s (1 unit each) free: the 10 that fit
+    # serve part of it, where counting whole reference replicas would have placed none.
+    free = {L4: 10, H100: 0}
+    r = solve_one(one(34, [offer(*L4, 0.8), offer(*H100, 12.0, 34.0)], free, reference_throughput=34.0), free)
+    assert r.placement == {L4: 10} and r.unplaced == 1
+
+
 # --- churn ------------------------------------------------------------------------------------
 
 TWIN = [offer("a", "L4", 0.8), offer("b", "L4", 0.8)]

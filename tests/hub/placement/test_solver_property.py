@@ -3,7 +3,7 @@
 The enumeration is independent of the solver's formulation: it checks the hard constraints itself,
 bounds each place only by what is physically there (so it also tests the formulation's cuts), and
 prices each placement with the documented objective (unmet demand, shortfall, price, churn), using
-only the tier weights the formulation reports.
+only the tier weights and the unit of unmet demand the formulation reports.
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ def pool_of(problem: PlacementProblem) -> dict[tuple[str, str], int]:
 
 def candidates(problem: PlacementProblem, w: WorkloadDemand, pools: dict[tuple[str, str], int]):  # type: ignore[no-untyped-def]
     """Every placement of ``w`` that keeps its own hard constraints, with its objective and GPU use."""
-    weights = formulate(problem).weights
+    form = formulate(problem)
+    weights = form.weights
+    unit = next(wf.unit for wf in form.workloads if wf.demand.key == w.key)
+    assert unit <= min((o.throughput_per_replica for o in w.offers), default=unit)  # any replica serves a unit
     ranges = []
     for o in w.offers:
         top = pools[o.key] // w.gpus_per_replica if o.key in pools else o.capacity_replicas
@@ -80,15 +83,16 @@ def candidates(problem: PlacementProblem, w: WorkloadDemand, pools: dict[tuple[s
         if any(per[c] > w.cluster_max[c] for c in clusters if c in w.cluster_max):
             continue
         load = sum(n * o.throughput_per_replica for n, o in zip(ns, w.offers, strict=True))
-        unmet = max(0, math.ceil((w.demand - load) / w.reference_throughput - 1e-9))
+        units = max(0, math.ceil((w.demand - load) / unit - 1e-9))
         short = sum(max(0, max(w.spread, w.cluster_min.get(c, 0)) - per[c]) for c in clusters)
         short += max(0, w.min_replicas - total)
         placed = dict(zip((o.key for o in w.offers), ns, strict=True))
         churn = sum(abs(placed.get(k, 0) - w.current.get(k, 0)) for k in {*placed, *w.current} if k in placed)
         cost = sum(n * round(o.price_per_replica_hour / PRICE_RESOLUTION) for n, o in zip(ns, w.offers, strict=True))
-        objective = unmet * weights.unmet + short * weights.shortfall + cost * weights.price_unit + churn
+        objective = units * weights.unmet + short * weights.shortfall + cost * weights.price_unit + churn
         use = [sum(n * w.gpus_per_replica for n, o in zip(ns, w.offers, strict=True) if o.key == k) for k in KEYS]
-        rows.append((objective, use, placed, unmet))
+        unplaced = math.ceil(units * unit / w.reference_throughput - 1e-9)
+        rows.append((objective, use, placed, unplaced))
     return rows
 
 
