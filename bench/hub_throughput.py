@@ -96,9 +96,10 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
     with NatsServer() as server, tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policies.yaml"
         policy_file.write_text(yaml.safe_dump([
-            {"id": f"w{i}", "workload": {"namespace": "bench", "name": f"w{i}"}, "min_replicas": 1,
-             "max_replicas": 8, "target": {"signal": "queue_per_replica", "value": 10},
-             "scale_down_stabilization_s": 0}
+            {"id": f"w{i}", "targets": {"workloads": [{"namespace": "bench", "name": f"w{i}"}]},
+             "bounds": {"min_replicas": 1, "max_replicas": 8},
+             "signals": [{"metric": "queue_per_replica", "target": 10}],
+             "behavior": {"scale_down": {"stabilization_window_seconds": 0}}}
             for i in range(total)
         ]))
         port = free_port()

@@ -1,7 +1,7 @@
-"""The evaluator: on a fixed tick, snapshot -> policy -> placement -> dispatch, and record why.
+"""The evaluator: on a fixed tick, snapshot -> plan (policy, placement) -> dispatch, and record why.
 
-It owns the order of the pipeline and nothing else: policy and placement are pure, dispatch owns the
-bus. A tick that fails is logged and the next one runs; the loop itself never dies of one bad tick.
+It owns the order of the pipeline and nothing else: planning is pure (``hub.planner``), dispatch
+owns the bus. A tick that fails is logged and the next one runs; the loop itself never dies of one bad tick.
 Dry-run policies are evaluated and recorded, but no command is sent for them.
 """
 
@@ -15,28 +15,12 @@ from collections.abc import Mapping
 from hub.decisions import Decision, DecisionLog, placement_json
 from hub.dispatch import Dispatcher
 from hub.metrics import HubMetrics
-from hub.placement import CapacityLedger, place
+from hub.planner import Planner
 from hub.policies import PolicyStore
-from hub.policy.engine import Engine
-from hub.state import FleetSnapshot, FleetState, Placement, WorkloadView
-from shared.messages import ResultStatus, ScaleCommand
+from hub.state import FleetState
+from shared.messages import ScaleCommand
 
 logger = logging.getLogger(__name__)
-
-
-def current_placement(snapshot: FleetSnapshot, view: WorkloadView) -> Placement:
-    """Observed placement on fresh clusters, with in-flight or applied intents taking precedence."""
-    current = view.placement()
-    for cluster_id in view.reports:
-        intent = snapshot.live_intent(view.key, cluster_id)
-        if intent is None or (intent.result is not None and intent.result.status is not ResultStatus.APPLIED):
-            continue
-        for key in [k for k in current if k[0] == cluster_id]:
-            del current[key]
-        for gpu_type, n in intent.replicas_by_gpu_type.items():
-            if n:
-                current[(cluster_id, gpu_type)] = n
-    return current
 
 
 class Evaluator:
@@ -56,9 +40,8 @@ class Evaluator:
         self.dispatcher = dispatcher
         self.decisions = decisions
         self.metrics = metrics
-        self.prices = prices
         self.tick_s = tick_s
-        self.engine = Engine()
+        self.planner = Planner(prices)
 
     async def tick(self) -> list[Decision]:
         started = time.perf_counter()
@@ -66,24 +49,13 @@ class Evaluator:
         for cid, cluster in snapshot.clusters.items():
             self.metrics.report_age.labels(cid).set(snapshot.taken_at - cluster.received_at)
             self.metrics.cluster_stale.labels(cid).set(1 if cluster.stale else 0)
-        ledger = CapacityLedger(snapshot, self.prices)
         pending: list[Decision] = []
         commands: list[ScaleCommand] = []
-        for rec in self.engine.evaluate(snapshot, self.policies.all()):
-            view = snapshot.workloads[rec.workload_key]
-            gpr = view.gpus_per_replica
-            before = current_placement(snapshot, view)
-            observed = view.placement()
-
-            # Only clusters that run the workload can be asked to scale it (a deployment there may
-            # have 0 replicas); growth elsewhere would be placed and then never sent.
-            offers = ledger.offers(gpus_per_replica=gpr, held=observed, clusters=view.reports,
-                                   allows=rec.policy.allows)
-            result = place(rec.desired_replicas, before, offers)
-            ledger.consume(observed, result.placement, gpr)
+        for plan in self.planner.plan(snapshot, self.policies.all()):
+            rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
             for (cid, gpu_type), n in result.placement.items():
                 self.metrics.replicas.labels(view.key, cid, gpu_type).set(n)
-            if result.placement == before and not rec.changed:
+            if not plan.changed:
                 continue  # nothing to do and nothing new to say
             mine: list[ScaleCommand] = []
             if rec.policy.mode == "enforce":

@@ -9,6 +9,8 @@ is what the evaluator reads each tick, without a round trip.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +48,71 @@ def parse_policy_file(path: Path) -> list[Policy]:
     return out
 
 
+class Source(StrEnum):
+    """Where a policy comes from. The source that created a policy owns it; the others may not edit it."""
+
+    REST = "rest"
+    CRD = "crd"
+    FILE = "file"
+
+
+class PolicyError(Exception):
+    """A policy write that the caller must change before retrying; ``status`` is its HTTP status."""
+
+    status = 409
+
+    def __init__(self, policy_id: str, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.policy_id = policy_id
+        self.details = {"id": policy_id, **details}
+
+
+class PolicyNotFound(PolicyError):
+    status = 404
+
+
+class PolicyExists(PolicyError):
+    """Create of an id that exists."""
+
+
+class RevisionConflict(PolicyError):
+    """The caller's revision is not the current one: someone changed the policy since it read it."""
+
+
+class OwnershipConflict(PolicyError):
+    """The policy belongs to another source (a CRD or a file): edit it there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    policy: Policy
+    source: Source
+    updated_by: str | None = None
+
+
+def _encode(policy: Policy, source: Source, actor: str | None) -> bytes:
+    return orjson.dumps({"source": source.value, "updated_by": actor,
+                         "policy": policy.model_dump(mode="json", exclude={"revision"})})
+
+
 class PolicyStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
-        self._policies: dict[str, Policy] = {}
+        self._entries: dict[str, Stored] = {}
         self._sorted: list[Policy] | None = None
 
     def all(self) -> list[Policy]:
         """By id, so placement of competing workloads is stable; cached, since every tick asks."""
         if self._sorted is None:
-            self._sorted = sorted(self._policies.values(), key=lambda p: p.id)
+            self._sorted = [e.policy for _, e in sorted(self._entries.items())]
         return self._sorted
 
     def get(self, policy_id: str) -> Policy | None:
-        return self._policies.get(policy_id)
+        entry = self._entries.get(policy_id)
+        return None if entry is None else entry.policy
+
+    def entry(self, policy_id: str) -> Stored | None:
+        return self._entries.get(policy_id)
 
     async def load(self) -> None:
         """Fill the mirror from the bucket (used at start, before the watcher runs)."""
@@ -71,41 +124,102 @@ class PolicyStore:
             entry = await self.kv.get(key)
             self._apply(key, entry.value, entry.revision)
 
-    async def put(self, policy: Policy) -> Policy:
-        data = orjson.dumps(policy.model_dump(mode="json", exclude={"revision"}))
-        revision = await self.kv.put(policy.id, data)  # ids are valid KV keys by construction
-        stored = policy.with_revision(revision)
-        self._policies[policy.id] = stored
-        self._sorted = None
-        return stored
+    # --- writes -------------------------------------------------------------------------------
+    # Each write is a compare-and-set on the KV revision, so two writers (two hubs, a REST call
+    # racing a CRD change) never overwrite each other unseen.
 
-    async def delete(self, policy_id: str) -> None:
-        await self.kv.delete(policy_id)
-        self._policies.pop(policy_id, None)
+    async def create(self, policy: Policy, *, source: Source, actor: str | None = None) -> Policy:
+        if policy.id in self._entries:
+            raise PolicyExists(policy.id, "policy exists", owner=self._entries[policy.id].source.value)
+        try:
+            revision = await self.kv.create(policy.id, _encode(policy, source, actor))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise PolicyExists(policy.id, "policy exists") from None
+        return self._stored(policy, source, actor, revision)
+
+    async def update(
+        self, policy: Policy, *, source: Source, expected_revision: int | None = None, actor: str | None = None
+    ) -> Policy:
+        current = self._owned(policy.id, source)
+        if expected_revision is not None and expected_revision != current.policy.revision:
+            raise RevisionConflict(policy.id, "stale revision", expected=expected_revision,
+                                   current=current.policy.revision)
+        try:
+            revision = await self.kv.update(policy.id, _encode(policy, source, actor), last=current.policy.revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise RevisionConflict(policy.id, "changed concurrently", expected=current.policy.revision) from None
+        return self._stored(policy, source, actor, revision)
+
+    async def delete(self, policy_id: str, *, source: Source, expected_revision: int | None = None) -> None:
+        current = self._owned(policy_id, source)
+        if expected_revision is not None and expected_revision != current.policy.revision:
+            raise RevisionConflict(policy_id, "stale revision", expected=expected_revision,
+                                   current=current.policy.revision)
+        await self.kv.delete(policy_id, last=current.policy.revision)
+        self._entries.pop(policy_id, None)
         self._sorted = None
+
+    async def put(self, policy: Policy, *, source: Source, actor: str | None = None) -> Policy:
+        """Create or update regardless of revision (still refusing another source's policy)."""
+        if policy.id not in self._entries:
+            return await self.create(policy, source=source, actor=actor)
+        return await self.update(policy, source=source, actor=actor)
+
+    async def sync(self, policies: list[Policy], *, source: Source) -> list[PolicyError]:
+        """Make ``source``'s policies in the store exactly ``policies`` (a file or the CRDs).
+
+        Unchanged policies are not rewritten (no revision bump on every restart). A policy that
+        another source owns is left alone and reported.
+        """
+        refused: list[PolicyError] = []
+        wanted = {p.id: p for p in policies}
+        for policy in policies:
+            current = self._entries.get(policy.id)
+            if current is not None and current.policy.model_dump(exclude={"revision"}) == policy.model_dump(
+                exclude={"revision"}
+            ) and current.source is source:
+                continue
+            try:
+                await self.put(policy, source=source)
+            except PolicyError as e:
+                logger.error("policy %r from %s refused: %s %s", policy.id, source.value, e, e.details)
+                refused.append(e)
+        for policy_id, entry in list(self._entries.items()):
+            if entry.source is source and policy_id not in wanted:
+                await self.delete(policy_id, source=source)
+        return refused
 
     async def import_file(self, path: Path) -> list[Policy]:
         policies = parse_policy_file(path)
-        stored = []
-        for policy in policies:
-            current = self._policies.get(policy.id)
-            if current is not None and current.model_dump(exclude={"revision"}) == policy.model_dump(
-                exclude={"revision"}
-            ):
-                stored.append(current)  # unchanged: do not bump the revision on every restart
-                continue
-            stored.append(await self.put(policy))
+        await self.sync(policies, source=Source.FILE)
         logger.info("loaded %d policies from %s", len(policies), path)
+        return [p for p in self.all() if p.id in {q.id for q in policies}]
+
+    def _owned(self, policy_id: str, source: Source) -> Stored:
+        current = self._entries.get(policy_id)
+        if current is None:
+            raise PolicyNotFound(policy_id, "policy not found")
+        if current.source is not source:
+            raise OwnershipConflict(policy_id, f"policy is owned by its {current.source.value} source; change it there",
+                                    owner=current.source.value)
+        return current
+
+    def _stored(self, policy: Policy, source: Source, actor: str | None, revision: int) -> Policy:
+        stored = policy.with_revision(revision)
+        self._entries[policy.id] = Stored(stored, source, actor)
+        self._sorted = None
         return stored
 
     def _apply(self, key: str, value: bytes | None, revision: int) -> None:
         self._sorted = None
         if not value:
-            self._policies.pop(key, None)
+            self._entries.pop(key, None)
             return
         try:
-            self._policies[key] = Policy.model_validate_json(value).with_revision(revision)
-        except ValidationError as e:
+            raw = orjson.loads(value)
+            self._entries[key] = Stored(Policy.model_validate(raw["policy"]).with_revision(revision),
+                                        Source(raw["source"]), raw.get("updated_by"))
+        except (ValidationError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             logger.error("policy %r in the bucket is invalid and is ignored: %s", key, e)
 
     async def watcher(self) -> None:

@@ -54,6 +54,14 @@ class WorkloadView:
         return sum(r.ready_replicas for r in self.reports.values())
 
     @property
+    def labels(self) -> dict[str, str]:
+        """The workload object's labels; clusters should agree, and the first one (by id) wins."""
+        out: dict[str, str] = {}
+        for _, r in sorted(self.reports.items(), reverse=True):
+            out.update(r.labels)
+        return out
+
+    @property
     def gpus_per_replica(self) -> int:
         return max((r.gpus_per_replica for r in self.reports.values()), default=1)
 

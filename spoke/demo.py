@@ -69,13 +69,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def demo_policy(time_scale: float) -> dict[str, Any]:
     return {
         "id": "llama-3-8b",
-        "workload": {"namespace": WORKLOAD[0], "name": WORKLOAD[1]},
-        "min_replicas": 1,
-        "max_replicas": 24,
+        "targets": {"workloads": [{"namespace": WORKLOAD[0], "name": WORKLOAD[1]}]},
+        "bounds": {"min_replicas": 1, "max_replicas": 24},
         # TTFT is the SLO users feel. The queue signal would be blind here: a replica with a large KV
         # pool admits nearly everything into its running batch, so TTFT grows while the queue stays 0.
-        "target": {"signal": "ttft_p95", "value": 1.0},
-        "scale_down_stabilization_s": round(300.0 / time_scale, 3),
+        "signals": [{"metric": "ttft", "percentile": "p95", "target": 1.0}],
+        "behavior": {"scale_down": {"stabilization_window_seconds": max(1, round(300.0 / time_scale))}},
     }
 
 

@@ -1,74 +1,346 @@
-"""The policy a user applies to a workload: bounds, one target-tracking signal, placement limits.
+"""``AIInferenceAutoscalerPolicy``: the one policy model behind the REST API, the CRD and policy files.
 
-This is the foundation's policy. The engine issue grows it into the full
-``AIInferenceAutoscalerPolicy`` (several signals, behaviour, prediction, prices); fields here keep
-their names and meaning so that policies written today stay valid.
+Field names are snake_case in JSON and YAML; the CRD's camelCase spellings are accepted as aliases
+(``minReplicas`` == ``min_replicas``), so a CRD's ``spec`` validates as it is. Every field is
+documented in docs/policies.md. Validation errors name the field (pydantic's ``loc``), and the
+cross-field rules below raise ``ValueError`` with the field in the message.
+
+Units are in the names or documented per metric: percentages are 0-100 (as the HPA's
+``averageUtilization`` and the seed API's ``target_*_percent``), latencies are seconds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.alias_generators import to_camel
+
+from hub.policy.behavior import Behavior, PolicyType, ScalingPolicy, ScalingRules, SelectPolicy
 
 PolicyId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+
+SEED_SCALE_CHANGE_PERIOD_S = 15
+"""The seed API's ``max_scale_change`` limits one scaling operation; its controller syncs every 15 s,
+so it is the HPA ``Pods`` policy ``{value: max_scale_change, periodSeconds: 15}``."""
 
 
-class Signal(StrEnum):
-    QUEUE_PER_REPLICA = "queue_per_replica"
-    """Requests waiting per ready replica (vllm:num_requests_waiting and peers)."""
-    TTFT_P95 = "ttft_p95"
-    """95th percentile time to first token, seconds."""
-    GPU_UTILIZATION = "gpu_utilization"
-    """Mean GPU utilisation ratio (0-1) over the workload's GPUs."""
+class Spec(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True, use_enum_values=False
+    )
 
 
-class Target(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    signal: Signal
-    value: float = Field(gt=0, description="Target value of the signal, in the signal's unit")
+# --- targets --------------------------------------------------------------------------------------
 
 
-class WorkloadSelector(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    namespace: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+class WorkloadName(Spec):
+    namespace: Name
+    name: Name
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
 
-class Policy(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class LabelSelector(Spec):
+    namespace: Name | None = Field(default=None, description="Only workloads in this namespace; None: any")
+    match_labels: dict[str, str] = Field(min_length=1, description="All of these labels must match")
 
-    id: PolicyId
-    workload: WorkloadSelector
-    min_replicas: int = Field(default=1, ge=0)
-    max_replicas: int = Field(default=10, ge=1)
-    target: Target
-    tolerance: float = Field(default=0.1, ge=0, lt=1, description="No change while |value/target - 1| <= this")
-    scale_down_stabilization_s: float = Field(
-        default=300.0, ge=0, le=3600, description="Scale down to the highest recommendation of this window"
-    )
-    gpu_types: tuple[str, ...] | None = Field(default=None, description="Allowed GPU types; None allows all")
-    clusters: tuple[str, ...] | None = Field(default=None, description="Allowed clusters; None allows all")
-    mode: Literal["enforce", "dry-run"] = "enforce"
-    revision: int = Field(default=0, ge=0, description="Set by the policy store; 0 for a new policy")
+
+class Targets(Spec):
+    """Which workloads the policy scales, in every cluster that runs them (same namespace/name)."""
+
+    workloads: tuple[WorkloadName, ...] = Field(default=(), description="By namespace and name")
+    selector: LabelSelector | None = Field(default=None, description="By labels on the workload object")
 
     @model_validator(mode="after")
-    def _bounds(self) -> Self:
-        if self.max_replicas < self.min_replicas:
+    def _some(self) -> Self:
+        if not self.workloads and self.selector is None:
+            raise ValueError("targets: give workloads, a selector, or both")
+        return self
+
+    def match(self, key: str, labels: Mapping[str, str]) -> Literal["name", "labels"] | None:
+        """How this policy selects the workload ``key`` ("ns/name"): by name beats by labels."""
+        if any(w.key == key for w in self.workloads):
+            return "name"
+        sel = self.selector
+        if sel is None or (sel.namespace is not None and not key.startswith(sel.namespace + "/")):
+            return None
+        if all(labels.get(k) == v for k, v in sel.match_labels.items()):
+            return "labels"
+        return None
+
+
+# --- bounds ---------------------------------------------------------------------------------------
+
+
+class ClusterBounds(Spec):
+    min_replicas: int = Field(default=0, ge=0, description="At least this many in the cluster (when it is fresh)")
+    max_replicas: int | None = Field(default=None, ge=0, description="At most this many in the cluster")
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.max_replicas is not None and self.max_replicas < self.min_replicas:
             raise ValueError("max_replicas must be >= min_replicas")
         return self
 
-    def with_revision(self, revision: int) -> Policy:
-        return self.model_copy(update={"revision": revision})
+
+class Bounds(Spec):
+    min_replicas: int = Field(default=1, ge=0, description="Total across clusters; 0 needs scale_to_zero")
+    max_replicas: int = Field(default=10, ge=1, description="Total across clusters")
+    per_cluster: dict[str, ClusterBounds] = Field(default_factory=dict, description="By cluster id")
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        floor = sum(b.min_replicas for b in self.per_cluster.values())
+        if floor > self.max_replicas:
+            raise ValueError(f"per_cluster min_replicas add up to {floor}, above max_replicas {self.max_replicas}")
+        return self
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+
+class Metric(StrEnum):
+    GPU_UTILIZATION = "gpu_utilization"
+    """Mean GPU busy %, 0-100 (DCGM_FI_DEV_GPU_UTIL / NVML)."""
+    GPU_MEMORY = "gpu_memory"
+    """Mean GPU memory used %, 0-100."""
+    CPU = "cpu"
+    """Mean CPU % of the pods' requests (the seed API's target_cpu_percent)."""
+    MEMORY = "memory"
+    """Mean memory % of the pods' requests (target_memory_percent)."""
+    TTFT = "ttft"
+    """Time to first token, seconds, at ``percentile``."""
+    ITL = "itl"
+    """Inter-token latency, seconds, at ``percentile``."""
+    E2E_LATENCY = "e2e_latency"
+    """Request end-to-end latency, seconds, at ``percentile``."""
+    QUEUE_PER_REPLICA = "queue_per_replica"
+    """Requests waiting per replica."""
+    KV_CACHE = "kv_cache"
+    """Mean KV-cache use %, 0-100."""
+    REQUEST_RATE_PER_REPLICA = "request_rate_per_replica"
+    """Requests per second per replica."""
+    TOKEN_RATE_PER_REPLICA = "token_rate_per_replica"
+    """Prompt + generated tokens per second per replica."""
+
+    @property
+    def is_latency(self) -> bool:
+        return self in (Metric.TTFT, Metric.ITL, Metric.E2E_LATENCY)
+
+    @property
+    def is_percent(self) -> bool:
+        return self in (Metric.GPU_UTILIZATION, Metric.GPU_MEMORY, Metric.CPU, Metric.MEMORY, Metric.KV_CACHE)
+
+
+Percentile = Literal["p50", "p95", "p99"]
+_LATENCY = {m.value for m in Metric if m.is_latency} | {m for m in Metric if m.is_latency}
+
+
+class SignalSpec(Spec):
+    """One signal and its target. Each gives a replica proposal; the engine takes the max."""
+
+    metric: Metric
+    target: float = Field(gt=0, description="In the metric's unit: percent 0-100, seconds, or per replica")
+    percentile: Percentile | None = Field(default=None, description="Latency metrics only; default p95")
+    headroom_percent: float = Field(
+        default=10.0, ge=0, le=100, description="Latency metrics only: size capacity this much above the load"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_percentile(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("percentile") is None and data.get("metric") in _LATENCY:
+            return {**data, "percentile": "p95"}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.metric.is_percent and self.target > 100:
+            raise ValueError(f"target: {self.metric.value} is a percentage; must be <= 100")
+        if self.percentile is not None and not self.metric.is_latency:
+            raise ValueError(f"percentile: only latency metrics have one, not {self.metric.value}")
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric.value}_{self.percentile}" if self.percentile else self.metric.value
+
+
+# --- behaviour ------------------------------------------------------------------------------------
+
+
+class ScalingPolicySpec(Spec):
+    type: Literal["Pods", "Percent"]
+    value: int = Field(gt=0)
+    period_seconds: int = Field(gt=0, le=1800)
+
+
+class ScalingRulesSpec(Spec):
+    """One direction's rules. Unset fields take the HPA's defaults for that direction."""
+
+    stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
+    select_policy: Literal["Max", "Min", "Disabled"] | None = None
+    policies: tuple[ScalingPolicySpec, ...] | None = Field(default=None, min_length=1)
+    tolerance: float | None = Field(default=None, ge=0, lt=1, description="Per direction; default 0.1")
+    max_scale_change: int | None = Field(
+        default=None, gt=0, description="Seed API: at most this many replicas per 15 s (a Pods policy)"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if self.max_scale_change is not None and self.policies is not None:
+            raise ValueError("max_scale_change: give it or policies, not both")
+        return self
+
+    def rules(self, direction: Literal["up", "down"]) -> ScalingRules:
+        policies = None
+        if self.policies is not None:
+            policies = [ScalingPolicy(PolicyType(p.type), p.value, p.period_seconds) for p in self.policies]
+        elif self.max_scale_change is not None:
+            policies = [ScalingPolicy(PolicyType.PODS, self.max_scale_change, SEED_SCALE_CHANGE_PERIOD_S)]
+        make = ScalingRules.for_scale_up if direction == "up" else ScalingRules.for_scale_down
+        return make(
+            policies=policies,
+            select_policy=SelectPolicy(self.select_policy) if self.select_policy else None,
+            stabilization_window_seconds=self.stabilization_window_seconds,
+            tolerance=self.tolerance,
+        )
+
+
+class BehaviorSpec(Spec):
+    scale_up: ScalingRulesSpec = ScalingRulesSpec()
+    scale_down: ScalingRulesSpec = ScalingRulesSpec()
+
+    def behavior(self) -> Behavior:
+        return Behavior(scale_up=self.scale_up.rules("up"), scale_down=self.scale_down.rules("down"))
+
+
+# --- bursts, zero, prediction, fallback ----------------------------------------------------------
+
+
+class PanicSpec(Spec):
+    """Knative's panic mode: a short window that reacts to bursts; no scale-down while panicking."""
+
+    enabled: bool = True
+    stable_window_seconds: int = Field(default=60, ge=6, le=3600, description="Knative stable window")
+    panic_window_percent: float = Field(default=10.0, gt=0, le=100, description="Panic window, % of stable")
+    panic_threshold_percent: float = Field(
+        default=200.0, gt=100, description="Panic when the panic window's load needs this % of current capacity"
+    )
+
+
+class ScaleToZeroSpec(Spec):
+    enabled: bool = False
+    idle_seconds: int = Field(default=300, ge=0, description="No request and no queue for this long: go to 0")
+    activation_threshold: float = Field(
+        default=0.0, ge=0, description="From 0, wake when waiting requests (or req/s) exceed this (KEDA activation)"
+    )
+
+
+class PredictionSpec(Spec):
+    """Forecast request and token rates; the forecast may only scale up, ahead of time."""
+
+    enabled: bool = False
+    horizon_seconds: int = Field(default=180, gt=0, le=3600, description="At least the cold-start time")
+    season_seconds: int | None = Field(default=None, gt=0, description="Seasonal period; None: trend only")
+
+
+class FallbackSpec(Spec):
+    """KEDA's fallback: after this many failed evaluations in a row, hold at least ``replicas``."""
+
+    failure_threshold: int = Field(default=3, ge=1)
+    replicas: int = Field(ge=0)
+
+
+# --- placement ------------------------------------------------------------------------------------
+
+
+class PlacementSpec(Spec):
+    clusters: tuple[str, ...] | None = Field(default=None, description="Allowed clusters; None allows all")
+    gpu_types: tuple[str, ...] | None = Field(default=None, description="Allowed GPU types; None allows all")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="USD per GPU-hour by cluster id then GPU type; cluster '*' applies to every cluster",
+    )
+    strategy: Literal["cost", "static_weights", "free_capacity"] = Field(
+        default="cost", description="cost: exact min-cost solve; or Karmada's static / dynamic weight division"
+    )
+    weights: dict[str, int] = Field(default_factory=dict, description="static_weights: weight by cluster id")
+    spread_min_per_cluster: int = Field(default=0, ge=0, description="At least this many in each allowed cluster")
+    failover: bool = Field(default=True, description="Re-place a stale cluster's replicas on healthy ones")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for cluster, by_type in self.prices.items():
+            for gpu_type, price in by_type.items():
+                if price < 0:
+                    raise ValueError(f"prices.{cluster}.{gpu_type}: must be >= 0")
+        if self.strategy == "static_weights" and not self.weights:
+            raise ValueError("weights: required when strategy is static_weights")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("weights: must be >= 0")
+        return self
 
     def allows(self, cluster_id: str, gpu_type: str) -> bool:
         return (self.clusters is None or cluster_id in self.clusters) and (
             self.gpu_types is None or gpu_type in self.gpu_types
         )
+
+    def price(self, cluster_id: str, gpu_type: str) -> float | None:
+        """This policy's price for the pair, if it sets one (cluster first, then '*')."""
+        for scope in (cluster_id, "*"):
+            by_type = self.prices.get(scope)
+            if by_type is not None and gpu_type in by_type:
+                return by_type[gpu_type]
+        return None
+
+
+# --- the policy -----------------------------------------------------------------------------------
+
+
+class AIInferenceAutoscalerPolicy(Spec):
+    id: PolicyId
+    description: str = ""
+    targets: Targets
+    bounds: Bounds = Bounds()
+    signals: tuple[SignalSpec, ...] = Field(min_length=1)
+    behavior: BehaviorSpec = BehaviorSpec()
+    panic: PanicSpec = PanicSpec()
+    scale_to_zero: ScaleToZeroSpec = ScaleToZeroSpec()
+    prediction: PredictionSpec = PredictionSpec()
+    fallback: FallbackSpec | None = None
+    placement: PlacementSpec = PlacementSpec()
+    mode: Literal["enforce", "dry-run"] = "enforce"
+    revision: int = Field(default=0, ge=0, description="Set by the policy store; 0 for a new policy")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [s.name for s in self.signals]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"signals: {', '.join(dupes)} given more than once")
+        if self.bounds.min_replicas == 0 and not self.scale_to_zero.enabled:
+            raise ValueError("bounds.min_replicas: 0 needs scale_to_zero.enabled")
+        if self.scale_to_zero.enabled and self.bounds.min_replicas != 0:
+            raise ValueError("scale_to_zero.enabled: needs bounds.min_replicas 0")
+        if self.fallback is not None and self.fallback.replicas > self.bounds.max_replicas:
+            raise ValueError("fallback.replicas: above bounds.max_replicas")
+        return self
+
+    def with_revision(self, revision: int) -> AIInferenceAutoscalerPolicy:
+        return self.model_copy(update={"revision": revision})
+
+    def allows(self, cluster_id: str, gpu_type: str) -> bool:
+        return self.placement.allows(cluster_id, gpu_type)
+
+
+Policy = AIInferenceAutoscalerPolicy
+"""The short name used inside the hub."""

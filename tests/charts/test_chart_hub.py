@@ -18,10 +18,9 @@ REQUIRED: dict[str, Any] = {"nats": {"url": "nats://nats.fleetscale:4222"}}
 
 POLICY = {
     "id": "llama-8b",
-    "workload": {"namespace": "inference", "name": "llama-3-8b"},
-    "min_replicas": 1,
-    "max_replicas": 16,
-    "target": {"signal": "queue_per_replica", "value": 4},
+    "targets": {"workloads": [{"namespace": "inference", "name": "llama-3-8b"}]},
+    "bounds": {"min_replicas": 1, "max_replicas": 16},
+    "signals": [{"metric": "queue_per_replica", "target": 4}],
 }
 
 ALL_SETTINGS: dict[str, Any] = {
@@ -79,7 +78,7 @@ def test_lint_is_clean(values: dict[str, Any]) -> None:
         ({**REQUIRED, "decision_log_size": 5}, "/decision_log_size"),
         ({**REQUIRED, "gpu_prices": {"H100": "cheap"}}, "/gpu_prices/H100"),
         ({**REQUIRED, "policy_file": "policies.yaml"}, "/policy_file"),
-        ({**REQUIRED, "policies": [{"workload": {}}]}, "/policies/0"),
+        ({**REQUIRED, "policies": [{"targets": {}}]}, "/policies/0"),
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "creds"}}, "/nats/existingSecret"),
         ({**REQUIRED, "tickS": 1}, "'tickS' not allowed"),
     ],
@@ -143,7 +142,7 @@ def test_policies_are_mounted_where_the_hub_reads_them(tmp_path: Path) -> None:
     path = tmp_path / "policies.yaml"
     path.write_text(configmap["data"][item["key"]])
     (policy,) = parse_policy_file(path)
-    assert policy.id == "llama-8b" and policy.max_replicas == 16
+    assert policy.id == "llama-8b" and policy.bounds.max_replicas == 16
 
 
 def test_empty_policy_list_is_a_valid_policy_file(tmp_path: Path) -> None:

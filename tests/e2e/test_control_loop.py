@@ -23,8 +23,10 @@ pytestmark = pytest.mark.nats
 
 
 def queue_policy(tmp_path: Path, **kw: object) -> Path:
-    policy = {"id": "llama", "workload": {"namespace": NS, "name": NAME}, "min_replicas": 1, "max_replicas": 8,
-              "target": {"signal": "queue_per_replica", "value": 2}, "scale_down_stabilization_s": 1.0}
+    policy = {"id": "llama", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
+              "bounds": {"min_replicas": 1, "max_replicas": 8},
+              "signals": [{"metric": "queue_per_replica", "target": 2}],
+              "behavior": {"scale_down": {"stabilization_window_seconds": 1}}}
     return write_policies(tmp_path / "policies.yaml", policy | kw)
 
 
@@ -55,7 +57,8 @@ async def test_load_step_scales_up_then_down_and_spokes_apply_it(nats_server, tm
 
 async def test_a_silent_cluster_goes_stale_and_its_share_is_re_placed(nats_server, tmp_path: Path) -> None:
     world = two_cluster_world(low=0.5, high=0.5, initial={("alpha", "H100"): 1, ("beta", "L4"): 1})
-    policy = queue_policy(tmp_path, min_replicas=2, target={"signal": "queue_per_replica", "value": 50})
+    policy = queue_policy(tmp_path, bounds={"min_replicas": 2, "max_replicas": 8},
+                          signals=[{"metric": "queue_per_replica", "target": 50}])
     async with (
         running_hub(nats_server.url, policy_file=policy) as hub,
         driven(world, time_scale=4.0),

@@ -77,8 +77,8 @@ async def test_spoke_on_emulated_cluster_reports_real_scrapes_and_scales_through
 ) -> None:
     cluster = seed(kmock)
     policies = write_policies(tmp_path / "p.yaml", {
-        "id": "vllm-agg", "workload": {"namespace": NS, "name": NAME}, "min_replicas": 3, "max_replicas": 6,
-        "target": {"signal": "queue_per_replica", "value": 5},
+        "id": "vllm-agg", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
+        "bounds": {"min_replicas": 3, "max_replicas": 6}, "signals": [{"metric": "queue_per_replica", "target": 5}],
     })
     settings = SpokeSettings(
         cluster_id="kube-east", backend="kubernetes", nats_url=nats_server.url, report_interval_s=0.3,

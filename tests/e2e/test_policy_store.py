@@ -9,24 +9,24 @@ from tests.e2e.conftest import running_hub, write_policies
 
 pytestmark = pytest.mark.nats
 
-POLICY = {"id": "llama", "workload": {"namespace": "inference", "name": "llama"},
-          "target": {"signal": "ttft_p95", "value": 1.5}, "max_replicas": 12}
+POLICY = {"id": "llama", "targets": {"workloads": [{"namespace": "inference", "name": "llama"}]},
+          "signals": [{"metric": "ttft", "target": 1.5}], "bounds": {"max_replicas": 12}}
 
 
 async def test_policies_survive_a_hub_restart_in_the_kv_bucket(nats_server, tmp_path: Path) -> None:
     policy_file = write_policies(tmp_path / "p.yaml", POLICY)
     async with running_hub(nats_server.url, policy_file=policy_file) as hub:
         (stored,) = hub.policies.all()
-        assert stored.revision >= 1 and stored.max_replicas == 12
+        assert stored.revision >= 1 and stored.bounds.max_replicas == 12
     async with running_hub(nats_server.url) as hub:  # no file this time: the bucket is the truth
         (again,) = hub.policies.all()
         assert again == stored
     async with running_hub(nats_server.url, policy_file=policy_file) as hub:
         assert hub.policies.all()[0].revision == stored.revision  # unchanged file, no new revision
-    write_policies(policy_file, POLICY | {"max_replicas": 16})
+    write_policies(policy_file, POLICY | {"bounds": {"max_replicas": 16}})
     async with running_hub(nats_server.url, policy_file=policy_file) as hub:
         (changed,) = hub.policies.all()
-        assert changed.max_replicas == 16 and changed.revision > stored.revision
+        assert changed.bounds.max_replicas == 16 and changed.revision > stored.revision
         history = await hub.policies.kv.history("llama")
         assert [e.revision for e in history][-2:] == [stored.revision, changed.revision]
 
@@ -36,7 +36,7 @@ async def test_dry_run_records_what_it_would_do_once_and_sends_nothing(nats_serv
 
     from tests.hub.factories import node, report, workload
 
-    policy = POLICY | {"mode": "dry-run", "target": {"signal": "queue_per_replica", "value": 5}}
+    policy = POLICY | {"mode": "dry-run", "signals": [{"metric": "queue_per_replica", "target": 5}]}
     async with running_hub(nats_server.url, policy_file=write_policies(tmp_path / "p.yaml", policy)) as hub:
         for seq in range(6):
             r = report("dry", [workload(waiting=40)], [node("H100", 6)], seq=seq, sent_at=datetime.now(UTC))

@@ -40,8 +40,8 @@ def telemetry(seq: int, replicas: int, waiting: int) -> bytes:
 
 async def test_a_spoke_written_from_the_protocol_doc_gets_and_acks_a_command(nats_server, tmp_path: Path) -> None:
     policies = write_policies(tmp_path / "p.yaml", {
-        "id": "mistral", "workload": {"namespace": "team-a", "name": "mistral"},
-        "target": {"signal": "queue_per_replica", "value": 5}, "min_replicas": 1, "max_replicas": 8,
+        "id": "mistral", "targets": {"workloads": [{"namespace": "team-a", "name": "mistral"}]},
+        "signals": [{"metric": "queue_per_replica", "target": 5}], "bounds": {"min_replicas": 1, "max_replicas": 8},
     })
     async with running_hub(nats_server.url, policy_file=policies) as hub:
         nc = await nats.connect(nats_server.url)

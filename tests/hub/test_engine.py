@@ -6,10 +6,13 @@ from hub.state import FleetState
 from tests.hub.factories import node, report, workload
 
 
-def policy(signal: str = "queue_per_replica", target: float = 5, **kw: object) -> Policy:
-    return Policy.model_validate({"id": "llama", "workload": {"namespace": "inference", "name": "llama"},
-                                  "target": {"signal": signal, "value": target}, "min_replicas": 1,
-                                  "max_replicas": 20, "scale_down_stabilization_s": 0, **kw})
+def policy(metric: str = "queue_per_replica", target: float = 5, *, window_s: int = 0, max_replicas: int = 20,
+           **kw: object) -> Policy:
+    return Policy.model_validate({"id": "llama",
+                                  "targets": {"workloads": [{"namespace": "inference", "name": "llama"}]},
+                                  "signals": [{"metric": metric, "target": target}],
+                                  "bounds": {"min_replicas": 1, "max_replicas": max_replicas},
+                                  "behavior": {"scale_down": {"stabilization_window_seconds": window_s}}, **kw})
 
 
 def evaluate(state: FleetState, p: Policy, engine: Engine | None = None, now: float = 100.0):
@@ -23,7 +26,7 @@ def test_queue_target_tracks_waiting_per_replica() -> None:
     s.ingest(report("a", [workload(waiting=40)], [node("H100", 6)]), now=100.0)
     rec = evaluate(s, policy(target=5))
     assert rec.desired_replicas == 8  # ceil(40 / 5)
-    assert rec.signal_value == 20  # 40 waiting over 2 ready replicas
+    assert rec.inputs["queue_per_replica"] == 20  # 40 waiting over 2 ready replicas
 
 
 def test_missing_signal_holds_instead_of_scaling_down() -> None:
@@ -36,16 +39,16 @@ def test_missing_signal_holds_instead_of_scaling_down() -> None:
 def test_within_tolerance_keeps_current() -> None:
     s = FleetState()
     s.ingest(report("a", [workload(ttft_p95=1.05)], [node("H100", 6)]), now=100.0)
-    assert evaluate(s, policy("ttft_p95", 1.0)).desired_replicas == 2
+    assert evaluate(s, policy("ttft", 1.0)).desired_replicas == 2
 
 
 def test_ttft_and_gpu_utilisation_use_the_hpa_ratio() -> None:
     s = FleetState()
     s.ingest(report("a", [workload(ttft_p95=3.0)], [node("H100", 6)]), now=100.0)
-    assert evaluate(s, policy("ttft_p95", 1.0)).desired_replicas == 6  # ceil(2 × 3.0 / 1.0)
+    assert evaluate(s, policy("ttft", 1.0)).desired_replicas == 6  # ceil(2 × 3.0 / 1.0)
     s2 = FleetState()
     s2.ingest(report("a", [workload(gpu_util=0.35)], [node("H100", 6)]), now=100.0)
-    assert evaluate(s2, policy("gpu_utilization", 0.7)).desired_replicas == 1
+    assert evaluate(s2, policy("gpu_utilization", 70)).desired_replicas == 1
 
 
 def test_no_scale_down_while_replicas_are_starting() -> None:
@@ -58,7 +61,7 @@ def test_no_scale_down_while_replicas_are_starting() -> None:
 def test_scale_down_waits_for_the_stabilisation_window() -> None:
     s = FleetState()
     engine = Engine()
-    p = policy(scale_down_stabilization_s=60)
+    p = policy(window_s=60)
     s.ingest(report("a", [workload(variants={"H100": (4, 4)}, waiting=20)], [node("H100", 4)]), now=100.0)
     assert evaluate(s, p, engine, now=100.0).desired_replicas == 4
     s.ingest(report("a", [workload(variants={"H100": (4, 4)}, waiting=0)], [node("H100", 4)], seq=1), now=110.0)

@@ -61,8 +61,9 @@ async def test_growth_is_only_placed_on_clusters_that_run_the_workload() -> None
 
     class Policies:
         def all(self) -> list[Policy]:
-            return [Policy.model_validate({"id": "x", "workload": {"namespace": "inference", "name": "x"},
-                                           "target": {"signal": "queue_per_replica", "value": 5}})]
+            return [Policy.model_validate({"id": "x",
+                                           "targets": {"workloads": [{"namespace": "inference", "name": "x"}]},
+                                           "signals": [{"metric": "queue_per_replica", "target": 5}]})]
 
     class Dispatcher:
         def __init__(self) -> None:

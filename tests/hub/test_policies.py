@@ -12,19 +12,74 @@ ROOT = Path(__file__).parents[2]
 
 def test_the_example_policy_file_is_valid() -> None:
     (policy,) = parse_policy_file(ROOT / "docs" / "examples" / "policies.yaml")
-    assert policy.workload.key == "inference/llama-3-8b"
+    assert [w.key for w in policy.targets.workloads] == ["inference/llama-3-8b"]
 
 
 def test_a_bad_policy_file_names_the_policy_and_the_field(tmp_path: Path) -> None:
     f = tmp_path / "p.yaml"
-    f.write_text("- id: ok\n  workload: {namespace: a, name: b}\n  target: {signal: queue_per_replica, value: 5}\n"
-                 "- id: bad\n  workload: {namespace: a, name: b}\n  target: {signal: qps, value: 5}\n")
-    with pytest.raises(ConfigurationError, match=r"policy #1: target.signal"):
+    head = "  targets: {workloads: [{namespace: a, name: b}]}\n"
+    f.write_text(f"- id: ok\n{head}  signals: [{{metric: queue_per_replica, target: 5}}]\n"
+                 f"- id: bad\n{head}  signals: [{{metric: qps, target: 5}}]\n")
+    with pytest.raises(ConfigurationError, match=r"policy #1: signals.0.metric"):
         parse_policy_file(f)
-    f.write_text("- id: x\n  workload: {namespace: a, name: b}\n  target: {signal: ttft_p95, value: 1}\n"
-                 "  min_replicas: 5\n  max_replicas: 2\n")
+    f.write_text(f"- id: x\n{head}  signals: [{{metric: ttft, target: 1}}]\n"
+                 "  bounds: {min_replicas: 5, max_replicas: 2}\n")
     with pytest.raises(ConfigurationError, match="max_replicas must be >= min_replicas"):
         parse_policy_file(f)
-    f.write_text("- id: x\n  workload: {namespace: a, name: b}\n  target: {signal: ttft_p95, value: 1}\n  extra: 1\n")
+    f.write_text(f"- id: x\n{head}  signals: [{{metric: ttft, target: 1}}]\n  extra: 1\n")
     with pytest.raises(ConfigurationError, match="extra"):
         parse_policy_file(f)
+
+
+# --- the store's writes, on a real JetStream KV bucket -------------------------------------------
+
+BASE = {"id": "llama", "targets": {"workloads": [{"namespace": "a", "name": "b"}]},
+        "signals": [{"metric": "ttft", "target": 1.0}]}
+
+
+@pytest.fixture
+async def store(nats_server):  # type: ignore[no-untyped-def]
+    from hub.policies import PolicyStore
+    from shared.bus import Bus, BusOptions
+
+    async with Bus.connect(BusOptions(url=nats_server.url, name="test")) as bus:
+        await bus.ensure_topology()
+        yield PolicyStore(await bus.policies_bucket())
+
+
+@pytest.mark.nats
+async def test_writes_check_the_revision_and_the_owner(store) -> None:  # type: ignore[no-untyped-def]
+    from hub.policies import OwnershipConflict, PolicyExists, PolicyNotFound, RevisionConflict, Source
+    from hub.policy.model import Policy
+
+    created = await store.create(Policy.model_validate(BASE), source=Source.REST, actor="alice")
+    with pytest.raises(PolicyExists):
+        await store.create(Policy.model_validate(BASE), source=Source.REST)
+    changed = Policy.model_validate(BASE | {"mode": "dry-run"})
+    updated = await store.update(changed, source=Source.REST, expected_revision=created.revision)
+    assert updated.revision > created.revision and store.get("llama").mode == "dry-run"
+    with pytest.raises(RevisionConflict) as stale:
+        await store.update(changed, source=Source.REST, expected_revision=created.revision)
+    assert stale.value.status == 409 and stale.value.details["current"] == updated.revision
+    with pytest.raises(OwnershipConflict) as owned:
+        await store.update(changed, source=Source.CRD)
+    assert owned.value.details["owner"] == "rest"
+    assert await store.sync([changed], source=Source.FILE) and store.entry("llama").source is Source.REST
+    await store.delete("llama", source=Source.REST, expected_revision=updated.revision)
+    with pytest.raises(PolicyNotFound):
+        await store.delete("llama", source=Source.REST)
+    assert (await store.create(Policy.model_validate(BASE), source=Source.FILE)).revision > updated.revision
+
+
+@pytest.mark.nats
+async def test_sync_adds_changes_and_removes_only_its_own(store) -> None:  # type: ignore[no-untyped-def]
+    from hub.policies import Source
+    from hub.policy.model import Policy
+
+    rest = await store.create(Policy.model_validate(BASE | {"id": "by-rest"}), source=Source.REST)
+    one, two = (Policy.model_validate(BASE | {"id": i}) for i in ("one", "two"))
+    assert await store.sync([one, two], source=Source.FILE) == []
+    revision = store.get("one").revision
+    assert await store.sync([one], source=Source.FILE) == []
+    assert store.get("one").revision == revision  # unchanged: not rewritten
+    assert store.get("two") is None and store.get("by-rest") == rest
