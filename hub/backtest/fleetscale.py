@@ -14,6 +14,7 @@ is what gets backtested.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from hub.backtest.harness import Fleet
@@ -57,7 +58,6 @@ class FleetscaleController:
         self.state = FleetState()
         self.planner = Planner(self.prices)
         self.sequence = 0
-        self._ticks = 0
 
     @property
     def gateway_cluster(self) -> str | None:
@@ -75,8 +75,7 @@ class FleetscaleController:
     def next_at(self, now_s: float) -> float:
         if now_s < 0:
             return 0.0
-        self._ticks += 1
-        return self._ticks * self.report_interval_s
+        return (math.floor(now_s / self.report_interval_s + 1e-9) + 1) * self.report_interval_s
 
     def act(self, fleet: Fleet, now_s: float) -> None:
         world = fleet.world

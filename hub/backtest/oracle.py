@@ -14,6 +14,8 @@ replay shows what that capacity actually achieves in the event-driven simulator.
 
 from __future__ import annotations
 
+import math
+
 from hub.backtest.demand import Mix, Supply, Window, cheapest_mix, to_pools, windows
 from hub.backtest.scenario import Pool, Scenario
 from hub.backtest.schedule import ScheduleController
@@ -37,7 +39,8 @@ def oracle_steps(supply: Supply, window_s: float = DEFAULT_WINDOW_S) -> list[tup
     for t in times:
         current = min(int(t // window_s), len(need) - 1)
         # The current window, and every later one whose cold-start lead has begun.
-        relevant = [need[current]] + [need[w] for w in range(current + 1, len(need)) if w * window_s - lead <= t]
+        last = min(len(need) - 1, math.floor((t + lead) / window_s))
+        relevant = [need[current]] + [need[w] for w in range(current + 1, last + 1) if w * window_s - lead <= t]
         target: dict[Pool, int] = {}
         for placement in relevant:
             for pool, n in placement.items():
