@@ -1,22 +1,27 @@
 """The hub's web API (read-only for now): fleet state, decisions, policies, health and metrics.
 
 Every response is JSON (orjson); every error is a JSON body ``{"error", "details"}``. The routes are
-an aiohttp ``RouteTableDef`` over typed app keys, so handlers never reach for globals.
+an aiohttp ``RouteTableDef`` over typed app keys, so handlers never reach for globals. Who may call
+what is decided before routing, by the middleware of ``hub/auth.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.decisions import DecisionLog, placement_json
+from hub.auth import AccessPolicy, auth_middleware
+from hub.decisions import DecisionLog
 from hub.metrics import HubMetrics
+from hub.overview import clusters_json, policies_json, workloads_json
 from hub.policies import PolicyStore
 from hub.state import FleetState
+from shared.messages import CLUSTER_ID_PATTERN
 
 STATE = web.AppKey("state", FleetState)
 DECISIONS = web.AppKey("decisions", DecisionLog)
@@ -80,61 +85,53 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/clusters")
 async def clusters(request: web.Request) -> web.Response:
-    snap = request.app[STATE].snapshot()
-    out = []
-    for cid, c in sorted(snap.clusters.items()):
-        out.append({
-            "cluster_id": cid,
-            "stale": c.stale,
-            "age_s": round(snap.taken_at - c.received_at, 3),
-            "sequence": c.report.sequence,
-            "interval_s": c.report.interval_s,
-            "sent_at": c.report.sent_at.isoformat(),
-            "spoke_version": c.report.spoke_version,
-            "free_gpus": c.free_gpus(),
-            "inventory": [n.model_dump(mode="json") for n in c.report.inventory],
-            "workloads": [w.workload.key for w in c.report.workloads],
-        })
-    return json_response({"clusters": out})
+    return json_response({"clusters": clusters_json(request.app[STATE].snapshot())})
 
 
 @routes.get("/api/v1/workloads")
 async def workloads(request: web.Request) -> web.Response:
     snap = request.app[STATE].snapshot()
-    decisions = request.app[DECISIONS]
-    out = []
-    for key, view in snap.workloads.items():
-        latest = decisions.latest.get(key)
-        out.append({
-            "workload": key,
-            "desired_replicas": view.desired_replicas,
-            "ready_replicas": view.ready_replicas,
-            "placement": placement_json(view.placement()),
-            "stale_clusters": list(view.stale_clusters),
-            "clusters": {
-                cid: {
-                    "desired_replicas": r.desired_replicas,
-                    "ready_replicas": r.ready_replicas,
-                    "variants": [v.model_dump(mode="json") for v in r.variants],
-                    "samples": r.samples.model_dump(mode="json", exclude={"gpus"})
-                    | {"gpu_utilization_ratio": r.samples.gpu_utilization_ratio, "gpu_count": len(r.samples.gpus)},
-                }
-                for cid, r in sorted(view.reports.items())
-            },
-            "last_decision": latest.to_json() if latest else None,
-        })
-    return json_response({"workloads": out})
+    return json_response({"workloads": workloads_json(snap, request.app[DECISIONS], request.app[POLICIES])})
+
+
+def bad_query(field: str, message: str) -> ApiError:
+    return error(400, "invalid query parameter", {"field": field, "message": message})
+
+
+def time_query(request: web.Request, field: str) -> datetime | None:
+    raw = request.query.get(field)
+    if raw is None:
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        # NB: a literal '+' in a query string reads as a space; say how to write an offset.
+        raise bad_query(field, "must be an RFC 3339 time such as 2026-11-22T12:00:00Z (write +01:00 as %2B01:00)") \
+            from None
+    if at.tzinfo is None:
+        raise bad_query(field, "must have a time zone (Z or an offset)")
+    return at
 
 
 @routes.get("/api/v1/decisions")
 async def decisions(request: web.Request) -> web.Response:
+    """Newest first; filters: ``workload`` (namespace/name), ``cluster``, ``since`` (inclusive) and
+    ``until`` (exclusive) as RFC 3339 times, ``limit``."""
     try:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
-        raise error(400, "invalid query parameter", {"field": "limit", "message": "must be an integer"}) from None
+        raise bad_query("limit", "must be an integer") from None
     if not 1 <= limit <= 10000:
-        raise error(400, "invalid query parameter", {"field": "limit", "message": "must be in [1, 10000]"})
-    items = request.app[DECISIONS].recent(workload=request.query.get("workload"), limit=limit)
+        raise bad_query("limit", "must be in [1, 10000]")
+    cluster = request.query.get("cluster")
+    if cluster is not None and not CLUSTER_ID_PATTERN.match(cluster):
+        raise bad_query("cluster", f"must match {CLUSTER_ID_PATTERN.pattern}")
+    since, until = time_query(request, "since"), time_query(request, "until")
+    if since is not None and until is not None and until < since:
+        raise bad_query("until", "must not be before since")
+    items = request.app[DECISIONS].recent(
+        workload=request.query.get("workload"), cluster=cluster, since=since, until=until, limit=limit
+    )
     return json_response({"decisions": [d.to_json() for d in items]})
 
 
@@ -148,13 +145,22 @@ async def decision(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/policies")
 async def policies(request: web.Request) -> web.Response:
-    return json_response({"policies": [p.model_dump(mode="json") for p in request.app[POLICIES].all()]})
+    return json_response({"policies": policies_json(request.app[POLICIES])})
 
 
 def make_app(
-    *, state: FleetState, decisions: DecisionLog, policies: PolicyStore, metrics: HubMetrics, ready: Callable[[], bool]
+    *,
+    state: FleetState,
+    decisions: DecisionLog,
+    policies: PolicyStore,
+    metrics: HubMetrics,
+    ready: Callable[[], bool],
+    access: AccessPolicy | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    """The API app. ``access`` None (or without a lookup) means no authentication: everyone is admin."""
+    guard = auth_middleware(access or AccessPolicy(lookup=None), on_denied=lambda r: metrics.api_denied.labels(r).inc())
+    # json_errors outermost, so an error raised anywhere below (the guard included) is still JSON.
+    app = web.Application(middlewares=[json_errors, guard])
     app[STATE] = state
     app[DECISIONS] = decisions
     app[POLICIES] = policies

@@ -9,6 +9,7 @@ is what the evaluator reads each tick, without a round trip.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -222,14 +223,11 @@ class PolicyStore:
         except (ValidationError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             logger.error("policy %r in the bucket is invalid and is ignored: %s", key, e)
 
-    async def watcher(self) -> None:
-        """Keep the mirror current with changes made by other writers (another hub, a restore)."""
-        watch = await self.kv.watchall()
-        try:
-            async for entry in watch:
-                if entry is None:
-                    continue  # end of the initial values
-                deleted = entry.operation in ("DEL", "PURGE")
-                self._apply(entry.key, None if deleted else entry.value, entry.revision)
-        finally:
-            await watch.stop()
+    async def watcher(self, changes: AsyncIterator[KeyValue.Entry]) -> None:
+        """Keep the mirror current with changes made by other writers (another hub, a restore).
+
+        ``changes`` is ``Bus.kv_changes(store.kv)``, which outlives NATS outages.
+        """
+        async for entry in changes:
+            deleted = entry.operation in ("DEL", "PURGE")
+            self._apply(entry.key, None if deleted else entry.value, entry.revision)

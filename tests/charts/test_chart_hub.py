@@ -32,6 +32,12 @@ ALL_SETTINGS: dict[str, Any] = {
     "policy_file": "/etc/fleetscale/policies/policies.yaml",
     "gpu_prices": {"H100": 9.5, "L4": 0.7},
     "decision_log_size": 500,
+    "decisions_max_age_s": 86400,
+    "decisions_max_msgs": 5000,
+    "decisions_max_bytes": 67108864,
+    "auth_open_paths": ["/healthz", "/readyz"],
+    "auth_open_page": False,
+    "auth_reload_interval_s": 10,
     "log_level": "WARNING",
     "log_format": "text",
     "shutdown_timeout_s": 15,
@@ -40,8 +46,10 @@ ALL_SETTINGS: dict[str, Any] = {
 CHART_KEYS = {
     "global", "nats", "policies", "image", "imagePullSecrets", "nameOverride", "fullnameOverride", "serviceAccount",
     "rbac", "podAnnotations", "podLabels", "resources", "nodeSelector", "tolerations", "affinity", "service",
-    "serviceMonitor", "extraVolumes", "extraVolumeMounts",
+    "serviceMonitor", "extraVolumes", "extraVolumeMounts", "auth", "tls",
 }  # fmt: skip
+
+NOT_RENDERED = {"auth_tokens_file": "the chart mounts the tokens Secret as a directory (auth_tokens_dir)"}
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": REQUIRED,
@@ -52,6 +60,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-policy-file": {**REQUIRED, "policy_file": None},
     "custom-image": {**REQUIRED, "image": {"repository": "registry.example/fs", "tag": "1.2.3"}},
     "all-settings": {**ALL_SETTINGS, **REQUIRED},
+    "auth-tls": {**REQUIRED, "auth": {"existingSecret": "hub-api-tokens"}, "tls": {"existingSecret": "hub-tls"},
+                 "serviceMonitor": {"enabled": True, "tlsConfig": {"serverName": "fleetscale-hub"}}},
+    "mtls": {**REQUIRED, "tls": {"existingSecret": "hub-tls", "clientAuth": True}},
 }
 
 
@@ -81,6 +92,10 @@ def test_lint_is_clean(values: dict[str, Any]) -> None:
         ({**REQUIRED, "policies": [{"targets": {}}]}, "/policies/0"),
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "creds"}}, "/nats/existingSecret"),
         ({**REQUIRED, "tickS": 1}, "'tickS' not allowed"),
+        ({**REQUIRED, "tls": {"clientAuth": True}}, "/tls/existingSecret"),
+        ({**REQUIRED, "auth": {"existingSecret": "Not A Name"}}, "/auth/existingSecret"),
+        ({**REQUIRED, "auth_open_paths": ["healthz"]}, "/auth_open_paths/0"),
+        ({**REQUIRED, "decisions_max_msgs": 0}, "/decisions_max_msgs"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_field(values: dict[str, Any], field: str) -> None:
@@ -93,10 +108,10 @@ def test_env_sets_only_hub_settings_and_all_of_them() -> None:
     fields = set(HubSettings.model_fields)
     names = {
         n.removeprefix("HUB_").lower()
-        for variant in ("all-settings", "token", "creds")
+        for variant in ("all-settings", "token", "creds", "auth-tls", "mtls")
         for n in env(render(HUB, VARIANTS[variant]))
     }
-    assert names == fields
+    assert names == fields - set(NOT_RENDERED)
     for values in VARIANTS.values():
         assert all(n.startswith("HUB_") and n[4:].lower() in fields for n in env(render(HUB, values)))
 
@@ -120,6 +135,8 @@ def test_rendered_env_parses_into_hub_settings(monkeypatch: pytest.MonkeyPatch) 
     assert settings.gpu_prices == {"H100": 9.5, "L4": 0.7}
     assert settings.policy_file == Path("/etc/fleetscale/policies/policies.yaml")
     assert settings.nats_creds_file == "/etc/fleetscale/nats/nats.creds"
+    assert settings.auth_open_paths == ["/healthz", "/readyz"] and settings.auth_open_page is False
+    assert (settings.decisions_max_age_s, settings.decisions_max_msgs) == (86400, 5000)
 
 
 def test_api_binds_all_interfaces_by_default() -> None:
@@ -217,3 +234,71 @@ def test_values_yaml_documents_every_key() -> None:
     # values.yaml is the user's reference: each settings key appears there, commented or not.
     text = (HUB / "values.yaml").read_text()
     assert set(ALL_SETTINGS) <= set(yaml.safe_load(text))
+
+
+def mounted_from(docs: list[dict[str, Any]], path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume mount holding ``path`` and its volume."""
+    (mount,) = [m for m in container(docs)["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    volumes = {v["name"]: v for v in only(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    return mount, volumes[mount["name"]]
+
+
+def test_api_tokens_come_from_a_mounted_secret_directory() -> None:
+    docs = render(HUB, VARIANTS["auth-tls"])
+    tokens_dir = env(docs)["HUB_AUTH_TOKENS_DIR"]["value"]
+    mount, volume = mounted_from(docs, tokens_dir + "/grafana.viewer")
+    assert mount["mountPath"] == tokens_dir and mount["readOnly"] is True
+    # The whole Secret, as a directory: no items (every key is a token) and no subPath (it would
+    # never see an update, and rotation relies on the kubelet updating the mount).
+    assert volume["secret"] == {"secretName": "hub-api-tokens", "defaultMode": 0o440}
+    assert "subPath" not in mount
+    assert "HUB_AUTH_TOKENS_DIR" not in env(render(HUB, REQUIRED))
+
+
+def test_tls_files_come_from_the_tls_secret_and_probes_and_monitor_speak_https() -> None:
+    docs = render(HUB, VARIANTS["auth-tls"])
+    variables = env(docs)
+    assert "HUB_TLS_CLIENT_CA_FILE" not in variables
+    for name, key in (("HUB_TLS_CERT_FILE", "tls.crt"), ("HUB_TLS_KEY_FILE", "tls.key")):
+        path = variables[name]["value"]
+        mount, volume = mounted_from(docs, path)
+        assert mount["readOnly"] is True and volume["secret"]["secretName"] == "hub-tls"
+        assert {"key": key, "path": posixpath.relpath(path, mount["mountPath"])} in volume["secret"]["items"]
+    c = container(docs)
+    (port,) = c["ports"]
+    assert port["name"] == "https"
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
+    assert only(docs, "Service")["spec"]["ports"][0]["name"] == "https"
+    (endpoint,) = only(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == {"serverName": "fleetscale-hub"}
+
+
+def test_mtls_mounts_the_client_ca_and_probes_only_the_port() -> None:
+    docs = render(HUB, VARIANTS["mtls"])
+    path = env(docs)["HUB_TLS_CLIENT_CA_FILE"]["value"]
+    _, volume = mounted_from(docs, path)
+    assert {"key": "ca.crt", "path": posixpath.basename(path)} in volume["secret"]["items"]
+    c = container(docs)
+    assert c["livenessProbe"]["tcpSocket"] == {"port": "https"} and "httpGet" not in c["livenessProbe"]
+    assert c["readinessProbe"]["tcpSocket"] == {"port": "https"}
+
+
+def test_notes_warn_when_the_api_is_open() -> None:
+    from tests.charts.chartkit import notes
+
+    assert "WARNING: no tokens Secret" in notes(HUB, REQUIRED)
+    text = notes(HUB, VARIANTS["auth-tls"])
+    assert "WARNING" not in text and "Authorization: Bearer" in text and "https://localhost" in text
+
+
+def test_default_values_parse_into_hub_settings_large_numbers_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Helm holds numbers as float64; 536870912 must reach the hub as an integer, not 5.36870912e+08.
+    for name in [n for n in os.environ if n.startswith("HUB_")]:
+        monkeypatch.delenv(name)
+    for name, entry in env(render(HUB, REQUIRED)).items():
+        monkeypatch.setenv(name, entry["value"])
+    settings = HubSettings()
+    assert settings.decisions_max_bytes == 512 * 1024 * 1024 and settings.decisions_max_msgs == 100_000
+    assert settings.decisions_max_age_s == 7 * 86400 and settings.auth_open_paths == ["/healthz", "/readyz", "/metrics"]
+    assert not settings.auth_enabled
