@@ -55,7 +55,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def read_trace(spec: str) -> Trace:
     path = Path(spec)
-    if path.suffix == ".csv" or path.exists() or "/" in spec:
+    # A bare name is a bundled trace (with or without .csv) unless such a file exists here.
+    bundled = not path.exists() and path.name == spec and (path.suffix != ".csv" or path.stem in bundled_names())
+    if not bundled:
         if not path.is_file():
             raise InputError(f"trace file {spec} does not exist")
         try:

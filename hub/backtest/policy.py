@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hub.backtest.scenario import Scenario
 from hub.policies import parse_policy_file
-from hub.policy.model import Policy, PredictionSpec
+from hub.policy.model import Policy
 from shared.errors import ConfigurationError
 
 DEFAULT_POLICY_ID = "fleetscale-default"
@@ -52,5 +52,3 @@ def workload_of(policy: Policy) -> tuple[str, str, dict[str, str]]:
 def with_prediction(policy: Policy, enabled: bool) -> Policy:
     return policy.model_copy(update={"prediction": policy.prediction.model_copy(update={"enabled": enabled})})
 
-
-__all__ = ["DEFAULT_POLICY_ID", "PredictionSpec", "default_policy", "load_policies", "with_prediction", "workload_of"]
