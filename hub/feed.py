@@ -84,7 +84,10 @@ class Subscription:
         """The next bytes to write: a frame (after a ``gap`` notice if some were dropped), a
         heartbeat after ``heartbeat_s`` of silence, or None once closed."""
         try:
-            data = await asyncio.wait_for(self._queue.get(), heartbeat_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the get completes, and a stream task would then outlive shutdown.
+            async with asyncio.timeout(heartbeat_s):
+                data = await self._queue.get()
         except TimeoutError:
             return HEARTBEAT
         if not data:  # _CLOSED
