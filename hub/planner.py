@@ -16,7 +16,9 @@ are weighed against each other instead of served first come, first served:
   ``Planner.reference``), with throughput per GPU type from ``hub.placement.throughput``;
 * bounds: the policy's total and per-cluster bounds, spread, and for the weight strategies the
   Karmada division of the recommended count as per-cluster targets;
-* failover: lost clusters' replicas re-placed, recovering ones held (``hub.placement.failover``).
+* failover: lost clusters' replicas re-placed, recovering ones held (``hub.placement.failover``);
+* make before break: nothing running is removed while replicas start, and a move keeps the old
+  replicas until the new ones are ready (``make_before_break``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,44 @@ class Plan:
         return self.result.placement != self.before or self.recommendation.changed
 
 
+def settled(snapshot: FleetSnapshot, view: WorkloadView) -> bool:
+    """Every replica of the workload ready, and no command to it in flight or unconfirmed."""
+    for cid, report in view.reports.items():
+        if snapshot.live_intent(view.key, cid) is not None:
+            return False
+        if any(v.ready_replicas != v.desired_replicas for v in report.variants):
+            return False
+    return True
+
+
+def make_before_break(demand: WorkloadDemand, result: PlacementResult) -> PlacementResult:
+    """A placement that adds replicas somewhere keeps, for now, the running ones it removes elsewhere.
+
+    A move (L4s out, an A100 in) would otherwise cut capacity for a whole cold start. The kept
+    replicas go on a later tick, once the new ones are ready and the workload has settled: then the
+    solver's answer only shrinks, and a pure shrink is applied at once.
+    """
+    placement = dict(result.placement)
+    grows = any(n > demand.current.get(k, 0) for k, n in placement.items())
+    kept = {}
+    for k, n in placement.items():
+        hold = min(demand.current.get(k, 0), demand.held.get(k, 0))
+        if grows and n < hold:
+            kept[k] = hold - n
+            placement[k] = hold
+    if not kept:
+        return result
+    price = {o.key: o.price_per_replica_hour for o in demand.offers}
+    moved = ", ".join(f"{n} on {c}/{t}" for (c, t), n in sorted(kept.items()))
+    return dataclasses.replace(
+        result,
+        placement=placement,
+        cost_per_hour=sum(n * price.get(k, 0.0) for k, n in placement.items()),
+        churn=sum(abs(placement.get(k, 0) - demand.current.get(k, 0)) for k in {*placement, *demand.current}),
+        notes=(*result.notes, f"make before break: kept {moved} until the new replicas are ready"),
+    )
+
+
 class Planner:
     def __init__(
         self,
@@ -118,7 +158,7 @@ class Planner:
         self.last_solution = solution
         plans = []
         for rec, view, before, demand, notes in inputs:
-            result = solution.results[demand.key]
+            result = make_before_break(demand, solution.results[demand.key])
             result = dataclasses.replace(result, notes=(*notes, *result.notes, *solution.notes))
             plans.append(Plan(rec, view, before, result))
         return plans
@@ -134,15 +174,11 @@ class Planner:
         settled look: the mix it is asked to run, else the mean of the offered types.
         """
         mix: dict[str, int] = {}
-        settled = True
-        for cid, report in view.reports.items():
-            if snapshot.live_intent(view.key, cid) is not None:
-                settled = False
+        for report in view.reports.values():
             for v in report.variants:
                 mix[v.gpu_type] = mix.get(v.gpu_type, 0) + v.desired_replicas
-                settled = settled and v.ready_replicas == v.desired_replicas
         now = mean_throughput(mix, self.throughput)
-        if now is not None and settled:
+        if now is not None and settled(snapshot, view):
             self._reference[view.key] = now
         kept = self._reference.get(view.key)
         if kept is not None:
@@ -196,6 +232,12 @@ class Planner:
                 cluster_min[c] = max(cluster_min.get(c, 0), n)
                 cluster_max[c] = min(cluster_max.get(c, n), n)
         observed = view.placement()
+        floor: dict[Key, int] = {}
+        if not settled(snapshot, view):
+            # Replicas are starting or a command is in flight: nothing is taken away until the new
+            # replicas serve (the engine likewise does not scale down while replicas start).
+            floor = dict(before)
+            notes.append("replicas starting: none removed until they are ready")
         demand = WorkloadDemand(
             key=view.key,
             demand=rec.desired_replicas * ref,
@@ -209,6 +251,7 @@ class Planner:
             spread=spec.spread_min_per_cluster,
             cluster_min=cluster_min,
             cluster_max=cluster_max,
+            floor=floor,
         )
         by_type = dict(self.throughput) | {t: speed[t] for t in speed}
         demand, failover_notes = apply_failover(demand, health, throughput=by_type, failover=spec.failover)

@@ -172,8 +172,8 @@ async def test_a_tick_publishes_replicas_cost_and_slo_gauges_for_each_workload()
     wanted = {(d["cluster"], d["gpu_type"]): value(m, "fleetscale_hub_desired_replicas", **d)
               for d in names(m, "fleetscale_hub_desired_replicas")}
     # Growth goes where load is cheapest: an H100 replica serves ~34x an L4 one (hub.placement.throughput)
-    # for 15x its price, and the L4s that fit (4) would not serve the rest anyway.
-    assert wanted == {("a", "H100"): 4, ("b", "L4"): 0}
+    # for 15x its price. The running L4 stays until the new H100s are ready (make before break).
+    assert wanted == {("a", "H100"): 4, ("b", "L4"): 1}
     assert value(m, "fleetscale_hub_current_replicas", workload=KEY, cluster="a", gpu_type="H100") == 2
     assert value(m, "fleetscale_hub_ready_replicas", workload=KEY, cluster="b", gpu_type="L4") == 1
     # Cost: replicas x GPUs per replica x USD per GPU-hour.

@@ -59,10 +59,11 @@ def test_policy_prices_win_over_the_hub_s_per_cluster_then_for_every_cluster() -
     s.ingest(report("b", [workload(variants={"L4": (1, 1)}, waiting=10)], [node("L4", 8)]), now=10.0)
     # The hub prices both at 0.8; the policy prices every cluster at 1.0 except b, at 0.5.
     cheap_b = policy(placement={"prices": {"*": {"L4": 1.0}, "b": {"L4": 0.5}}})
+    # (a's running replica stays until b's new ones are ready: make before break.)
     placed = plans(s, cheap_b)["inference/llama"].result.placement
-    assert placed == {("a", "L4"): 0, ("b", "L4"): 4}
+    assert placed == {("a", "L4"): 1, ("b", "L4"): 4}
     dear_b = policy(placement={"prices": {"b": {"L4": 2.0}}})  # a keeps the hub's price
-    assert plans(s, dear_b)["inference/llama"].result.placement == {("a", "L4"): 4, ("b", "L4"): 0}
+    assert plans(s, dear_b)["inference/llama"].result.placement == {("a", "L4"): 4, ("b", "L4"): 1}
 
 
 def test_a_type_without_a_price_or_not_allowed_gets_nothing() -> None:
@@ -150,6 +151,21 @@ def test_the_reference_throughput_holds_while_the_mix_changes() -> None:
     s.ingest(report("a", [workload(variants={"H100": (2, 2)}, waiting=0)], [node("H100", 6)], seq=2), now=12.0)
     snap = s.snapshot(now=12.0)
     assert planner.reference(snap, snap.workloads["inference/llama"], []) == PROFILE_THROUGHPUT["H100"]
+
+
+def test_a_move_keeps_the_old_replicas_until_the_new_ones_are_ready_then_drops_them() -> None:
+    s, planner = FleetState(), Planner(PRICES)
+    cheap_b = policy(placement={"prices": {"*": {"L4": 1.0}, "b": {"L4": 0.5}}},
+                     behavior={**FAST_UP, "scale_down": {"stabilization_window_seconds": 0}})
+
+    def tick(t: int, a: tuple[int, int], b: tuple[int, int]) -> dict[tuple[str, str], int]:
+        s.ingest(report("a", [workload(variants={"L4": a}, waiting=5)], [node("L4", 8 - a[0])], seq=t), now=t)
+        s.ingest(report("b", [workload(variants={"L4": b}, waiting=5)], [node("L4", 8 - b[0])], seq=t), now=t)
+        return dict(plans(s, cheap_b, planner=planner, now=t + 0.5)["inference/llama"].result.placement)
+
+    assert tick(1, (2, 2), (0, 0)) == {("a", "L4"): 2, ("b", "L4"): 2}  # make: 2 on b, a's 2 kept
+    assert tick(2, (2, 2), (2, 0)) == {("a", "L4"): 2, ("b", "L4"): 2}  # b's starting: nothing removed
+    assert tick(3, (2, 2), (2, 2)) == {("a", "L4"): 0, ("b", "L4"): 2}  # ready: now a's go
 
 
 def test_the_last_joint_solve_is_kept_for_metrics() -> None:
