@@ -46,13 +46,14 @@ async def test_load_step_scales_up_then_down_and_spokes_apply_it(nats_server, tm
         ups = await eventually(lambda: applied(hub, "scale_up"), timeout_s=30)
         up = ups[-1]
         assert up.desired_replicas > 1 and up.inputs["queue_per_replica"] > 2
-        # The cheapest GPU type with free capacity takes the growth.
-        assert any(k.endswith("/L4") and n > 0 for k, n in up.placement_after.items())
+        # Growth goes to the least cost per unit of load: by the profiles' throughput an H100 replica
+        # ($12.29/h, 33.9× an L4's decode rate) is cheaper per unit than L4s ($0.805/h each).
+        assert up.placement_after.get("alpha/H100", 0) > up.placement_before.get("alpha/H100", 0)
         assert alpha.executor.applied + beta.executor.applied >= 1
         downs = await eventually(lambda: applied(hub, "scale_down"), timeout_s=40)
         assert downs[0].desired_replicas < downs[0].current_replicas
-    # The cheap L4 cluster took the growth, and its applied results reached the hub.
-    assert hub.metrics.results.labels("beta", "applied", "applied")._value.get() >= 1
+    # The H100 cluster took the growth, and its applied results reached the hub.
+    assert hub.metrics.results.labels("alpha", "applied", "applied")._value.get() >= 1
 
 
 async def test_a_silent_cluster_goes_stale_and_its_share_is_re_placed(nats_server, tmp_path: Path) -> None:
