@@ -1,25 +1,55 @@
-"""Policy evaluation: snapshot + policies -> one Recommendation per workload. Pure; no I/O.
+"""The decision engine: fleet snapshot + policies -> one Recommendation per workload. Pure; no I/O.
 
-Each signal of the policy proposes ``ceil(ready × value / target)`` (the HPA's formula) and the
-largest proposal wins, with three safety rules that every later engine keeps:
+For each workload its policy binds, in this order (docs/engine.md has the formulas and sources):
 
-* missing or stale data never scales down: with no value the workload holds, and a value that some
-  serving cluster did not measure may scale up but not down (the HPA's rule for missing pods);
-* no scale-down while replicas are still starting (they were asked for a reason);
-* scale-down goes to the highest recommendation of the stabilisation window, as the HPA does.
+1. **signals -> proposals.** Utilisation-like and per-replica signals go through the HPA's own
+   replica math on per-pod samples (``signals.py``, ``hpa.py``); latency signals through the
+   capacity model (``capacity.py``), sized on the stable window's demand, with the latency guard.
+2. **merge.** ``replicas_for_metrics``: the largest proposal wins; a failed signal blocks a
+   scale-down; every signal failing counts toward KEDA's fallback. A reading that some serving
+   cluster did not measure may scale up but never down.
+3. **prediction.** The forecast load's proposal may raise the merged proposal, never lower it.
+4. **behaviour.** ``apply_behavior``: the HPA's stabilisation windows, rate limits and bounds, with
+   the per-workload recommendation history and scale events kept here.
+5. **overrides.** Knative's panic floor (jump to the burst's proposal, no scale-down while
+   panicking), no scale-down while replicas are starting, and scale to zero after an idle period
+   (and activation from zero).
+
+"Current" is what the hub last asked for (or what telemetry shows once it is newer): the HPA's
+``spec.replicas``, so rate limits count from the count in flight, not from a lagging report.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
+from hub.policy.audit import Audit, Clamp, Proposal, SignalInput
+from hub.policy.behavior import BehaviorResult, apply_behavior
 from hub.policy.binding import bind
-from hub.policy.hpa import DEFAULT_TOLERANCE
+from hub.policy.capacity import CapacityModel, Observation, mix_capacity
+from hub.policy.hpa import MetricProposal, Tolerances, replicas_for_metrics
+from hub.policy.memory import WorkloadMemory
 from hub.policy.model import Metric, Policy, SignalSpec
+from hub.policy.prior import prior_capacity
+from hub.policy.proposals import (
+    LatencyContext,
+    activation_replicas,
+    hpa_proposal,
+    latency_proposal,
+    per_replica_forecast,
+)
+from hub.policy.signals import (
+    AVERAGE_VALUE,
+    ClusterLatency,
+    ClusterPart,
+    LoadReading,
+    cluster_parts,
+    read_latency,
+    read_load,
+    read_signal,
+)
 from hub.state import FleetSnapshot, WorkloadView
-from shared.messages import GpuSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,170 +59,356 @@ class Recommendation:
     current_replicas: int
     ready_replicas: int
     proposal: int | None
+    """The merged proposal of the signals (before behaviour); None when it held."""
     desired_replicas: int
     reason: str
     inputs: dict[str, float | int | None] = field(default_factory=dict)
     proposals: dict[str, int | None] = field(default_factory=dict)
-    """Per signal name; None where the signal was missing."""
+    """Per signal name; None where the signal could not propose."""
+    capacity_per_replica: dict[str, float] = field(default_factory=dict)
+    """Tokens/s one replica of each GPU type takes within the latency targets, headroom taken off
+    (the tightest latency signal). Empty without latency signals or estimates."""
+    demand: float | None = None
+    """Tokens/s the desired fleet must take, in the units of ``capacity_per_replica``: the load
+    when the capacity model decided, else what ``desired_replicas`` serve at today's GPU mix."""
+    audit: Audit | None = None
 
     @property
     def changed(self) -> bool:
         return self.desired_replicas != self.current_replicas
 
 
-@dataclass(frozen=True, slots=True)
-class SignalReading:
-    value: float | None
-    partial: bool
-    """Some cluster with ready replicas did not measure it: the value may be an underestimate."""
+@dataclass(slots=True)
+class _Step:
+    """The count as it passes the clamps, with their record."""
+
+    value: int
+    clamps: list[Clamp] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def to(self, value: int, stage: str, reason: str, message: str, text: str | None = None) -> None:
+        if value != self.value:
+            self.clamps.append(Clamp(stage, self.value, value, reason, message))
+            self.value = value
+            if text:
+                self.reasons.append(text)
 
 
-def _percent(ratio: float | None) -> float | None:
-    return None if ratio is None else 100 * ratio
-
-
-def _gpu_percent(gpu: GpuSample, metric: Metric) -> float | None:
-    if metric is Metric.GPU_UTILIZATION:
-        return None if gpu.utilization_ratio is None else 100 * gpu.utilization_ratio
-    if gpu.memory_used_bytes is None or not gpu.memory_total_bytes:
-        return None
-    return 100 * gpu.memory_used_bytes / gpu.memory_total_bytes
-
-
-def signal_value(view: WorkloadView, signal: SignalSpec) -> SignalReading:
-    """The workload's value of ``signal`` across fresh clusters, in the signal's unit.
-
-    A cluster with no ready replica has nothing to measure, so its missing value does not count.
-    A cluster *with* ready replicas that did not measure makes the reading ``partial``: the HPA's
-    rule then applies, and a partial reading may scale up but never down.
-    """
-    measured = [r for r in view.reports.values() if r.ready_replicas > 0 or r.samples.requests_waiting]
-    metric = signal.metric
-    if metric is Metric.QUEUE_PER_REPLICA:
-        known = [r.samples.requests_waiting for r in measured if r.samples.requests_waiting is not None]
-        partial = len(known) < len(measured)
-        if not known:
-            return SignalReading(None, partial)
-        return SignalReading(sum(known) / max(view.ready_replicas, 1), partial)
-    if metric.is_latency:
-        # Weighted by request rate where known: the fleet's percentile is dominated by busy clusters.
-        field_ = {Metric.TTFT: "ttft", Metric.ITL: "itl", Metric.E2E_LATENCY: "e2e"}[metric]
-        pairs = [(getattr(r.samples, field_).at(signal.percentile or "p95"), r.samples.request_rate_per_s or 0.0)
-                 for r in measured]
-        known_pairs = [(v, w) for v, w in pairs if v is not None]
-        partial = len(known_pairs) < len(pairs)
-        if not known_pairs:
-            return SignalReading(None, partial)
-        total_w = sum(w for _, w in known_pairs)
-        if total_w <= 0:
-            return SignalReading(max(v for v, _ in known_pairs), partial)
-        return SignalReading(sum(v * w for v, w in known_pairs) / total_w, partial)
-    if metric in (Metric.GPU_UTILIZATION, Metric.GPU_MEMORY):
-        values = [v for r in measured for g in r.samples.gpus if (v := _gpu_percent(g, metric)) is not None]
-        partial = any(not r.samples.gpus for r in measured)
-        return SignalReading(sum(values) / len(values) if values else None, partial)
-    per_cluster = {
-        Metric.CPU: lambda r: _percent(r.samples.cpu_utilization_ratio),
-        Metric.MEMORY: lambda r: _percent(r.samples.memory_utilization_ratio),
-        Metric.KV_CACHE: lambda r: _percent(r.samples.kv_cache_usage_ratio),
-    }
-    if metric in per_cluster:
-        pairs2 = [(per_cluster[metric](r), r.ready_replicas) for r in measured]
-        known2 = [(v, w) for v, w in pairs2 if v is not None]
-        partial = len(known2) < len(pairs2)
-        weight = sum(w for _, w in known2)
-        if not known2 or weight <= 0:
-            return SignalReading(None, partial)
-        return SignalReading(sum(v * w for v, w in known2) / weight, partial)
-    rates = {
-        Metric.REQUEST_RATE_PER_REPLICA: lambda r: r.samples.request_rate_per_s,
-        Metric.TOKEN_RATE_PER_REPLICA: lambda r: None if r.samples.prompt_tokens_per_s is None
-        or r.samples.generation_tokens_per_s is None
-        else r.samples.prompt_tokens_per_s + r.samples.generation_tokens_per_s,
-    }
-    known3 = [rates[metric](r) for r in measured]
-    values3 = [v for v in known3 if v is not None]
-    partial = len(values3) < len(known3)
-    if not values3:
-        return SignalReading(None, partial)
-    return SignalReading(sum(values3) / max(view.ready_replicas, 1), partial)
-
-
-@dataclass
 class Engine:
-    """Holds the per-workload recommendation history the stabilisation window needs."""
+    """Holds what evaluations need to remember per workload (histories, panic, evidence)."""
 
-    _history: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self._memory: dict[str, WorkloadMemory] = {}
+        self.capacity = CapacityModel()
 
     def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy]) -> list[Recommendation]:
         bindings = [b for b in bind(policies, snapshot.workloads) if b.view.reports]
-        # History of workloads that no policy covers any more would otherwise grow without bound.
-        for gone in self._history.keys() - {b.view.key for b in bindings}:
-            del self._history[gone]
-        return [self._recommend(b.view, b.policy, snapshot.taken_at) for b in bindings]
+        keep = {b.view.key for b in bindings}
+        # State of workloads no policy covers any more would otherwise grow without bound.
+        for gone in self._memory.keys() - keep:
+            del self._memory[gone]
+        self.capacity.forget(keep)
+        return [self._recommend(snapshot, b.view, b.policy) for b in bindings]
 
-    def _propose(self, view: WorkloadView, signal: SignalSpec, current: int) -> tuple[int | None, SignalReading]:
-        reading = signal_value(view, signal)
-        if reading.value is None:
-            return None, reading
-        ratio = reading.value / signal.target
-        if signal.metric is Metric.QUEUE_PER_REPLICA:
-            # ceil(ready × (waiting/ready) / target) == ceil(waiting / target), and stays
-            # meaningful with no ready replica yet.
-            proposal = math.ceil(reading.value * max(view.ready_replicas, 1) / signal.target)
-        elif view.ready_replicas == 0:
-            return None, reading
-        else:
-            proposal = math.ceil(view.ready_replicas * ratio)
-        if abs(ratio - 1.0) <= DEFAULT_TOLERANCE:
-            proposal = current
-        return proposal, reading
+    def _memory_for(self, key: str, policy: Policy) -> WorkloadMemory:
+        mem = self._memory.get(key)
+        if mem is None or mem.policy_id != policy.id:
+            mem = self._memory[key] = WorkloadMemory(policy.id)
+        return mem
 
-    def _recommend(self, view: WorkloadView, policy: Policy, now: float) -> Recommendation:
-        current = view.desired_replicas
-        ready = view.ready_replicas
+    # --- capacity ---------------------------------------------------------------------------------
+
+    def _gpu_types(self, snapshot: FleetSnapshot, view: WorkloadView, policy: Policy,
+                   parts: tuple[ClusterPart, ...]) -> set[str]:
+        """GPU types the workload runs on or could be placed on (its clusters' inventories)."""
+        types = {t for p in parts for t, n in p.ready_by_type.items() if n and t != "unknown"}
+        for cid in view.reports:
+            cluster = snapshot.clusters.get(cid)
+            if cluster is not None:
+                types |= {n.gpu_type for n in cluster.report.inventory if policy.allows(cid, n.gpu_type)}
+        return types
+
+    def _signal_capacity(self, key: str, spec: SignalSpec, types: set[str], mem: WorkloadMemory, gpr: int,
+                         now: float) -> tuple[dict[str, float | None], dict[str, dict[str, object]]]:
+        mix = mem.mean_tokens()
+        out: dict[str, float | None] = {}
+        record: dict[str, dict[str, object]] = {}
+        for t in sorted(types):
+            prior = spec.capacity_per_replica.get(t)
+            source = "policy"
+            if prior is None and mix is not None:
+                prior = prior_capacity(t, gpus_per_replica=gpr, metric=spec.metric, target_s=spec.target,
+                                       mean_input=mix[0], mean_output=mix[1])
+                source = "datasheet roofline"
+            cap, ev = self.capacity.capacity(key, spec.name, t, prior, now=now)
+            out[t] = cap
+            record[t] = {"capacity": cap, "prior": prior, "prior_source": source if prior is not None else None,
+                         "seen_ok": ev.ok, "seen_miss": ev.bad, "evidence_requests": ev.weight}
+        return out, record
+
+    def _observe(self, key: str, spec: SignalSpec, reading_clusters: tuple[ClusterLatency, ...],
+                 parts: tuple[ClusterPart, ...],
+                 mem: WorkloadMemory, now: float) -> None:
+        windows = {p.cluster_id: p.samples.window_s for p in parts}
+        last = mem.observed_at.get(spec.name)
+        mem.observed_at[spec.name] = now
+        obs = []
+        for c in reading_clusters:
+            window = windows.get(c.cluster_id)
+            if c.gpu_type is None or not c.ready or c.tokens_per_s is None or c.latency_s is None:
+                continue
+            if not c.requests or c.requests < 1.0:
+                continue
+            # Ticks faster than the spoke's window see the same requests again; count each once.
+            share = 1.0 if last is None or not window else min(1.0, (now - last) / window)
+            if share > 0:
+                obs.append(Observation(c.gpu_type, c.tokens_per_s / c.ready, c.latency_s, c.requests * share))
+        self.capacity.observe(key, spec.name, spec.target, obs, now=now)
+
+    # --- one workload ------------------------------------------------------------------------------
+
+    def _recommend(self, snapshot: FleetSnapshot, view: WorkloadView, policy: Policy) -> Recommendation:
+        now = snapshot.taken_at
+        key = view.key
+        mem = self._memory_for(key, policy)
+        parts = cluster_parts(snapshot, view)
+        current = sum(p.asked for p in parts)
+        ready = sum(p.ready for p in parts)
+        behavior = policy.behavior.behavior()
+        tol: Tolerances = behavior.tolerances()
         bounds = policy.bounds
-        inputs: dict[str, float | int | None] = {
-            "current_replicas": current,
-            "ready_replicas": ready,
-            "stale_clusters": len(view.stale_clusters),
-        }
-        proposals: dict[str, int | None] = {}
-        partial = False
-        for signal in policy.signals:
-            proposal, reading = self._propose(view, signal, current)
-            inputs[signal.name] = reading.value
-            inputs[f"{signal.name}_target"] = signal.target
-            proposals[signal.name] = proposal
-            partial = partial or reading.partial or proposal is None
-        inputs["partial"] = partial
-        known = {k: v for k, v in proposals.items() if v is not None}
+        panic_spec = policy.panic
+        stable_s = float(panic_spec.stable_window_seconds)
+        panic_s = stable_s * panic_spec.panic_window_percent / 100.0
 
-        def hold(reason: str, proposal: int | None = None) -> Recommendation:
-            desired = min(max(current, bounds.min_replicas), bounds.max_replicas)
-            return Recommendation(view.key, policy, current, ready, proposal, desired, reason, inputs, proposals)
+        load = read_load(parts)
+        demand_now = mem.arrival_demand(load)
+        mem.record_load(now, load, demand_now, keep_s=stable_s)
+        demand = mem.mean_demand(now, stable_s)
+        panic_demand = mem.mean_demand(now, panic_s)
+        forecast_req = forecast_tok = None
+        prediction = policy.prediction
+        if prediction.enabled:
+            req_f, tok_f = mem.forecasters(prediction.season_seconds)
+            req_f.add(now, load.request_rate)
+            tok_f.add(now, demand_now)
+            forecast_req, forecast_tok = req_f.peak(prediction.horizon_seconds), tok_f.peak(prediction.horizon_seconds)
 
-        if not known:
-            return hold("every signal is missing; holding")
-        name, proposal = max(known.items(), key=lambda kv: kv[1])
-        what = f"{name}={inputs[name]:.3g} vs target {inputs[name + '_target']:g}"
-        window = policy.behavior.behavior().scale_down.stabilization_window_seconds
-        history = self._history.setdefault(view.key, deque())
-        history.append((now, proposal))
-        while history and history[0][0] < now - window:
-            history.popleft()
-        stabilised = max(r for _, r in history)
+        ready_by_type: dict[str, int] = {}
+        for p in parts:
+            for t, n in p.ready_by_type.items():
+                if n and t != "unknown":
+                    ready_by_type[t] = ready_by_type.get(t, 0) + n
+        asked_by_type: dict[str, int] = {}
+        for (_, t), n in snapshot.current_placement(view).items():
+            asked_by_type[t] = asked_by_type.get(t, 0) + n
+        types = self._gpu_types(snapshot, view, policy, parts)
+        mix = ready_by_type or asked_by_type or dict.fromkeys(types, 1)
 
-        if proposal < current and partial:
-            return hold(f"{what}; a signal is missing on some clusters; no scale-down", proposal)
-        if proposal >= current:
-            desired, reason = proposal, what
-        elif ready < current:
-            return hold(f"{current - ready} replicas still starting; no scale-down", proposal)
+        metric_proposals: list[MetricProposal] = []
+        audit_proposals: list[Proposal] = []
+        signals: list[SignalInput] = []
+        panic_candidates: list[int] = []
+        forecast_candidates: list[tuple[str, int]] = []
+        capacity_record: dict[str, dict[str, object]] = {}
+        effective: dict[str, float] = {}  # GPU type -> tightest capacity after headroom
+        per_replica_by_signal: dict[str, float | None] = {}
+        for spec in policy.signals:
+            if spec.metric.is_latency:
+                lat = read_latency(parts, spec)
+                self._observe(key, spec, lat.clusters, parts, mem, now)
+                caps, record = self._signal_capacity(key, spec, types, mem, view.gpus_per_replica, now)
+                for t, r in record.items():
+                    capacity_record.setdefault(t, {})[spec.name] = r
+                    if caps[t]:
+                        eff = caps[t] / (1.0 + spec.headroom_percent / 100.0)  # type: ignore[operator]
+                        effective[t] = min(effective.get(t, math.inf), eff)
+                ctx = LatencyContext(current, ready, demand, load.partial, caps, mix)
+                mp, prop, sig, per_replica = latency_proposal(lat, ctx, tol)
+                per_replica_by_signal[spec.name] = per_replica
+                if per_replica:
+                    head = 1.0 + spec.headroom_percent / 100.0
+                    if panic_demand is not None:
+                        panic_candidates.append(math.ceil(panic_demand * head / per_replica - 1e-9))
+                    if forecast_tok is not None:
+                        forecast_candidates.append((spec.name, math.ceil(forecast_tok * head / per_replica - 1e-9)))
+            else:
+                reading = read_signal(parts, spec)
+                mp, prop, sig = hpa_proposal(reading, current, tol)
+                if spec.metric in AVERAGE_VALUE and mp.computed:
+                    panic_candidates.append(mp.replicas)
+                    f = per_replica_forecast(spec, forecast_req, forecast_tok)
+                    if f is not None:
+                        forecast_candidates.append((spec.name, f))
+            metric_proposals.append(mp)
+            audit_proposals.append(prop)
+            signals.append(sig)
+        merged = replicas_for_metrics(current, metric_proposals)
+        partial = [s.signal for s in signals if s.partial]
+
+        panic_proposal = max(panic_candidates) if panic_candidates else None
+        if panic_proposal is not None:
+            audit_proposals.append(Proposal("load", "panic", panic_proposal,
+                                            {"window_s": panic_s, "demand_tokens_per_s": panic_demand}))
+        for name, n in forecast_candidates:
+            audit_proposals.append(Proposal(name, "forecast", n, {"horizon_s": prediction.horizon_seconds,
+                                                                  "request_rate": forecast_req,
+                                                                  "tokens_per_s": forecast_tok}))
+
+        step = _Step(current)
+        merged_value: int | None = None
+        result: BehaviorResult | None = None
+        panic_state: dict[str, object] = {}
+        zero = policy.scale_to_zero
+        mem.idle_since = (mem.idle_since if mem.idle_since is not None else now) if load.idle else None
+        mem.prune(now, max(behavior.scale_up.stabilization_window_seconds,
+                           behavior.scale_down.stabilization_window_seconds))
+        all_failed = merged.replicas is None and merged.invalid == len(metric_proposals)
+        lead = ""
+        if current == 0 and zero.enabled:
+            lead = self._from_zero(step, policy, load, merged.replicas, mem, audit_proposals)
+        elif all_failed:
+            lead = self._all_missing(step, policy, mem, merged.error or "", audit_proposals)
         else:
-            desired = min(current, stabilised)
-            reason = f"{what}; stabilised over {window}s"
-        bounded = min(max(desired, bounds.min_replicas), bounds.max_replicas)
-        if bounded != desired:
-            reason += f"; bounded to [{bounds.min_replicas}, {bounds.max_replicas}]"
-        return Recommendation(view.key, policy, current, ready, proposal, bounded, reason, inputs, proposals)
+            mem.failures = 0
+            if current > bounds.max_replicas or current < bounds.min_replicas:
+                # The HPA's pre-check: a count outside the bounds goes straight back inside them.
+                # (At 0 with min > 0 the HPA stops scaling instead; Fleetscale owns the count.)
+                above = current > bounds.max_replicas
+                merged_value = merged.replicas
+                step.to(bounds.max_replicas if above else bounds.min_replicas, "bounds",
+                        "AboveMaxReplicas" if above else "BelowMinReplicas",
+                        "current count outside the policy's bounds",
+                        f"bounded to [{bounds.min_replicas}, {bounds.max_replicas}]")
+                lead = "current replicas outside the bounds"
+            elif merged.replicas is None:
+                lead = f"a signal failed and the others point down; no scale-down ({merged.error})"
+            elif partial and merged.replicas < current:
+                merged_value = merged.replicas
+                lead = f"{', '.join(partial)} missing on some clusters; no scale-down"
+            else:
+                merged_value = merged.replicas
+                lead = self._lead(merged.metric, signals, audit_proposals)
+                step.value = merged.replicas  # the clamps below are counted from the proposal
+                forecast = max((n for _, n in forecast_candidates), default=None)
+                if forecast is not None and forecast > step.value:
+                    step.to(forecast, "forecast", "Forecast", "the forecast load needs more replicas ahead of time",
+                            f"forecast over {prediction.horizon_seconds}s needs {forecast}")
+                floor = max(bounds.min_replicas, 1)  # 0 only through the idle rule below
+                result = apply_behavior(current, step.value, min_replicas=floor, max_replicas=bounds.max_replicas,
+                                        behavior=behavior, recommendations=mem.recommendations,
+                                        scale_up_events=mem.scale_up_events,
+                                        scale_down_events=mem.scale_down_events, now=now)
+                mem.recommendations.append(result.record)
+                self._behaviour_clamps(step, result, floor, bounds.max_replicas)
+                decision = mem.panic.update(panic_spec, now=now, proposal=panic_proposal, ready=ready)
+                panic_state = {"panicking": decision.panicking, "entered": decision.entered, "left": decision.left,
+                               "ratio": decision.ratio, "floor": decision.floor, "window_s": panic_s}
+                if decision.panicking:
+                    target = min(max(decision.floor, current), bounds.max_replicas)
+                    if step.value < target:
+                        step.to(target, "panic", "Panic", "panic mode: the burst's proposal at once, no scale-down",
+                                f"panic ({decision.ratio or 0:.2g}x ready capacity)")
+                if step.value < current and ready < current:
+                    step.to(current, "starting", "ReplicasStarting", "replicas are starting; no scale-down",
+                            f"{current - ready} replicas still starting; no scale-down")
+                if zero.enabled and mem.idle_since is not None and now - mem.idle_since >= zero.idle_seconds:
+                    step.to(0, "zero", "Idle", f"no request and no queue for {zero.idle_seconds}s",
+                            f"idle for {now - mem.idle_since:.0f}s; scale to zero")
+        if policy.mode == "enforce":
+            mem.record_scale(now, current, step.value)
+
+        inputs: dict[str, float | int | None] = {"current_replicas": current, "ready_replicas": ready,
+                                                 "stale_clusters": len(view.stale_clusters)}
+        for s in signals:
+            inputs[s.signal] = s.value
+            inputs[f"{s.signal}_target"] = s.target
+        inputs["partial"] = bool(partial)
+        inputs["demand_tokens_per_s"] = demand
+        proposals = {p.source: p.replicas for p in audit_proposals if p.method in ("hpa", "capacity-model")}
+        reason = "; ".join([lead, *step.reasons]) if lead else "; ".join(step.reasons)
+        demand_out = self._demand_out(step.value, demand, effective, mix)
+        audit = Audit(
+            workload=key, policy_id=policy.id, policy_revision=policy.revision, current_replicas=current,
+            ready_replicas=ready, inputs=tuple(signals),
+            load={"request_rate": load.request_rate, "tokens_per_s": load.token_rate, "waiting": load.waiting,
+                  "demand_tokens_per_s": demand, "panic_demand_tokens_per_s": panic_demand,
+                  "demand_out_tokens_per_s": demand_out, "partial": dict(load.missing),
+                  "idle_for_s": None if mem.idle_since is None else now - mem.idle_since},
+            capacity=capacity_record, proposals=tuple(audit_proposals), merged=merged_value,
+            clamps=tuple(step.clamps), desired_replicas=step.value, reason=reason, panic=panic_state,
+        )
+        return Recommendation(key, policy, current, ready, merged_value, step.value, reason, inputs, proposals,
+                              dict(sorted(effective.items())), demand_out, audit)
+
+    # --- paths ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _lead(winner: MetricProposal | None, signals: list[SignalInput], props: list[Proposal]) -> str:
+        if winner is None:
+            return ""
+        name = winner.target.name
+        sig = next((s for s in signals if s.signal == name), None)
+        prop = next((p for p in props if p.source == name), None)
+        if sig is None or prop is None:
+            return ""
+        value = "missing" if sig.value is None else f"{sig.value:.3g}"
+        return f"{name}={value} vs target {sig.target:g} ({prop.method}) -> {winner.replicas}"
+
+    @staticmethod
+    def _behaviour_clamps(step: _Step, result: BehaviorResult, floor: int, ceiling: int) -> None:
+        if result.stabilized_replicas != result.proposed_replicas:
+            step.to(result.stabilized_replicas, "stabilised", result.able_to_scale_reason, result.able_to_scale_message,
+                    f"stabilised to {result.stabilized_replicas}")
+        if result.replicas != result.stabilized_replicas:
+            bounded = result.limit_reason in ("TooManyReplicas", "TooFewReplicas")
+            text = f"bounded to [{floor}, {ceiling}]" if bounded else f"rate-limited to {result.replicas}"
+            step.to(result.replicas, "bounds" if bounded else "rate-limited", result.limit_reason,
+                    result.limit_message, text)
+
+    def _all_missing(self, step: _Step, policy: Policy, mem: WorkloadMemory, error: str,
+                     props: list[Proposal]) -> str:
+        """Every signal missing: hold, and after ``failure_threshold`` evaluations KEDA's fallback floor."""
+        mem.failures += 1
+        fb = policy.fallback
+        bounds = policy.bounds
+        if fb is not None and mem.failures >= fb.failure_threshold:
+            target = min(max(step.value, fb.replicas), bounds.max_replicas)
+            props.append(Proposal("load", "fallback", fb.replicas, {"failures": mem.failures}))
+            step.to(target, "fallback", "Fallback", f"{mem.failures} evaluations without any signal",
+                    f"fallback to at least {fb.replicas}")
+            return (f"every signal is missing ({mem.failures} evaluations in a row); "
+                    f"fallback holds at least {fb.replicas}")
+        held = min(max(step.value, bounds.min_replicas), bounds.max_replicas)
+        step.to(held, "bounds", "TooFewReplicas" if held > step.value else "TooManyReplicas", "bounds while holding")
+        return f"every signal is missing; holding ({error})" if error else "every signal is missing; holding"
+
+    def _from_zero(self, step: _Step, policy: Policy, load: LoadReading, merged: int | None, mem: WorkloadMemory,
+                   props: list[Proposal]) -> str:
+        """At zero: KEDA's activation (waiting or request rate above the threshold) wakes the workload."""
+        zero = policy.scale_to_zero
+        if load.waiting is None and load.request_rate is None:
+            return self._all_missing(step, policy, mem, "no queue and no request rate at zero replicas", props)
+        mem.failures = 0
+        waiting, rate = load.waiting or 0.0, load.request_rate or 0.0
+        if waiting <= zero.activation_threshold and rate <= zero.activation_threshold:
+            return (f"at zero; {waiting:g} waiting and {rate:.3g} req/s within activation threshold "
+                    f"{zero.activation_threshold:g}")
+        queue_targets = [s.target for s in policy.signals if s.metric is Metric.QUEUE_PER_REPLICA]
+        wake = max(activation_replicas(queue_targets, load.waiting), merged or 0)
+        wake = min(wake, policy.bounds.max_replicas)
+        props.append(Proposal("load", "activation", wake, {"waiting": load.waiting, "request_rate": load.request_rate,
+                                                           "threshold": zero.activation_threshold}))
+        step.to(wake, "zero", "Activation", "load above the activation threshold at zero replicas",
+                f"activated from zero to {wake}")
+        return f"{waiting:g} waiting, {rate:.3g} req/s above activation threshold {zero.activation_threshold:g}"
+
+    @staticmethod
+    def _demand_out(desired: int, demand: float | None, effective: dict[str, float], mix: dict[str, int]
+                    ) -> float | None:
+        per_replica = mix_capacity(effective, mix)
+        if not per_replica:
+            return None
+        if demand is not None and desired == math.ceil(demand / per_replica - 1e-9):
+            return demand
+        return desired * per_replica
