@@ -98,7 +98,7 @@ class Audit:
     load: Mapping[str, Any]
     """Fleet load: request and token rates, waiting, the demand the capacity model sized for."""
     capacity: Mapping[str, Mapping[str, Any]]
-    """GPU type -> capacity per replica and the evidence behind it."""
+    """GPU type -> latency signal -> capacity per replica (tokens/s), its prior and the prior's source."""
     proposals: tuple[Proposal, ...]
     merged: int | None
     """The merged proposal (max of the signals, as the HPA merges metrics); None: hold."""
@@ -106,6 +106,8 @@ class Audit:
     desired_replicas: int
     reason: str
     panic: Mapping[str, Any] = field(default_factory=dict)
+    correction: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Latency signal -> the learned correction factor on the priors and the evidence behind it."""
 
     def to_json(self) -> Json:
         return {
@@ -117,6 +119,7 @@ class Audit:
             "inputs": [i.to_json() for i in self.inputs],
             "load": _clean(dict(self.load)),
             "capacity": _clean({k: dict(v) for k, v in self.capacity.items()}),
+            "correction": _clean({k: dict(v) for k, v in self.correction.items()}),
             "proposals": [p.to_json() for p in self.proposals],
             "merged": self.merged,
             "clamps": [c.to_json() for c in self.clamps],

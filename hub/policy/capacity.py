@@ -10,31 +10,51 @@ latency signal does not scale by ``latency / target``; it sizes the fleet as::
 with load and capacity in tokens/s (prompt + generated: prefill and decode both cost a replica
 time, and the count of requests says little when prompt lengths vary by 100x).
 
-**Learning.** For every (workload, signal, GPU type) the model keeps evidence from clusters where
-that GPU type alone serves the workload: each telemetry window gives the tokens/s per ready replica
-and whether the window's latency percentile met the target, weighted by the requests in the window
-and decayed with a half-life of ``HALF_LIFE_S``. Evidence sits in load buckets ``BUCKET_RATIO``
-apart; the share of windows that missed the target is fitted non-decreasing in load (isotonic
-regression, pool-adjacent-violators), since more load never makes a replica faster. Then:
+**Prior and correction.** Each GPU type's capacity is ``factor x prior``: the prior comes from its
+datasheet (``prior.py``) or from the policy, and one *correction factor* per (workload, signal) is
+learned from the workload's own latency, as Dynamo's planner corrects its profiled throughput with
+``actual / expected`` latency factors (anchors.md §2.8). One factor for the fleet rather than one
+capacity per GPU type, because a request's latency belongs to the whole fleet: the router sends
+each request to whichever replica is free, in any cluster, so a cluster's latency depends on what
+the others took. The datasheets fix the ratios between GPU types; the factor carries what no
+datasheet knows (burstiness, the real model, the engine's overheads).
 
-* ``ok`` = the highest load whose fitted miss share is at most ``MISS_SHARE``; ``bad`` = the
-  lowest load above it whose share is higher;
-* with both: the capacity lies between them; it is the prior clamped into ``[ok, sqrt(ok x bad)]``
-  (the geometric middle when the prior says nothing better);
-* with ``ok`` only (never saturated): the prior clamped into ``[ok, ok x PROBE]``: the model trusts
-  a little more than it has seen work, so an over-provisioned fleet can shrink and find out;
-* with ``bad`` only: below the lowest load seen, ``bad / PROBE`` or the prior if lower;
-* with no evidence: the prior (``prior.py``), or a capacity the policy gives.
+**Learning.** Each telemetry window gives the fleet's load as a share of its prior capacity,
+``u = tokens/s processed / sum(ready replicas x prior)`` (processed: a saturated fleet processes
+what it can, so its misses sit at the knee of its latency curve, where they belong), and whether
+the window's latency percentile met the target, weighted by the requests in the window and decayed
+with a half-life of ``HALF_LIFE_S``.
+Windows are only taken when the ready fleet has not changed since the window's requests arrived
+(for ``window + latency`` seconds): the latency then belongs to the fleet it is set against, while
+a backlog left from before a scale-up, or requests that waited for a cold start, say nothing
+about the load the fleet now carries. A missed window with requests queued outside the batch is
+not taken either: past saturation, processed tokens/s fall (a KV-bound replica decoding a full
+cache admits no prompts) and would place the knee far below where it is. Evidence sits in
+buckets ``BUCKET_RATIO`` apart in ``u``; the share of windows that missed the target is fitted
+non-decreasing in ``u`` (isotonic regression, pool-adjacent-violators), since more load never
+makes a replica faster. Then:
+
+* ``ok`` = the highest ``u`` whose fitted miss share is at most ``MISS_SHARE``; ``bad`` = the
+  lowest ``u`` above it whose share is higher;
+* with both: the factor lies between them; it is 1 (the prior) clamped into
+  ``[ok, sqrt(ok x bad)]``;
+* with ``ok`` only (never saturated): 1 clamped into ``[ok, ok x PROBE]``: the model trusts a
+  little more than it has seen work, so an over-provisioned fleet can shrink and find out;
+* with ``bad`` only: ``bad / PROBE`` or 1 if lower;
+* with no evidence: 1, the prior;
+* never below ``FACTOR_FLOOR``: a target missed at a twentieth of the prior capacity is not a
+  capacity problem (a cold start, a backlog, a prompt no replica can serve in time), and more
+  replicas would not fix it.
 
 A latency above target is never ignored: whatever the model says, the engine does not propose
-fewer replicas than today and scales up at least by the latency ratio (``engine.py``), so a wrong
+fewer replicas than today and scales up at least by the latency ratio (``proposals.py``), so a wrong
 model costs money, not the SLO, until the evidence corrects it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 BUCKET_RATIO = 1.25
@@ -51,6 +71,9 @@ PROBE = 1.5
 
 MIN_WEIGHT = 0.5
 """Buckets with less (decayed) evidence than this many requests are ignored."""
+
+FACTOR_FLOOR = 0.05
+"""The learned correction never takes a prior below 1/20 of itself."""
 
 
 @dataclass(slots=True)
@@ -83,16 +106,16 @@ class Evidence:
     """What the learned evidence says, for the audit record."""
 
     ok: float | None
-    """Highest load per replica seen to meet the target (after the monotone fit)."""
+    """Highest load seen to meet the target (after the monotone fit)."""
     bad: float | None
-    """Lowest load per replica seen to miss it, above ``ok``."""
+    """Lowest load seen to miss it, above ``ok``."""
     weight: float
     """Requests' worth of evidence behind it (decayed)."""
 
 
 @dataclass(slots=True)
 class CapacityLearner:
-    """Evidence for one (workload, signal, GPU type)."""
+    """Evidence for one (workload, signal): met or missed, by load."""
 
     target: float
     buckets: dict[int, _Bucket] = field(default_factory=dict)
@@ -150,7 +173,7 @@ def isotonic(points: list[tuple[float, float]]) -> list[float]:
 
 
 def estimate(prior: float | None, evidence: Evidence) -> float | None:
-    """Capacity per replica from the prior and the evidence (see the module docstring)."""
+    """The load the evidence says is sustainable, starting from ``prior`` (see the module docstring)."""
     ok, bad = evidence.ok, evidence.bad
     if ok is None and bad is None:
         return prior
@@ -163,37 +186,26 @@ def estimate(prior: float | None, evidence: Evidence) -> float | None:
     return min(max(guess, ok), max(ceiling, ok))
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One cluster's telemetry window, for one latency signal."""
-
-    gpu_type: str
-    load_per_replica: float
-    latency_s: float
-    requests: float
-
-
 @dataclass(slots=True)
 class CapacityModel:
-    """Learners for every (workload, signal, GPU type) the engine has seen; pruned with the workloads."""
+    """Correction factors for every (workload, signal) the engine has seen; pruned with the workloads."""
 
-    learners: dict[tuple[str, str, str], CapacityLearner] = field(default_factory=dict)
+    learners: dict[tuple[str, str], CapacityLearner] = field(default_factory=dict)
 
-    def observe(self, workload: str, signal: str, target: float, obs: Iterable[Observation], *, now: float,
-                share: float = 1.0) -> None:
-        """Record windows; ``share`` (0-1] is the part of each window not yet counted by an earlier tick."""
-        for o in obs:
-            key = (workload, signal, o.gpu_type)
-            learner = self.learners.get(key)
-            if learner is None or learner.target != target:
-                learner = self.learners[key] = CapacityLearner(target)  # a new target voids old evidence
-            learner.observe(o.load_per_replica, o.latency_s <= target, o.requests * share, now)
+    def observe(self, workload: str, signal: str, target: float, *, utilization: float, met: bool, weight: float,
+                now: float) -> None:
+        """One window: load as a share of the fleet's prior capacity, and whether the latency met ``target``."""
+        key = (workload, signal)
+        learner = self.learners.get(key)
+        if learner is None or learner.target != target:
+            learner = self.learners[key] = CapacityLearner(target)  # a new target voids old evidence
+        learner.observe(utilization, met, weight, now)
 
-    def capacity(self, workload: str, signal: str, gpu_type: str, prior: float | None, *, now: float
-                 ) -> tuple[float | None, Evidence]:
-        learner = self.learners.get((workload, signal, gpu_type))
+    def factor(self, workload: str, signal: str, *, now: float) -> tuple[float, Evidence]:
+        learner = self.learners.get((workload, signal))
         evidence = learner.evidence(now) if learner is not None else Evidence(None, None, 0.0)
-        return estimate(prior, evidence), evidence
+        value = estimate(1.0, evidence)
+        return max(FACTOR_FLOOR, 1.0 if value is None else value), evidence
 
     def forget(self, keep: set[str]) -> None:
         """Drop the evidence of workloads no longer evaluated."""
@@ -202,13 +214,16 @@ class CapacityModel:
 
 
 def mix_capacity(capacity: Mapping[str, float | None], replicas: Mapping[str, int]) -> float | None:
-    """Mean capacity per replica of a fleet with ``replicas`` per GPU type (types without an estimate
-    are left out; None when none has one)."""
-    known = [(capacity[t], n) for t, n in replicas.items() if n > 0 and capacity.get(t)]
+    """Mean capacity per replica of a fleet with ``replicas`` per GPU type.
+
+    Types without an estimate are left out (None when no type has one); a type that cannot meet the
+    target at all (capacity 0) counts with 0.
+    """
+    known = [(c, n) for t, n in replicas.items() if n > 0 and (c := capacity.get(t)) is not None]
     total = sum(n for _, n in known)
     if not total:
         return None
-    return sum(c * n for c, n in known) / total  # type: ignore[operator]
+    return sum(c * n for c, n in known) / total
 
 
 def size(demand: float, headroom_percent: float, per_replica: float) -> int:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from hub.policy.audit import Audit, Clamp, Proposal, SignalInput
 from hub.policy.behavior import BehaviorResult, apply_behavior
 from hub.policy.binding import bind
-from hub.policy.capacity import CapacityModel, Observation, mix_capacity
+from hub.policy.capacity import CapacityModel, mix_capacity
 from hub.policy.hpa import MetricProposal, Tolerances, replicas_for_metrics
 from hub.policy.memory import WorkloadMemory
 from hub.policy.model import Metric, Policy, SignalSpec
@@ -41,8 +41,8 @@ from hub.policy.proposals import (
 )
 from hub.policy.signals import (
     AVERAGE_VALUE,
-    ClusterLatency,
     ClusterPart,
+    LatencyReading,
     LoadReading,
     cluster_parts,
     read_latency,
@@ -128,42 +128,56 @@ class Engine:
                 types |= {n.gpu_type for n in cluster.report.inventory if policy.allows(cid, n.gpu_type)}
         return types
 
-    def _signal_capacity(self, key: str, spec: SignalSpec, types: set[str], mem: WorkloadMemory, gpr: int,
-                         now: float) -> tuple[dict[str, float | None], dict[str, dict[str, object]]]:
+    def _priors(self, spec: SignalSpec, types: set[str], mem: WorkloadMemory, gpr: int
+                ) -> dict[str, tuple[float | None, str | None]]:
+        """Each GPU type's prior capacity for the signal, and where it comes from."""
         mix = mem.mean_tokens()
-        out: dict[str, float | None] = {}
-        record: dict[str, dict[str, object]] = {}
+        out: dict[str, tuple[float | None, str | None]] = {}
         for t in sorted(types):
-            prior = spec.capacity_per_replica.get(t)
-            source = "policy"
-            if prior is None and mix is not None:
-                prior = prior_capacity(t, gpus_per_replica=gpr, metric=spec.metric, target_s=spec.target,
-                                       mean_input=mix[0], mean_output=mix[1])
-                source = "datasheet roofline"
-            cap, ev = self.capacity.capacity(key, spec.name, t, prior, now=now)
-            out[t] = cap
-            record[t] = {"capacity": cap, "prior": prior, "prior_source": source if prior is not None else None,
-                         "seen_ok": ev.ok, "seen_miss": ev.bad, "evidence_requests": ev.weight}
-        return out, record
+            given = spec.capacity_per_replica.get(t)
+            if given is not None:
+                out[t] = (given, "policy")
+                continue
+            prior = None
+            if mix is not None:
+                prior = prior_capacity(t, gpus_per_replica=gpr, metric=spec.metric, percentile=spec.percentile or "p95",
+                                       target_s=spec.target, mean_input=mix[0], mean_output=mix[1])
+            out[t] = (prior, None if prior is None else "datasheet roofline")
+        return out
 
-    def _observe(self, key: str, spec: SignalSpec, reading_clusters: tuple[ClusterLatency, ...],
-                 parts: tuple[ClusterPart, ...],
-                 mem: WorkloadMemory, now: float) -> None:
-        windows = {p.cluster_id: p.samples.window_s for p in parts}
+    def _observe(self, key: str, spec: SignalSpec, lat: LatencyReading, load: LoadReading,
+                 priors: dict[str, tuple[float | None, str | None]], ready_by_type: dict[str, int],
+                 parts: tuple[ClusterPart, ...], mem: WorkloadMemory, now: float) -> None:
+        """Record this window as evidence, if it belongs to the fleet that is ready now."""
         last = mem.observed_at.get(spec.name)
         mem.observed_at[spec.name] = now
-        obs = []
-        for c in reading_clusters:
-            window = windows.get(c.cluster_id)
-            if c.gpu_type is None or not c.ready or c.tokens_per_s is None or c.latency_s is None:
-                continue
-            if not c.requests or c.requests < 1.0:
-                continue
-            # Ticks faster than the spoke's window see the same requests again; count each once.
-            share = 1.0 if last is None or not window else min(1.0, (now - last) / window)
-            if share > 0:
-                obs.append(Observation(c.gpu_type, c.tokens_per_s / c.ready, c.latency_s, c.requests * share))
-        self.capacity.observe(key, spec.name, spec.target, obs, now=now)
+        window = max((p.samples.window_s or 0.0 for p in parts), default=0.0)
+        if lat.value is None or lat.partial or load.partial or not load.token_rate or not ready_by_type:
+            return
+        if mem.ready_since is None or now - mem.ready_since < window + lat.value:
+            # The window's requests arrived up to `latency` before it: if the ready fleet changed
+            # since, their latency (a backlog from before, a cold start) is not this fleet's.
+            return
+        fleet_prior = 0.0
+        for t, n in ready_by_type.items():
+            prior = priors.get(t, (None, None))[0]
+            if not prior:
+                return  # a GPU type with no prior: the share of capacity is unknown
+            fleet_prior += n * prior
+        requests = sum(c.requests or 0.0 for c in lat.clusters)
+        if requests < 1.0:
+            return
+        met = lat.value <= spec.target
+        if not met and load.waiting:
+            # Requests queue outside the batch: the fleet is past saturation, where its processed
+            # tokens/s no longer say what it can take (a KV-bound replica decoding a full cache
+            # processes a fraction of its unsaturated token rate). The guard and the backlog in
+            # the demand handle overload; the knee is learnt from windows without a queue.
+            return
+        # Ticks faster than the spoke's window see the same requests again; count each once.
+        share = 1.0 if last is None or not window else min(1.0, (now - last) / window)
+        self.capacity.observe(key, spec.name, spec.target, utilization=load.token_rate / fleet_prior,
+                              met=met, weight=requests * share, now=now)
 
     # --- one workload ------------------------------------------------------------------------------
 
@@ -182,10 +196,14 @@ class Engine:
         panic_s = stable_s * panic_spec.panic_window_percent / 100.0
 
         load = read_load(parts)
-        demand_now = mem.arrival_demand(load)
+        demand_now = mem.arrival_demand(load, drain_s=stable_s)
         mem.record_load(now, load, demand_now, keep_s=stable_s)
-        demand = mem.mean_demand(now, stable_s)
+        stable_demand = mem.mean_demand(now, stable_s)
         panic_demand = mem.mean_demand(now, panic_s)
+        # Up on the short window, down on the long one (the behaviour's scale-down window then
+        # holds the peak): a burst is sized for at once, a lull must last before it shrinks.
+        known = [d for d in (stable_demand, panic_demand) if d is not None]
+        demand = max(known) if known else None
         forecast_req = forecast_tok = None
         prediction = policy.prediction
         if prediction.enabled:
@@ -203,6 +221,7 @@ class Engine:
         for (_, t), n in snapshot.current_placement(view).items():
             asked_by_type[t] = asked_by_type.get(t, 0) + n
         types = self._gpu_types(snapshot, view, policy, parts)
+        mem.note_ready(now, ready_by_type)
         mix = ready_by_type or asked_by_type or dict.fromkeys(types, 1)
 
         metric_proposals: list[MetricProposal] = []
@@ -211,18 +230,24 @@ class Engine:
         panic_candidates: list[int] = []
         forecast_candidates: list[tuple[str, int]] = []
         capacity_record: dict[str, dict[str, object]] = {}
+        learned: dict[str, dict[str, object]] = {}
         effective: dict[str, float] = {}  # GPU type -> tightest capacity after headroom
         per_replica_by_signal: dict[str, float | None] = {}
         for spec in policy.signals:
             if spec.metric.is_latency:
                 lat = read_latency(parts, spec)
-                self._observe(key, spec, lat.clusters, parts, mem, now)
-                caps, record = self._signal_capacity(key, spec, types, mem, view.gpus_per_replica, now)
-                for t, r in record.items():
-                    capacity_record.setdefault(t, {})[spec.name] = r
-                    if caps[t]:
-                        eff = caps[t] / (1.0 + spec.headroom_percent / 100.0)  # type: ignore[operator]
-                        effective[t] = min(effective.get(t, math.inf), eff)
+                priors = self._priors(spec, types, mem, view.gpus_per_replica)
+                self._observe(key, spec, lat, load, priors, ready_by_type, parts, mem, now)
+                factor, ev = self.capacity.factor(key, spec.name, now=now)
+                caps = {t: None if prior is None else factor * prior for t, (prior, _) in priors.items()}
+                learned[spec.name] = {"factor": factor, "seen_ok": ev.ok, "seen_miss": ev.bad,
+                                      "evidence_requests": ev.weight}
+                for t, (prior, source) in priors.items():
+                    capacity_record.setdefault(t, {})[spec.name] = {"capacity": caps[t], "prior": prior,
+                                                                    "prior_source": source}
+                    cap = caps[t]
+                    if cap is not None:
+                        effective[t] = min(effective.get(t, math.inf), cap / (1.0 + spec.headroom_percent / 100.0))
                 ctx = LatencyContext(current, ready, demand, load.partial, caps, mix)
                 mp, prop, sig, per_replica = latency_proposal(lat, ctx, tol)
                 per_replica_by_signal[spec.name] = per_replica
@@ -337,6 +362,7 @@ class Engine:
                   "idle_for_s": None if mem.idle_since is None else now - mem.idle_since},
             capacity=capacity_record, proposals=tuple(audit_proposals), merged=merged_value,
             clamps=tuple(step.clamps), desired_replicas=step.value, reason=reason, panic=panic_state,
+            correction=learned,
         )
         return Recommendation(key, policy, current, ready, merged_value, step.value, reason, inputs, proposals,
                               dict(sorted(effective.items())), demand_out, audit)
@@ -407,8 +433,10 @@ class Engine:
     def _demand_out(desired: int, demand: float | None, effective: dict[str, float], mix: dict[str, int]
                     ) -> float | None:
         per_replica = mix_capacity(effective, mix)
-        if not per_replica:
-            return None
-        if demand is not None and desired == math.ceil(demand / per_replica - 1e-9):
+        if demand is None:
+            return desired * per_replica if per_replica else None
+        if not per_replica or desired == math.ceil(demand / per_replica - 1e-9):
+            # The load itself: the capacity model decided, or today's GPU types cannot serve it at
+            # the target at all (placement must move it to types that can).
             return demand
         return desired * per_replica

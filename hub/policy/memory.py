@@ -22,22 +22,23 @@ MIX_TAU_S = 300.0
 
 
 @dataclass(slots=True)
-class Ewma:
-    """Time-weighted exponential average: ``x += (1 - exp(-dt / tau)) (y - x)``."""
+class DecayedSum:
+    """A sum of readings whose weight decays as ``exp(-age / tau)``.
+
+    Ratios of two such sums fed at the same times (tokens / requests) are exponentially weighted
+    averages of the ratio without the bias an average started from its first reading has: the
+    first minutes count fully until older evidence exists.
+    """
 
     tau_s: float
-    value: float | None = None
-    at: float = 0.0
+    total: float = 0.0
+    at: float | None = None
 
-    def add(self, now: float, y: float | None) -> None:
-        if y is None:
-            return
-        if self.value is None:
-            self.value, self.at = y, now
-            return
-        dt = max(now - self.at, 0.0)
-        self.value += (1.0 - math.exp(-dt / self.tau_s)) * (y - self.value)
-        self.at = now
+    def add(self, now: float, y: float) -> None:
+        if self.at is not None and now > self.at:
+            self.total *= math.exp(-(now - self.at) / self.tau_s)
+        self.total += y
+        self.at = now if self.at is None else max(self.at, now)
 
 
 @dataclass(slots=True)
@@ -53,43 +54,55 @@ class WorkloadMemory:
     """Since when nothing arrived and nothing waited (scale to zero); None while busy or unknown."""
     demand: deque[tuple[float, float]] = field(default_factory=deque)
     """(time, tokens/s) per evaluation, for the stable and panic windows."""
-    requests: Ewma = field(default_factory=lambda: Ewma(MIX_TAU_S))
-    prompt: Ewma = field(default_factory=lambda: Ewma(MIX_TAU_S))
-    generation: Ewma = field(default_factory=lambda: Ewma(MIX_TAU_S))
+    requests: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
+    prompt: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
+    generation: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
     request_forecast: RateForecaster | None = None
     token_forecast: RateForecaster | None = None
     forecast_season_s: int | None = None
     observed_at: dict[str, float] = field(default_factory=dict)
     """Per latency signal: when its capacity evidence was last recorded."""
+    ready_fleet: tuple[tuple[str, int], ...] | None = None
+    ready_since: float | None = None
+    """Since when the ready replicas per GPU type have been what they are now."""
+
+    def note_ready(self, now: float, ready_by_type: dict[str, int]) -> None:
+        fleet = tuple(sorted((t, n) for t, n in ready_by_type.items() if n))
+        if fleet != self.ready_fleet:
+            self.ready_fleet, self.ready_since = fleet, now
 
     # --- load --------------------------------------------------------------------------------------
 
     def tokens_per_request(self) -> float | None:
-        r, p, g = self.requests.value, self.prompt.value, self.generation.value
-        if not r or p is None or g is None:
-            return None
-        return (p + g) / r
+        mix = self.mean_tokens()
+        return None if mix is None else mix[0] + mix[1]
 
     def mean_tokens(self) -> tuple[float, float] | None:
-        """(prompt, generated) tokens of the mean request."""
-        r, p, g = self.requests.value, self.prompt.value, self.generation.value
-        if not r or p is None or g is None or p <= 0 or g <= 0:
+        """(prompt, generated) tokens of the mean request, from the rates of the last minutes."""
+        r, p, g = self.requests.total, self.prompt.total, self.generation.total
+        if r <= 0 or p <= 0 or g <= 0:
             return None
         return p / r, g / r
 
-    def arrival_demand(self, load: LoadReading) -> float | None:
-        """Tokens/s arriving: processed tokens, or arriving requests x tokens per request if more.
+    def arrival_demand(self, load: LoadReading, *, drain_s: float) -> float | None:
+        """Tokens/s to serve: processed, or arriving (requests x tokens per request) if more, plus the
+        waiting requests' tokens spread over ``drain_s``.
 
         Processed tokens lag arrivals while a queue builds (a saturated replica processes its
-        capacity, not its load); arrivals times the recent mix see the burst at once.
+        capacity, not its load); arrivals times the recent mix see the burst at once; and a queue
+        is load that arrived and still has to be served.
         """
         tpr = self.tokens_per_request()
         arriving = None if load.request_rate is None or tpr is None else load.request_rate * tpr
         known = [v for v in (load.token_rate, arriving) if v is not None]
-        return max(known) if known else None
+        if not known:
+            return None
+        backlog = 0.0 if tpr is None or not load.waiting else load.waiting * tpr / drain_s
+        return max(known) + backlog
 
     def record_load(self, now: float, load: LoadReading, demand: float | None, keep_s: float) -> None:
-        if load.request_rate is not None and load.prompt_rate is not None and load.generation_rate is not None:
+        if load.request_rate is not None and load.prompt_rate is not None and load.generation_rate is not None \
+                and not load.partial:
             self.requests.add(now, load.request_rate)
             self.prompt.add(now, load.prompt_rate)
             self.generation.add(now, load.generation_rate)
