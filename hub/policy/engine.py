@@ -272,7 +272,7 @@ class Engine:
         partial = [s.signal for s in signals if s.partial]
 
         panic_proposal = max(panic_candidates) if panic_candidates else None
-        if panic_proposal is not None:
+        if panic_proposal is not None and panic_spec.enabled:
             audit_proposals.append(Proposal("load", "panic", panic_proposal,
                                             {"window_s": panic_s, "demand_tokens_per_s": panic_demand}))
         for name, n in forecast_candidates:
@@ -432,6 +432,8 @@ class Engine:
     @staticmethod
     def _demand_out(desired: int, demand: float | None, effective: dict[str, float], mix: dict[str, int]
                     ) -> float | None:
+        if not effective:
+            return None  # no capacity estimate for any GPU type: nothing to compare them by
         per_replica = mix_capacity(effective, mix)
         if demand is None:
             return desired * per_replica if per_replica else None

@@ -63,6 +63,3 @@ class PanicState:
         if proposal is not None:
             self.max_proposal = max(self.max_proposal, proposal)
         return PanicDecision(True, entered, left, self.max_proposal, ratio)
-
-    def panic_window_seconds(self, spec: PanicSpec) -> float:
-        return spec.stable_window_seconds * spec.panic_window_percent / 100.0
