@@ -148,7 +148,8 @@ class Dispatcher:
         self.decisions.attach_result(result)
         self.metrics.results.labels(result.cluster_id, result.status.value, result.reason.value).inc()
         if intent is not None:
-            self.metrics.command_latency.observe(max(time.monotonic() - intent.sent_monotonic, 0.0))
+            latency = max(time.monotonic() - intent.sent_monotonic, 0.0)
+            self.metrics.command_latency.labels(result.cluster_id).observe(latency)
         log = logger.info if result.status is ResultStatus.APPLIED else logger.warning
         log(
             "result %s from %s: %s/%s %s",

@@ -17,7 +17,8 @@ from hub.dispatch import Dispatcher
 from hub.metrics import HubMetrics
 from hub.planner import Planner
 from hub.policies import PolicyStore
-from hub.state import FleetState
+from hub.policy.model import Policy
+from hub.state import FleetState, Placement
 from shared.messages import ScaleCommand
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,10 @@ class Evaluator:
             self.metrics.cluster_stale.labels(cid).set(1 if cluster.stale else 0)
         pending: list[Decision] = []
         commands: list[ScaleCommand] = []
+        plans: dict[str, tuple[Policy, Placement]] = {}  # for the per-workload gauges (HubMetrics.record_tick)
         for plan in self.planner.plan(snapshot, self.policies.all()):
             rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
-            for (cid, gpu_type), n in result.placement.items():
-                self.metrics.replicas.labels(view.key, cid, gpu_type).set(n)
+            plans[view.key] = (plan.policy, result.placement)
             if not plan.changed:
                 continue  # nothing to do and nothing new to say
             mine: list[ScaleCommand] = []
@@ -94,8 +95,9 @@ class Evaluator:
             if decision.mode == "enforce" and not decision.commands:
                 continue  # nothing went out (bus down): decided again next tick
             self.decisions.add(decision)
-            self.metrics.decisions.labels(decision.action).inc()
+            self.metrics.count_decision(decision)
             made.append(decision)
+        self.metrics.record_tick(snapshot, plans, self.planner.prices)
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
 

@@ -1,8 +1,213 @@
-"""The hub's Prometheus metrics, all in one place (``fleetscale_hub_*``); dashboards use these names."""
+"""The hub's Prometheus metrics, all in one place (``fleetscale_hub_*``); dashboards use these names.
+
+Names carry their unit (``_seconds``, ``_ratio``, ``_usd_per_hour``, ``_per_second``) and every label
+takes values from a bounded set: cluster ids, workload keys, GPU types, enums, and the fixed
+``REASON_CLASSES`` of a decision, never free text.
+
+The per-workload gauges (``FLEET_GAUGES``) are computed at scrape time from the latest tick's
+snapshot and placements (``HubMetrics.record_tick``), so a series that is not in the latest tick is
+gone rather than stuck at its last value. A value that was not measured is absent, never zero
+(``docs/operations.md`` lists every metric).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from hub.decisions import Decision
+from hub.policy.model import Metric as PolicyMetric
+from hub.policy.model import Policy
+from hub.state import FleetSnapshot, Placement
+from shared.messages import Percentiles, VariantStatus
+
+MODES = ("enforce", "dry-run")
+
+SIGNAL_NAMES = tuple(
+    name for m in PolicyMetric for name in ([f"{m.value}_{p}" for p in ("p50", "p95", "p99")] if m.is_latency
+                                             else [m.value])
+)
+REASON_CLASSES = (*SIGNAL_NAMES, "bounds", "stabilisation", "missing_data", "starting",
+                  "rebalance", "failover", "other")
+"""The ``reason`` label of ``fleetscale_hub_decisions_total``: which rule decided the count.
+
+A signal's name when the signal's proposal won; ``bounds`` when min/max clamped it (also when a
+hold was moved by them); ``stabilisation`` for a scale-down through the stabilisation window;
+``missing_data`` when the signal was missing (wholly or on some clusters, or no ready replica to
+measure) and the count held; ``starting`` when replicas still starting held a scale-down;
+``rebalance`` / ``failover`` for a placement change at the same total (failover when stale clusters
+were re-placed); ``other`` for anything unrecognised.
+"""
+
+_STALE_NOTE = "stale clusters excluded"
+_SIGNAL_VALUE = re.compile(r"^([a-z0-9_]+)=")
+
+
+def reason_class(decision: Decision) -> str:
+    """Classify a decision's reason into ``REASON_CLASSES`` (conservatively, from its text today).
+
+    NB: the engine's reasons are free text; the label must not be. Anything this does not recognise
+    is ``other`` rather than a new label value.
+    """
+    if decision.action == "rebalance":
+        return "failover" if any(n.startswith(_STALE_NOTE) for n in decision.notes) else "rebalance"
+    text = decision.reason
+    if "bounded to" in text:
+        return "bounds"
+    held = "missing" in text or "no ready replica" in text or "still starting" in text
+    if held and decision.desired_replicas != decision.current_replicas:
+        return "bounds"  # a hold keeps the current count; only min/max can have moved it
+    if "missing" in text or "no ready replica" in text:
+        return "missing_data"
+    if "still starting" in text:
+        return "starting"
+    if "stabilis" in text or "stabiliz" in text:
+        return "stabilisation"
+    match = _SIGNAL_VALUE.match(text)
+    if match and match.group(1) in REASON_CLASSES:
+        return match.group(1)
+    return "other"
+
+
+def ttft_slo_seconds(policy: Policy) -> float | None:
+    """The workload's TTFT objective: a policy with a ``ttft`` p95 signal at X declares "p95 TTFT <= X",
+    i.e. at least 95 % of requests see their first token within X seconds. None for other policies."""
+    return next((s.target for s in policy.signals if s.metric is PolicyMetric.TTFT and s.percentile == "p95"), None)
+
+
+_CDF_POINTS = ((0.50, "p50_s"), (0.95, "p95_s"), (0.99, "p99_s"))
+
+
+def slo_attainment_estimate(ttft: Percentiles, slo_s: float) -> float | None:
+    """Estimated fraction of the window's requests with TTFT <= ``slo_s``, from p50/p95/p99 alone.
+
+    An estimate, not a measurement. The reported percentiles are exact points of the latency CDF
+    ((p50, 0.5), (p95, 0.95), (p99, 0.99), plus (0 s, 0)); between them the CDF is interpolated
+    linearly, i.e. latencies are assumed spread evenly between two percentiles. At or above the
+    highest reported percentile the estimate is that percentile's fraction (0.99 with p99): a lower
+    bound, since the percentiles say nothing about the tail beyond. Percentiles that cross (from
+    different estimators) are made monotone. Missing percentiles are skipped; none: None.
+    """
+    points = [(0.0, 0.0)]
+    for fraction, field in _CDF_POINTS:
+        latency = getattr(ttft, field)
+        if latency is not None:
+            points.append((max(latency, points[-1][0]), fraction))
+    if len(points) == 1:
+        return None
+    below = [i for i, (latency, _) in enumerate(points) if latency <= slo_s]
+    if not below:
+        return 0.0  # only for a negative SLO; latencies are >= 0
+    i = below[-1]
+    x0, f0 = points[i]
+    if i == len(points) - 1:
+        return f0
+    x1, f1 = points[i + 1]
+    return f0 + (f1 - f0) * (slo_s - x0) / (x1 - x0)
+
+
+WCG = ("workload", "cluster", "gpu_type")
+WC = ("workload", "cluster")
+
+FLEET_GAUGES = (
+    ("desired", "fleetscale_hub_desired_replicas",
+     "Replicas the hub's placement wants (for a dry-run policy: would want; nothing is sent)", WCG),
+    ("current", "fleetscale_hub_current_replicas", "Replicas the fresh clusters report as desired (spec)", WCG),
+    ("ready", "fleetscale_hub_ready_replicas", "Replicas the fresh clusters report as ready", WCG),
+    ("cost", "fleetscale_hub_gpu_cost_usd_per_hour",
+     "GPU list price of the replicas the clusters run now: current replicas x GPUs per replica x USD per GPU-hour "
+     "(GPU types without a price are left out)", WCG),
+    ("desired_cost", "fleetscale_hub_desired_gpu_cost_usd_per_hour",
+     "GPU list price of the hub's placement (for a dry-run policy: what it would cost)", WCG),
+    ("ttft_p95", "fleetscale_hub_ttft_p95_seconds", "p95 time to first token reported for the workload", WC),
+    ("rate", "fleetscale_hub_request_rate_per_second", "Request rate reported for the workload", WC),
+    ("slo", "fleetscale_hub_ttft_slo_seconds", "The policy's TTFT objective (its ttft_p95 target)", ("workload",)),
+    ("attainment", "fleetscale_hub_slo_attainment_ratio",
+     "ESTIMATE of the fraction of the latest window's requests with TTFT <= the objective, interpolated from the "
+     "reported p50/p95/p99 (see hub.metrics.slo_attainment_estimate)", WC),
+    ("policy", "fleetscale_hub_policy_info", "1 per workload with a policy, labelled with the policy and its mode",
+     ("workload", "policy", "mode")),
+)
+"""The per-workload gauges: (key, name, help, labels)."""
+
+Frames = dict[str, dict[tuple[str, ...], float]]
+
+
+def fleet_frames(
+    snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+) -> Frames:
+    """Every per-workload gauge's series for one tick, keyed as ``FLEET_GAUGES``."""
+    frames: Frames = {key: {} for key, *_ in FLEET_GAUGES}
+    for key, (policy, placement) in plans.items():
+        frames["policy"][(key, policy.id, policy.mode)] = 1
+        view = snapshot.workloads.get(key)
+        gpr = view.gpus_per_replica if view is not None else 1
+        for (cid, gpu_type), n in placement.items():
+            frames["desired"][(key, cid, gpu_type)] = n
+            if gpu_type in prices:
+                frames["desired_cost"][(key, cid, gpu_type)] = n * gpr * prices[gpu_type]
+        slo = ttft_slo_seconds(policy)
+        if slo is None or view is None:
+            continue
+        frames["slo"][(key,)] = slo
+        for cid, report in view.reports.items():
+            attained = slo_attainment_estimate(report.samples.ttft, slo)
+            if attained is not None:
+                frames["attainment"][(key, cid)] = attained
+    for key, view in snapshot.workloads.items():
+        for cid, report in view.reports.items():
+            # A report without per-type variants still has replicas; their GPU type is unknown (no price).
+            variants = report.variants or (VariantStatus(
+                gpu_type="unknown", desired_replicas=report.desired_replicas,
+                ready_replicas=report.ready_replicas, gpus_per_replica=report.gpus_per_replica,
+            ),)
+            for v in variants:
+                frames["current"][(key, cid, v.gpu_type)] = v.desired_replicas
+                frames["ready"][(key, cid, v.gpu_type)] = v.ready_replicas
+                price = prices.get(v.gpu_type)
+                if price is not None:
+                    frames["cost"][(key, cid, v.gpu_type)] = v.desired_replicas * v.gpus_per_replica * price
+            samples = report.samples
+            if samples.ttft.p95_s is not None:
+                frames["ttft_p95"][(key, cid)] = samples.ttft.p95_s
+            if samples.request_rate_per_s is not None:
+                frames["rate"][(key, cid)] = samples.request_rate_per_s
+    return frames
+
+
+class _FleetGauges(Collector):
+    """The per-workload gauges, computed when scraped from the latest tick's snapshot and plans.
+
+    NB: at scrape time, not every tick: at thousands of workloads, setting ~10 gauges per workload
+    and cluster each tick took ~0.1 s of the event loop per tick; a scrape comes every 15-60 s. Each
+    scrape shows the latest tick whole, so a series not in it is simply absent (replicas that moved
+    away, a cluster gone stale, a workload whose policy is gone) instead of stuck at its last value.
+    """
+
+    def __init__(self) -> None:
+        self._latest: tuple[FleetSnapshot, dict[str, tuple[Policy, Placement]], dict[str, float]] | None = None
+
+    def update(
+        self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+    ) -> None:
+        self._latest = (snapshot, dict(plans), dict(prices))
+
+    def describe(self) -> Iterator[Metric]:
+        for _, name, doc, labels in FLEET_GAUGES:
+            yield GaugeMetricFamily(name, doc, labels=labels)
+
+    def collect(self) -> Iterator[Metric]:
+        frames = fleet_frames(*self._latest) if self._latest is not None else {}
+        for key, name, doc, labels in FLEET_GAUGES:
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            for label_values, value in frames.get(key, {}).items():
+                family.add_metric(label_values, value)
+            yield family
 
 
 class HubMetrics:
@@ -20,7 +225,11 @@ class HubMetrics:
             "fleetscale_hub_cluster_stale", "1 when the cluster missed its report deadline", ["cluster"], registry=r
         )
         self.decisions = Counter(
-            "fleetscale_hub_decisions", "Decisions that changed replicas or placement", ["action"], registry=r
+            "fleetscale_hub_decisions",
+            "Decisions recorded, by action, reason class (REASON_CLASSES) and policy mode (dry-run decisions are "
+            "recorded, not sent)",
+            ["action", "reason", "mode"],
+            registry=r,
         )
         self.commands = Counter("fleetscale_hub_commands_sent", "Scale commands published", ["cluster"], registry=r)
         self.results = Counter(
@@ -29,6 +238,7 @@ class HubMetrics:
         self.command_latency = Histogram(
             "fleetscale_hub_command_latency_seconds",
             "From command published to its result received",
+            ["cluster"],
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
@@ -38,6 +248,48 @@ class HubMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
-        self.replicas = Gauge(
-            "fleetscale_hub_replicas", "Desired replicas by placement", ["workload", "cluster", "gpu_type"], registry=r
+        self.feed_subscribers = Gauge(
+            "fleetscale_hub_feed_subscribers", "Open live-feed (server-sent events) connections", registry=r
         )
+        self.journal_failures = Counter(
+            "fleetscale_hub_decision_journal_failures",
+            "Decision records not stored (publish: will retry; dropped: gave up; replay: history not read back)",
+            ["reason"],
+            registry=r,
+        )
+        self.journal_published = Counter(
+            "fleetscale_hub_decision_journal_published", "Decision record revisions stored in JetStream", registry=r
+        )
+        self.api_denied = Counter(
+            "fleetscale_hub_api_denied_requests",
+            "API requests refused by authentication (missing_token, invalid_token) or authorization (forbidden)",
+            ["reason"],
+            registry=r,
+        )
+        self.auth_tokens = Gauge("fleetscale_hub_auth_tokens", "API bearer tokens currently loaded", registry=r)
+        self.reload_failures = Counter(
+            "fleetscale_hub_reload_failures",
+            "Changed credential files that could not be loaded (the previous ones stay in use)",
+            ["source"],
+            registry=r,
+        )
+        self.feed_dropped = Counter(
+            "fleetscale_hub_feed_dropped_events", "Live-feed events dropped for a slow subscriber", ["event"],
+            registry=r,
+        )
+        self.fleet = _FleetGauges()
+        r.register(self.fleet)
+        # Known label values start at 0, so rate() and dashboards see the series before the first event.
+        for kind in ("telemetry", "result"):
+            self.malformed.labels(kind)
+
+    def count_decision(self, decision: Decision) -> None:
+        mode = decision.mode if decision.mode in MODES else "other"
+        self.decisions.labels(decision.action, reason_class(decision), mode).inc()
+
+    def record_tick(
+        self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+    ) -> None:
+        """Keep one tick's inputs for the per-workload gauges: ``plans`` maps each evaluated workload to its
+        policy and the placement the hub computed for it (sent or, in dry-run, only recorded)."""
+        self.fleet.update(snapshot, plans, prices)

@@ -9,7 +9,9 @@ is what the evaluator reads each tick, without a round trip.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -88,11 +90,21 @@ class Stored:
     policy: Policy
     source: Source
     updated_by: str | None = None
+    created_at: datetime | None = None
+    """When the policy was created (None for entries written before the store kept it)."""
+    updated_at: datetime | None = None
 
 
-def _encode(policy: Policy, source: Source, actor: str | None) -> bytes:
+def _encode(policy: Policy, source: Source, actor: str | None, created_at: datetime | None, now: datetime) -> bytes:
+    # The times travel in the value because KV history is bounded: the first revision may be gone.
     return orjson.dumps({"source": source.value, "updated_by": actor,
+                         "created_at": None if created_at is None else created_at.isoformat(),
+                         "updated_at": now.isoformat(),
                          "policy": policy.model_dump(mode="json", exclude={"revision"})})
+
+
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 class PolicyStore:
@@ -131,11 +143,12 @@ class PolicyStore:
     async def create(self, policy: Policy, *, source: Source, actor: str | None = None) -> Policy:
         if policy.id in self._entries:
             raise PolicyExists(policy.id, "policy exists", owner=self._entries[policy.id].source.value)
+        now = datetime.now(UTC)
         try:
-            revision = await self.kv.create(policy.id, _encode(policy, source, actor))
+            revision = await self.kv.create(policy.id, _encode(policy, source, actor, now, now))
         except nats.js.errors.KeyWrongLastSequenceError:
             raise PolicyExists(policy.id, "policy exists") from None
-        return self._stored(policy, source, actor, revision)
+        return self._stored(policy, source, actor, revision, now, now)
 
     async def update(
         self, policy: Policy, *, source: Source, expected_revision: int | None = None, actor: str | None = None
@@ -144,11 +157,13 @@ class PolicyStore:
         if expected_revision is not None and expected_revision != current.policy.revision:
             raise RevisionConflict(policy.id, "stale revision", expected=expected_revision,
                                    current=current.policy.revision)
+        now = datetime.now(UTC)
+        value = _encode(policy, source, actor, current.created_at, now)
         try:
-            revision = await self.kv.update(policy.id, _encode(policy, source, actor), last=current.policy.revision)
+            revision = await self.kv.update(policy.id, value, last=current.policy.revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             raise RevisionConflict(policy.id, "changed concurrently", expected=current.policy.revision) from None
-        return self._stored(policy, source, actor, revision)
+        return self._stored(policy, source, actor, revision, current.created_at, now)
 
     async def delete(self, policy_id: str, *, source: Source, expected_revision: int | None = None) -> None:
         current = self._owned(policy_id, source)
@@ -204,9 +219,10 @@ class PolicyStore:
                                     owner=current.source.value)
         return current
 
-    def _stored(self, policy: Policy, source: Source, actor: str | None, revision: int) -> Policy:
+    def _stored(self, policy: Policy, source: Source, actor: str | None, revision: int,
+                created_at: datetime | None, updated_at: datetime) -> Policy:
         stored = policy.with_revision(revision)
-        self._entries[policy.id] = Stored(stored, source, actor)
+        self._entries[policy.id] = Stored(stored, source, actor, created_at, updated_at)
         self._sorted = None
         return stored
 
@@ -218,18 +234,16 @@ class PolicyStore:
         try:
             raw = orjson.loads(value)
             self._entries[key] = Stored(Policy.model_validate(raw["policy"]).with_revision(revision),
-                                        Source(raw["source"]), raw.get("updated_by"))
+                                        Source(raw["source"]), raw.get("updated_by"),
+                                        _time(raw.get("created_at")), _time(raw.get("updated_at")))
         except (ValidationError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             logger.error("policy %r in the bucket is invalid and is ignored: %s", key, e)
 
-    async def watcher(self) -> None:
-        """Keep the mirror current with changes made by other writers (another hub, a restore)."""
-        watch = await self.kv.watchall()
-        try:
-            async for entry in watch:
-                if entry is None:
-                    continue  # end of the initial values
-                deleted = entry.operation in ("DEL", "PURGE")
-                self._apply(entry.key, None if deleted else entry.value, entry.revision)
-        finally:
-            await watch.stop()
+    async def watcher(self, changes: AsyncIterator[KeyValue.Entry]) -> None:
+        """Keep the mirror current with changes made by other writers (another hub, a restore).
+
+        ``changes`` is ``Bus.kv_changes(store.kv)``, which outlives NATS outages.
+        """
+        async for entry in changes:
+            deleted = entry.operation in ("DEL", "PURGE")
+            self._apply(entry.key, None if deleted else entry.value, entry.revision)

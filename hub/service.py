@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from hub.api import make_app
+from hub.auth import AccessPolicy
 from hub.decisions import DecisionLog
 from hub.dispatch import Dispatcher
 from hub.evaluator import Evaluator
+from hub.feed import Feed
 from hub.intake import Intake
+from hub.journal import DecisionJournal
 from hub.metrics import HubMetrics
+from hub.overview import fleet_json
+from hub.page import add_page
 from hub.policies import PolicyStore
 from hub.settings import HubSettings
+from hub.sources import PolicySources
 from hub.state import FleetState
+from hub.tokens import TokenSource, TokenTable
 from shared.bus import Bus
 from shared.lifecycle import run_until_stopped
 from shared.web import serve
@@ -36,22 +44,53 @@ class Hub:
     intake: Intake
     dispatcher: Dispatcher
     evaluator: Evaluator
+    feed: Feed
+    journal: DecisionJournal
+    tokens: TokenTable | None = None
+    sources: PolicySources | None = None
     api_port: int | None = None
+    api_scheme: str = "http"
+
+
+def api_guard(settings: HubSettings, metrics: HubMetrics) -> tuple[AccessPolicy, TokenTable | None]:
+    """The API's access policy; tokens are read now, so a bad tokens file stops the hub at start."""
+    if not settings.auth_enabled:
+        logger.warning(
+            "API AUTHENTICATION IS OFF: no HUB_AUTH_TOKENS_FILE or HUB_AUTH_TOKENS_DIR is set, so anyone who "
+            "reaches %s:%d can read and change everything", settings.api_host, settings.api_port,
+        )
+        return AccessPolicy(lookup=None), None
+    source = TokenSource(file=settings.auth_tokens_file, directory=settings.auth_tokens_dir)
+    tokens = TokenTable.load(source, metrics=metrics)
+    logger.info("API authentication on: %d tokens from %s", len(tokens), ", ".join(map(str, source.paths)))
+    return AccessPolicy(lookup=tokens.lookup, open_paths=settings.auth_open_paths,
+                        open_page=settings.auth_open_page), tokens
 
 
 async def run_hub(
     settings: HubSettings, *, stop: asyncio.Event, on_ready: Callable[[Hub], None] | None = None
 ) -> None:
+    metrics = HubMetrics()
+    # Credentials first: a wrong tokens file or certificate must stop the hub before it touches NATS.
+    access, tokens = api_guard(settings, metrics)
+    tls = settings.server_tls()
+    tls_loaded_from = tls.fingerprint() if tls is not None else None
+    ssl_context = tls.context() if tls is not None else None
     async with Bus.connect(settings.bus_options("fleetscale-hub")) as bus:
-        await bus.ensure_topology()
+        await bus.ensure_topology(decisions=settings.decision_retention())
         policies = PolicyStore(await bus.policies_bucket())
         await policies.load()
-        if settings.policy_file is not None:
-            await policies.import_file(settings.policy_file)
+        sources = await PolicySources.open(settings, policies)
         state = FleetState(stale_after_intervals=settings.stale_after_intervals)
         decisions = DecisionLog(settings.decision_log_size)
-        metrics = HubMetrics()
+        journal = DecisionJournal(bus, metrics, max_pending=max(settings.decision_log_size, 1000))
+        # The history comes back before anything can decide or attach a result; only then do
+        # changes start going to the journal.
+        await journal.replay(decisions, last=settings.decision_log_size)
+        decisions.listeners.append(journal.record)
         dispatcher = Dispatcher(bus, state, decisions, metrics, deadline_s=settings.command_deadline_s)
+        feed = Feed(metrics, fleet=lambda: fleet_json(state.snapshot(), decisions, policies))
+        decisions.listeners.append(feed.on_decision)
         hub = Hub(
             settings=settings,
             bus=bus,
@@ -70,25 +109,49 @@ async def run_hub(
                 prices=settings.gpu_prices,
                 tick_s=settings.tick_s,
             ),
+            feed=feed,
+            journal=journal,
+            tokens=tokens,
+            sources=sources,
+            api_scheme="https" if ssl_context is not None else "http",
         )
         app = make_app(
-            state=state, decisions=decisions, policies=policies, metrics=metrics, ready=lambda: bus.connected
+            state=state,
+            decisions=decisions,
+            policies=policies,
+            metrics=metrics,
+            ready=lambda: bus.connected,
+            access=access,
         )
+        add_page(app, feed)
 
         def bound(port: int) -> None:
             hub.api_port = port
-            logger.info("hub API on http://%s:%d", settings.api_host, port)
+            logger.info("hub API on %s://%s:%d", hub.api_scheme, settings.api_host, port)
             if on_ready is not None:
                 on_ready(hub)
 
+        tasks: dict[str, Coroutine[Any, Any, None]] = {
+            "telemetry intake": hub.intake.run(),
+            "command results": dispatcher.results_listener(),
+            "policy watcher": policies.watcher(bus.kv_changes(policies.kv)),
+            "evaluator": hub.evaluator.run(),
+            "decision journal": journal.run(),
+            "live feed": feed.run(),
+            "web api": serve(app, settings.api_host, settings.api_port, ssl_context=ssl_context, on_bound=bound),
+            **sources.tasks(),
+        }
+        if tokens is not None:
+            tasks["token reloader"] = tokens.watch(interval_s=settings.auth_reload_interval_s)
+        if tls is not None and ssl_context is not None:  # (both or neither)
+            tasks["certificate reloader"] = tls.watch(
+                ssl_context,
+                interval_s=settings.auth_reload_interval_s,
+                since=tls_loaded_from,
+                on_failed=lambda: metrics.reload_failures.labels("tls").inc(),
+            )
         await run_until_stopped(
-            {
-                "telemetry intake": hub.intake.run(),
-                "command results": dispatcher.results_listener(),
-                "policy watcher": policies.watcher(),
-                "evaluator": hub.evaluator.run(),
-                "web api": serve(app, settings.api_host, settings.api_port, on_bound=bound),
-            },
+            tasks,
             stop=stop,
             shutdown_timeout_s=settings.shutdown_timeout_s,
         )

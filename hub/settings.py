@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import DirectoryPath, Field, FilePath, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.bus import DecisionRetention
 from shared.settings import CommonSettings
 from shared.simulation.profiles import GPU_PROFILES
+from shared.web import ServerTLS
 
 DEFAULT_GPU_PRICES: dict[str, float] = {t: p.price_per_gpu_hour for t, p in GPU_PROFILES.items()}
 """USD per GPU-hour: the sourced on-demand list prices of ``shared.simulation.profiles`` (one table
@@ -28,6 +31,81 @@ class HubSettings(CommonSettings):
     command_deadline_s: float = Field(
         default=60.0, gt=0, description="A spoke drops a command it gets later than this after issue"
     )
-    policy_file: Path | None = Field(default=None, description="YAML file of policies loaded at start")
+    policy_file: Path | None = Field(default=None, description="YAML file of policies, re-read when it changes")
+    policy_dir: Path | None = Field(
+        default=None, description="Directory whose *.yaml/*.yml policy files are re-read when they change"
+    )
+    policy_poll_s: float = Field(default=2.0, gt=0, description="How often policy_file and policy_dir are checked")
+    policy_resync_s: float = Field(
+        default=60.0, gt=0, description="Re-apply file and CRD policies this often, also when nothing changed"
+    )
+    crd_watch: bool = Field(default=False, description="Watch AIInferenceAutoscalerPolicy objects in the hub's cluster")
+    crd_namespace: str | None = Field(default=None, description="Only watch this namespace; None: all namespaces")
+    kubeconfig: Path | None = Field(
+        default=None, description="Kubeconfig for the CRD watch; None: the pod's service account, else ~/.kube/config"
+    )
+    kube_context: str | None = Field(default=None, description="Context in kubeconfig; None: its current context")
     gpu_prices: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GPU_PRICES))
-    decision_log_size: int = Field(default=2000, ge=10, description="Decisions kept in memory for the API")
+    decision_log_size: int = Field(
+        default=2000, ge=10, description="Decisions kept in memory for the API (and read back from the stream at start)"
+    )
+    decisions_max_age_s: float = Field(
+        default=7 * 86400.0, gt=0, description="Decision history older than this is dropped from its stream"
+    )
+    decisions_max_msgs: int = Field(default=100_000, ge=1, description="Decisions the stream keeps at most")
+    decisions_max_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024 * 1024, description="Bytes the decision stream keeps at most"
+    )
+
+    # API authentication: bearer tokens with roles (hub/auth.py). No source configured: auth is off.
+    auth_tokens_file: FilePath | None = Field(default=None, description="YAML list of {name, role, token}")
+    auth_tokens_dir: DirectoryPath | None = Field(
+        default=None, description="A mounted Secret: one file per key, `<name>.<role>` or `tokens.yaml`"
+    )
+    auth_reload_interval_s: float = Field(
+        default=5.0, gt=0, description="How often the token sources are checked for changes (rotation)"
+    )
+    auth_open_paths: list[str] = Field(
+        default_factory=lambda: ["/healthz", "/readyz", "/metrics"],
+        description="Paths served without a token; a trailing `*` makes a prefix (`/page/*`)",
+    )
+    auth_open_page: bool = Field(
+        default=True, description="Serve the web page's shell (GET / and /page/*) without a token"
+    )
+
+    # TLS for the API. Certificate and key together; a client CA makes clients present a certificate.
+    tls_cert_file: FilePath | None = Field(default=None, description="PEM certificate chain of the API")
+    tls_key_file: FilePath | None = Field(default=None, description="PEM private key of tls_cert_file")
+    tls_client_ca_file: FilePath | None = Field(
+        default=None, description="PEM CA bundle; when set, clients must present a certificate it signed (mTLS)"
+    )
+
+    @field_validator("auth_open_paths")
+    @classmethod
+    def _paths_are_absolute(cls, paths: list[str]) -> list[str]:
+        for p in paths:
+            if not p.startswith("/") or "*" in p[:-1]:
+                raise ValueError(f"{p!r}: an open path starts with '/' and may only end with '*'")
+        return paths
+
+    @model_validator(mode="after")
+    def _tls_files_go_together(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file (mTLS is on top of TLS)")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_tokens_file is not None or self.auth_tokens_dir is not None
+
+    def server_tls(self) -> ServerTLS | None:
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        return ServerTLS(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
+
+    def decision_retention(self) -> DecisionRetention:
+        return DecisionRetention(
+            max_age_s=self.decisions_max_age_s, max_msgs=self.decisions_max_msgs, max_bytes=self.decisions_max_bytes
+        )

@@ -32,6 +32,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
     StorageType,
@@ -69,6 +70,35 @@ class BusOptions:
     """JetStream de-duplicates commands by message id within this window."""
     ack_wait_s: float = 30.0
     """A spoke that takes longer than this to apply and report a command gets it redelivered."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRetention:
+    """How much decision history the hub's stream keeps; whichever limit is hit first drops the oldest."""
+
+    max_age_s: float = 7 * 86400.0
+    max_msgs: int = 100_000
+    max_bytes: int = 512 * 1024 * 1024
+
+
+def decisions_stream_config(retention: DecisionRetention) -> StreamConfig:
+    """The decisions stream: one subject per decision id, holding only that decision's last revision.
+
+    NB: ``max_msgs_per_subject=1`` turns the stream into a compacted log (as a KV bucket is), so a
+    result that updates a decision replaces the older revision instead of adding to the history,
+    and ``max_msgs`` counts decisions, not revisions.
+    """
+    return StreamConfig(
+        name=subjects.DECISIONS_STREAM,
+        subjects=[subjects.DECISIONS_ALL],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=retention.max_age_s,
+        max_msgs=retention.max_msgs,
+        max_bytes=retention.max_bytes,
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.OLD,
+    )
 
 
 def reconnect_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
@@ -166,8 +196,12 @@ class Bus:
 
     # --- topology -----------------------------------------------------------------------------
 
-    async def ensure_topology(self) -> None:
-        """Create or update the streams. Idempotent; both sides call it on start."""
+    async def ensure_topology(self, *, decisions: DecisionRetention | None = None) -> None:
+        """Create or update the streams. Idempotent; both sides call it on start.
+
+        Only the hub passes ``decisions``: the decisions stream is its own, and a spoke that set
+        default limits on start would undo the hub's configured retention.
+        """
         o = self.options
         await self._ensure_stream(
             StreamConfig(
@@ -191,6 +225,8 @@ class Bus:
                 duplicate_window=o.duplicate_window_s,
             )
         )
+        if decisions is not None:
+            await self._ensure_stream(decisions_stream_config(decisions))
 
     async def _ensure_stream(self, config: StreamConfig) -> None:
         try:
@@ -237,10 +273,16 @@ class Bus:
 
     # --- JetStream ----------------------------------------------------------------------------
 
-    async def publish_durable(self, subject: str, message: WireModel, *, msg_id: str) -> None:
-        """Publish to a stream and wait for the server's ack; ``msg_id`` de-duplicates."""
+    async def publish_durable(
+        self, subject: str, message: WireModel | bytes, *, msg_id: str, timeout_s: float | None = None
+    ) -> None:
+        """Publish to a stream and wait (``timeout_s``, else nats-py's 5 s) for the server's ack.
+
+        ``msg_id`` de-duplicates.
+        """
+        data = message if isinstance(message, bytes) else message.to_bytes()
         try:
-            await self.js.publish(subject, message.to_bytes(), headers={"Nats-Msg-Id": msg_id})
+            await self.js.publish(subject, data, headers={"Nats-Msg-Id": msg_id}, timeout=timeout_s)
         except (nats.errors.Error, TimeoutError) as e:
             # Every way this fails (timeout, no responders, reconnecting, closed) means the same to
             # the caller: not stored, try again later. The bare TimeoutError is what nats-py raises
@@ -249,6 +291,37 @@ class Bus:
 
     async def publish_command(self, command: ScaleCommand) -> None:
         await self.publish_durable(subjects.commands(command.cluster_id), command, msg_id=command.command_id)
+
+    async def kv_changes(self, kv: KeyValue) -> AsyncIterator[Any]:
+        """Every change to a KV bucket, forever: the current values first, then updates.
+
+        A lost watch (NATS down, server restarted) is re-established after a backoff and starts again
+        with the current values, so a reader that applies entries idempotently misses nothing (a key
+        deleted meanwhile comes back as its delete marker). Ends only when the connection is closed.
+        """
+        attempt = 0
+        while True:
+            try:
+                watch = await kv.watchall()
+                attempt = 0
+                try:
+                    async for entry in watch:
+                        if entry is not None:  # None marks the end of the current values
+                            yield entry
+                finally:
+                    with contextlib.suppress(nats.errors.Error, TimeoutError):
+                        await watch.stop()
+            except (nats.errors.Error, TimeoutError) as e:
+                if self.nc.is_closed:
+                    return
+                delay = reconnect_delay(
+                    attempt, base_s=self.options.reconnect_base_s, cap_s=self.options.reconnect_cap_s
+                )
+                attempt += 1
+                logger.warning("KV watch lost (%r); watching again in %.2fs (attempt #%d)", e, delay, attempt)
+                await asyncio.sleep(delay)
+            if self.nc.is_closed:
+                return
 
     async def durable(
         self,

@@ -6,9 +6,12 @@ account during a migration without seeing each other's messages.
 
 from __future__ import annotations
 
+import re
+
 from .messages import CLUSTER_ID_PATTERN, PROTOCOL_VERSION
 
 PREFIX = f"fleetscale.v{PROTOCOL_VERSION}"
+DECISION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 # Core NATS: at-most-once, latest report wins.
 TELEMETRY_ALL = f"{PREFIX}.telemetry.*"
@@ -19,6 +22,9 @@ COMMANDS_ALL = f"{PREFIX}.commands.*"
 RESULTS_STREAM = "FLEETSCALE_RESULTS"
 RESULTS_ALL = f"{PREFIX}.results.*"
 HUB_RESULTS_CONSUMER = "hub-results"
+# The hub's decision records: one subject per decision id, the stream keeps the last revision of each.
+DECISIONS_STREAM = "FLEETSCALE_DECISIONS"
+DECISIONS_ALL = f"{PREFIX}.decisions.>"
 
 # JetStream key-value bucket holding the hub's durable state.
 POLICIES_BUCKET = "fleetscale_policies"
@@ -40,6 +46,13 @@ def commands(cluster_id: str) -> str:
 
 def results(cluster_id: str) -> str:
     return f"{PREFIX}.results.{_token(cluster_id)}"
+
+
+def decision(decision_id: str) -> str:
+    """The subject of one decision record; its revisions replace each other in the stream."""
+    if not DECISION_ID_PATTERN.match(decision_id):
+        raise ValueError(f"decision id {decision_id!r} is not a valid subject token")
+    return f"{PREFIX}.decisions.{decision_id}"
 
 
 def spoke_consumer(cluster_id: str) -> str:

@@ -27,7 +27,7 @@ USAGE = "usage: fleetscale spoke\n\nSettings come from SPOKE_* environment varia
 async def _main(settings: SpokeSettings) -> None:
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    metrics = SpokeMetrics()
+    metrics = SpokeMetrics(cluster=settings.cluster_id)
     extra: dict[str, Coroutine[Any, Any, Any]] = {}
     if settings.backend == "simulated":
         from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, bundled_trace, load_trace

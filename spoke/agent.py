@@ -47,7 +47,7 @@ async def run_agent(
     serve_health: bool = True,
     metrics: SpokeMetrics | None = None,
 ) -> None:
-    metrics = metrics or SpokeMetrics()
+    metrics = metrics or SpokeMetrics(cluster=settings.cluster_id)
     async with Bus.connect(settings.bus_options(f"fleetscale-spoke-{settings.cluster_id}")) as bus:
         await bus.ensure_topology()
         spoke = Spoke(

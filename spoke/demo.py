@@ -35,7 +35,8 @@ from shared import logs
 from shared.errors import MissingDependency
 from shared.lifecycle import install_signal_handlers, run, run_until_stopped
 from shared.natsserver import NatsServer, terminate
-from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, bundled_trace, load_trace
+from shared.simulation import SimWorld, WorkloadSpec, bundled_trace, load_trace
+from shared.simulation.fleets import DEMO_CLUSTERS
 from shared.simulation.trace import TraceError
 from spoke.agent import Spoke, run_agent
 from spoke.backends.simulated import SimulatedBackend, drive
@@ -44,11 +45,6 @@ from spoke.settings import SpokeSettings
 
 logger = logging.getLogger(__name__)
 
-CLUSTERS = (
-    ClusterSpec("us-east", tuple(NodeSpec(f"h100-{i}", "H100", 8) for i in range(2))),
-    ClusterSpec("eu-west", tuple(NodeSpec(f"a100-{i}", "A100", 8) for i in range(2))),
-    ClusterSpec("ap-south", tuple(NodeSpec(f"l4-{i}", "L4", 4) for i in range(8))),
-)
 WORKLOAD = ("inference", "llama-3-8b")
 
 
@@ -137,7 +133,7 @@ def build_world(args: argparse.Namespace) -> SimWorld:
         cold_start_s=args.cold_start,
         initial_replicas={("us-east", "H100"): 1},
     )
-    return SimWorld(CLUSTERS, (workload,))
+    return SimWorld(DEMO_CLUSTERS, (workload,))
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -154,7 +150,7 @@ async def amain(args: argparse.Namespace) -> int:
             await wait_for_api(api, hub)
             spokes: dict[str, Spoke] = {}
             tasks = {}
-            for spec in CLUSTERS:
+            for spec in DEMO_CLUSTERS:
                 settings = SpokeSettings(
                     cluster_id=spec.cluster_id, backend="simulated", nats_url=nats.url, report_interval_s=1.0,
                     health_host="127.0.0.1", health_port=0,

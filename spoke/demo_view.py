@@ -19,9 +19,9 @@ import aiohttp
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+
 from shared.simulation import SimWorld
 from shared.simulation.sampling import percentile
-
 from spoke.agent import Spoke
 
 logger = logging.getLogger(__name__)

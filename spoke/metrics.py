@@ -3,22 +3,48 @@
 Each spoke has its own registry rather than prometheus_client's global one, so tests and several
 spokes in one process (the demo) do not collide; the spoke's ``/metrics`` serves it. Label values are
 low-cardinality on purpose (a failure *kind*, never a message).
+
+A spoke that knows its cluster id labels every series ``cluster=<id>``, the same value the hub's
+``fleetscale_hub_*{cluster}`` series carry, so one dashboard variable filters both sides without
+relying on each Prometheus's relabelling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+REPORT_STAGES = ("cluster", "samples", "publish")
+"""Where a report cycle can fail (``spoke.reporter``): reading the cluster, sampling, publishing."""
+
+SOURCE_FAILURE_KINDS = ("timeout", "unavailable", "misconfigured", "error")
+"""The failure kinds ``spoke.sources.runner`` classifies a source read into."""
+
+
+class _WithLabels(Collector):
+    """Exposes another registry's samples with constant labels added."""
+
+    def __init__(self, inner: CollectorRegistry, labels: dict[str, str]) -> None:
+        self.inner = inner
+        self.labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.inner.collect():
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            out.samples = [s._replace(labels={**self.labels, **s.labels}) for s in family.samples]
+            yield out
 
 
 class SpokeMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, cluster: str | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        r = self.registry if cluster is None else CollectorRegistry()
         self.reports = Counter("fleetscale_spoke_reports", "Telemetry reports published", registry=r)
         self.report_failures = Counter(
-            "fleetscale_spoke_report_failures", "Report cycles that failed", ["stage"], registry=r
+            "fleetscale_spoke_report_failures", "Report cycles that failed, by stage", ["stage"], registry=r
         )
         self.commands = Counter(
             "fleetscale_spoke_commands", "Commands handled", ["status", "reason"], registry=r
@@ -36,6 +62,17 @@ class SpokeMetrics:
         self.last_report = Gauge(
             "fleetscale_spoke_last_report_timestamp_seconds", "Unix time of the last published report", registry=r
         )
+        if cluster is not None:
+            self.registry.register(_WithLabels(r, {"cluster": cluster}))
+        # Known label values start at 0, so rate() and dashboards see the series before the first failure.
+        for stage in REPORT_STAGES:
+            self.report_failures.labels(stage)
+
+    def init_sources(self, sources: Iterable[str]) -> None:
+        """Start every failure kind of the configured sources at 0."""
+        for source in sources:
+            for kind in SOURCE_FAILURE_KINDS:
+                self.source_failures.labels(source=source, reason=kind)
 
     def count_source_failures(self, failures: Iterable[tuple[str, str]]) -> None:
         """Count ``(source, reason kind)`` pairs, e.g. from ``SourceStats.failure_kinds()``."""

@@ -64,6 +64,7 @@ class Sampler:
         self.settings = settings
         self.metrics = metrics
         self.sources = sources
+        metrics.init_sources(s.name for s in sources)
         self.lister: PodLister | None = None
         """Set once the backend exists (the backend is built with this sampler)."""
 

@@ -162,8 +162,11 @@ class SignalSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _default_percentile(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("percentile") is None and data.get("metric") in _LATENCY:
-            return {**data, "percentile": "p95"}
+        if isinstance(data, dict):
+            # Guard the type: a TypeError here (an unhashable metric) would escape pydantic as a crash.
+            metric = data.get("metric")
+            if isinstance(metric, str) and data.get("percentile") is None and metric in _LATENCY:
+                return {**data, "percentile": "p95"}
         return data
 
     @model_validator(mode="after")

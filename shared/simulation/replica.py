@@ -62,6 +62,7 @@ class Replica:
         "_cp",
         "_cp_t",
         "_ctx_base",
+        "_decode_rate",
         "_decoding",
         "_gen_tokens",
         "_prefill_pending",
@@ -97,6 +98,8 @@ class Replica:
     ) -> None:
         self.replica_id = replica_id
         self.profile = profile
+        # A derived property of the profile, read for every routing decision: computed once.
+        self._decode_rate = profile.decode_tokens_per_s
         self.cluster_id = cluster_id
         self.gpu_type = profile.gpu.gpu_type
         self.node = node
@@ -154,12 +157,11 @@ class Replica:
         p = self.profile
         prompt = self._queued_prompt + self._prefill_pending
         decode = self._target_sum - len(self._decoding) * self._steps + self._queued_decode
-        return prompt * p.compute_s_per_token + decode / p.decode_tokens_per_s
+        return prompt * p.compute_s_per_token + decode / self._decode_rate
 
     def request_work_s(self, request: Request) -> float:
-        p = self.profile
-        prompt_s = request.input_tokens * p.compute_s_per_token
-        return prompt_s + (request.output_tokens - 1) / p.decode_tokens_per_s
+        prompt_s = request.input_tokens * self.profile.compute_s_per_token
+        return prompt_s + (request.output_tokens - 1) / self._decode_rate
 
     # --- inputs ---------------------------------------------------------------------------------
 

@@ -30,8 +30,21 @@ ALL_SETTINGS: dict[str, Any] = {
     "stale_after_intervals": 4,
     "command_deadline_s": 30,
     "policy_file": "/etc/fleetscale/policies/policies.yaml",
+    "policy_dir": "/etc/fleetscale/policies.d",
+    "policy_poll_s": 5,
+    "policy_resync_s": 30,
+    "crd_watch": True,
+    "crd_namespace": "inference",
+    "kubeconfig": "/etc/fleetscale/kube/config",
+    "kube_context": "gitops",
     "gpu_prices": {"H100": 9.5, "L4": 0.7},
     "decision_log_size": 500,
+    "decisions_max_age_s": 86400,
+    "decisions_max_msgs": 5000,
+    "decisions_max_bytes": 67108864,
+    "auth_open_paths": ["/healthz", "/readyz"],
+    "auth_open_page": False,
+    "auth_reload_interval_s": 10,
     "log_level": "WARNING",
     "log_format": "text",
     "shutdown_timeout_s": 15,
@@ -40,8 +53,10 @@ ALL_SETTINGS: dict[str, Any] = {
 CHART_KEYS = {
     "global", "nats", "policies", "image", "imagePullSecrets", "nameOverride", "fullnameOverride", "serviceAccount",
     "rbac", "podAnnotations", "podLabels", "resources", "nodeSelector", "tolerations", "affinity", "service",
-    "serviceMonitor", "extraVolumes", "extraVolumeMounts",
+    "serviceMonitor", "extraVolumes", "extraVolumeMounts", "auth", "tls",
 }  # fmt: skip
+
+NOT_RENDERED = {"auth_tokens_file": "the chart mounts the tokens Secret as a directory (auth_tokens_dir)"}
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": REQUIRED,
@@ -50,8 +65,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "service-monitor": {**REQUIRED, "serviceMonitor": {"enabled": True}},
     "policies": {**REQUIRED, "policies": [POLICY]},
     "no-policy-file": {**REQUIRED, "policy_file": None},
+    "crd-namespace": {**REQUIRED, "crd_namespace": "inference"},
+    "no-crd-watch": {**REQUIRED, "crd_watch": False},
     "custom-image": {**REQUIRED, "image": {"repository": "registry.example/fs", "tag": "1.2.3"}},
     "all-settings": {**ALL_SETTINGS, **REQUIRED},
+    "auth-tls": {**REQUIRED, "auth": {"existingSecret": "hub-api-tokens"}, "tls": {"existingSecret": "hub-tls"},
+                 "serviceMonitor": {"enabled": True, "tlsConfig": {"serverName": "fleetscale-hub"}}},
+    "mtls": {**REQUIRED, "tls": {"existingSecret": "hub-tls", "clientAuth": True}},
 }
 
 
@@ -78,9 +98,17 @@ def test_lint_is_clean(values: dict[str, Any]) -> None:
         ({**REQUIRED, "decision_log_size": 5}, "/decision_log_size"),
         ({**REQUIRED, "gpu_prices": {"H100": "cheap"}}, "/gpu_prices/H100"),
         ({**REQUIRED, "policy_file": "policies.yaml"}, "/policy_file"),
+        ({**REQUIRED, "policy_dir": "policies.d"}, "/policy_dir"),
+        ({**REQUIRED, "policy_poll_s": 0}, "/policy_poll_s"),
+        ({**REQUIRED, "crd_watch": "yes"}, "/crd_watch"),
+        ({**REQUIRED, "crd_namespace": "Team_A"}, "/crd_namespace"),
         ({**REQUIRED, "policies": [{"targets": {}}]}, "/policies/0"),
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "creds"}}, "/nats/existingSecret"),
         ({**REQUIRED, "tickS": 1}, "'tickS' not allowed"),
+        ({**REQUIRED, "tls": {"clientAuth": True}}, "/tls/existingSecret"),
+        ({**REQUIRED, "auth": {"existingSecret": "Not A Name"}}, "/auth/existingSecret"),
+        ({**REQUIRED, "auth_open_paths": ["healthz"]}, "/auth_open_paths/0"),
+        ({**REQUIRED, "decisions_max_msgs": 0}, "/decisions_max_msgs"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_field(values: dict[str, Any], field: str) -> None:
@@ -93,10 +121,10 @@ def test_env_sets_only_hub_settings_and_all_of_them() -> None:
     fields = set(HubSettings.model_fields)
     names = {
         n.removeprefix("HUB_").lower()
-        for variant in ("all-settings", "token", "creds")
+        for variant in ("all-settings", "token", "creds", "auth-tls", "mtls")
         for n in env(render(HUB, VARIANTS[variant]))
     }
-    assert names == fields
+    assert names == fields - set(NOT_RENDERED)
     for values in VARIANTS.values():
         assert all(n.startswith("HUB_") and n[4:].lower() in fields for n in env(render(HUB, values)))
 
@@ -119,7 +147,12 @@ def test_rendered_env_parses_into_hub_settings(monkeypatch: pytest.MonkeyPatch) 
     assert settings.tick_s == 0.5
     assert settings.gpu_prices == {"H100": 9.5, "L4": 0.7}
     assert settings.policy_file == Path("/etc/fleetscale/policies/policies.yaml")
+    assert settings.policy_dir == Path("/etc/fleetscale/policies.d") and settings.policy_poll_s == 5
+    assert settings.crd_watch is True and settings.crd_namespace == "inference"
+    assert settings.kubeconfig == Path("/etc/fleetscale/kube/config") and settings.kube_context == "gitops"
     assert settings.nats_creds_file == "/etc/fleetscale/nats/nats.creds"
+    assert settings.auth_open_paths == ["/healthz", "/readyz"] and settings.auth_open_page is False
+    assert (settings.decisions_max_age_s, settings.decisions_max_msgs) == (86400, 5000)
 
 
 def test_api_binds_all_interfaces_by_default() -> None:
@@ -152,14 +185,14 @@ def test_empty_policy_list_is_a_valid_policy_file(tmp_path: Path) -> None:
     assert parse_policy_file(path) == []
 
 
-def test_policy_change_rolls_the_hub() -> None:
-    def checksum(values: dict[str, Any]) -> str:
-        return only(render(HUB, values), "Deployment")["spec"]["template"]["metadata"]["annotations"][
-            "checksum/policies"
-        ]
+def test_policy_change_does_not_restart_the_hub() -> None:
+    # The hub re-reads the mounted file when the kubelet updates it; a pod template change would
+    # roll (Recreate) the hub and pause every decision for nothing.
+    def template(values: dict[str, Any]) -> Any:
+        return only(render(HUB, values), "Deployment")["spec"]["template"]
 
-    assert checksum(REQUIRED) != checksum(VARIANTS["policies"])
-    assert checksum(VARIANTS["policies"]) == checksum({**REQUIRED, "policies": [dict(POLICY)]})
+    assert template(REQUIRED) == template(VARIANTS["policies"])
+    assert env(render(HUB, REQUIRED))["HUB_CRD_WATCH"]["value"] == "true"
 
 
 def test_no_policy_file_means_no_configmap_and_no_setting() -> None:
@@ -197,13 +230,34 @@ def test_custom_image() -> None:
     assert container(render(HUB, VARIANTS["custom-image"]))["image"] == "registry.example/fs:1.2.3"
 
 
-def test_rbac_only_reads_policies() -> None:
+POLICY_RULES = {("fleetscale.dev", "aiinferenceautoscalerpolicies", verb) for verb in ("get", "list", "watch")} | {
+    ("fleetscale.dev", "aiinferenceautoscalerpolicies/status", "patch")
+}
+
+
+def test_rbac_reads_policies_and_writes_only_their_status() -> None:
     docs = render(HUB, REQUIRED)
-    assert grants(docs) == {
-        ("fleetscale.dev", "aiinferenceautoscalerpolicies", verb) for verb in ("get", "list", "watch")
-    }
+    assert grants(docs) == POLICY_RULES
+    assert of_kind(docs, "Role") == []
     binding = only(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["name"] == only(docs, "ServiceAccount")["metadata"]["name"]
+
+
+def test_rbac_for_one_namespace_is_a_role_there() -> None:
+    docs = render(HUB, VARIANTS["crd-namespace"])
+    assert of_kind(docs, "ClusterRole") == [] and of_kind(docs, "ClusterRoleBinding") == []
+    role, binding = only(docs, "Role"), only(docs, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "inference"
+    assert grants(docs) == POLICY_RULES
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"][0]["namespace"] == "fleetscale"
+
+
+def test_no_crd_watch_means_no_rbac() -> None:
+    docs = render(HUB, VARIANTS["no-crd-watch"])
+    assert grants(docs) == set()
+    assert env(docs)["HUB_CRD_WATCH"]["value"] == "false"
 
 
 def test_service_monitor_scrapes_the_api_service() -> None:
@@ -217,3 +271,71 @@ def test_values_yaml_documents_every_key() -> None:
     # values.yaml is the user's reference: each settings key appears there, commented or not.
     text = (HUB / "values.yaml").read_text()
     assert set(ALL_SETTINGS) <= set(yaml.safe_load(text))
+
+
+def mounted_from(docs: list[dict[str, Any]], path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume mount holding ``path`` and its volume."""
+    (mount,) = [m for m in container(docs)["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    volumes = {v["name"]: v for v in only(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    return mount, volumes[mount["name"]]
+
+
+def test_api_tokens_come_from_a_mounted_secret_directory() -> None:
+    docs = render(HUB, VARIANTS["auth-tls"])
+    tokens_dir = env(docs)["HUB_AUTH_TOKENS_DIR"]["value"]
+    mount, volume = mounted_from(docs, tokens_dir + "/grafana.viewer")
+    assert mount["mountPath"] == tokens_dir and mount["readOnly"] is True
+    # The whole Secret, as a directory: no items (every key is a token) and no subPath (it would
+    # never see an update, and rotation relies on the kubelet updating the mount).
+    assert volume["secret"] == {"secretName": "hub-api-tokens", "defaultMode": 0o440}
+    assert "subPath" not in mount
+    assert "HUB_AUTH_TOKENS_DIR" not in env(render(HUB, REQUIRED))
+
+
+def test_tls_files_come_from_the_tls_secret_and_probes_and_monitor_speak_https() -> None:
+    docs = render(HUB, VARIANTS["auth-tls"])
+    variables = env(docs)
+    assert "HUB_TLS_CLIENT_CA_FILE" not in variables
+    for name, key in (("HUB_TLS_CERT_FILE", "tls.crt"), ("HUB_TLS_KEY_FILE", "tls.key")):
+        path = variables[name]["value"]
+        mount, volume = mounted_from(docs, path)
+        assert mount["readOnly"] is True and volume["secret"]["secretName"] == "hub-tls"
+        assert {"key": key, "path": posixpath.relpath(path, mount["mountPath"])} in volume["secret"]["items"]
+    c = container(docs)
+    (port,) = c["ports"]
+    assert port["name"] == "https"
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
+    assert only(docs, "Service")["spec"]["ports"][0]["name"] == "https"
+    (endpoint,) = only(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == {"serverName": "fleetscale-hub"}
+
+
+def test_mtls_mounts_the_client_ca_and_probes_only_the_port() -> None:
+    docs = render(HUB, VARIANTS["mtls"])
+    path = env(docs)["HUB_TLS_CLIENT_CA_FILE"]["value"]
+    _, volume = mounted_from(docs, path)
+    assert {"key": "ca.crt", "path": posixpath.basename(path)} in volume["secret"]["items"]
+    c = container(docs)
+    assert c["livenessProbe"]["tcpSocket"] == {"port": "https"} and "httpGet" not in c["livenessProbe"]
+    assert c["readinessProbe"]["tcpSocket"] == {"port": "https"}
+
+
+def test_notes_warn_when_the_api_is_open() -> None:
+    from tests.charts.chartkit import notes
+
+    assert "WARNING: no tokens Secret" in notes(HUB, REQUIRED)
+    text = notes(HUB, VARIANTS["auth-tls"])
+    assert "WARNING" not in text and "Authorization: Bearer" in text and "https://localhost" in text
+
+
+def test_default_values_parse_into_hub_settings_large_numbers_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Helm holds numbers as float64; 536870912 must reach the hub as an integer, not 5.36870912e+08.
+    for name in [n for n in os.environ if n.startswith("HUB_")]:
+        monkeypatch.delenv(name)
+    for name, entry in env(render(HUB, REQUIRED)).items():
+        monkeypatch.setenv(name, entry["value"])
+    settings = HubSettings()
+    assert settings.decisions_max_bytes == 512 * 1024 * 1024 and settings.decisions_max_msgs == 100_000
+    assert settings.decisions_max_age_s == 7 * 86400 and settings.auth_open_paths == ["/healthz", "/readyz", "/metrics"]
+    assert not settings.auth_enabled

@@ -42,3 +42,16 @@ def report(cluster: str, workloads: list[WorkloadReport], nodes: list[GpuNode], 
            sent_at: datetime | None = None) -> TelemetryReport:
     return TelemetryReport(cluster_id=cluster, sequence=seq, sent_at=sent_at or T0 + timedelta(seconds=seq),
                            interval_s=1.0, inventory=tuple(nodes), workloads=tuple(workloads))
+
+
+class NoPolicies:
+    """A policy store with nothing in it, for API tests that never touch policies (auth, TLS, filters)."""
+
+    def all(self) -> list:
+        return []
+
+    def get(self, policy_id: str) -> None:
+        return None
+
+    def entry(self, policy_id: str) -> None:
+        return None

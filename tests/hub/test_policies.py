@@ -38,13 +38,8 @@ BASE = {"id": "llama", "targets": {"workloads": [{"namespace": "a", "name": "b"}
 
 
 @pytest.fixture
-async def store(nats_server):  # type: ignore[no-untyped-def]
-    from hub.policies import PolicyStore
-    from shared.bus import Bus, BusOptions
-
-    async with Bus.connect(BusOptions(url=nats_server.url, name="test")) as bus:
-        await bus.ensure_topology()
-        yield PolicyStore(await bus.policies_bucket())
+def store(policy_store):  # type: ignore[no-untyped-def]
+    return policy_store
 
 
 @pytest.mark.nats
@@ -83,3 +78,17 @@ async def test_sync_adds_changes_and_removes_only_its_own(store) -> None:  # typ
     assert await store.sync([one], source=Source.FILE) == []
     assert store.get("one").revision == revision  # unchanged: not rewritten
     assert store.get("two") is None and store.get("by-rest") == rest
+
+
+@pytest.mark.nats
+async def test_owner_actor_and_times_survive_a_reload_from_the_bucket(store) -> None:  # type: ignore[no-untyped-def]
+    from hub.policies import PolicyStore, Source
+    from hub.policy.model import Policy
+
+    created = await store.create(Policy.model_validate(BASE), source=Source.REST, actor="alice")
+    await store.update(created.model_copy(update={"mode": "dry-run"}), source=Source.REST, actor="bob")
+    before = store.entry("llama")
+    assert before.created_at is not None and before.updated_at > before.created_at
+    again = PolicyStore(store.kv)
+    await again.load()
+    assert again.entry("llama") == before and again.entry("llama").updated_by == "bob"

@@ -45,12 +45,17 @@ app.kubernetes.io/part-of: fleetscale
 {{/*
 The values keys that are HubSettings fields, rendered as HUB_<KEY_UPPER>. Adding a setting to the
 chart means adding its key here, to values.yaml and to values.schema.json; the chart tests check
-each name against HubSettings. nats_* come from .Values.nats and a Secret.
+each name against HubSettings. nats_* come from .Values.nats and a Secret; auth_tokens_dir and
+tls_* from .Values.auth and .Values.tls (mounted Secrets, see hub.apiEnv).
 */}}
 {{- define "hub.settingKeys" -}}
 {{- list
   "api_host" "api_port" "tick_s" "stale_after_intervals" "command_deadline_s"
-  "policy_file" "gpu_prices" "decision_log_size"
+  "policy_file" "policy_dir" "policy_poll_s" "policy_resync_s"
+  "crd_watch" "crd_namespace" "kubeconfig" "kube_context"
+  "gpu_prices" "decision_log_size"
+  "decisions_max_age_s" "decisions_max_msgs" "decisions_max_bytes"
+  "auth_open_paths" "auth_open_page" "auth_reload_interval_s"
   "log_level" "log_format" "shutdown_timeout_s"
   | toJson }}
 {{- end }}
@@ -71,6 +76,11 @@ pydantic-settings parses for complex fields; scalars as strings.
 - name: {{ printf "%s%s" $.prefix (upper $key) }}
   value: {{ toJson $v | quote }}
 {{- end }}
+{{- else if kindIs "float64" $v }}
+{{- /* Helm reads every number as float64, and toString writes a large one as 5.36870912e+08,
+       which an int setting refuses; JSON writes it as 536870912 (and 0.5 as 0.5). */}}
+- name: {{ printf "%s%s" $.prefix (upper $key) }}
+  value: {{ toJson $v | quote }}
 {{- else }}
 - name: {{ printf "%s%s" $.prefix (upper $key) }}
   value: {{ toString $v | quote }}
@@ -95,3 +105,29 @@ pydantic-settings parses for complex fields; scalars as strings.
 {{- end }}
 {{- end }}
 
+
+{{/* Where the API's Secrets are mounted, and the settings that point the hub at them. */}}
+{{- define "hub.authDir" -}}/etc/fleetscale/auth{{- end }}
+{{- define "hub.tlsDir" -}}/etc/fleetscale/tls{{- end }}
+
+{{- define "hub.apiEnv" -}}
+{{- if .Values.auth.existingSecret }}
+- name: HUB_AUTH_TOKENS_DIR
+  value: {{ include "hub.authDir" . | quote }}
+{{- end }}
+{{- if .Values.tls.existingSecret }}
+- name: HUB_TLS_CERT_FILE
+  value: {{ printf "%s/tls.crt" (include "hub.tlsDir" .) | quote }}
+- name: HUB_TLS_KEY_FILE
+  value: {{ printf "%s/tls.key" (include "hub.tlsDir" .) | quote }}
+{{- if .Values.tls.clientAuth }}
+- name: HUB_TLS_CLIENT_CA_FILE
+  value: {{ printf "%s/ca.crt" (include "hub.tlsDir" .) | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The API port's name: https when TLS is on, so meshes and monitors read the protocol right. */}}
+{{- define "hub.portName" -}}
+{{- ternary "https" "http" (not (empty .Values.tls.existingSecret)) }}
+{{- end }}

@@ -75,6 +75,11 @@ pydantic-settings parses for complex fields; scalars as strings.
 - name: {{ printf "%s%s" $.prefix (upper $key) }}
   value: {{ toJson $v | quote }}
 {{- end }}
+{{- else if kindIs "float64" $v }}
+{{- /* Helm reads every number as float64, and toString writes a large one as 5.36870912e+08,
+       which an int setting refuses; JSON writes it as 536870912 (and 0.5 as 0.5). */}}
+- name: {{ printf "%s%s" $.prefix (upper $key) }}
+  value: {{ toJson $v | quote }}
 {{- else }}
 - name: {{ printf "%s%s" $.prefix (upper $key) }}
   value: {{ toString $v | quote }}

@@ -1,0 +1,110 @@
+"""``fleetscale simulate``: replay a trace against Fleetscale, four baselines and a cost oracle.
+
+Exit status: 0 when the comparison ran and its outputs were written; 2 for bad input (a trace or
+policy file that is missing or malformed, a bad option), with a message naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from hub.backtest.comparison import compare
+from hub.backtest.oracle import DEFAULT_WINDOW_S
+from hub.backtest.plot import write_html
+from hub.backtest.policy import default_policy, load_policies, workload_of
+from hub.backtest.report import print_table, write_json
+from hub.backtest.scenario import Scenario
+from shared.errors import ConfigurationError
+from shared.simulation import Trace, TraceError, bundled_trace, load_trace
+from shared.simulation.trace import bundled_names
+
+PROG = "fleetscale simulate"
+
+
+class InputError(Exception):
+    """Bad input the user must fix; the message says what and where."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    bundled = ", ".join(bundled_names())
+    p.add_argument("--trace", required=True,
+                   help=f"CSV file (timestamp_s,input_tokens,output_tokens) or a bundled trace: {bundled}")
+    p.add_argument("--policy", type=Path, default=None,
+                   help="YAML policy file (HUB_POLICY_FILE format); default: the embedded Fleetscale default")
+    p.add_argument("--slo-ttft-s", type=float, default=2.0, help="TTFT SLO in seconds (default 2.0)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for results.json and plot.html (default: simulate-<trace name>)")
+    p.add_argument("--cold-start-s", type=float, default=90.0, help="replica cold start, seconds (default 90)")
+    p.add_argument("--oracle-window-s", type=float, default=DEFAULT_WINDOW_S,
+                   help=f"the oracle's provisioning window, seconds (default {DEFAULT_WINDOW_S:g})")
+    p.add_argument("--prediction-variant", action="store_true",
+                   help="also run Fleetscale with the policy's prediction switched the other way")
+    args = p.parse_args(argv)
+    if not args.slo_ttft_s > 0:
+        p.error("--slo-ttft-s must be > 0")
+    if args.cold_start_s < 0:
+        p.error("--cold-start-s must be >= 0")
+    if not args.oracle_window_s > 0:
+        p.error("--oracle-window-s must be > 0")
+    return args
+
+
+def read_trace(spec: str) -> Trace:
+    path = Path(spec)
+    # A bare name is a bundled trace (with or without .csv) unless such a file exists here.
+    bundled = not path.exists() and path.name == spec and (path.suffix != ".csv" or path.stem in bundled_names())
+    if not bundled:
+        if not path.is_file():
+            raise InputError(f"trace file {spec} does not exist")
+        try:
+            trace = load_trace(path)
+        except (TraceError, UnicodeDecodeError) as e:
+            raise InputError(f"trace file {spec} is malformed: {e}") from e
+        except OSError as e:
+            raise InputError(f"cannot read trace file {spec}: {e}") from e
+    else:
+        try:
+            trace = bundled_trace(spec)
+        except TraceError as e:
+            raise InputError(f"{e} (or give a path to a CSV file)") from e
+    if len(trace) == 0:
+        raise InputError(f"trace {spec} has no requests")
+    return trace
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        trace = read_trace(args.trace)
+        scenario = Scenario(trace, slo_ttft_s=args.slo_ttft_s, cold_start_s=args.cold_start_s)
+        if args.policy is None:
+            policies = [default_policy(scenario)]
+        else:
+            if not args.policy.is_file():
+                raise InputError(f"policy file {args.policy} does not exist")
+            try:
+                policies = load_policies(args.policy)
+            except ConfigurationError as e:
+                raise InputError(str(e)) from e
+            namespace, name, labels = workload_of(policies[0])
+            scenario = replace(scenario, namespace=namespace, name=name, labels=labels)
+    except InputError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 2
+    comparison = compare(scenario, policies, prediction_variant=args.prediction_variant,
+                         oracle_window_s=args.oracle_window_s)
+    out = args.out or Path(f"simulate-{trace.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(comparison, out / "results.json")
+    write_html(comparison, out / "plot.html")
+    print_table(comparison)
+    print(f"wrote {out / 'results.json'} and {out / 'plot.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Fleetscale under test, through the hub's own code: FleetState -> Planner -> placement applied.
+
+Every report interval each simulated cluster's telemetry becomes a real ``TelemetryReport``
+(``telemetry.py``), ingested into a real ``hub.state.FleetState``; the snapshot and the policies go
+through ``hub.planner.Planner`` (the hub evaluator's policy and placement step), and each plan's
+placement is turned into per-cluster targets by ``hub.dispatch.cluster_targets``, exactly what the
+dispatcher would send, then applied to the world, where new replicas cold-start. Only dispatch's
+bus round trip is skipped: the backtest's "spoke" applies the command at once and the next report
+shows it, which is what an intent in flight stands for in the hub.
+
+Nothing here looks inside the engine or the placer: whatever they become behind ``Planner.plan``
+is what gets backtested.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from hub.backtest.harness import Fleet
+from hub.backtest.scenario import Pool, Scenario
+from hub.backtest.telemetry import cluster_report
+from hub.dispatch import cluster_targets
+from hub.planner import Planner
+from hub.policy.model import Policy
+from hub.settings import DEFAULT_GPU_PRICES
+from hub.state import FleetState
+
+REPORT_INTERVAL_S = 1.0
+"""The spoke's default report interval; the hub's default tick is the same."""
+SAMPLES_WINDOW_S = 10.0
+"""The simulated spoke backend's default samples window."""
+
+
+class FleetscaleController:
+    def __init__(
+        self,
+        scenario: Scenario,
+        policies: Sequence[Policy],
+        *,
+        name: str = "fleetscale",
+        description: str | None = None,
+        prices: Mapping[str, float] | None = None,
+        report_interval_s: float = REPORT_INTERVAL_S,
+        window_s: float = SAMPLES_WINDOW_S,
+    ) -> None:
+        if not policies:
+            raise ValueError("Fleetscale needs at least one policy")
+        if report_interval_s <= 0 or window_s <= 0:
+            raise ValueError("report_interval_s and window_s must be positive")
+        self.scenario = scenario
+        self.policies = list(policies)
+        self.name = name
+        self.description = description or f"Fleetscale, policy {self.policies[0].id!r}, all clusters"
+        self.prices = dict(prices if prices is not None else DEFAULT_GPU_PRICES)
+        self.report_interval_s = report_interval_s
+        self.window_s = window_s
+        self.state = FleetState()
+        self.planner = Planner(self.prices)
+        self.sequence = 0
+
+    @property
+    def gateway_cluster(self) -> str | None:
+        return None  # the first cluster, as in the demo
+
+    def initial_replicas(self) -> Mapping[Pool, int]:
+        """The policy's floor, warm, on the cheapest pool it allows (where the placer would grow first)."""
+        policy = self.policies[0]
+        floor = policy.bounds.min_replicas
+        allowed = [p for p in self.scenario.pools() if policy.allows(*p) and p[1] in self.prices]
+        if not floor or not allowed:
+            return {}
+        return {min(allowed, key=lambda p: (self.prices[p[1]], p)): floor}
+
+    def next_at(self, now_s: float) -> float:
+        if now_s < 0:
+            return 0.0
+        return (math.floor(now_s / self.report_interval_s + 1e-9) + 1) * self.report_interval_s
+
+    def act(self, fleet: Fleet, now_s: float) -> None:
+        world = fleet.world
+        for cluster_id in world.cluster_ids:
+            report = cluster_report(
+                world, cluster_id, sequence=self.sequence, interval_s=self.report_interval_s,
+                window_s=self.window_s, labels=self.scenario.labels,
+            )
+            self.state.ingest(report, now=now_s)
+        self.sequence += 1
+        snapshot = self.state.snapshot(now=now_s)
+        for plan in self.planner.plan(snapshot, self.policies):
+            if plan.policy.mode != "enforce" or not plan.changed:
+                continue
+            for cluster_id, by_type in sorted(cluster_targets(plan.result.placement, plan.view).items()):
+                fleet.set(cluster_id, by_type)
