@@ -319,13 +319,12 @@ class Engine:
                 if forecast is not None and forecast > step.value:
                     step.to(forecast, "forecast", "Forecast", "the forecast load needs more replicas ahead of time",
                             f"forecast over {prediction.horizon_seconds}s needs {forecast}")
-                floor = max(bounds.min_replicas, 1)  # 0 only through the idle rule below
-                result = apply_behavior(current, step.value, min_replicas=floor, max_replicas=bounds.max_replicas,
-                                        behavior=behavior, recommendations=mem.recommendations,
-                                        scale_up_events=mem.scale_up_events,
+                result = apply_behavior(current, step.value, min_replicas=bounds.min_replicas,
+                                        max_replicas=bounds.max_replicas, behavior=behavior,
+                                        recommendations=mem.recommendations, scale_up_events=mem.scale_up_events,
                                         scale_down_events=mem.scale_down_events, now=now)
                 mem.recommendations.append(result.record)
-                self._behaviour_clamps(step, result, floor, bounds.max_replicas)
+                self._behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
                 decision = mem.panic.update(panic_spec, now=now, proposal=panic_proposal, ready=ready)
                 panic_state = {"panicking": decision.panicking, "entered": decision.entered, "left": decision.left,
                                "ratio": decision.ratio, "floor": decision.floor, "window_s": panic_s}
@@ -335,11 +334,17 @@ class Engine:
                         step.to(target, "panic", "Panic", "panic mode: the burst's proposal at once, no scale-down",
                                 f"panic ({decision.ratio or 0:.2g}x ready capacity)")
                 if step.value < current and ready < current:
+                    step.reasons.clear()  # the hold decides; the clamps before it did not matter
                     step.to(current, "starting", "ReplicasStarting", "replicas are starting; no scale-down",
                             f"{current - ready} replicas still starting; no scale-down")
-                if zero.enabled and mem.idle_since is not None and now - mem.idle_since >= zero.idle_seconds:
-                    step.to(0, "zero", "Idle", f"no request and no queue for {zero.idle_seconds}s",
-                            f"idle for {now - mem.idle_since:.0f}s; scale to zero")
+                if zero.enabled:
+                    idle_s = None if mem.idle_since is None else now - mem.idle_since
+                    if idle_s is not None and idle_s >= zero.idle_seconds:
+                        step.to(0, "zero", "Idle", f"no request and no queue for {zero.idle_seconds}s")
+                        step.reasons.append(f"idle for {idle_s:.0f}s; scale to zero")
+                    elif step.value == 0:
+                        step.to(1, "zero", "NotIdleLongEnough", "zero only after the idle period",
+                                f"at least 1 until idle for {zero.idle_seconds}s")
         if policy.mode == "enforce":
             mem.record_scale(now, current, step.value)
 
