@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from hub.policy.audit import Audit, Clamp, Proposal, SignalInput
-from hub.policy.behavior import BehaviorResult, apply_behavior
+from hub.policy.behavior import Behavior, BehaviorResult, apply_behavior
 from hub.policy.binding import bind
 from hub.policy.capacity import CapacityModel, mix_capacity
 from hub.policy.hpa import MetricProposal, Tolerances, replicas_for_metrics
 from hub.policy.memory import WorkloadMemory
-from hub.policy.model import Metric, Policy, SignalSpec
+from hub.policy.model import BehaviorSpec, Metric, Policy, SignalSpec
 from hub.policy.prior import prior_capacity
 from hub.policy.proposals import (
     LatencyContext,
@@ -50,6 +51,12 @@ from hub.policy.signals import (
     read_signal,
 )
 from hub.state import FleetSnapshot, WorkloadView
+
+
+@lru_cache(maxsize=4096)
+def _behavior(spec: BehaviorSpec) -> Behavior:
+    """The HPA behaviour of a policy; policies are frozen, so one build serves every tick."""
+    return spec.behavior()
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +195,7 @@ class Engine:
         parts = cluster_parts(snapshot, view)
         current = sum(p.asked for p in parts)
         ready = sum(p.ready for p in parts)
-        behavior = policy.behavior.behavior()
+        behavior = _behavior(policy.behavior)
         tol: Tolerances = behavior.tolerances()
         bounds = policy.bounds
         panic_spec = policy.panic
@@ -323,7 +330,7 @@ class Engine:
                                         max_replicas=bounds.max_replicas, behavior=behavior,
                                         recommendations=mem.recommendations, scale_up_events=mem.scale_up_events,
                                         scale_down_events=mem.scale_down_events, now=now)
-                mem.recommendations.append(result.record)
+                mem.remember(result.record)
                 self._behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
                 decision = mem.panic.update(panic_spec, now=now, proposal=panic_proposal, ready=ready)
                 panic_state = {"panicking": decision.panicking, "entered": decision.entered, "left": decision.left,

@@ -137,6 +137,14 @@ class WorkloadMemory:
             while events and events[0][0] <= now - MAX_PERIOD_SECONDS:
                 events.popleft()
 
+    def remember(self, record: Recommendation) -> None:
+        """Append to the recommendation history. An equal value just before it is dropped: every
+        window that holds the older one holds the newer too, so min and max over any window are
+        unchanged, and the history stays as long as the number of changes, not of ticks."""
+        if self.recommendations and self.recommendations[-1][1] == record[1]:
+            self.recommendations.pop()
+        self.recommendations.append(record)
+
     def record_scale(self, now: float, current: int, desired: int) -> None:
         if desired > current:
             self.scale_up_events.append((now, desired - current))
