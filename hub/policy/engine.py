@@ -203,8 +203,9 @@ class Engine:
         panic_s = stable_s * panic_spec.panic_window_percent / 100.0
 
         load = read_load(parts)
+        mem.learn_mix(now, load)
         demand_now = mem.arrival_demand(load, drain_s=stable_s)
-        mem.record_load(now, load, demand_now, keep_s=stable_s)
+        mem.record_demand(now, demand_now, keep_s=stable_s)
         stable_demand = mem.mean_demand(now, stable_s)
         panic_demand = mem.mean_demand(now, panic_s)
         # Up on the short window, down on the long one (the behaviour's scale-down window then
@@ -276,6 +277,7 @@ class Engine:
             audit_proposals.append(prop)
             signals.append(sig)
         merged = replicas_for_metrics(current, metric_proposals)
+        self._follow_mix(mem, effective, mix)
         partial = [s.signal for s in signals if s.partial]
 
         panic_proposal = max(panic_candidates) if panic_candidates else None
@@ -378,6 +380,22 @@ class Engine:
         )
         return Recommendation(key, policy, current, ready, merged_value, step.value, reason, inputs, proposals,
                               dict(sorted(effective.items())), demand_out, audit)
+
+    @staticmethod
+    def _follow_mix(mem: WorkloadMemory, effective: dict[str, float], mix: dict[str, int]) -> None:
+        """Re-express the count history in replicas of today's GPU mix when the mix changed.
+
+        A latency signal's counts are replicas of the current mix; when placement moves the workload
+        to faster (or slower) GPUs, the 8 L4 replicas of five minutes ago are not 8 A100 replicas now.
+        Recommendations, the panic floor and scale events are scaled by the ratio of the two mixes'
+        capacity per replica, so the windows keep meaning the same load.
+        """
+        old_mix, mem.mix = mem.mix, dict(mix)
+        if not effective or old_mix is None or old_mix == mix:
+            return
+        old, new = mix_capacity(effective, old_mix), mix_capacity(effective, mix)
+        if old and new and abs(old / new - 1.0) > 0.01:
+            mem.rescale(old / new)
 
     # --- paths ------------------------------------------------------------------------------------
 

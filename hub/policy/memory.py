@@ -62,6 +62,8 @@ class WorkloadMemory:
     forecast_season_s: int | None = None
     observed_at: dict[str, float] = field(default_factory=dict)
     """Per latency signal: when its capacity evidence was last recorded."""
+    mix: dict[str, int] | None = None
+    """Replicas per GPU type the counts of this memory are expressed in (see ``rescale``)."""
     ready_fleet: tuple[tuple[str, int], ...] | None = None
     ready_since: float | None = None
     """Since when the ready replicas per GPU type have been what they are now."""
@@ -100,12 +102,15 @@ class WorkloadMemory:
         backlog = 0.0 if tpr is None or not load.waiting else load.waiting * tpr / drain_s
         return max(known) + backlog
 
-    def record_load(self, now: float, load: LoadReading, demand: float | None, keep_s: float) -> None:
+    def learn_mix(self, now: float, load: LoadReading) -> None:
+        """Fold this window's rates into the token mix (prompt and generated tokens per request)."""
         if load.request_rate is not None and load.prompt_rate is not None and load.generation_rate is not None \
                 and not load.partial:
             self.requests.add(now, load.request_rate)
             self.prompt.add(now, load.prompt_rate)
             self.generation.add(now, load.generation_rate)
+
+    def record_demand(self, now: float, demand: float | None, keep_s: float) -> None:
         if demand is not None:
             self.demand.append((now, demand))
         while self.demand and self.demand[0][0] <= now - keep_s:
@@ -144,6 +149,13 @@ class WorkloadMemory:
         if self.recommendations and self.recommendations[-1][1] == record[1]:
             self.recommendations.pop()
         self.recommendations.append(record)
+
+    def rescale(self, factor: float) -> None:
+        """Multiply every remembered replica count by ``factor`` (a change of GPU mix; rounded up)."""
+        self.recommendations = deque((t, math.ceil(r * factor - 1e-9)) for t, r in self.recommendations)
+        self.scale_up_events = deque((t, round(c * factor)) for t, c in self.scale_up_events)
+        self.scale_down_events = deque((t, round(c * factor)) for t, c in self.scale_down_events)
+        self.panic.max_proposal = math.ceil(self.panic.max_proposal * factor - 1e-9)
 
     def record_scale(self, now: float, current: int, desired: int) -> None:
         if desired > current:

@@ -111,3 +111,21 @@ def test_a_queue_is_demand_too() -> None:
     # now, averaged with the tick before it over the panic window.
     assert base == pytest.approx(3000.0)
     assert rec.audit.load["demand_tokens_per_s"] == pytest.approx((3000.0 + 4500.0) / 2, rel=0.01)
+
+
+def test_a_change_of_gpu_mix_re_expresses_the_history_in_replicas_of_the_new_mix() -> None:
+    p = policy([ttft(capacity_per_replica={"L4": 1000.0, "H100": 8000.0})], panic={"enabled": False})
+    l4 = Cluster("l4", gpu_type="L4", desired=8, ready=8, samples=load(0.5, prompt=7000.0, gen=1000.0))
+    h100 = Cluster("h", gpu_type="H100", desired=0, ready=0, samples={})
+    fleet = Fleet([l4, h100])
+    assert fleet.evaluate(p, now=0).desired_replicas == 10  # ceil(8000 x 1.2 / 1000)
+    # Placement moved the workload to two H100s, and the load fell: the 10 L4 replicas recommended a
+    # minute ago are 10 x 1000 / 8000 -> 2 H100 replicas, not 10.
+    l4.desired = l4.ready = 0
+    l4.samples = {}
+    h100.desired = h100.ready = 2
+    h100.samples = load(0.5, prompt=700.0, gen=100.0)
+    rec = fleet.evaluate(p, now=60)
+    assert rec.proposals["ttft_p95"] == 1
+    assert rec.desired_replicas == 2 and rec.audit.clamps[0].reason == "ScaleDownStabilized"
+    assert next(iter(fleet.engine._memory["inference/llama"].recommendations))[1] == 2
