@@ -42,7 +42,8 @@ class Evaluator:
         self.decisions = decisions
         self.metrics = metrics
         self.tick_s = tick_s
-        self.planner = Planner(prices)
+        # Half a tick for the joint placement solve (its deadline holds: hub.placement.solver).
+        self.planner = Planner(prices, time_limit_s=tick_s / 2)
 
     async def tick(self) -> list[Decision]:
         started = time.perf_counter()
@@ -53,7 +54,8 @@ class Evaluator:
         pending: list[Decision] = []
         commands: list[ScaleCommand] = []
         plans: dict[str, tuple[Policy, Placement]] = {}  # for the per-workload gauges (HubMetrics.record_tick)
-        for plan in self.planner.plan(snapshot, self.policies.all()):
+        # In a worker thread: HiGHS releases the GIL, so intake and the API keep running while it solves.
+        for plan in await asyncio.to_thread(self.planner.plan, snapshot, self.policies.all()):
             rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
             plans[view.key] = (plan.policy, result.placement)
             if not plan.changed:

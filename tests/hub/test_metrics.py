@@ -177,14 +177,16 @@ async def test_a_tick_publishes_replicas_cost_and_slo_gauges_for_each_workload()
     assert decision.mode == "dry-run" and decision.desired_replicas == 5
     wanted = {(d["cluster"], d["gpu_type"]): value(m, "fleetscale_hub_desired_replicas", **d)
               for d in names(m, "fleetscale_hub_desired_replicas")}
-    assert wanted == {("a", "H100"): 2, ("b", "L4"): 3}  # growth on the cheaper GPU
+    # Growth goes where load is cheapest: an H100 replica serves ~34x an L4 one (hub.placement.throughput)
+    # for 15x its price. The running L4 stays until the new H100s are ready (make before break).
+    assert wanted == {("a", "H100"): 4, ("b", "L4"): 1}
     assert value(m, "fleetscale_hub_current_replicas", workload=KEY, cluster="a", gpu_type="H100") == 2
     assert value(m, "fleetscale_hub_ready_replicas", workload=KEY, cluster="b", gpu_type="L4") == 1
     # Cost: replicas x GPUs per replica x USD per GPU-hour.
     assert value(m, "fleetscale_hub_gpu_cost_usd_per_hour", workload=KEY, cluster="a", gpu_type="H100") == 48.0
     assert value(m, "fleetscale_hub_gpu_cost_usd_per_hour", workload=KEY, cluster="b", gpu_type="L4") == 1.6
-    assert value(m, "fleetscale_hub_desired_gpu_cost_usd_per_hour", workload=KEY, cluster="b", gpu_type="L4") \
-        == pytest.approx(4.8)
+    assert value(m, "fleetscale_hub_desired_gpu_cost_usd_per_hour", workload=KEY, cluster="a", gpu_type="H100") \
+        == pytest.approx(96.0)
     # The SLO view: p95 against the objective, and the estimated attainment.
     assert value(m, "fleetscale_hub_ttft_p95_seconds", workload=KEY, cluster="a") == 0.6
     assert value(m, "fleetscale_hub_ttft_slo_seconds", workload=KEY) == 0.4

@@ -1,0 +1,187 @@
+"""Failover and hysteresis: what a lost cluster's replicas become, and how a returning one is trusted.
+
+A cluster is in one of three phases, advanced once per tick by ``FailoverTracker.observe``:
+
+* **healthy**: placed on like any other.
+* **lost**: stale (no report for ``stale_after_intervals`` of its report intervals). It offers nothing
+  and its replicas do not count as current. On the first tick it is lost, every workload it ran gets
+  a *baseline*: the replicas per GPU type that workload ran on the fresh clusters plus the lost one,
+  as last reported. While any of its clusters is lost, a workload's demand is at least its baseline's
+  load, so the lost replicas are re-placed on healthy clusters at once, and later ticks do not add
+  them again (the replacements now count as current). A second loss during the first takes
+  ``max(baseline, fresh + newly lost)``: the replacements already placed are not counted twice. The
+  baseline lasts until every cluster of the workload is healthy again.
+* **recovering**: reports again, but has sent fewer than ``recovery_reports`` fresh reports in a row
+  since it was lost. Its replicas count as current, it gets no growth, and it is not shrunk; a
+  workload that holds replicas on it is not shrunk anywhere. A cluster that flaps (back for a
+  report, then stale again) is the same loss, with the same baseline: it moves nothing, and the
+  surplus of replacements plus returning replicas is left alone until the cluster is trusted.
+* Once it has sent ``recovery_reports`` fresh reports it is healthy, and the surplus is shrunk in one
+  step by the solver, from wherever it costs most per unit of load (replacements or returning
+  replicas alike). The next tick sees that placement as current and churn keeps it: no oscillation.
+
+With failover off a policy gets no baseline: a lost cluster's share comes back only as far as the
+policy's own signal asks for it. Recovery applies either way: a cluster that just came back is not
+trusted with growth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from hub.placement.offers import Offer, WorkloadDemand
+from hub.state import FleetSnapshot
+
+DEFAULT_RECOVERY_REPORTS = 3
+"""Fresh reports in a row before a returning cluster is healthy: the same count that marks it stale,
+so trust is regained as slowly as it is lost."""
+
+
+class Phase(StrEnum):
+    HEALTHY = "healthy"
+    LOST = "lost"
+    RECOVERING = "recovering"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterHealth:
+    phase: Phase
+    fresh_reports: int = 0
+    """Fresh reports in a row since the cluster came back (recovering only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetHealth:
+    clusters: Mapping[str, ClusterHealth]
+    baselines: Mapping[str, Mapping[str, int]]
+    """Per workload with a lost or recovering cluster: replicas per GPU type it ran before the loss."""
+    recovery_reports: int = DEFAULT_RECOVERY_REPORTS
+
+    def in_phase(self, phase: Phase) -> set[str]:
+        return {cid for cid, h in self.clusters.items() if h.phase is phase}
+
+
+@dataclass
+class _Seen:
+    phase: Phase
+    sequence: int
+    sent_at: datetime
+    fresh_reports: int = 0
+
+
+@dataclass
+class FailoverTracker:
+    """Cluster phases across ticks. One per hub; fed one snapshot per tick, in order."""
+
+    recovery_reports: int = DEFAULT_RECOVERY_REPORTS
+    _seen: dict[str, _Seen] = field(default_factory=dict)
+    _baselines: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def observe(self, snapshot: FleetSnapshot) -> FleetHealth:
+        newly_lost = []
+        for cid, view in snapshot.clusters.items():
+            report = view.report
+            seen = self._seen.get(cid)
+            if view.stale:
+                # Lost again while recovering is the same loss: its replacements still run, and a
+                # new baseline would count them on top of the returning replicas.
+                if seen is None or seen.phase is Phase.HEALTHY:
+                    newly_lost.append(cid)
+                self._seen[cid] = _Seen(Phase.LOST, report.sequence, report.sent_at)
+                continue
+            if seen is None:
+                self._seen[cid] = _Seen(Phase.HEALTHY, report.sequence, report.sent_at)
+                continue
+            new = report.sent_at != seen.sent_at
+            if seen.phase is Phase.LOST:
+                # The report that ended the staleness is the first fresh one.
+                seen.phase, seen.fresh_reports = Phase.RECOVERING, 1
+            elif seen.phase is Phase.RECOVERING and new:
+                # Between two ticks a spoke may have sent several reports; the sequence counts them
+                # (and restarts from 0 with the spoke, when only this one is known).
+                gap = report.sequence - seen.sequence
+                seen.fresh_reports += gap if gap > 0 else 1
+            if seen.phase is Phase.RECOVERING and seen.fresh_reports >= self.recovery_reports:
+                seen.phase, seen.fresh_reports = Phase.HEALTHY, 0
+            seen.sequence, seen.sent_at = report.sequence, report.sent_at
+        for cid in list(self._seen):
+            if cid not in snapshot.clusters:
+                del self._seen[cid]
+        self._update_baselines(snapshot, newly_lost)
+        return FleetHealth(
+            {cid: ClusterHealth(s.phase, s.fresh_reports) for cid, s in self._seen.items()},
+            {k: dict(v) for k, v in self._baselines.items()},
+            self.recovery_reports,
+        )
+
+    def _update_baselines(self, snapshot: FleetSnapshot, newly_lost: list[str]) -> None:
+        unsettled = {cid for cid, s in self._seen.items() if s.phase is not Phase.HEALTHY}
+        for key in list(self._baselines):
+            view = snapshot.workloads.get(key)
+            if view is None or not (set(view.stale_clusters) | set(view.reports)) & unsettled:
+                del self._baselines[key]  # every cluster of it is healthy again
+        for cid in newly_lost:
+            for w in snapshot.clusters[cid].report.workloads:
+                view = snapshot.workloads.get(w.workload.key)
+                if view is None:
+                    continue
+                now: dict[str, int] = {}
+                for (_, gpu_type), n in view.placement().items():
+                    now[gpu_type] = now.get(gpu_type, 0) + n
+                for v in w.variants:
+                    now[v.gpu_type] = now.get(v.gpu_type, 0) + v.desired_replicas
+                if not w.variants and w.desired_replicas:
+                    now["unknown"] = now.get("unknown", 0) + w.desired_replicas
+                before = self._baselines.get(w.workload.key)
+                if before is None or _total(now) > _total(before):
+                    self._baselines[w.workload.key] = now
+
+
+def _total(replicas: Mapping[str, int]) -> int:
+    return sum(replicas.values())
+
+
+def apply_failover(
+    demand: WorkloadDemand,
+    health: FleetHealth,
+    *,
+    throughput: Mapping[str, float],
+    failover: bool = True,
+) -> tuple[WorkloadDemand, list[str]]:
+    """``demand`` with the baseline of its lost clusters and the hold of its recovering ones.
+
+    ``throughput`` is load per replica by GPU type, in the demand's units; a type it does not know
+    (a cluster that reported no GPU type) counts as one reference replica.
+    """
+    notes: list[str] = []
+    baseline = health.baselines.get(demand.key) if failover else None
+    if baseline:
+        load = sum(n * throughput.get(t, demand.reference_throughput) for t, n in baseline.items())
+        if load > demand.demand:
+            notes.append(f"failover: held at the {_total(baseline)} replicas it ran before losing a cluster, "
+                         "re-placed on healthy clusters")
+            demand = dataclasses.replace(demand, demand=load)
+    recovering = health.in_phase(Phase.RECOVERING)
+    if not recovering:
+        return demand, notes
+    holds = sorted({c for (c, _), n in demand.held.items() if n > 0 and c in recovering})
+    offers = tuple(
+        _no_growth(o, demand.held.get(o.key, 0)) if o.cluster_id in recovering else o for o in demand.offers
+    )
+    floor = dict(demand.floor)
+    if holds:
+        for k, n in demand.current.items():
+            floor[k] = max(floor.get(k, 0), n)
+        states = ", ".join(f"{c} ({health.clusters[c].fresh_reports}/{health.recovery_reports} reports)"
+                           for c in holds)
+        notes.append(f"recovering: {states}; no growth there and no shrink until it is trusted again")
+    return dataclasses.replace(demand, offers=offers, floor=floor), notes
+
+
+def _no_growth(o: Offer, held: int) -> Offer:
+    cap = held if o.capacity_replicas is None else min(o.capacity_replicas, held)
+    return dataclasses.replace(o, capacity_replicas=cap)

@@ -1,0 +1,172 @@
+"""Failover and recovery, tick by tick, on real fleet state.
+
+Two L4 clusters report once a second (interval 1 s, stale after 3); the hub ticks half a second after
+each report. "b" is cheaper but capped at 4 replicas, so the workload runs 4 on b and 2 on a. Each
+tick's placement is applied at once by every cluster that is reachable, as its next report shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hub.placement import (
+    FailoverTracker,
+    Offer,
+    Phase,
+    PlacementProblem,
+    PlacementResult,
+    WorkloadDemand,
+    apply_failover,
+    free_gpus,
+    solve,
+)
+from hub.state import FleetState
+from tests.hub.factories import node, report, workload
+
+KEY = "inference/llama"
+PRICE = {"a": 1.0, "b": 0.9}
+GPUS = 8
+
+
+@dataclass
+class Fleet:
+    """Clusters that report their replicas and apply the hub's placement."""
+
+    failover: bool = True
+    state: FleetState = field(default_factory=FleetState)
+    tracker: FailoverTracker = field(default_factory=FailoverTracker)
+    replicas: dict[str, int] = field(default_factory=lambda: {"a": 2, "b": 4})
+    reachable: dict[str, bool] = field(default_factory=lambda: {"a": True, "b": True})
+    seq: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    notes: list[str] = field(default_factory=list)
+
+    def second(self, t: int, demand: float) -> PlacementResult:
+        """Reports at ``t``, then the hub's tick at ``t + 0.5`` and its placement applied."""
+        for cid, n in self.replicas.items():
+            self.seq[cid] += 1  # a partitioned spoke keeps counting; its reports just do not arrive
+            if self.reachable[cid]:
+                self.state.ingest(report(cid, [workload("llama", variants={"L4": (n, n)})], [node("L4", GPUS - n)],
+                                         seq=self.seq[cid]), now=float(t))
+        snap = self.state.snapshot(now=t + 0.5)
+        health = self.tracker.observe(snap)
+        current = snap.workloads[KEY].placement()
+        pools = free_gpus(snap)
+        w = WorkloadDemand(KEY, demand, tuple(Offer(c, g, None, PRICE[c]) for c, g in pools), current=current,
+                           held=current, cluster_max={"b": 4})
+        w, self.notes = apply_failover(w, health, throughput={"L4": 1.0}, failover=self.failover)
+        result = solve(PlacementProblem((w,), pools)).results[KEY]
+        for (cid, _), n in result.placement.items():
+            if self.reachable[cid]:
+                self.replicas[cid] = n
+        self.phases = {c: h.phase for c, h in health.clusters.items()}
+        return result
+
+
+def run(fleet: Fleet, seconds: range, demand: float) -> None:
+    for t in seconds:
+        fleet.second(t, demand)
+
+
+def lose(fleet: Fleet, cid: str, t: int, demand_before_stale: float) -> None:
+    """``cid`` falls silent after its report at ``t - 1``: two ticks still see it, then it is stale."""
+    fleet.reachable[cid] = False
+    for tick in (t, t + 1):
+        fleet.second(tick, demand_before_stale)
+        assert fleet.phases[cid] is Phase.HEALTHY
+
+
+def test_a_lost_cluster_is_re_placed_on_the_first_stale_tick_and_the_surplus_shrinks_once_it_is_trusted() -> None:
+    fleet = Fleet()
+    run(fleet, range(1, 11), demand=6)
+    assert fleet.replicas == {"a": 2, "b": 4}
+
+    lose(fleet, "b", 11, demand_before_stale=6)  # b's last report arrived at t=10
+    assert fleet.replicas == {"a": 2, "b": 4}
+    fleet.second(13, demand=2)  # 13.5 - 10 > 3 intervals: stale. a alone sees a third of the load...
+    assert fleet.phases["b"] is Phase.LOST
+    assert fleet.replicas["a"] == 6  # ...but b's 4 replicas are re-placed on this very tick
+    assert any("failover" in n for n in fleet.notes)
+    run(fleet, range(14, 20), demand=2)
+    assert fleet.replicas["a"] == 6  # the replacements count as current: not added again
+
+    fleet.reachable["b"] = True  # back, with its 4 replicas still running: 10 where 6 are needed
+    for t, reports in ((20, 1), (21, 2)):
+        r = fleet.second(t, demand=6)
+        assert fleet.phases["b"] is Phase.RECOVERING and fleet.replicas == {"a": 6, "b": 4}
+        assert r.churn == 0 and any(f"({reports}/3 reports)" in n for n in fleet.notes)
+    fleet.second(22, demand=6)  # the third fresh report: trusted, and the surplus goes where it costs most
+    assert fleet.phases["b"] is Phase.HEALTHY
+    assert fleet.replicas == {"a": 2, "b": 4}
+    for t in range(23, 30):
+        r = fleet.second(t, demand=6)
+        assert r.churn == 0 and fleet.replicas == {"a": 2, "b": 4}
+
+
+def test_a_flapping_cluster_moves_nothing() -> None:
+    fleet = Fleet()
+    run(fleet, range(1, 11), demand=6)
+    lose(fleet, "b", 11, demand_before_stale=6)
+    run(fleet, range(13, 20), demand=2)
+    assert fleet.replicas == {"a": 6, "b": 4}
+    fleet.reachable["b"] = True
+    fleet.second(20, demand=6)  # one report...
+    assert fleet.phases["b"] is Phase.RECOVERING
+    fleet.reachable["b"] = False  # ...and silent again
+    for t in range(21, 30):
+        r = fleet.second(t, demand=6 if t < 24 else 2)
+        assert fleet.replicas == {"a": 6, "b": 4} and r.churn == 0
+    assert fleet.phases["b"] is Phase.LOST
+
+
+def test_a_recovering_cluster_gets_no_growth_even_when_cheaper() -> None:
+    fleet = Fleet()
+    run(fleet, range(1, 11), demand=6)
+    lose(fleet, "b", 11, demand_before_stale=6)
+    run(fleet, range(13, 20), demand=2)
+    assert fleet.replicas["a"] == 6
+    fleet.replicas["b"] = 1  # it lost 3 pods while it was away
+    fleet.reachable["b"] = True
+    fleet.second(20, demand=8)
+    assert fleet.replicas == {"a": 7, "b": 1}  # growth on a; b, cheaper, holds what it runs
+    run(fleet, range(21, 23), demand=8)
+    assert fleet.phases["b"] is Phase.HEALTHY
+    assert fleet.replicas == {"a": 4, "b": 4}  # trusted again: b takes back up to its cap
+
+
+def test_without_failover_a_lost_share_comes_back_only_as_the_signal_asks() -> None:
+    fleet = Fleet(failover=False)
+    run(fleet, range(1, 11), demand=6)
+    lose(fleet, "b", 11, demand_before_stale=6)
+    run(fleet, range(13, 20), demand=2)
+    assert fleet.replicas["a"] == 2
+    run(fleet, range(20, 22), demand=5)
+    assert fleet.replicas["a"] == 5
+
+
+def test_a_second_loss_during_the_first_does_not_count_replacements_twice() -> None:
+    fleet = Fleet()
+    fleet.replicas, fleet.reachable, fleet.seq = {"a": 1, "b": 4, "c": 1}, {"a": True, "b": True, "c": True}, \
+        {"a": 0, "b": 0, "c": 0}
+    PRICE["c"] = 1.0
+    try:
+        run(fleet, range(1, 11), demand=6)
+        assert fleet.replicas == {"a": 1, "b": 4, "c": 1}
+        lose(fleet, "b", 11, demand_before_stale=6)
+        run(fleet, range(13, 20), demand=2)
+        assert fleet.replicas["a"] + fleet.replicas["c"] == 6
+        lose(fleet, "c", 20, demand_before_stale=2)
+        run(fleet, range(22, 30), demand=1)
+        assert fleet.replicas["a"] == 6  # what the fleet ran before either loss, not 6 + c's replacements
+    finally:
+        del PRICE["c"]
+
+
+def test_the_tracker_counts_fresh_reports_by_sequence_when_ticks_miss_some() -> None:
+    state, tracker = FleetState(), FailoverTracker(recovery_reports=3)
+    state.ingest(report("a", [], [node("L4", 8)], seq=1), now=0.0)
+    assert tracker.observe(state.snapshot(now=0.5)).clusters["a"].phase is Phase.HEALTHY
+    assert tracker.observe(state.snapshot(now=5.0)).clusters["a"].phase is Phase.LOST
+    state.ingest(report("a", [], [node("L4", 8)], seq=7), now=6.0)
+    assert tracker.observe(state.snapshot(now=6.5)).clusters["a"].fresh_reports == 1
+    state.ingest(report("a", [], [node("L4", 8)], seq=9), now=8.0)  # seq 8 arrived between two ticks
+    assert tracker.observe(state.snapshot(now=8.5)).clusters["a"].phase is Phase.HEALTHY
