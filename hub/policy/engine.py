@@ -269,7 +269,11 @@ class Engine:
                 reading = read_signal(parts, spec)
                 mp, prop, sig = hpa_proposal(reading, current, tol)
                 if spec.metric in AVERAGE_VALUE and mp.computed:
-                    panic_candidates.append(mp.replicas)
+                    # Knative's dppc: the load itself over the per-replica target, not the HPA's
+                    # proposal (which holds the current count within tolerance, starting replicas
+                    # included, and would read as a burst against the ready ones).
+                    total = sum(p.value for p in reading.pods if p.value is not None)
+                    panic_candidates.append(math.ceil(total / spec.target - 1e-9))
                     f = per_replica_forecast(spec, forecast_req, forecast_tok)
                     if f is not None:
                         forecast_candidates.append((spec.name, f))
@@ -301,21 +305,28 @@ class Engine:
         lead = ""
         if current == 0 and zero.enabled:
             lead = self._from_zero(step, policy, load, merged.replicas, mem, audit_proposals)
+        elif current > bounds.max_replicas or current < bounds.min_replicas:
+            # The HPA's pre-check: a count outside the bounds goes straight back inside them. At 0
+            # with min > 0 the HPA stops scaling instead; Fleetscale owns the count, so it wakes the
+            # workload like an activation: to the minimum, or more when the queue says so.
+            mem.failures = 0
+            above = current > bounds.max_replicas
+            merged_value = merged.replicas
+            target = bounds.max_replicas if above else bounds.min_replicas
+            if current == 0:
+                queue_targets = [s.target for s in policy.signals if s.metric is Metric.QUEUE_PER_REPLICA]
+                target = min(max(target, activation_replicas(queue_targets, load.waiting)), bounds.max_replicas)
+            text = f"bounded to [{bounds.min_replicas}, {bounds.max_replicas}]"
+            if not above and target > bounds.min_replicas:
+                text += f"; {target} for the queue waiting at zero"
+            step.to(target, "bounds", "AboveMaxReplicas" if above else "BelowMinReplicas",
+                    "current count outside the policy's bounds", text)
+            lead = "current replicas outside the bounds"
         elif all_failed:
             lead = self._all_missing(step, policy, mem, merged.error or "", audit_proposals)
         else:
             mem.failures = 0
-            if current > bounds.max_replicas or current < bounds.min_replicas:
-                # The HPA's pre-check: a count outside the bounds goes straight back inside them.
-                # (At 0 with min > 0 the HPA stops scaling instead; Fleetscale owns the count.)
-                above = current > bounds.max_replicas
-                merged_value = merged.replicas
-                step.to(bounds.max_replicas if above else bounds.min_replicas, "bounds",
-                        "AboveMaxReplicas" if above else "BelowMinReplicas",
-                        "current count outside the policy's bounds",
-                        f"bounded to [{bounds.min_replicas}, {bounds.max_replicas}]")
-                lead = "current replicas outside the bounds"
-            elif merged.replicas is None:
+            if merged.replicas is None:
                 lead = f"a signal failed and the others point down; no scale-down ({merged.error})"
             elif partial and merged.replicas < current:
                 merged_value = merged.replicas

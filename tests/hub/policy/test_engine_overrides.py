@@ -126,3 +126,17 @@ def test_the_forecast_never_scales_down() -> None:
     forecast = [p.replicas for p in ahead.audit.proposals if p.method == "forecast"]
     assert forecast == [1] and reactive.desired_replicas == 10  # the forecast is far lower...
     assert ahead.desired_replicas == 10 and not any(c.stage == "forecast" for c in ahead.audit.clamps)
+
+
+def test_replicas_still_starting_are_not_a_burst() -> None:
+    # 4 asked, 2 ready, the queue at target: the HPA holds 4, which is 2x the ready replicas; the load
+    # itself (10 waiting / 5) needs 2, so this is no panic.
+    rec = Fleet([Cluster("a", desired=4, ready=2, samples={"requests_waiting": 10})]).evaluate(policy(QUEUE), now=0)
+    assert rec.desired_replicas == 4 and not rec.audit.panic["panicking"] and rec.audit.panic["ratio"] == 1.0
+
+
+def test_from_zero_below_the_minimum_the_queue_decides_how_many() -> None:
+    rec = Fleet([Cluster("a", desired=0, ready=0, samples={"requests_waiting": 20})]).evaluate(policy(QUEUE), now=0)
+    assert rec.desired_replicas == 4 and rec.audit.clamps[0].reason == "BelowMinReplicas"  # ceil(20 / 5)
+    assert Fleet([Cluster("a", desired=0, ready=0, samples={"requests_waiting": 0})]) \
+        .evaluate(policy(QUEUE), now=0).desired_replicas == 1
