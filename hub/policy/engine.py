@@ -25,13 +25,13 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from hub.policy.audit import Audit, Clamp, Proposal, SignalInput
+from hub.policy.audit import Audit, Proposal, SignalInput
 from hub.policy.behavior import Behavior, BehaviorResult, apply_behavior
 from hub.policy.binding import bind
 from hub.policy.capacity import CapacityModel, mix_capacity
 from hub.policy.hpa import MetricProposal, Tolerances, replicas_for_metrics
 from hub.policy.memory import WorkloadMemory
-from hub.policy.model import BehaviorSpec, Metric, Policy, SignalSpec
+from hub.policy.model import BehaviorSpec, Policy, SignalSpec
 from hub.policy.prior import prior_capacity
 from hub.policy.proposals import (
     LatencyContext,
@@ -50,6 +50,8 @@ from hub.policy.signals import (
     read_load,
     read_signal,
 )
+from hub.policy.steps import Step, all_missing, behaviour_clamps, from_zero, queue_targets
+from hub.policy.steps import lead as lead_text
 from hub.state import FleetSnapshot, WorkloadView
 
 
@@ -83,22 +85,6 @@ class Recommendation:
     @property
     def changed(self) -> bool:
         return self.desired_replicas != self.current_replicas
-
-
-@dataclass(slots=True)
-class _Step:
-    """The count as it passes the clamps, with their record."""
-
-    value: int
-    clamps: list[Clamp] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-
-    def to(self, value: int, stage: str, reason: str, message: str, text: str | None = None) -> None:
-        if value != self.value:
-            self.clamps.append(Clamp(stage, self.value, value, reason, message))
-            self.value = value
-            if text:
-                self.reasons.append(text)
 
 
 class Engine:
@@ -293,7 +279,7 @@ class Engine:
                                                                   "request_rate": forecast_req,
                                                                   "tokens_per_s": forecast_tok}))
 
-        step = _Step(current)
+        step = Step(current)
         merged_value: int | None = None
         result: BehaviorResult | None = None
         panic_state: dict[str, object] = {}
@@ -304,7 +290,7 @@ class Engine:
         all_failed = merged.replicas is None and merged.invalid == len(metric_proposals)
         lead = ""
         if current == 0 and zero.enabled:
-            lead = self._from_zero(step, policy, load, merged.replicas, mem, audit_proposals)
+            lead = from_zero(step, policy, load, merged.replicas, mem, audit_proposals)
         elif current > bounds.max_replicas or current < bounds.min_replicas:
             # The HPA's pre-check: a count outside the bounds goes straight back inside them. At 0
             # with min > 0 the HPA stops scaling instead; Fleetscale owns the count, so it wakes the
@@ -314,8 +300,8 @@ class Engine:
             merged_value = merged.replicas
             target = bounds.max_replicas if above else bounds.min_replicas
             if current == 0:
-                queue_targets = [s.target for s in policy.signals if s.metric is Metric.QUEUE_PER_REPLICA]
-                target = min(max(target, activation_replicas(queue_targets, load.waiting)), bounds.max_replicas)
+                target = min(max(target, activation_replicas(queue_targets(policy), load.waiting)),
+                             bounds.max_replicas)
             text = f"bounded to [{bounds.min_replicas}, {bounds.max_replicas}]"
             if not above and target > bounds.min_replicas:
                 text += f"; {target} for the queue waiting at zero"
@@ -323,7 +309,7 @@ class Engine:
                     "current count outside the policy's bounds", text)
             lead = "current replicas outside the bounds"
         elif all_failed:
-            lead = self._all_missing(step, policy, mem, merged.error or "", audit_proposals)
+            lead = all_missing(step, policy, mem, merged.error or "", audit_proposals)
         else:
             mem.failures = 0
             if merged.replicas is None:
@@ -333,7 +319,7 @@ class Engine:
                 lead = f"{', '.join(partial)} missing on some clusters; no scale-down"
             else:
                 merged_value = merged.replicas
-                lead = self._lead(merged.metric, signals, audit_proposals)
+                lead = lead_text(merged.metric, signals, audit_proposals)
                 step.value = merged.replicas  # the clamps below are counted from the proposal
                 forecast = max((n for _, n in forecast_candidates), default=None)
                 if forecast is not None and forecast > step.value:
@@ -344,7 +330,7 @@ class Engine:
                                         recommendations=mem.recommendations, scale_up_events=mem.scale_up_events,
                                         scale_down_events=mem.scale_down_events, now=now)
                 mem.remember(result.record)
-                self._behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
+                behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
                 decision = mem.panic.update(panic_spec, now=now, proposal=panic_proposal, ready=ready)
                 panic_state = {"panicking": decision.panicking, "entered": decision.entered, "left": decision.left,
                                "ratio": decision.ratio, "floor": decision.floor, "window_s": panic_s}
@@ -407,68 +393,6 @@ class Engine:
         old, new = mix_capacity(effective, old_mix), mix_capacity(effective, mix)
         if old and new and abs(old / new - 1.0) > 0.01:
             mem.rescale(old / new)
-
-    # --- paths ------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _lead(winner: MetricProposal | None, signals: list[SignalInput], props: list[Proposal]) -> str:
-        if winner is None:
-            return ""
-        name = winner.target.name
-        sig = next((s for s in signals if s.signal == name), None)
-        prop = next((p for p in props if p.source == name), None)
-        if sig is None or prop is None:
-            return ""
-        value = "missing" if sig.value is None else f"{sig.value:.3g}"
-        return f"{name}={value} vs target {sig.target:g} ({prop.method}) -> {winner.replicas}"
-
-    @staticmethod
-    def _behaviour_clamps(step: _Step, result: BehaviorResult, floor: int, ceiling: int) -> None:
-        if result.stabilized_replicas != result.proposed_replicas:
-            step.to(result.stabilized_replicas, "stabilised", result.able_to_scale_reason, result.able_to_scale_message,
-                    f"stabilised to {result.stabilized_replicas}")
-        if result.replicas != result.stabilized_replicas:
-            bounded = result.limit_reason in ("TooManyReplicas", "TooFewReplicas")
-            text = f"bounded to [{floor}, {ceiling}]" if bounded else f"rate-limited to {result.replicas}"
-            step.to(result.replicas, "bounds" if bounded else "rate-limited", result.limit_reason,
-                    result.limit_message, text)
-
-    def _all_missing(self, step: _Step, policy: Policy, mem: WorkloadMemory, error: str,
-                     props: list[Proposal]) -> str:
-        """Every signal missing: hold, and after ``failure_threshold`` evaluations KEDA's fallback floor."""
-        mem.failures += 1
-        fb = policy.fallback
-        bounds = policy.bounds
-        if fb is not None and mem.failures >= fb.failure_threshold:
-            target = min(max(step.value, fb.replicas), bounds.max_replicas)
-            props.append(Proposal("load", "fallback", fb.replicas, {"failures": mem.failures}))
-            step.to(target, "fallback", "Fallback", f"{mem.failures} evaluations without any signal",
-                    f"fallback to at least {fb.replicas}")
-            return (f"every signal is missing ({mem.failures} evaluations in a row); "
-                    f"fallback holds at least {fb.replicas}")
-        held = min(max(step.value, bounds.min_replicas), bounds.max_replicas)
-        step.to(held, "bounds", "TooFewReplicas" if held > step.value else "TooManyReplicas", "bounds while holding")
-        return f"every signal is missing; holding ({error})" if error else "every signal is missing; holding"
-
-    def _from_zero(self, step: _Step, policy: Policy, load: LoadReading, merged: int | None, mem: WorkloadMemory,
-                   props: list[Proposal]) -> str:
-        """At zero: KEDA's activation (waiting or request rate above the threshold) wakes the workload."""
-        zero = policy.scale_to_zero
-        if load.waiting is None and load.request_rate is None:
-            return self._all_missing(step, policy, mem, "no queue and no request rate at zero replicas", props)
-        mem.failures = 0
-        waiting, rate = load.waiting or 0.0, load.request_rate or 0.0
-        if waiting <= zero.activation_threshold and rate <= zero.activation_threshold:
-            return (f"at zero; {waiting:g} waiting and {rate:.3g} req/s within activation threshold "
-                    f"{zero.activation_threshold:g}")
-        queue_targets = [s.target for s in policy.signals if s.metric is Metric.QUEUE_PER_REPLICA]
-        wake = max(activation_replicas(queue_targets, load.waiting), merged or 0)
-        wake = min(wake, policy.bounds.max_replicas)
-        props.append(Proposal("load", "activation", wake, {"waiting": load.waiting, "request_rate": load.request_rate,
-                                                           "threshold": zero.activation_threshold}))
-        step.to(wake, "zero", "Activation", "load above the activation threshold at zero replicas",
-                f"activated from zero to {wake}")
-        return f"{waiting:g} waiting, {rate:.3g} req/s above activation threshold {zero.activation_threshold:g}"
 
     @staticmethod
     def _demand_out(desired: int, demand: float | None, effective: dict[str, float], mix: dict[str, int]
