@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from hub.policy.audit import Audit, Proposal, SignalInput
-from hub.policy.behavior import Behavior, BehaviorResult, apply_behavior
+from hub.policy.behavior import Behavior, apply_behavior
 from hub.policy.binding import bind
 from hub.policy.capacity import CapacityModel, mix_capacity
 from hub.policy.hpa import MetricProposal, Tolerances, replicas_for_metrics
@@ -226,7 +226,6 @@ class Engine:
         capacity_record: dict[str, dict[str, object]] = {}
         learned: dict[str, dict[str, object]] = {}
         effective: dict[str, float] = {}  # GPU type -> tightest capacity after headroom
-        per_replica_by_signal: dict[str, float | None] = {}
         for spec in policy.signals:
             if spec.metric.is_latency:
                 lat = read_latency(parts, spec)
@@ -244,7 +243,6 @@ class Engine:
                         effective[t] = min(effective.get(t, math.inf), cap / (1.0 + spec.headroom_percent / 100.0))
                 ctx = LatencyContext(current, ready, demand, load.partial, caps, mix)
                 mp, prop, sig, per_replica = latency_proposal(lat, ctx, tol)
-                per_replica_by_signal[spec.name] = per_replica
                 if per_replica:
                     head = 1.0 + spec.headroom_percent / 100.0
                     if panic_demand is not None:
@@ -281,7 +279,6 @@ class Engine:
 
         step = Step(current)
         merged_value: int | None = None
-        result: BehaviorResult | None = None
         panic_state: dict[str, object] = {}
         zero = policy.scale_to_zero
         mem.idle_since = (mem.idle_since if mem.idle_since is not None else now) if load.idle else None
