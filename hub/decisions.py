@@ -36,6 +36,8 @@ class Decision:
     notes: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    audit: dict[str, Any] | None = None
+    """The engine's audit record (hub.policy.audit): inputs -> proposals -> clamps -> desired."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -66,6 +68,7 @@ class Decision:
             "notes": self.notes,
             "commands": self.commands,
             "results": self.results,
+            "audit": self.audit,
         }
 
     @classmethod

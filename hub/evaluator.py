@@ -88,6 +88,7 @@ class Evaluator:
                 unplaced=result.unplaced,
                 notes=notes,
                 commands=[c.command_id for c in mine],
+                audit=None if rec.audit is None else rec.audit.to_json(),
             ))
         sent = set(await self.dispatcher.send(commands)) if commands else set()
         made = []

@@ -47,22 +47,11 @@ from hub.placement.throughput import PROFILE_THROUGHPUT, mean_throughput
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement, WorkloadView
-from shared.messages import ResultStatus
 
 
 def current_placement(snapshot: FleetSnapshot, view: WorkloadView) -> Placement:
     """Observed placement on fresh clusters, with in-flight or applied intents taking precedence."""
-    current = view.placement()
-    for cluster_id in view.reports:
-        intent = snapshot.live_intent(view.key, cluster_id)
-        if intent is None or (intent.result is not None and intent.result.status is not ResultStatus.APPLIED):
-            continue
-        for key in [k for k in current if k[0] == cluster_id]:
-            del current[key]
-        for gpu_type, n in intent.replicas_by_gpu_type.items():
-            if n:
-                current[(cluster_id, gpu_type)] = n
-    return current
+    return snapshot.current_placement(view)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,24 @@ class FleetSnapshot:
             return None
         return intent
 
+    def current_placement(self, view: WorkloadView) -> Placement:
+        """Observed placement on fresh clusters, with in-flight or applied intents taking precedence.
+
+        This is the workload's ``spec.replicas`` as the HPA would read it: what the hub last asked,
+        until telemetry read after the answer shows the truth.
+        """
+        current = view.placement()
+        for cluster_id in view.reports:
+            intent = self.live_intent(view.key, cluster_id)
+            if intent is None or (intent.result is not None and intent.result.status is not ResultStatus.APPLIED):
+                continue
+            for key in [k for k in current if k[0] == cluster_id]:
+                del current[key]
+            for gpu_type, n in intent.replicas_by_gpu_type.items():
+                if n:
+                    current[(cluster_id, gpu_type)] = n
+        return current
+
 
 @dataclass
 class FleetState:

@@ -75,6 +75,9 @@ def demo_policy(time_scale: float) -> dict[str, Any]:
         # pool admits nearly everything into its running batch, so TTFT grows while the queue stays 0.
         "signals": [{"metric": "ttft", "percentile": "p95", "target": 1.0}],
         "behavior": {"scale_down": {"stabilization_window_seconds": max(1, round(300.0 / time_scale))}},
+        # The engine's stable window (demand averaging, the panic hold) is hub time too: 60 s of it
+        # would be 30 simulated minutes at --time-scale 30.
+        "panic": {"stable_window_seconds": max(6, round(60.0 / time_scale))},
     }
 
 

@@ -153,6 +153,11 @@ class SignalSpec(Spec):
     headroom_percent: float = Field(
         default=10.0, ge=0, le=100, description="Latency metrics only: size capacity this much above the load"
     )
+    capacity_per_replica: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Latency metrics only: tokens/s one replica of each GPU type sustains at the target, from "
+        "your own benchmark; replaces the datasheet prior (the engine still learns from telemetry)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -170,6 +175,8 @@ class SignalSpec(Spec):
             raise ValueError(f"target: {self.metric.value} is a percentage; must be <= 100")
         if self.percentile is not None and not self.metric.is_latency:
             raise ValueError(f"percentile: only latency metrics have one, not {self.metric.value}")
+        if self.capacity_per_replica and not self.metric.is_latency:
+            raise ValueError(f"capacity_per_replica: only latency metrics use it, not {self.metric.value}")
         return self
 
     @property

@@ -26,7 +26,10 @@ def queue_policy(tmp_path: Path, **kw: object) -> Path:
     policy = {"id": "llama", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
               "bounds": {"min_replicas": 1, "max_replicas": 8},
               "signals": [{"metric": "queue_per_replica", "target": 2}],
-              "behavior": {"scale_down": {"stabilization_window_seconds": 1}}}
+              "behavior": {"scale_down": {"stabilization_window_seconds": 1}},
+              # The world runs 8× faster than the hub's clock: Knative's 60 s stable window would
+              # hold every scale-down past the test's patience.
+              "panic": {"stable_window_seconds": 6}}
     return write_policies(tmp_path / "policies.yaml", policy | kw)
 
 
@@ -142,4 +145,5 @@ async def test_nats_restart_mid_run_both_sides_reconnect_and_the_command_is_deli
         await eventually(lambda: hub.bus.connected and alpha.bus.connected, timeout_s=15)
         ups = await eventually(lambda: applied(hub, "scale_up"), timeout_s=30)
         assert ups[-1].results and all(r["status"] == ResultStatus.APPLIED.value for r in ups[-1].results.values())
-        assert sum(s.desired_replicas for c in ("alpha", "beta") for s in world.workload_states(c)) > 1
+        await eventually(lambda: sum(s.desired_replicas for c in ("alpha", "beta")
+                                     for s in world.workload_states(c)) > 1)

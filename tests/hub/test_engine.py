@@ -42,10 +42,12 @@ def test_within_tolerance_keeps_current() -> None:
     assert evaluate(s, policy("ttft", 1.0)).desired_replicas == 2
 
 
-def test_ttft_and_gpu_utilisation_use_the_hpa_ratio() -> None:
+def test_ttft_guard_scales_by_the_latency_ratio_at_most_2x_and_gpu_utilisation_uses_the_hpa_ratio() -> None:
+    # Latency is not linear in load: without load telemetry to size with, the guard scales the ready
+    # replicas by latency / target, capped at 2x (it was the plain HPA ratio, 6, before the capacity model).
     s = FleetState()
     s.ingest(report("a", [workload(ttft_p95=3.0)], [node("H100", 6)]), now=100.0)
-    assert evaluate(s, policy("ttft", 1.0)).desired_replicas == 6  # ceil(2 × 3.0 / 1.0)
+    assert evaluate(s, policy("ttft", 1.0)).desired_replicas == 4  # ceil(2 × min(3.0 / 1.0, 2))
     s2 = FleetState()
     s2.ingest(report("a", [workload(gpu_util=0.35)], [node("H100", 6)]), now=100.0)
     assert evaluate(s2, policy("gpu_utilization", 70)).desired_replicas == 1

@@ -81,11 +81,16 @@ def policy(*, min_replicas: int = 1, max_replicas: int = 10, window_s: int = 300
     })
 
 
-def engine_decision(variants: dict[str, tuple[int, int]], waiting: float | None, **kw: object) -> Decision:
-    """A decision carrying the real engine's reason text for this report."""
+def engine_decision(variants: dict[str, tuple[int, int]], waiting: float | None, *, before: float | None = None,
+                    **kw: object) -> Decision:
+    """A decision carrying the real engine's reason text for this report (after one with ``before`` waiting)."""
     state = FleetState()
-    state.ingest(report("a", [workload(variants=variants, waiting=waiting)], [node("H100", 8)]), now=100.0)
-    (rec,) = Engine().evaluate(state.snapshot(now=100.0), [policy(**kw)])
+    engine = Engine()
+    if before is not None:
+        state.ingest(report("a", [workload(variants=variants, waiting=before)], [node("H100", 8)]), now=90.0)
+        engine.evaluate(state.snapshot(now=90.0), [policy(**kw)])
+    state.ingest(report("a", [workload(variants=variants, waiting=waiting)], [node("H100", 8)], seq=1), now=100.0)
+    (rec,) = engine.evaluate(state.snapshot(now=100.0), [policy(**kw)])
     return Decision(workload=KEY, policy_id="llama", policy_revision=1, mode=rec.policy.mode,
                     current_replicas=rec.current_replicas, desired_replicas=rec.desired_replicas, reason=rec.reason,
                     inputs={}, placement_before={}, placement_after={})
@@ -97,7 +102,8 @@ def engine_decision(variants: dict[str, tuple[int, int]], waiting: float | None,
     ({"H100": (2, 2)}, None, {}, "missing_data"),
     ({"H100": (2, 2)}, None, {"min_replicas": 3}, "bounds"),  # the hold was moved by min_replicas
     ({"H100": (4, 2)}, 0.0, {}, "starting"),
-    ({"H100": (4, 4)}, 0.0, {"window_s": 0, "min_replicas": 0}, "stabilisation"),
+    # The HPA's stabilisation needs a higher recommendation inside the window: 4 was recommended 10 s ago.
+    ({"H100": (4, 4)}, 0.0, {"before": 20.0}, "stabilisation"),
 ])
 def test_engine_reasons_fall_into_the_fixed_classes(
     variants: dict[str, tuple[int, int]], waiting: float | None, kw: dict[str, object], expected: str

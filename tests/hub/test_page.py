@@ -103,7 +103,7 @@ async def test_events_stream_a_decision_once_recorded_and_again_with_its_result(
     bound = fleet["workloads"][0]["policy"]  # the binding, so the page needs no selector logic
     assert bound["id"] == "llama" and bound["mode"] == "dry-run" and bound["overridden"] == []
     assert bound["signals"][0] == {"name": "ttft_p95", "metric": "ttft", "target": 0.5, "percentile": "p95",
-                                        "headroom_percent": 10.0}
+                                        "headroom_percent": 10.0, "capacity_per_replica": {}}
 
     hub.decisions.add(decision("d1", commands=("c1",)))
     event, data = await next_event(resp)

@@ -1,0 +1,164 @@
+"""What the engine remembers about one workload between evaluations, and how long.
+
+The HPA keeps recommendations and scale events in memory; Knative keeps its windows and panic
+state; KEDA counts failures. This is all of that for one workload, bounded in time: entries older
+than the longest window that can still read them are pruned on every evaluation, so memory stays
+proportional to the number of workloads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from hub.policy.behavior import MAX_PERIOD_SECONDS, Recommendation, ScaleEvent
+from hub.policy.forecast import RateForecaster
+from hub.policy.panic import PanicState
+from hub.policy.signals import LoadReading
+
+MIX_TAU_S = 300.0
+"""Time constant of the token-mix averages (tokens per request): a mix drifts over minutes."""
+
+
+@dataclass(slots=True)
+class DecayedSum:
+    """A sum of readings whose weight decays as ``exp(-age / tau)``.
+
+    Ratios of two such sums fed at the same times (tokens / requests) are exponentially weighted
+    averages of the ratio without the bias an average started from its first reading has: the
+    first minutes count fully until older evidence exists.
+    """
+
+    tau_s: float
+    total: float = 0.0
+    at: float | None = None
+
+    def add(self, now: float, y: float) -> None:
+        if self.at is not None and now > self.at:
+            self.total *= math.exp(-(now - self.at) / self.tau_s)
+        self.total += y
+        self.at = now if self.at is None else max(self.at, now)
+
+
+@dataclass(slots=True)
+class WorkloadMemory:
+    policy_id: str
+    recommendations: deque[Recommendation] = field(default_factory=deque)
+    scale_up_events: deque[ScaleEvent] = field(default_factory=deque)
+    scale_down_events: deque[ScaleEvent] = field(default_factory=deque)
+    panic: PanicState = field(default_factory=PanicState)
+    failures: int = 0
+    """Consecutive evaluations in which every signal was missing (KEDA's failure count)."""
+    idle_since: float | None = None
+    """Since when nothing arrived and nothing waited (scale to zero); None while busy or unknown."""
+    demand: deque[tuple[float, float]] = field(default_factory=deque)
+    """(time, tokens/s) per evaluation, for the stable and panic windows."""
+    requests: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
+    prompt: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
+    generation: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
+    request_forecast: RateForecaster | None = None
+    token_forecast: RateForecaster | None = None
+    forecast_season_s: int | None = None
+    observed_at: dict[str, float] = field(default_factory=dict)
+    """Per latency signal: when its capacity evidence was last recorded."""
+    mix: dict[str, int] | None = None
+    """Replicas per GPU type the counts of this memory are expressed in (see ``rescale``)."""
+    ready_fleet: tuple[tuple[str, int], ...] | None = None
+    ready_since: float | None = None
+    """Since when the ready replicas per GPU type have been what they are now."""
+
+    def note_ready(self, now: float, ready_by_type: dict[str, int]) -> None:
+        fleet = tuple(sorted((t, n) for t, n in ready_by_type.items() if n))
+        if fleet != self.ready_fleet:
+            self.ready_fleet, self.ready_since = fleet, now
+
+    # --- load --------------------------------------------------------------------------------------
+
+    def tokens_per_request(self) -> float | None:
+        mix = self.mean_tokens()
+        return None if mix is None else mix[0] + mix[1]
+
+    def mean_tokens(self) -> tuple[float, float] | None:
+        """(prompt, generated) tokens of the mean request, from the rates of the last minutes."""
+        r, p, g = self.requests.total, self.prompt.total, self.generation.total
+        if r <= 0 or p <= 0 or g <= 0:
+            return None
+        return p / r, g / r
+
+    def arrival_demand(self, load: LoadReading, *, drain_s: float) -> float | None:
+        """Tokens/s to serve: processed, or arriving (requests x tokens per request) if more, plus the
+        waiting requests' tokens spread over ``drain_s``.
+
+        Processed tokens lag arrivals while a queue builds (a saturated replica processes its
+        capacity, not its load); arrivals times the recent mix see the burst at once; and a queue
+        is load that arrived and still has to be served.
+        """
+        tpr = self.tokens_per_request()
+        arriving = None if load.request_rate is None or tpr is None else load.request_rate * tpr
+        known = [v for v in (load.token_rate, arriving) if v is not None]
+        if not known:
+            return None
+        backlog = 0.0 if tpr is None or not load.waiting else load.waiting * tpr / drain_s
+        return max(known) + backlog
+
+    def learn_mix(self, now: float, load: LoadReading) -> None:
+        """Fold this window's rates into the token mix (prompt and generated tokens per request)."""
+        if load.request_rate is not None and load.prompt_rate is not None and load.generation_rate is not None \
+                and not load.partial:
+            self.requests.add(now, load.request_rate)
+            self.prompt.add(now, load.prompt_rate)
+            self.generation.add(now, load.generation_rate)
+
+    def record_demand(self, now: float, demand: float | None, keep_s: float) -> None:
+        if demand is not None:
+            self.demand.append((now, demand))
+        while self.demand and self.demand[0][0] <= now - keep_s:
+            self.demand.popleft()
+
+    def mean_demand(self, now: float, window_s: float) -> float | None:
+        """Mean demand over ``(now - window_s, now]``; the latest when the window holds none."""
+        values = [d for t, d in self.demand if t > now - window_s]
+        if not values:
+            return self.demand[-1][1] if self.demand else None
+        return sum(values) / len(values)
+
+    # --- prediction --------------------------------------------------------------------------------
+
+    def forecasters(self, season_s: int | None) -> tuple[RateForecaster, RateForecaster]:
+        if self.request_forecast is None or self.token_forecast is None or self.forecast_season_s != season_s:
+            self.request_forecast = RateForecaster.for_season(season_s)
+            self.token_forecast = RateForecaster.for_season(season_s)
+            self.forecast_season_s = season_s
+        return self.request_forecast, self.token_forecast
+
+    # --- behaviour ---------------------------------------------------------------------------------
+
+    def prune(self, now: float, window_s: float) -> None:
+        """Drop recommendations older than ``window_s`` and events older than any period."""
+        while self.recommendations and self.recommendations[0][0] <= now - window_s:
+            self.recommendations.popleft()
+        for events in (self.scale_up_events, self.scale_down_events):
+            while events and events[0][0] <= now - MAX_PERIOD_SECONDS:
+                events.popleft()
+
+    def remember(self, record: Recommendation) -> None:
+        """Append to the recommendation history. An equal value just before it is dropped: every
+        window that holds the older one holds the newer too, so min and max over any window are
+        unchanged, and the history stays as long as the number of changes, not of ticks."""
+        if self.recommendations and self.recommendations[-1][1] == record[1]:
+            self.recommendations.pop()
+        self.recommendations.append(record)
+
+    def rescale(self, factor: float) -> None:
+        """Multiply every remembered replica count by ``factor`` (a change of GPU mix; rounded up)."""
+        self.recommendations = deque((t, math.ceil(r * factor - 1e-9)) for t, r in self.recommendations)
+        self.scale_up_events = deque((t, round(c * factor)) for t, c in self.scale_up_events)
+        self.scale_down_events = deque((t, round(c * factor)) for t, c in self.scale_down_events)
+        self.panic.max_proposal = math.ceil(self.panic.max_proposal * factor - 1e-9)
+
+    def record_scale(self, now: float, current: int, desired: int) -> None:
+        if desired > current:
+            self.scale_up_events.append((now, desired - current))
+        elif desired < current:
+            self.scale_down_events.append((now, current - desired))
