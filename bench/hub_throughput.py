@@ -99,7 +99,12 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
             {"id": f"w{i}", "targets": {"workloads": [{"namespace": "bench", "name": f"w{i}"}]},
              "bounds": {"min_replicas": 1, "max_replicas": 8},
              "signals": [{"metric": "queue_per_replica", "target": 10}],
-             "behavior": {"scale_down": {"stabilization_window_seconds": 0}}}
+             # This measures the pipeline, not the policy: panic and the HPA's rate limits would
+             # (rightly) hold some flips, which would then need no command.
+             "behavior": {"scale_up": {"policies": [{"type": "Pods", "value": 100, "period_seconds": 1}]},
+                          "scale_down": {"stabilization_window_seconds": 0,
+                                         "policies": [{"type": "Pods", "value": 100, "period_seconds": 1}]}},
+             "panic": {"enabled": False}}
             for i in range(total)
         ]))
         port = free_port()
@@ -132,6 +137,13 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                     t0 = changed_at.pop(name, None)
                     if t0 is not None:
                         latencies.append(time.perf_counter() - t0)
+                    # Answer as a spoke does: the hub holds a workload "unsettled" (and shrinks
+                    # nothing) while a command of it has no result.
+                    result = {"protocol_version": 1, "type": "result", "command_id": cmd["command_id"],
+                              "cluster_id": cmd["cluster_id"], "workload": cmd["workload"], "status": "applied",
+                              "reason": "applied", "observed_replicas_by_gpu_type": cmd["replicas_by_gpu_type"],
+                              "completed_at": datetime.now(UTC).isoformat()}
+                    await nc.publish(f"fleetscale.v1.results.{cmd['cluster_id']}", json.dumps(result).encode())
 
                 await nc.subscribe("fleetscale.v1.commands.*", cb=on_command, pending_msgs_limit=10_000_000)
                 rng = random.Random(7)
