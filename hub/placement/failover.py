@@ -61,8 +61,14 @@ class FleetHealth:
     """Per workload with a lost or recovering cluster: replicas per GPU type it ran before the loss."""
     recovery_reports: int = DEFAULT_RECOVERY_REPORTS
 
-    def in_phase(self, phase: Phase) -> set[str]:
-        return {cid for cid, h in self.clusters.items() if h.phase is phase}
+    recovering: frozenset[str] = dataclasses.field(init=False)
+    """Clusters back from stale but not yet trusted; every workload's placement asks, so once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recovering", self.in_phase(Phase.RECOVERING))
+
+    def in_phase(self, phase: Phase) -> frozenset[str]:
+        return frozenset(cid for cid, h in self.clusters.items() if h.phase is phase)
 
 
 @dataclass
@@ -165,7 +171,7 @@ def apply_failover(
             notes.append(f"failover: held at the {_total(baseline)} replicas it ran before losing a cluster, "
                          "re-placed on healthy clusters")
             demand = dataclasses.replace(demand, demand=load)
-    recovering = health.in_phase(Phase.RECOVERING)
+    recovering = health.recovering
     if not recovering:
         return demand, notes
     holds = sorted({c for (c, _), n in demand.held.items() if n > 0 and c in recovering})
