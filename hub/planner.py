@@ -144,59 +144,66 @@ def _hot(rec: Recommendation) -> bool:
     return False
 
 
-def engine_load(rec: Recommendation, view: WorkloadView, offered: list[str], held: Placement) -> EngineLoad | None:
-    """The demand and each offered type's throughput in the engine's tokens/s, or None to count replicas.
+def engine_load(
+    rec: Recommendation, view: WorkloadView, offered: list[str], asked: Placement
+) -> tuple[EngineLoad | None, str | None]:
+    """The demand and each offered type's throughput in the engine's tokens/s, or why replicas are counted.
 
-    None when the engine gives no load (no latency signal, no capacity estimate), when an offered
-    type has no estimate (a type with no datasheet prior and no policy figure: comparing it by
-    tokens/s would be a guess, so the whole workload keeps the replica path), or when no offered
-    type can meet the target. The demand is the engine's (its headroom is in the capacities); while
-    latency is above target it is at least ``desired_replicas`` of today's mix, so that a count the
-    guard, panic or a clamp raised is never undercut by a load figure that lags it.
+    Replicas are counted (the reference path) when the engine gives no load (no latency signal, or
+    no capacity estimate for what runs), when an offered type has no estimate (no datasheet prior
+    and no policy figure: comparing it by tokens/s would be a guess, so the whole workload keeps the
+    replica path; the note says so), or when no offered type can meet the target at all.
+
+    The demand is the engine's load when its capacity model decided the count (the headroom is in
+    the capacities, not the demand). A count decided otherwise (another signal, a clamp, a hold,
+    panic, the latency guard) is a step from what the engine asked for, the HPA's spec.replicas:
+    the replicas asked serve what their types serve, and the step is in replicas of the ready mix,
+    on which the engine computed it. While latency is above target the load is never less than
+    that count, so a scale-up the guard or panic decided is not undercut by the load figure.
     """
     caps = rec.capacity_per_replica
-    raw = rec.inputs.get("demand_tokens_per_s")
     if rec.demand is None or not caps or not offered:
-        return None
+        return None, None
     types = sorted(set(offered))
-    if any(caps.get(t) is None for t in types):
-        return None
+    missing = [t for t in types if caps.get(t) is None]
+    if missing:
+        return None, f"no capacity estimate for {', '.join(missing)}: placed in replicas of the reference"
     capable = {t: caps[t] for t in types if caps[t] > 0}
     if not capable:
-        return None
-    mix: dict[str, int] = {}
+        return None, "no offered GPU type meets the latency target: placed in replicas of the reference"
+    ready: dict[str, int] = {}
     for report in view.reports.values():
         for v in report.variants:
             if v.ready_replicas:
-                mix[v.gpu_type] = mix.get(v.gpu_type, 0) + v.ready_replicas
-    asked = sum(held.values())
-    asked_load = sum(n * caps.get(t, 0.0) for (_, t), n in held.items())
-    if not mix:
-        for (_, t), n in held.items():
-            mix[t] = mix.get(t, 0) + n
-    per_replica = mix_capacity(capable, mix) or mix_capacity(capable, dict.fromkeys(capable, 1)) or 1.0
-    # A count the engine decided (a clamp, a hold, panic, the guard, another signal) is a step from
-    # what it asked for (the HPA's spec.replicas): the replicas asked keep what they serve, and the
-    # step is in replicas of the ready mix, on which the engine computed it. Read on the ready mix
-    # alone (``Recommendation.demand``), a hold while H100s start and L4s serve would price every
-    # asked L4 as an H100, and the placement of that load would feed the next hold.
-    ready_pr = mix_capacity(caps, mix) or 0.0
-    asked_pr = asked_load / asked if asked else ready_pr
+                ready[v.gpu_type] = ready.get(v.gpu_type, 0) + v.ready_replicas
+    asked_by_type: dict[str, int] = {}
+    for (_, t), n in asked.items():
+        if n > 0:
+            asked_by_type[t] = asked_by_type.get(t, 0) + n
+    # Read on the ready mix alone (``Recommendation.demand``), a hold while H100s start and L4s serve
+    # would price every asked L4 as an H100, and the placement of that load would feed the next hold.
+    ready_pr = mix_capacity(caps, ready or asked_by_type) or 0.0
+    asked_pr = mix_capacity(caps, asked_by_type) or ready_pr
     current = rec.current_replicas
     by_count = max(0.0, current * asked_pr + (rec.desired_replicas - current) * ready_pr)
-    load_decided = raw is not None and math.isclose(rec.demand, raw, rel_tol=1e-9, abs_tol=1e-9)
-    demand = rec.demand if load_decided else by_count
-    notes = [] if load_decided else [f"{rec.desired_replicas} replicas of what was asked: {demand:.0f} tokens/s"]
-    if load_decided and _hot(rec) and by_count > demand:
-        notes.append(f"latency above target: load held at the {rec.desired_replicas} replicas asked "
-                     f"({by_count:.0f} tokens/s)")
+    raw = rec.inputs.get("demand_tokens_per_s")
+    notes = []
+    if isinstance(raw, (int, float)) and math.isclose(rec.demand, raw, rel_tol=1e-9, abs_tol=1e-9):
+        demand = float(raw)  # the capacity model decided: the load itself
+        if _hot(rec) and by_count > demand:
+            notes.append(f"latency above target: load held at the {rec.desired_replicas} replicas asked "
+                         f"({by_count:.0f} tokens/s)")
+            demand = by_count
+    else:
         demand = by_count
-    slowest = min(capable.values())
+        notes.append(f"{rec.desired_replicas} replicas counted from the {current} asked: {demand:.0f} tokens/s")
     zero = frozenset(t for t in types if t not in capable)
-    throughput = {t: capable.get(t, ZERO_CAPACITY_SHARE * slowest) for t in types}
     if zero:
         notes.append(f"{', '.join(sorted(zero))} cannot meet the latency target: no growth there")
-    return EngineLoad(demand, throughput, per_replica, zero, tuple(notes))
+    slowest = min(capable.values())
+    throughput = {t: capable.get(t, ZERO_CAPACITY_SHARE * slowest) for t in types}
+    reference = ready_pr if ready_pr > 0 else max(capable.values())
+    return EngineLoad(demand, throughput, reference, zero, tuple(notes)), None
 
 
 class Planner:
@@ -287,11 +294,11 @@ class Planner:
                 price = self.prices.get(gpu_type) if price is None else price
                 if price is not None:  # no price, no placement: we will not guess a cost
                     priced.append((cid, gpu_type, price))
-        load = engine_load(rec, view, [t for _, t, _ in priced], before)
+        load, why_not = engine_load(rec, view, [t for _, t, _ in priced], before)
         # Kept current on every tick, so that a workload whose engine figures lapse (its latency
         # signal gone quiet) falls back to a settled reference, not one from long ago.
         ref = self.reference(snapshot, view, [t for _, t, _ in priced])
-        notes = []
+        notes = [why_not] if why_not else []
         if load is not None:
             ref = load.reference
             speed = load.throughput
