@@ -182,7 +182,11 @@ def engine_load(
             asked_by_type[t] = asked_by_type.get(t, 0) + n
     # Read on the ready mix alone (``Recommendation.demand``), a hold while H100s start and L4s serve
     # would price every asked L4 as an H100, and the placement of that load would feed the next hold.
-    ready_pr = mix_capacity(caps, ready or asked_by_type) or 0.0
+    ready_pr = mix_capacity(caps, ready or asked_by_type)
+    if ready_pr is None:
+        # Nothing runs or is asked (activation from zero): a replica is one of the offered types'
+        # mean, as the engine sizes a fleet with no mix.
+        ready_pr = mix_capacity(caps, dict.fromkeys(types, 1)) or 0.0
     asked_pr = mix_capacity(caps, asked_by_type) or ready_pr
     current = rec.current_replicas
     by_count = max(0.0, current * asked_pr + (rec.desired_replicas - current) * ready_pr)

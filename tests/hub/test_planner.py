@@ -254,3 +254,18 @@ def test_a_hold_while_replicas_start_keeps_what_was_asked_not_the_ready_mix_s_wo
     assert plan.recommendation.desired_replicas == 7
     assert plan.result.placement == {("a", "H100"): 1, ("a", "L4"): 6}
     assert any("7 replicas counted from the 7 asked: 1600 tokens/s" in n for n in plan.result.notes)
+
+
+def test_activation_from_zero_is_placed_in_load_units() -> None:
+    # Nothing runs: the engine wakes the workload for 525 tokens/s. In load units that is 6 L4s
+    # ($9/h), not the H100 ($12/h) a count of one replica would have been.
+    s = FleetState()
+    asleep = workload(variants={"H100": (0, 0)}).model_copy(update={"samples": Samples.model_validate(
+        {"window_s": 10.0, "requests_waiting": 3, "request_rate_per_s": 1.0, "prompt_tokens_per_s": 400.0,
+         "generation_tokens_per_s": 125.0})})
+    s.ingest(report("a", [asleep], [node("H100", 8), node("L4", 8)]), now=10.0)
+    p = latency_policy({"H100": 1000.0, "L4": 100.0}, bounds={"min_replicas": 0, "max_replicas": 40},
+                       scale_to_zero={"enabled": True})
+    plan = plans(s, p, planner=Planner(MIX_PRICES))["inference/llama"]
+    assert plan.recommendation.current_replicas == 0 and plan.recommendation.desired_replicas == 1
+    assert plan.result.placement == {("a", "L4"): 6}
