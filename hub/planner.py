@@ -11,13 +11,14 @@ are weighed against each other instead of served first come, first served:
 * offers: the fresh clusters that run the workload (a Deployment there may have 0 replicas; growth
   elsewhere could not be sent), each GPU type there with free GPUs reported, if the policy allows it
   and a price is known: the policy's per-(cluster, type) price, else the hub's per-type price;
-* load: in the engine's own units when it gives them (``engine_load``): the demand is
-  ``Recommendation.demand`` (tokens/s) and a replica of type t serves ``capacity_per_replica[t]``
-  (headroom already taken off), never less than the recommended replicas of today's mix while latency
-  is above target. Otherwise (no latency signal, or an offered type without an estimate) the
-  recommendation counts replicas: the demand is that count times the workload's *reference
-  throughput*, the mean throughput of the replicas it ran when last settled (see
-  ``Planner.reference``), with throughput per GPU type from ``hub.placement.throughput``;
+* load: in the engine's own units when it gives them (``engine_load``): a replica of type t serves
+  ``capacity_per_replica[t]`` tokens/s (headroom already taken off) and the demand is the engine's
+  load when its capacity model decided, else its count as a step from the replicas it asked for
+  (and never less than that count while latency is above target). Otherwise (no latency signal, or
+  an offered type without an estimate) the recommendation counts replicas: the demand is that
+  count times the workload's *reference throughput*, the mean throughput of the replicas it ran
+  when last settled (see ``Planner.reference``), with throughput per GPU type from
+  ``hub.placement.throughput``;
 * bounds: the policy's total and per-cluster bounds, spread, and for the weight strategies the
   Karmada division of the recommended count as per-cluster targets;
 * failover: lost clusters' replicas re-placed, recovering ones held (``hub.placement.failover``);
