@@ -11,9 +11,14 @@ are weighed against each other instead of served first come, first served:
 * offers: the fresh clusters that run the workload (a Deployment there may have 0 replicas; growth
   elsewhere could not be sent), each GPU type there with free GPUs reported, if the policy allows it
   and a price is known: the policy's per-(cluster, type) price, else the hub's per-type price;
-* load: the recommendation counts replicas; the demand is that count times the workload's
-  *reference throughput*, the mean throughput of the replicas it ran when last settled (see
-  ``Planner.reference``), with throughput per GPU type from ``hub.placement.throughput``;
+* load: in the engine's own units when it gives them (``engine_load``): a replica of type t serves
+  ``capacity_per_replica[t]`` tokens/s (headroom already taken off) and the demand is the engine's
+  load when its capacity model decided, else its count as a step from the replicas it asked for
+  (and never less than that count while latency is above target). Otherwise (no latency signal, or
+  an offered type without an estimate) the recommendation counts replicas: the demand is that
+  count times the workload's *reference throughput*, the mean throughput of the replicas it ran
+  when last settled (see ``Planner.reference``), with throughput per GPU type from
+  ``hub.placement.throughput``;
 * bounds: the policy's total and per-cluster bounds, spread, and for the weight strategies the
   Karmada division of the recommended count as per-cluster targets;
 * failover: lost clusters' replicas re-placed, recovering ones held (``hub.placement.failover``);
@@ -24,6 +29,7 @@ are weighed against each other instead of served first come, first served:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,6 +50,7 @@ from hub.placement import (
 from hub.placement.division import divide
 from hub.placement.failover import DEFAULT_RECOVERY_REPORTS
 from hub.placement.throughput import PROFILE_THROUGHPUT, mean_throughput
+from hub.policy.capacity import mix_capacity
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement, WorkloadView
@@ -107,6 +114,101 @@ def make_before_break(demand: WorkloadDemand, result: PlacementResult) -> Placem
         churn=sum(abs(placement.get(k, 0) - demand.current.get(k, 0)) for k in {*placement, *demand.current}),
         notes=(*result.notes, f"make before break: kept {moved} until the new replicas are ready"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """A workload's placement load in the engine's units (tokens/s at the SLO)."""
+
+    demand: float
+    throughput: dict[str, float]
+    """Per offered GPU type: tokens/s one replica takes within the SLO, headroom off (> 0)."""
+    reference: float
+    """Tokens/s of one replica of today's mix: unplaced load is reported in these replicas."""
+    no_growth: frozenset[str]
+    """Types the engine says cannot meet the target at all: offered only to keep what runs there."""
+    notes: tuple[str, ...]
+
+
+ZERO_CAPACITY_SHARE = 0.01
+"""A type that cannot meet the target at all (capacity 0) counts this share of the slowest capable
+type, only so that the replicas it runs stay while their replacements start (make before break):
+it is offered with no growth, so the solver never adds one, and it weighs next to nothing."""
+
+
+def _hot(rec: Recommendation) -> bool:
+    """Some latency signal above its target (the engine's latency guard is up)."""
+    for spec in rec.policy.signals:
+        value = rec.inputs.get(spec.name)
+        if spec.metric.is_latency and isinstance(value, (int, float)) and value > spec.target:
+            return True
+    return False
+
+
+def engine_load(
+    rec: Recommendation, view: WorkloadView, offered: list[str], asked: Placement
+) -> tuple[EngineLoad | None, str | None]:
+    """The demand and each offered type's throughput in the engine's tokens/s, or why replicas are counted.
+
+    Replicas are counted (the reference path) when the engine gives no load (no latency signal, or
+    no capacity estimate for what runs), when an offered type has no estimate (no datasheet prior
+    and no policy figure: comparing it by tokens/s would be a guess, so the whole workload keeps the
+    replica path; the note says so), or when no offered type can meet the target at all.
+
+    The demand is the engine's load when its capacity model decided the count (the headroom is in
+    the capacities, not the demand). A count decided otherwise (another signal, a clamp, a hold,
+    panic, the latency guard) is a step from what the engine asked for, the HPA's spec.replicas:
+    the replicas asked serve what their types serve, and the step is in replicas of the ready mix,
+    on which the engine computed it. While latency is above target the load is never less than
+    that count, so a scale-up the guard or panic decided is not undercut by the load figure.
+    """
+    caps = rec.capacity_per_replica
+    if rec.demand is None or not caps or not offered:
+        return None, None
+    types = sorted(set(offered))
+    missing = [t for t in types if caps.get(t) is None]
+    if missing:
+        return None, f"no capacity estimate for {', '.join(missing)}: placed in replicas of the reference"
+    capable = {t: caps[t] for t in types if caps[t] > 0}
+    if not capable:
+        return None, "no offered GPU type meets the latency target: placed in replicas of the reference"
+    ready: dict[str, int] = {}
+    for report in view.reports.values():
+        for v in report.variants:
+            if v.ready_replicas:
+                ready[v.gpu_type] = ready.get(v.gpu_type, 0) + v.ready_replicas
+    asked_by_type: dict[str, int] = {}
+    for (_, t), n in asked.items():
+        if n > 0:
+            asked_by_type[t] = asked_by_type.get(t, 0) + n
+    # Read on the ready mix alone (``Recommendation.demand``), a hold while H100s start and L4s serve
+    # would price every asked L4 as an H100, and the placement of that load would feed the next hold.
+    ready_pr = mix_capacity(caps, ready or asked_by_type)
+    if ready_pr is None:
+        # Nothing runs or is asked (activation from zero): a replica is one of the offered types'
+        # mean, as the engine sizes a fleet with no mix.
+        ready_pr = mix_capacity(caps, dict.fromkeys(types, 1)) or 0.0
+    asked_pr = mix_capacity(caps, asked_by_type) or ready_pr
+    current = rec.current_replicas
+    by_count = max(0.0, current * asked_pr + (rec.desired_replicas - current) * ready_pr)
+    raw = rec.inputs.get("demand_tokens_per_s")
+    notes = []
+    if isinstance(raw, (int, float)) and math.isclose(rec.demand, raw, rel_tol=1e-9, abs_tol=1e-9):
+        demand = float(raw)  # the capacity model decided: the load itself
+        if _hot(rec) and by_count > demand:
+            notes.append(f"latency above target: load held at the {rec.desired_replicas} replicas asked "
+                         f"({by_count:.0f} tokens/s)")
+            demand = by_count
+    else:
+        demand = by_count
+        notes.append(f"{rec.desired_replicas} replicas counted from the {current} asked: {demand:.0f} tokens/s")
+    zero = frozenset(t for t in types if t not in capable)
+    if zero:
+        notes.append(f"{', '.join(sorted(zero))} cannot meet the latency target: no growth there")
+    slowest = min(capable.values())
+    throughput = {t: capable.get(t, ZERO_CAPACITY_SHARE * slowest) for t in types}
+    reference = ready_pr if ready_pr > 0 else max(capable.values())
+    return EngineLoad(demand, throughput, reference, zero, tuple(notes)), None
 
 
 class Planner:
@@ -197,13 +299,30 @@ class Planner:
                 price = self.prices.get(gpu_type) if price is None else price
                 if price is not None:  # no price, no placement: we will not guess a cost
                     priced.append((cid, gpu_type, price))
+        load, why_not = engine_load(rec, view, [t for _, t, _ in priced], before)
+        # Kept current on every tick, so that a workload whose engine figures lapse (its latency
+        # signal gone quiet) falls back to a settled reference, not one from long ago.
         ref = self.reference(snapshot, view, [t for _, t, _ in priced])
-        notes = []
-        unknown = sorted({t for _, t, _ in priced if t not in self.throughput})
-        if unknown:
-            notes.append(f"throughput of {', '.join(unknown)} unknown: a replica there counts as a reference one")
-        speed = {t: self.throughput.get(t, ref) for _, t, _ in priced}
-        offers = tuple(Offer(cid, t, None, price * gpr, speed[t]) for cid, t, price in priced)
+        notes = [why_not] if why_not else []
+        if load is not None:
+            ref = load.reference
+            speed = load.throughput
+            demanded = load.demand
+            notes.append(f"load {demanded:.0f} tokens/s at the SLO, per replica "
+                         + ", ".join(f"{t} {v:.0f}" for t, v in sorted(speed.items())))
+            notes.extend(load.notes)
+            offers = tuple(
+                Offer(cid, t, max(view.placement().get((cid, t), 0), before.get((cid, t), 0)) if t in load.no_growth
+                      else None, price * gpr, speed[t])
+                for cid, t, price in priced
+            )
+        else:
+            demanded = rec.desired_replicas * ref
+            unknown = sorted({t for _, t, _ in priced if t not in self.throughput})
+            if unknown:
+                notes.append(f"throughput of {', '.join(unknown)} unknown: a replica there counts as a reference one")
+            speed = {t: self.throughput.get(t, ref) for _, t, _ in priced}
+            offers = tuple(Offer(cid, t, None, price * gpr, speed[t]) for cid, t, price in priced)
         bounds = rec.policy.bounds
         cluster_min = {c: b.min_replicas for c, b in bounds.per_cluster.items() if b.min_replicas}
         cluster_max = {c: b.max_replicas for c, b in bounds.per_cluster.items() if b.max_replicas is not None}
@@ -229,7 +348,7 @@ class Planner:
             notes.append("replicas starting: none removed until they are ready")
         demand = WorkloadDemand(
             key=view.key,
-            demand=rec.desired_replicas * ref,
+            demand=demanded,
             offers=offers,
             reference_throughput=ref,
             gpus_per_replica=gpr,
@@ -242,6 +361,6 @@ class Planner:
             cluster_max=cluster_max,
             floor=floor,
         )
-        by_type = dict(self.throughput) | {t: speed[t] for t in speed}
+        by_type = (dict(rec.capacity_per_replica) if load is not None else dict(self.throughput)) | speed
         demand, failover_notes = apply_failover(demand, health, throughput=by_type, failover=spec.failover)
         return demand, notes + failover_notes

@@ -6,8 +6,9 @@ replica, so the pool a tick can hand out is the free GPUs *plus* the GPUs the wo
 problem hold there now (a workload that shrinks frees its GPUs for another one in the same solve).
 
 Load is counted in each workload's own units: its demand, and what one replica of each GPU type
-serves within the SLO. The caller fixes the unit (the planner uses "replicas of the reference GPU
-type"), so a cheap slow GPU and a dear fast one are compared per unit of load, not per replica.
+serves within the SLO. The caller fixes the unit (the planner uses the engine's tokens/s at the SLO
+when it has them, else "replicas of the reference GPU type"), so a cheap slow GPU and a dear fast one
+are compared per unit of load, not per replica.
 """
 
 from __future__ import annotations

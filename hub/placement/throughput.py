@@ -1,10 +1,12 @@
 """How much SLO-capable load one replica of each GPU type serves, relative to the others.
 
-Until the engine reports capacity per GPU type for each workload, the planner takes it from the
-simulator's roofline profiles (``shared.simulation.profiles``): a replica's saturated decode
-throughput, in tokens per second, of Llama-3.1-8B on one GPU of the type (``serving_profile(gpu)
-.decode_tokens_per_s``). Decode is the memory-bandwidth-bound phase that sets how many sequences a
-replica keeps within an inter-token-latency SLO, so it is the fairer single number; prefill
+The planner compares GPU types by the engine's own capacity per replica when the recommendation
+carries one for every offered type (``hub.planner.engine_load``). Otherwise (no latency signal, or a
+type without an estimate) it takes relative throughput from the simulator's roofline profiles
+(``shared.simulation.profiles``): a replica's saturated decode throughput, in tokens per second, of
+Llama-3.1-8B on one GPU of the type (``serving_profile(gpu).decode_tokens_per_s``). Decode is the
+memory-bandwidth-bound phase that sets how many sequences a replica keeps within an
+inter-token-latency SLO, so it is the fairer single number; prefill
 (compute-bound) ranks the types the same way. The numbers are normalised to the L4 (= 1):
 
 ====== ================ ==========

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from hub.placement.throughput import PROFILE_THROUGHPUT
 from hub.planner import Planner
 from hub.policy.model import Policy
 from hub.state import FleetState
+from shared.messages import Samples, WorkloadReport
 from tests.hub.factories import node, report, workload
 
 PRICES = {"L4": 0.8, "A100": 4.1, "H100": 12.0}
@@ -174,3 +177,95 @@ def test_the_last_joint_solve_is_kept_for_metrics() -> None:
     planner = Planner(PRICES)
     plans(s, policy(), planner=planner)
     assert planner.last_solution is not None and planner.last_solution.method == "optimal"
+
+
+# --- load in the engine's units ------------------------------------------------------------------
+
+def latency_policy(capacity: dict[str, float], **kw: Any) -> Policy:
+    """TTFT p95 <= 2 s with the policy's own capacity per replica (tokens/s), no headroom, no panic."""
+    return Policy.model_validate({
+        "id": "llama", "targets": {"workloads": [{"namespace": "inference", "name": "llama"}]},
+        "signals": [{"metric": "ttft", "target": 2.0, "headroom_percent": 0, "capacity_per_replica": capacity}],
+        "bounds": {"min_replicas": 1, "max_replicas": 40}, "panic": {"enabled": False}, **kw,
+    })
+
+
+def serving(variants: dict[str, tuple[int, int]], *, tokens: float, ttft: float) -> WorkloadReport:
+    """The workload taking ``tokens`` tokens/s (prompt and generation) at the given p95 TTFT."""
+    samples = Samples.model_validate({"window_s": 10.0, "ttft": {"p95_s": ttft}, "request_rate_per_s": 2.0,
+                                      "prompt_tokens_per_s": tokens * 0.8, "generation_tokens_per_s": tokens * 0.2,
+                                      "requests_waiting": 0})
+    return workload(variants=variants).model_copy(update={"samples": samples})
+
+
+MIX_PRICES = {"L4": 1.5, "H100": 12.0}
+"""Per token the H100 is cheaper ($12 / 1000 tokens/s against $1.5 / 100), but not per replica."""
+
+
+def test_engine_capacities_make_a_mix_of_types_cheaper_than_whole_replicas_of_one() -> None:
+    # 1,300 tokens/s on one H100 that takes 1,000: the engine asks for 2 H100s ($24/h). In its own
+    # units the load is 1.3 H100s: 1 H100 + 3 L4s ($16.5/h) serve it, and are cheaper than 13 L4s.
+    s = FleetState()
+    s.ingest(report("a", [serving({"H100": (1, 1)}, tokens=1300, ttft=0.5)], [node("H100", 7), node("L4", 8)]),
+             now=10.0)
+    plan = plans(s, latency_policy({"H100": 1000.0, "L4": 100.0}), planner=Planner(MIX_PRICES))["inference/llama"]
+    rec = plan.recommendation
+    assert rec.desired_replicas == 2 and rec.demand == pytest.approx(1300.0)
+    assert plan.result.placement == {("a", "H100"): 1, ("a", "L4"): 3}
+    assert plan.result.cost_per_hour == pytest.approx(16.5)
+    assert any(n.startswith("load 1300 tokens/s") for n in plan.result.notes)
+    # The replica path (the decode table, H100 = 33.9 L4s) would have asked for the second H100.
+    assert not any("replicas of the reference" in n for n in plan.result.notes)
+
+
+def test_a_type_without_a_capacity_estimate_falls_back_to_counting_replicas() -> None:
+    # X9 has no datasheet prior and the policy gives no figure for it: tokens/s cannot compare it,
+    # so the workload is placed as before, in replicas of the reference (2 H100s, not 1 + L4s).
+    s = FleetState()
+    s.ingest(report("a", [serving({"H100": (1, 1)}, tokens=1300, ttft=0.5)],
+                    [node("H100", 7), node("L4", 8), node("X9", 8)]), now=10.0)
+    p = latency_policy({"H100": 1000.0, "L4": 100.0}, placement={"prices": {"*": {"X9": 50.0}}})
+    plan = plans(s, p, planner=Planner(MIX_PRICES))["inference/llama"]
+    assert "X9" not in plan.recommendation.capacity_per_replica
+    assert any(n == "no capacity estimate for X9: placed in replicas of the reference" for n in plan.result.notes)
+    assert plan.result.placement == {("a", "H100"): 2}
+
+
+def test_latency_above_target_never_places_less_than_the_guard_s_count() -> None:
+    # 6 H100s at TTFT 2.5 s against 2 s: the capacity model says 4 (3,800 tokens/s over 1,000), the
+    # guard 8 (6 x 2.5 / 2). The load placed is the guard's 8 H100s' worth, not the 3,800 tokens/s.
+    s = FleetState()
+    s.ingest(report("a", [serving({"H100": (6, 6)}, tokens=3800, ttft=2.5)], [node("H100", 2), node("L4", 8)]),
+             now=10.0)
+    plan = plans(s, latency_policy({"H100": 1000.0, "L4": 100.0}), planner=Planner(MIX_PRICES))["inference/llama"]
+    assert plan.recommendation.desired_replicas == 8
+    served = sum(n * {"H100": 1000.0, "L4": 100.0}[t] for (_, t), n in plan.result.placement.items())
+    assert served >= 8000.0
+    assert plan.result.placement == {("a", "H100"): 8}
+
+
+def test_a_hold_while_replicas_start_keeps_what_was_asked_not_the_ready_mix_s_worth() -> None:
+    # 1 H100 ready, 6 L4s asked and starting: the engine holds the 7 it asked for. Read on the ready
+    # mix, 7 replicas would be 7 H100s' worth; what was asked serves 1,600 tokens/s, and that stays.
+    s = FleetState()
+    s.ingest(report("a", [serving({"H100": (1, 1), "L4": (6, 0)}, tokens=900, ttft=0.5)],
+                    [node("H100", 7), node("L4", 2)]), now=10.0)
+    plan = plans(s, latency_policy({"H100": 1000.0, "L4": 100.0}), planner=Planner(MIX_PRICES))["inference/llama"]
+    assert plan.recommendation.desired_replicas == 7
+    assert plan.result.placement == {("a", "H100"): 1, ("a", "L4"): 6}
+    assert any("7 replicas counted from the 7 asked: 1600 tokens/s" in n for n in plan.result.notes)
+
+
+def test_activation_from_zero_is_placed_in_load_units() -> None:
+    # Nothing runs: the engine wakes the workload for 525 tokens/s. In load units that is 6 L4s
+    # ($9/h), not the H100 ($12/h) a count of one replica would have been.
+    s = FleetState()
+    asleep = workload(variants={"H100": (0, 0)}).model_copy(update={"samples": Samples.model_validate(
+        {"window_s": 10.0, "requests_waiting": 3, "request_rate_per_s": 1.0, "prompt_tokens_per_s": 400.0,
+         "generation_tokens_per_s": 125.0})})
+    s.ingest(report("a", [asleep], [node("H100", 8), node("L4", 8)]), now=10.0)
+    p = latency_policy({"H100": 1000.0, "L4": 100.0}, bounds={"min_replicas": 0, "max_replicas": 40},
+                       scale_to_zero={"enabled": True})
+    plan = plans(s, p, planner=Planner(MIX_PRICES))["inference/llama"]
+    assert plan.recommendation.current_replicas == 0 and plan.recommendation.desired_replicas == 1
+    assert plan.result.placement == {("a", "L4"): 6}
