@@ -54,6 +54,7 @@ from hub.policy.capacity import mix_capacity
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement, WorkloadView
+from shared.messages import ResultStatus
 
 
 def current_placement(snapshot: FleetSnapshot, view: WorkloadView) -> Placement:
@@ -79,9 +80,14 @@ class Plan:
 
 
 def settled(snapshot: FleetSnapshot, view: WorkloadView) -> bool:
-    """Every replica of the workload ready, and no command to it in flight or unconfirmed."""
+    """Every replica of the workload ready, and no command to it in flight or unconfirmed.
+
+    A refused or failed command started nothing, so it does not count: otherwise a grow the cluster
+    refused for capacity (re-asked every retry period) would forbid the workload ever to shrink.
+    """
     for cid, report in view.reports.items():
-        if snapshot.live_intent(view.key, cid) is not None:
+        intent = snapshot.live_intent(view.key, cid)
+        if intent is not None and (intent.result is None or intent.result.status is ResultStatus.APPLIED):
             return False
         if any(v.ready_replicas != v.desired_replicas for v in report.variants):
             return False

@@ -269,3 +269,22 @@ def test_activation_from_zero_is_placed_in_load_units() -> None:
     plan = plans(s, p, planner=Planner(MIX_PRICES))["inference/llama"]
     assert plan.recommendation.current_replicas == 0 and plan.recommendation.desired_replicas == 1
     assert plan.result.placement == {("a", "L4"): 6}
+
+
+def test_a_refused_command_does_not_hold_the_workload_unsettled() -> None:
+    """A grow the cluster refused (no capacity) starts nothing: the workload may still shrink."""
+    from datetime import UTC, datetime
+
+    from hub.state import Intent
+    from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef
+
+    s, planner = FleetState(), Planner(PRICES)
+    p = policy(behavior={**FAST_UP, "scale_down": {"stabilization_window_seconds": 0}}, panic={"enabled": False})
+    s.ingest(report("a", [workload(variants={"H100": (4, 4)}, waiting=0)], [node("H100", 4)]), now=1.0)
+    s.record_intent("inference/llama", "a", Intent("c1", {"H100": 8}, datetime.now(UTC), 0.0))
+    ref = WorkloadRef(namespace="inference", name="llama")
+    s.record_result(CommandResult(command_id="c1", cluster_id="a", workload=ref, status=ResultStatus.REJECTED,
+                                  reason=ResultReason.CAPACITY))
+    plan = plans(s, p, planner=planner, now=1.5)["inference/llama"]
+    assert plan.recommendation.desired_replicas == 1
+    assert plan.result.placement == {("a", "H100"): 1}
