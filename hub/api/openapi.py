@@ -192,7 +192,17 @@ def document() -> dict[str, Any]:
                  "description": "Multi-cluster GPU inference autoscaling. Errors are {error, details}; "
                                 "details name the field. See docs/operations.md."},
         "paths": paths,
-        "components": {"schemas": defs.get("$defs", {})},
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "Roles: viewer (reads), operator (policy writes, dry-run toggles), admin (all). "
+                               "Missing or unknown token: 401; too low a role: 403. Off when the hub has no "
+                               "token source; /healthz, /readyz and /metrics are open by default.",
+            }},
+        },
+        # A token where the hub has a token source; none where it runs without one.
+        "security": [{"bearer": []}, {}],
     }
 
 
