@@ -322,11 +322,14 @@ class Engine:
                 if forecast is not None and forecast > step.value:
                     step.to(forecast, "forecast", "Forecast", "the forecast load needs more replicas ahead of time",
                             f"forecast over {prediction.horizon_seconds}s needs {forecast}")
+                # The windows read the history as replicas of today's mix; it is kept as the load each
+                # count stood for, so a change of mix re-expresses it once, exactly (memory.py).
+                per_replica = (mix_capacity(effective, mix) or None) if effective else None
                 result = apply_behavior(current, step.value, min_replicas=bounds.min_replicas,
                                         max_replicas=bounds.max_replicas, behavior=behavior,
-                                        recommendations=mem.recommendations, scale_up_events=mem.scale_up_events,
+                                        recommendations=mem.counts(per_replica), scale_up_events=mem.scale_up_events,
                                         scale_down_events=mem.scale_down_events, now=now)
-                mem.remember(result.record)
+                mem.remember(now, step.value, per_replica)
                 behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
                 decision = mem.panic.update(panic_spec, now=now, proposal=panic_proposal, ready=ready)
                 panic_state = {"panicking": decision.panicking, "entered": decision.entered, "left": decision.left,

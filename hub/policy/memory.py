@@ -17,6 +17,19 @@ from hub.policy.forecast import RateForecaster
 from hub.policy.panic import PanicState
 from hub.policy.signals import LoadReading
 
+LoadRecommendation = tuple[float, int, float | None]
+"""(time, replicas proposed, tokens/s one replica of the GPU mix of that time took; None without an
+estimate): a recommendation in load units, ``replicas x per_replica``.
+
+The HPA's windows remember replica counts, and a count of one GPU mix is not a count of another.
+Re-expressed on every change of mix and rounded up to whole replicas each time, a remembered 1
+became 2, then 3, as placement moved the workload between A100s and H100s, and the scale-down
+window held a fleet several times the load (conv: 3-4 replicas where 1 was sized). Kept as the
+capacity it asked for, it is turned into whole replicas of today's mix only when read, rounded up
+once. The whole count is kept, not the demand it was sized from: the HPA's window holds the
+capacity recommended, and that rounding is headroom bursts use (holding the bare demand lost
+half a point of attainment on the bursty code trace)."""
+
 MIX_TAU_S = 300.0
 """Time constant of the token-mix averages (tokens per request): a mix drifts over minutes."""
 
@@ -44,7 +57,9 @@ class DecayedSum:
 @dataclass(slots=True)
 class WorkloadMemory:
     policy_id: str
-    recommendations: deque[Recommendation] = field(default_factory=deque)
+    recommendations: deque[LoadRecommendation] = field(default_factory=deque)
+    """The behaviour's recommendation history in load units where the capacity model gives them
+    (see ``LoadRecommendation``); read as counts of today's mix by ``counts``."""
     scale_up_events: deque[ScaleEvent] = field(default_factory=deque)
     scale_down_events: deque[ScaleEvent] = field(default_factory=deque)
     panic: PanicState = field(default_factory=PanicState)
@@ -142,17 +157,32 @@ class WorkloadMemory:
             while events and events[0][0] <= now - MAX_PERIOD_SECONDS:
                 events.popleft()
 
-    def remember(self, record: Recommendation) -> None:
-        """Append to the recommendation history. An equal value just before it is dropped: every
-        window that holds the older one holds the newer too, so min and max over any window are
-        unchanged, and the history stays as long as the number of changes, not of ticks."""
-        if self.recommendations and self.recommendations[-1][1] == record[1]:
-            self.recommendations.pop()
-        self.recommendations.append(record)
+    def remember(self, now: float, replicas: int, per_replica: float | None) -> None:
+        """Append ``replicas`` (of a mix whose replica takes ``per_replica`` tokens/s) to the history.
+
+        An equal load just before it is dropped: every window that holds the older one holds the
+        newer too, so min and max over any window are unchanged. (The estimate drifts as it is
+        learnt, so the history may hold one entry per evaluation of the window, as the HPA's does.)"""
+        if self.recommendations:
+            _, last, last_pr = self.recommendations[-1]
+            same_units = (last_pr is None) == (per_replica is None)
+            if same_units and last * (last_pr or 1.0) == replicas * (per_replica or 1.0):
+                self.recommendations.pop()
+        self.recommendations.append((now, replicas, per_replica))
+
+    def counts(self, per_replica: float | None) -> list[Recommendation]:
+        """The history as whole replicas of a mix whose replica takes ``per_replica`` tokens/s."""
+        out = []
+        for t, n, then in self.recommendations:
+            if then and per_replica:
+                n = n * then / per_replica
+            out.append((t, math.ceil(n - 1e-9)))
+        return out
 
     def rescale(self, factor: float) -> None:
-        """Multiply every remembered replica count by ``factor`` (a change of GPU mix; rounded up)."""
-        self.recommendations = deque((t, math.ceil(r * factor - 1e-9)) for t, r in self.recommendations)
+        """Multiply the remembered scale events and panic floor by ``factor`` (a change of GPU mix).
+
+        The recommendations need no rescaling: they are kept in load units (``LoadRecommendation``)."""
         self.scale_up_events = deque((t, round(c * factor)) for t, c in self.scale_up_events)
         self.scale_down_events = deque((t, round(c * factor)) for t, c in self.scale_down_events)
         self.panic.max_proposal = math.ceil(self.panic.max_proposal * factor - 1e-9)

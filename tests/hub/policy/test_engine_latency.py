@@ -128,4 +128,25 @@ def test_a_change_of_gpu_mix_re_expresses_the_history_in_replicas_of_the_new_mix
     rec = fleet.evaluate(p, now=60)
     assert rec.proposals["ttft_p95"] == 1
     assert rec.desired_replicas == 2 and rec.audit.clamps[0].reason == "ScaleDownStabilized"
-    assert next(iter(fleet.engine._memory["inference/llama"].recommendations))[1] == 2
+
+
+def test_a_mix_that_changes_back_and_forth_does_not_ratchet_the_held_count_up() -> None:
+    # One H100 replica takes 8000 / 1.2 = 6667 tokens/s, a replica of the H100 + L4 mix 3750: the 1
+    # H100 recommended first is 1.8 -> 2 replicas of the mixed fleet, and back on H100s it is 1 again.
+    # Rounded up at every change instead, it stayed 2 and the window held twice the fleet it sized.
+    p = policy([ttft(capacity_per_replica={"L4": 1000.0, "H100": 8000.0})], panic={"enabled": False})
+    small = load(0.5, prompt=350.0, gen=50.0)
+    h100 = Cluster("h", gpu_type="H100", desired=1, ready=1, samples=small)
+    l4 = Cluster("l4", gpu_type="L4", desired=0, ready=0, samples={})
+    fleet = Fleet([h100, l4])
+    assert fleet.evaluate(p, now=0).desired_replicas == 1
+    l4.desired = l4.ready = 1  # placement added an L4
+    l4.samples = small
+    mixed = fleet.evaluate(p, now=30)
+    assert mixed.proposals["ttft_p95"] == 1 and mixed.desired_replicas == 2
+    l4.desired = l4.ready = 0  # and moved the workload to two H100s
+    l4.samples = {}
+    h100.desired = h100.ready = 2
+    back = fleet.evaluate(p, now=60)
+    assert back.proposals["ttft_p95"] == 1
+    assert back.desired_replicas == 1
