@@ -384,8 +384,9 @@ class Engine:
 
         A latency signal's counts are replicas of the current mix; when placement moves the workload
         to faster (or slower) GPUs, the 8 L4 replicas of five minutes ago are not 8 A100 replicas now.
-        Recommendations, the panic floor and scale events are scaled by the ratio of the two mixes'
-        capacity per replica, so the windows keep meaning the same load.
+        The panic floor and scale events are scaled by the ratio of the two mixes' capacity per
+        replica, so they keep meaning the same load; the recommendations are kept in load units and
+        re-expressed when read (``WorkloadMemory.counts``).
         """
         old_mix, mem.mix = mem.mix, dict(mix)
         if not effective or old_mix is None or old_mix == mix:
