@@ -185,10 +185,14 @@ class Bus:
         try:
             if self.nc.is_connected:
                 await self.nc.flush(timeout=self.options.drain_timeout_s)
-        except (nats.errors.Error, TimeoutError) as e:
+        except (nats.errors.Error, TimeoutError, OSError) as e:
             logger.warning("NATS flush on close did not finish (%r)", e)
-        finally:
+        try:
             await self.nc.close()
+        except (nats.errors.Error, TimeoutError, OSError) as e:
+            # The connection dropped as we closed it (the server went away at that moment):
+            # there is nothing left to close, and shutting down must not fail for it.
+            logger.warning("NATS connection lost while closing (%r)", e)
 
     @property
     def connected(self) -> bool:
