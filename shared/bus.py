@@ -296,6 +296,12 @@ class Bus:
     async def publish_command(self, command: ScaleCommand) -> None:
         await self.publish_durable(subjects.commands(command.cluster_id), command, msg_id=command.command_id)
 
+    async def _back_off(self, what: str, error: BaseException, attempt: int) -> None:
+        """Wait before re-establishing ``what`` after its ``attempt``-th consecutive loss."""
+        delay = reconnect_delay(attempt - 1, base_s=self.options.reconnect_base_s, cap_s=self.options.reconnect_cap_s)
+        logger.warning("%s lost (%r); retrying in %.2fs (attempt #%d)", what, error, delay, attempt)
+        await asyncio.sleep(delay)
+
     async def kv_changes(self, kv: KeyValue) -> AsyncIterator[Any]:
         """Every change to a KV bucket, forever: the current values first, then updates.
 
@@ -318,12 +324,8 @@ class Bus:
             except (nats.errors.Error, TimeoutError) as e:
                 if self.nc.is_closed:
                     return
-                delay = reconnect_delay(
-                    attempt, base_s=self.options.reconnect_base_s, cap_s=self.options.reconnect_cap_s
-                )
                 attempt += 1
-                logger.warning("KV watch lost (%r); watching again in %.2fs (attempt #%d)", e, delay, attempt)
-                await asyncio.sleep(delay)
+                await self._back_off("KV watch", e, attempt)
             if self.nc.is_closed:
                 return
 
@@ -376,14 +378,8 @@ class Bus:
                 # Listing classes here once let an unlisted one stop the hub.
                 if self.nc.is_closed:
                     return
-                delay = reconnect_delay(
-                    attempt, base_s=self.options.reconnect_base_s, cap_s=self.options.reconnect_cap_s
-                )
                 attempt += 1
-                logger.warning(
-                    "durable consumer %s lost (%r); retrying in %.2fs (attempt #%d)", durable, e, delay, attempt
-                )
-                await asyncio.sleep(delay)
+                await self._back_off(f"durable consumer {durable}", e, attempt)
 
 
 async def _connect_with_retry(options: BusOptions) -> Client:
