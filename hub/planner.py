@@ -57,11 +57,6 @@ from hub.state import FleetSnapshot, Placement, WorkloadView
 from shared.messages import ResultStatus
 
 
-def current_placement(snapshot: FleetSnapshot, view: WorkloadView) -> Placement:
-    """Observed placement on fresh clusters, with in-flight or applied intents taking precedence."""
-    return snapshot.current_placement(view)
-
-
 @dataclass(frozen=True, slots=True)
 class Plan:
     recommendation: Recommendation
@@ -245,7 +240,7 @@ class Planner:
         inputs = []
         for rec in recommendations:
             view = snapshot.workloads[rec.workload_key]
-            before = current_placement(snapshot, view)
+            before = snapshot.current_placement(view)
             demand, notes = self._demand(snapshot, rec, view, before, types_of, pools, health)
             inputs.append((rec, view, before, demand, notes))
         self._reference = {k: v for k, v in self._reference.items() if k in snapshot.workloads}
