@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.messages import GpuNode, Samples, TelemetryReport, VariantStatus, WorkloadRef, WorkloadReport
 
@@ -44,14 +45,18 @@ def report(cluster: str, workloads: list[WorkloadReport], nodes: list[GpuNode], 
                            interval_s=1.0, inventory=tuple(nodes), workloads=tuple(workloads))
 
 
-class NoPolicies:
-    """A policy store with nothing in it, for API tests that never touch policies (auth, TLS, filters)."""
+class FixedPolicies:
+    """The policy store's read side over a fixed list, for API and metrics tests that never write
+    policies (the store itself needs a NATS KV bucket)."""
 
-    def all(self) -> list:
-        return []
+    def __init__(self, *policies: Any) -> None:
+        self.policies = list(policies)
 
-    def get(self, policy_id: str) -> None:
-        return None
+    def all(self) -> list[Any]:
+        return self.policies
+
+    def get(self, policy_id: str) -> Any:
+        return next((p for p in self.policies if p.id == policy_id), None)
 
     def entry(self, policy_id: str) -> None:
-        return None
+        return None  # no source: these policies were never stored

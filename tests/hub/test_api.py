@@ -106,14 +106,14 @@ async def test_metrics_are_prometheus_text(client: TestClient) -> None:
 async def test_decisions_filter_by_cluster_and_time_and_name_a_bad_field() -> None:
     from datetime import timedelta
 
-    from tests.hub.factories import T0, NoPolicies
+    from tests.hub.factories import T0, FixedPolicies
 
     log = DecisionLog()
     for i, cluster in enumerate(["a", "b", "a"]):
         log.add(Decision(workload="inference/llama", policy_id="p", policy_revision=1, mode="enforce",
                          current_replicas=1, desired_replicas=2, reason="r", inputs={}, placement_before={},
                          placement_after={f"{cluster}/H100": 2}, id=f"d{i}", at=T0 + timedelta(minutes=i)))
-    app = make_app(state=FleetState(), decisions=log, policies=NoPolicies(), metrics=HubMetrics(),  # type: ignore[arg-type]
+    app = make_app(state=FleetState(), decisions=log, policies=FixedPolicies(), metrics=HubMetrics(),  # type: ignore[arg-type]
                    ready=lambda: True)
     async with TestClient(TestServer(app)) as c:
         async def ids(query: str) -> list[str]:

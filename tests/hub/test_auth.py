@@ -18,7 +18,7 @@ from hub.metrics import HubMetrics
 from hub.service import api_guard
 from hub.settings import HubSettings
 from hub.state import FleetState
-from tests.hub.factories import NoPolicies as Policies
+from tests.hub.factories import FixedPolicies as Policies
 
 VIEWER = "viewer-token-0123456789"
 OPERATOR = "operator-token-0123456789"

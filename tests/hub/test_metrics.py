@@ -18,7 +18,7 @@ from hub.policy.engine import Engine
 from hub.policy.model import Policy
 from hub.state import FleetState, Intent
 from shared.messages import CommandResult, Percentiles, ResultReason, ResultStatus, Samples, WorkloadRef
-from tests.hub.factories import T0, node, report, workload
+from tests.hub.factories import T0, FixedPolicies, node, report, workload
 
 KEY = "inference/llama"
 PRICES = {"H100": 12.0, "L4": 0.8}
@@ -141,16 +141,6 @@ def test_decisions_are_counted_by_action_reason_and_mode_with_bounded_labels() -
 # --- per-workload gauges from the evaluator's tick -------------------------------------------------------
 
 
-class Policies:
-    """The policy store's read side, over a fixed list (the store itself needs a NATS KV bucket)."""
-
-    def __init__(self, *policies: Policy) -> None:
-        self.policies = list(policies)
-
-    def all(self) -> list[Policy]:
-        return self.policies
-
-
 def fleet(ttft: Percentiles) -> FleetState:
     """Cluster a runs 2 H100 replicas and measures TTFT; cluster b runs 1 L4 replica and measures nothing."""
     state = FleetState()
@@ -164,7 +154,7 @@ def fleet(ttft: Percentiles) -> FleetState:
 def evaluator(state: FleetState, *policies: Policy) -> Evaluator:
     metrics, decisions = HubMetrics(), DecisionLog()
     dispatcher = Dispatcher(None, state, decisions, metrics, deadline_s=60)  # type: ignore[arg-type]  # dry-run sends nothing
-    return Evaluator(state=state, policies=Policies(*policies), dispatcher=dispatcher,  # type: ignore[arg-type]
+    return Evaluator(state=state, policies=FixedPolicies(*policies), dispatcher=dispatcher,  # type: ignore[arg-type]
                      decisions=decisions, metrics=metrics, prices=PRICES, tick_s=1.0)
 
 
@@ -206,7 +196,7 @@ async def test_series_that_leave_the_frame_are_removed_not_left_at_their_last_va
     # target, which declares no TTFT objective.
     b = report("b", [workload(variants={"L4": (1, 1)}, waiting=None)], [node("L4", 8)], seq=1)
     state.ingest(b, now=time.monotonic() - 100)
-    ev.policies = Policies(policy(mode="dry-run"))  # type: ignore[assignment]
+    ev.policies = FixedPolicies(policy(mode="dry-run"))  # type: ignore[assignment]
     await ev.tick()
     m = ev.metrics
     assert value(m, "fleetscale_hub_current_replicas", workload=KEY, cluster="b", gpu_type="L4") is None

@@ -19,16 +19,14 @@ from hub.page import add_page
 from hub.policy.model import Policy
 from hub.state import FleetState
 from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef
-from tests.hub.factories import node, report, workload
+from tests.hub.factories import FixedPolicies, node, report, workload
 
-
-class Policies:
-    def all(self) -> list[Policy]:
-        return [Policy.model_validate({"id": "llama", "targets": {"workloads": [{"namespace": "inference",
-                                                                                 "name": "llama"}]},
-                                       "signals": [{"metric": "ttft", "target": 0.5}], "mode": "dry-run"}),
-                Policy.model_validate({"id": "other", "targets": {"workloads": [{"namespace": "x", "name": "y"}]},
-                                       "signals": [{"metric": "queue_per_replica", "target": 2}]})]
+POLICIES = FixedPolicies(
+    Policy.model_validate({"id": "llama", "targets": {"workloads": [{"namespace": "inference", "name": "llama"}]},
+                           "signals": [{"metric": "ttft", "target": 0.5}], "mode": "dry-run"}),
+    Policy.model_validate({"id": "other", "targets": {"workloads": [{"namespace": "x", "name": "y"}]},
+                           "signals": [{"metric": "queue_per_replica", "target": 2}]}),
+)
 
 
 def decision(id: str, commands: tuple[str, ...] = ()) -> Decision:
@@ -44,7 +42,7 @@ class Hub:
         self.state.ingest(report("a", [workload(waiting=3, ttft_p95=0.8)], [node("H100", 6)]))
         self.decisions = DecisionLog()
         self.metrics = HubMetrics()
-        self.feed = Feed(self.metrics, fleet=lambda: fleet_json(self.state.snapshot(), self.decisions, Policies()),
+        self.feed = Feed(self.metrics, fleet=lambda: fleet_json(self.state.snapshot(), self.decisions, POLICIES),
                          heartbeat_s=0.05)
         self.decisions.listeners.append(self.feed.on_decision)
 
@@ -56,7 +54,7 @@ def hub() -> Hub:
 
 @pytest.fixture
 async def client(hub: Hub) -> AsyncIterator[TestClient]:
-    app = make_app(state=hub.state, decisions=hub.decisions, policies=Policies(),  # type: ignore[arg-type]
+    app = make_app(state=hub.state, decisions=hub.decisions, policies=POLICIES,  # type: ignore[arg-type]
                    metrics=hub.metrics, ready=lambda: True)
     add_page(app, hub.feed)
     async with TestClient(TestServer(app)) as c:

@@ -37,13 +37,9 @@ BASE = {"id": "llama", "targets": {"workloads": [{"namespace": "a", "name": "b"}
         "signals": [{"metric": "ttft", "target": 1.0}]}
 
 
-@pytest.fixture
-def store(policy_store):  # type: ignore[no-untyped-def]
-    return policy_store
-
-
 @pytest.mark.nats
-async def test_writes_check_the_revision_and_the_owner(store) -> None:  # type: ignore[no-untyped-def]
+async def test_writes_check_the_revision_and_the_owner(policy_store) -> None:  # type: ignore[no-untyped-def]
+    store = policy_store
     from hub.policies import OwnershipConflict, PolicyExists, PolicyNotFound, RevisionConflict, Source
     from hub.policy.model import Policy
 
@@ -67,7 +63,8 @@ async def test_writes_check_the_revision_and_the_owner(store) -> None:  # type: 
 
 
 @pytest.mark.nats
-async def test_sync_adds_changes_and_removes_only_its_own(store) -> None:  # type: ignore[no-untyped-def]
+async def test_sync_adds_changes_and_removes_only_its_own(policy_store) -> None:  # type: ignore[no-untyped-def]
+    store = policy_store
     from hub.policies import Source
     from hub.policy.model import Policy
 

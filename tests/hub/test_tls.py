@@ -19,7 +19,7 @@ from hub.state import FleetState
 from shared.errors import ConfigurationError
 from shared.web import ServerTLS, serve
 from tests.hub.credentials import OPENSSL, self_signed
-from tests.hub.factories import NoPolicies as Policies
+from tests.hub.factories import FixedPolicies as Policies
 
 Certs = dict[str, tuple[Path, Path]]
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="needs the openssl CLI to make test certificates")
