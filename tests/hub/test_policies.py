@@ -78,7 +78,8 @@ async def test_sync_adds_changes_and_removes_only_its_own(policy_store) -> None:
 
 
 @pytest.mark.nats
-async def test_owner_actor_and_times_survive_a_reload_from_the_bucket(store) -> None:  # type: ignore[no-untyped-def]
+async def test_owner_actor_and_times_survive_a_reload_from_the_bucket(policy_store) -> None:  # type: ignore[no-untyped-def]
+    store = policy_store
     from hub.policies import PolicyStore, Source
     from hub.policy.model import Policy
 
