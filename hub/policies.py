@@ -204,12 +204,6 @@ class PolicyStore:
                 await self.delete(policy_id, source=source)
         return refused
 
-    async def import_file(self, path: Path) -> list[Policy]:
-        policies = parse_policy_file(path)
-        await self.sync(policies, source=Source.FILE)
-        logger.info("loaded %d policies from %s", len(policies), path)
-        return [p for p in self.all() if p.id in {q.id for q in policies}]
-
     def _owned(self, policy_id: str, source: Source) -> Stored:
         current = self._entries.get(policy_id)
         if current is None:
