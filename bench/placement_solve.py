@@ -10,7 +10,7 @@ formulation, model build, HiGHS and reading the answer.
 
 * Pools: per cluster an L4, an A100 and an H100 pool with 0-16 free GPUs; prices are the hub's
   default list prices times a per-cluster factor 0.85-1.15 (regions differ).
-* Throughput per replica: relative decode throughput of ``shared.simulation.profiles`` (L4 1,
+* Throughput per replica: relative decode throughput of ``shared.gpus`` (L4 1,
   A100 ~11, H100 ~34), times a per-workload factor 0.8-1.2 per type (models differ).
 * Workloads: 1 or 2 GPUs per replica; allowed on 20-100 random clusters and 2-3 GPU types; a current
   placement on 1-5 clusters; demand 2-40 reference replicas, or 0.5-2x what the current placement
@@ -28,7 +28,7 @@ from hub.placement import Offer, PlacementProblem, WorkloadDemand, solve
 from hub.placement.formulation import formulate
 from hub.placement.milp import build
 from hub.placement.solver import join_background
-from shared.simulation.profiles import GPU_PROFILES, serving_profile
+from shared.gpus import GPU_PROFILES, serving_profile
 
 TYPES = ("L4", "A100", "H100")
 RELATIVE = {t: serving_profile(GPU_PROFILES[t]).decode_tokens_per_s for t in TYPES}

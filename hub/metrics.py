@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from hub.decisions import Decision
+from hub.decisions.log import Decision
 from hub.policy.model import Metric as PolicyMetric
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement

@@ -8,22 +8,22 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from hub.api import make_app
-from hub.auth import AccessPolicy
-from hub.decisions import DecisionLog
-from hub.dispatch import Dispatcher
-from hub.evaluator import Evaluator
-from hub.feed import Feed
-from hub.intake import Intake
-from hub.journal import DecisionJournal
+from hub.control.dispatch import Dispatcher
+from hub.control.intake import Intake
+from hub.control.tick import Evaluator
+from hub.decisions.journal import DecisionJournal
+from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
-from hub.overview import fleet_json
-from hub.page import add_page
-from hub.policies import PolicyStore
+from hub.policies.sources import PolicySources
+from hub.policies.store import PolicyStore
 from hub.settings import HubSettings
-from hub.sources import PolicySources
 from hub.state import FleetState
-from hub.tokens import TokenSource, TokenTable
+from hub.web.api import make_app
+from hub.web.auth import AccessPolicy
+from hub.web.feed import Feed
+from hub.web.overview import fleet_json
+from hub.web.page import add_page
+from hub.web.tokens import TokenSource, TokenTable
 from shared.bus import Bus
 from shared.lifecycle import run_until_stopped
 from shared.web import serve

@@ -9,12 +9,12 @@ from pydantic import DirectoryPath, Field, FilePath, field_validator, model_vali
 from pydantic_settings import SettingsConfigDict
 
 from shared.bus import DecisionRetention
+from shared.gpus import GPU_PROFILES
 from shared.settings import CommonSettings
-from shared.simulation.profiles import GPU_PROFILES
 from shared.web import ServerTLS
 
 DEFAULT_GPU_PRICES: dict[str, float] = {t: p.price_per_gpu_hour for t, p in GPU_PROFILES.items()}
-"""USD per GPU-hour: the sourced on-demand list prices of ``shared.simulation.profiles`` (one table
+"""USD per GPU-hour: the sourced on-demand list prices of ``shared.gpus`` (one table
 for the hub and the simulator; sources in docs/simulator.md). Other GPU types need ``HUB_GPU_PRICES``:
 the placer does not place on a type it has no price for, rather than guess a cost."""
 
@@ -57,7 +57,7 @@ class HubSettings(CommonSettings):
         default=512 * 1024 * 1024, ge=1024 * 1024, description="Bytes the decision stream keeps at most"
     )
 
-    # API authentication: bearer tokens with roles (hub/auth.py). No source configured: auth is off.
+    # API authentication: bearer tokens with roles (hub/web/auth.py). No source configured: auth is off.
     auth_tokens_file: FilePath | None = Field(default=None, description="YAML list of {name, role, token}")
     auth_tokens_dir: DirectoryPath | None = Field(
         default=None, description="A mounted Secret: one file per key, `<name>.<role>` or `tokens.yaml`"

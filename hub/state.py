@@ -1,6 +1,6 @@
 """Fleet state: the latest report per cluster, its freshness, and the hub's intents.
 
-Only ``hub.intake`` writes telemetry here and only ``hub.dispatch`` writes intents and results;
+Only ``hub.control.intake`` writes telemetry here and only ``hub.control.dispatch`` writes intents and results;
 everyone else reads an immutable ``FleetSnapshot``. A cluster is *stale* once no report arrived for
 ``stale_after_intervals`` of its own report intervals (as OCM marks a cluster Unknown after missed
 lease renewals): its capacity stops counting and its replicas stop counting as current, so policy

@@ -2,8 +2,8 @@
 
 Every report interval each simulated cluster's telemetry becomes a real ``TelemetryReport``
 (``telemetry.py``), ingested into a real ``hub.state.FleetState``; the snapshot and the policies go
-through ``hub.planner.Planner`` (the hub evaluator's policy and placement step), and each plan's
-placement is turned into per-cluster targets by ``hub.dispatch.cluster_targets``, exactly what the
+through ``hub.control.planner.Planner`` (the hub evaluator's policy and placement step), and each plan's
+placement is turned into per-cluster targets by ``hub.control.dispatch.cluster_targets``, exactly what the
 dispatcher would send, then applied to the world, where new replicas cold-start. Only dispatch's
 bus round trip is skipped: the backtest's "spoke" applies the command at once and the next report
 shows it, which is what an intent in flight stands for in the hub.
@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from hub.backtest.harness import Fleet
 from hub.backtest.scenario import Pool, Scenario
 from hub.backtest.telemetry import cluster_report
-from hub.dispatch import cluster_targets
-from hub.planner import Planner
+from hub.control.dispatch import cluster_targets
+from hub.control.planner import Planner
 from hub.policy.model import Policy
 from hub.settings import DEFAULT_GPU_PRICES
 from hub.state import FleetState

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.backtest.scenario import Scenario
-from hub.policies import parse_policy_file
+from hub.policies.store import parse_policy_file
 from hub.policy.model import Policy
 from shared.errors import ConfigurationError
 

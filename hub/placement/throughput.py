@@ -1,9 +1,9 @@
 """How much SLO-capable load one replica of each GPU type serves, relative to the others.
 
 The planner compares GPU types by the engine's own capacity per replica when the recommendation
-carries one for every offered type (``hub.planner.engine_load``). Otherwise (no latency signal, or a
+carries one for every offered type (``hub.control.planner.engine_load``). Otherwise (no latency signal, or a
 type without an estimate) it takes relative throughput from the simulator's roofline profiles
-(``shared.simulation.profiles``): a replica's saturated decode throughput, in tokens per second, of
+(``shared.gpus``): a replica's saturated decode throughput, in tokens per second, of
 Llama-3.1-8B on one GPU of the type (``serving_profile(gpu).decode_tokens_per_s``). Decode is the
 memory-bandwidth-bound phase that sets how many sequences a replica keeps within an
 inter-token-latency SLO, so it is the fairer single number; prefill
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shared.simulation.profiles import GPU_PROFILES, serving_profile
+from shared.gpus import GPU_PROFILES, serving_profile
 
 _DECODE = {t: serving_profile(p).decode_tokens_per_s for t, p in GPU_PROFILES.items()}
 

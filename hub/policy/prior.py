@@ -1,7 +1,7 @@
 """The capacity prior: what one replica of a GPU type should sustain at a latency target, from datasheets.
 
 Before the engine has seen a GPU type serve a workload it needs *some* capacity figure to size a
-fleet with. It takes the one the simulator's physics is built on (``shared.simulation.profiles``):
+fleet with. It takes the one the simulator's physics is built on (``shared.gpus``):
 each GPU's datasheet FLOP/s, memory bandwidth and memory, the reference model (Llama-3.1-8B in
 BF16), and the roofline of a continuously batching engine. Nothing here is fitted to a trace.
 
@@ -36,7 +36,7 @@ import math
 from functools import lru_cache
 
 from hub.policy.model import Metric
-from shared.simulation.profiles import DEFAULT_MODEL, GPU_PROFILES, ServingProfile, serving_profile
+from shared.gpus import DEFAULT_MODEL, GPU_PROFILES, ServingProfile, serving_profile
 
 KNATIVE_TARGET_UTILIZATION = 0.7
 """Share of the fluid capacity the prior takes (Knative's default target utilisation)."""

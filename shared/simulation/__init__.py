@@ -5,8 +5,7 @@ hardware and model numbers, ``trace`` the load, ``replica`` one model server, ``
 and its clock, ``sampling`` how telemetry is derived. ``docs/simulator.md`` explains the model.
 """
 
-from shared.simulation.ledger import CompletedRequest
-from shared.simulation.profiles import (
+from shared.gpus import (
     DEFAULT_MODEL,
     GPU_PROFILES,
     GpuProfile,
@@ -14,6 +13,7 @@ from shared.simulation.profiles import (
     ServingProfile,
     serving_profile,
 )
+from shared.simulation.ledger import CompletedRequest
 from shared.simulation.trace import Trace, TraceError, bundled_trace, from_requests, load_trace, synthetic
 from shared.simulation.world import (
     CapacityError,

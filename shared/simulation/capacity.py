@@ -37,7 +37,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.simulation.profiles import ServingProfile
+from shared.gpus import ServingProfile
 from shared.simulation.trace import Trace
 
 DEFAULT_MISS_RATIO = 0.01

@@ -32,8 +32,8 @@ from bisect import bisect_right
 from collections import deque
 from heapq import heappop, heappush
 
+from shared.gpus import ServingProfile
 from shared.simulation.ledger import Ledger
-from shared.simulation.profiles import ServingProfile
 
 _EPS_STEPS = 1e-9
 _EPS_TOKENS = 1e-6

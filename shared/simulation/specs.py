@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.gpus import DEFAULT_MODEL, GPU_PROFILES, ModelProfile
 from shared.messages import CLUSTER_ID_PATTERN, VariantStatus, WorkloadRef
-from shared.simulation.profiles import DEFAULT_MODEL, GPU_PROFILES, ModelProfile
 from shared.simulation.trace import Trace
 
 

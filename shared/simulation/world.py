@@ -29,9 +29,9 @@ import heapq
 from collections import deque
 from collections.abc import Mapping, Sequence
 
+from shared.gpus import GPU_PROFILES, ServingProfile, serving_profile
 from shared.messages import GpuNode, Samples, VariantStatus, WorkloadRef
 from shared.simulation.ledger import CompletedRequest, Ledger
-from shared.simulation.profiles import GPU_PROFILES, ServingProfile, serving_profile
 from shared.simulation.replica import Replica, Request
 from shared.simulation.sampling import build_samples
 from shared.simulation.specs import (

@@ -3,7 +3,7 @@
 kubernetes-validate checks the CRD object itself; policy objects are checked against the CRD's
 openAPIV3Schema with jsonschema (the OpenAPI v3.0 subset Kubernetes uses is draft-4 shaped, with a
 boolean exclusiveMinimum). The model's cross-field rules are not in the schema: the hub checks them
-and reports them in the object's status (tests/hub/sources).
+and reports them in the object's status (tests/hub/policies).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from hub.policies import parse_policy_file
-from hub.policy.crd import CRD_PATH, crd_manifest, render_crd, to_custom_resource
-from hub.sources.crd import policy_of
+from hub.policies.crd_schema import CRD_PATH, crd_manifest, render_crd, to_custom_resource
+from hub.policies.crd_watch import policy_of
+from hub.policies.store import parse_policy_file
 from tests.charts.chartkit import HUB, crds, jsonschema, validate_strict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def schema(crd: dict[str, Any]) -> dict[str, Any]:
 
 def test_committed_crd_is_generated_from_the_model() -> None:
     committed = (ROOT / CRD_PATH).read_text()
-    assert committed == render_crd(), f"{CRD_PATH} is stale: run python -m hub.policy.crd"
+    assert committed == render_crd(), f"{CRD_PATH} is stale: run python -m hub.policies.crd_schema"
 
 
 def test_chart_ships_the_generated_crd(crd: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hub.policies import parse_policy_file
+from hub.policies.store import parse_policy_file
 from hub.settings import HubSettings
 from tests.charts.chartkit import HUB, container, env, grants, helm, of_kind, only, render, validate_strict
 

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from hub.policies import parse_policy_file
+from hub.policies.store import parse_policy_file
 from hub.settings import HubSettings
 from spoke.settings import SpokeSettings
 from tests.dashboards.promcheck import DASHBOARDS

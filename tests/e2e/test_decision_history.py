@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hub.decisions import Decision
+from hub.decisions.log import Decision
 from shared import subjects
 from shared.bus import Bus, BusOptions, DecisionRetention
 from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef

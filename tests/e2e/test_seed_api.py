@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hub.api.seed import AutoscalingResponse
+from hub.web.api.seed import AutoscalingResponse
 from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, synthetic
 from spoke.backends.simulated import SimulatedBackend
 from tests.e2e.conftest import running_hub, running_spoke

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hub.policies import PolicyStore
+from hub.policies.store import PolicyStore
 from shared.natsserver import NatsServer
 
 SCHEMATHESIS_CASES = pytest.StashKey[Counter[str]]()

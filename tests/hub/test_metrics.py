@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub.decisions import Decision, DecisionLog
-from hub.dispatch import Dispatcher
-from hub.evaluator import Evaluator
+from hub.control.dispatch import Dispatcher
+from hub.control.tick import Evaluator
+from hub.decisions.log import Decision, DecisionLog
 from hub.metrics import REASON_CLASSES, HubMetrics, reason_class, slo_attainment_estimate
 from hub.policy.engine import Engine
 from hub.policy.model import Policy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from hub.decisions import Decision
+from hub.decisions.log import Decision
 from hub.policy.audit import Proposal
 from tests.hub.policy.fleet import Cluster, Fleet, policy
 

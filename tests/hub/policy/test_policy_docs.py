@@ -21,9 +21,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from hub.policies import parse_policy_file
+from hub.policies.crd_watch import policy_of
+from hub.policies.store import parse_policy_file
 from hub.policy.model import AIInferenceAutoscalerPolicy, Policy
-from hub.sources.crd import policy_of
 
 DOC = Path(__file__).parents[3] / "docs" / "policies.md"
 
@@ -117,7 +117,7 @@ def test_every_policy_file_example_is_valid(tmp_path: Path) -> None:
 
 
 def test_the_seed_example_is_the_policy_the_seed_api_stores(tmp_path: Path) -> None:
-    from hub.api.seed import AutoscalingRequest
+    from hub.web.api.seed import AutoscalingRequest
 
     (seed,) = [b for b in blocks("json") if b.startswith('{"workload_name"')]
     (stored,) = [b for b in blocks("yaml") if b.startswith("- id: autoscaler-")]

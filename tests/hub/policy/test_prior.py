@@ -6,7 +6,7 @@ import pytest
 
 from hub.policy.model import Metric
 from hub.policy.prior import KNATIVE_TARGET_UTILIZATION, prior_capacity
-from shared.simulation.profiles import GPU_PROFILES
+from shared.gpus import GPU_PROFILES
 
 CODE = {"mean_input": 2048, "mean_output": 28}
 CHAT = {"mean_input": 1155, "mean_output": 211}

@@ -1,0 +1,45 @@
+"""The hub's web API: one aiohttp app over the hub's parts, with JSON errors everywhere.
+
+Routes live in one module per concept (health, fleet, decisions, policies, seed, openapi); each has
+its own ``RouteTableDef`` and reaches the hub's parts through the typed app keys, never globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from hub.decisions.log import DecisionLog
+from hub.metrics import HubMetrics
+from hub.policies.store import PolicyStore
+from hub.state import FleetState
+from hub.web.api import decisions, fleet, health, openapi, policies, seed
+from hub.web.api.errors import json_errors
+from hub.web.api.keys import DECISIONS, METRICS, POLICIES, READY, STATE
+from hub.web.auth import AccessPolicy, auth_middleware
+
+ROUTES = (health.routes, openapi.routes, fleet.routes, decisions.routes, policies.routes, seed.routes)
+
+
+def make_app(
+    *,
+    state: FleetState,
+    decisions: DecisionLog,
+    policies: PolicyStore,
+    metrics: HubMetrics,
+    ready: Callable[[], bool],
+    access: AccessPolicy | None = None,
+) -> web.Application:
+    """The API app. ``access`` None (or without a lookup) means no authentication: everyone is admin."""
+    guard = auth_middleware(access or AccessPolicy(lookup=None), on_denied=lambda r: metrics.api_denied.labels(r).inc())
+    # json_errors outermost, so an error raised anywhere below (the guard included) is still JSON.
+    app = web.Application(middlewares=[json_errors, guard])
+    app[STATE] = state
+    app[DECISIONS] = decisions
+    app[POLICIES] = policies
+    app[METRICS] = metrics
+    app[READY] = ready
+    for table in ROUTES:
+        app.add_routes(table)
+    return app

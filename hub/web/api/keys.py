@@ -1,0 +1,22 @@
+"""The typed app keys through which handlers reach the hub's parts (never module globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from hub.decisions.log import DecisionLog
+from hub.metrics import HubMetrics
+from hub.policies.store import PolicyStore
+from hub.state import FleetState
+from hub.web.auth import PRINCIPAL  # re-exported: store writes record who made them
+
+STATE = web.AppKey("state", FleetState)
+DECISIONS = web.AppKey("decisions", DecisionLog)
+POLICIES = web.AppKey("policies", PolicyStore)
+METRICS = web.AppKey("metrics", HubMetrics)
+READY = web.AppKey("ready", Callable[[], bool])
+
+
+__all__ = ["DECISIONS", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE"]
