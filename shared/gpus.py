@@ -1,4 +1,8 @@
-"""Physics parameters of the simulator: GPUs, models, and the serving profile derived from them.
+"""GPU and model datasheets, and the serving profile (roofline) derived from them.
+
+The product needs these numbers (the hub's capacity priors and default prices) and so does the
+simulator; they live here, in the shared package, so that the hub's control path never imports the
+simulator's physics (``shared.simulation``) to get them.
 
 Every hardware number comes from a public datasheet and every price from a public on-demand list
 price; none is tuned to the traces the simulator replays. A ``ServingProfile`` turns a GPU and a

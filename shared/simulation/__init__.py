@@ -1,6 +1,6 @@
 """Simulator physics shared by the demo, the end-to-end tests and the backtest benchmark.
 
-Pure and synchronous: no asyncio and no I/O beyond reading trace files. ``profiles`` holds the
+Pure and synchronous: no asyncio and no I/O beyond reading trace files. ``shared.gpus`` holds the
 hardware and model numbers, ``trace`` the load, ``replica`` one model server, ``world`` the fleet
 and its clock, ``sampling`` how telemetry is derived. ``docs/simulator.md`` explains the model.
 """

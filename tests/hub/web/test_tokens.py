@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub import tokens as tokens_module
+from hub.web import tokens as tokens_module
 from hub.metrics import HubMetrics
 from hub.web.auth import Principal, Role
 from hub.web.tokens import TokenSource, TokenTable, read_tokens_dir, read_tokens_file
