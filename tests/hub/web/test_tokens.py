@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub.web import tokens as tokens_module
 from hub.metrics import HubMetrics
+from hub.web import tokens as tokens_module
 from hub.web.auth import Principal, Role
 from hub.web.tokens import TokenSource, TokenTable, read_tokens_dir, read_tokens_file
 from shared.errors import ConfigurationError
