@@ -14,12 +14,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spoke": ("spoke.__main__", "run a spoke agent (settings from SPOKE_* environment variables)"),
     "demo": ("spoke.demo", "run NATS, the hub and three simulated GPU clusters on this machine"),
     "simulate": ("hub.backtest.cli", "replay a request trace against Fleetscale, baselines and an oracle"),
+    "status": ("hub.operator.cli", "a hub's readiness, clusters and workloads (over its web API)"),
+    "policies": ("hub.operator.cli", "get | apply -f | delete | dry-run policies (over the hub's web API)"),
+    "decisions": ("hub.operator.cli", "list a hub's recent decisions"),
+    "explain": ("hub.operator.cli", "explain one decision: inputs, proposals, stages, placement, commands"),
+    "top": ("hub.operator.cli", "a live terminal view of the fleet"),
 }
+"""Each module has ``main(argv)``; the operator verbs share one module with ``run(verb, argv)``."""
 
 
 def usage() -> str:
     lines = ["usage: fleetscale COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run `fleetscale COMMAND --help` for a command's options."]
     return "\n".join(lines)
 
@@ -34,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fleetscale: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
+    if hasattr(module, "run"):
+        return int(module.run(name, rest))
     return int(module.main(rest) or 0)
 
 

@@ -1,0 +1,152 @@
+"""The verbs: ``status``, ``policies``, ``decisions``, ``explain`` and ``top``, each one async call.
+
+Each verb takes the parsed arguments and a ``HubClient`` and returns what to print; ``__main__``
+(``hub/operator/cli.py``) turns errors into messages on stderr and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hub.operator.client import ExitCode, HubClient, OperatorError
+from hub.operator.explanation import explain
+from hub.operator.output import Column, Format, render
+
+CLUSTER_COLUMNS: list[Column] = [
+    ("cluster", lambda c: c.get("cluster_id")),
+    ("state", lambda c: "stale" if c.get("stale") else "fresh"),
+    ("age_s", lambda c: c.get("age_s")),
+    ("free_gpus", lambda c: c.get("free_gpus")),
+    ("replicas", lambda c: c.get("replicas_by_gpu_type")),
+    ("workloads", lambda c: len(c.get("workloads") or [])),
+]
+WORKLOAD_COLUMNS: list[Column] = [
+    ("workload", lambda w: w.get("workload")),
+    ("desired", lambda w: w.get("desired_replicas")),
+    ("ready", lambda w: w.get("ready_replicas")),
+    ("by_gpu_type", lambda w: w.get("replicas_by_gpu_type")),
+    ("policy", lambda w: (w.get("policy") or {}).get("id")),
+    ("mode", lambda w: (w.get("policy") or {}).get("mode")),
+    ("last_action", lambda w: (w.get("last_decision") or {}).get("action")),
+]
+POLICY_COLUMNS: list[Column] = [
+    ("id", lambda p: p.get("id")),
+    ("revision", lambda p: p.get("revision")),
+    ("mode", lambda p: p.get("mode")),
+    ("source", lambda p: p.get("source")),
+    ("bounds", lambda p: p.get("bounds")),
+    ("signals", lambda p: [s.get("name") or s.get("metric") for s in p.get("signals") or []]),
+]
+DECISION_COLUMNS: list[Column] = [
+    ("id", lambda d: d.get("id")),
+    ("at", lambda d: (d.get("at") or "")[:19]),
+    ("workload", lambda d: d.get("workload")),
+    ("action", lambda d: d.get("action")),
+    ("replicas", lambda d: f"{d.get('current_replicas')}→{d.get('desired_replicas')}"),
+    ("cause", lambda d: d.get("cause")),
+    ("mode", lambda d: d.get("mode")),
+    ("reason", lambda d: (d.get("reason") or "")[:60]),
+]
+
+
+async def status(args: argparse.Namespace, hub: HubClient) -> str:
+    ready, is_ready = await _readiness(hub)
+    clusters = (await hub.get("/api/v1/clusters"))["clusters"]
+    workloads = (await hub.get("/api/v1/workloads"))["workloads"]
+    data = {"hub": hub.connection.url, "ready": is_ready, "readiness": ready, "clusters": clusters,
+            "workloads": workloads}
+    if args.output is not Format.TABLE:
+        return render(data, args.output)
+    state = "ready" if is_ready else f"NOT READY ({ready.get('details')})"
+    return "\n".join([
+        f"hub {hub.connection.url}: {state}", "",
+        render(None, Format.TABLE, clusters, CLUSTER_COLUMNS), "",
+        render(None, Format.TABLE, workloads, WORKLOAD_COLUMNS),
+    ])
+
+
+async def _readiness(hub: HubClient) -> tuple[dict[str, Any], bool]:
+    try:
+        body = await hub.get("/readyz")
+        return (body if isinstance(body, dict) else {"status": body}), True
+    except OperatorError as e:
+        if e.code is ExitCode.UNREACHABLE:
+            raise
+        return {"status": "not ready", "details": e.details or e.message}, False
+
+
+async def policies_get(args: argparse.Namespace, hub: HubClient) -> str:
+    if args.id:
+        policy = await hub.get(f"/api/v1/policies/{args.id}")
+        return render(policy, args.output, [policy], POLICY_COLUMNS)
+    items = (await hub.get("/api/v1/policies"))["policies"]
+    return render({"policies": items}, args.output, items, POLICY_COLUMNS)
+
+
+def read_policy_file(path: str) -> list[dict[str, Any]]:
+    try:
+        text = Path(path).read_text() if path != "-" else _stdin()
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as e:
+        raise OperatorError(f"cannot read {path}: {e}", ExitCode.USAGE) from e
+    items = data if isinstance(data, list) else [data]
+    if not items or not all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in items):
+        raise OperatorError(f"{path}: expected a policy or a list of policies, each with an id", ExitCode.USAGE)
+    return items
+
+
+def _stdin() -> str:
+    import sys
+
+    return sys.stdin.read()
+
+
+async def policies_apply(args: argparse.Namespace, hub: HubClient) -> str:
+    """Create what is new, update what exists (compare-and-set on the revision just read)."""
+    lines = []
+    for policy in read_policy_file(args.file):
+        pid = policy["id"]
+        try:
+            current = await hub.get(f"/api/v1/policies/{pid}")
+        except OperatorError as e:
+            if e.code is not ExitCode.NOT_FOUND:
+                raise
+            current = None
+        body = {k: v for k, v in policy.items() if k != "revision"}
+        if current is None:
+            await hub.request("POST", "/api/v1/policies", body=body)
+            lines.append(f"policy {pid} created")
+        else:
+            answer, _ = await hub.request("PUT", f"/api/v1/policies/{pid}", body=body,
+                                          headers={"If-Match": f'"{current["revision"]}"'})
+            same = answer.get("revision") == current["revision"]
+            lines.append(f"policy {pid} {'unchanged' if same else 'configured'} (revision {answer.get('revision')})")
+    return "\n".join(lines)
+
+
+async def policies_delete(args: argparse.Namespace, hub: HubClient) -> str:
+    answer, _ = await hub.request("DELETE", f"/api/v1/policies/{args.id}")
+    return render(answer, args.output) if args.output is not Format.TABLE else f"policy {args.id} deleted"
+
+
+async def policies_dry_run(args: argparse.Namespace, hub: HubClient) -> str:
+    mode = "enforce" if args.off else "dry-run"
+    answer, _ = await hub.request("PATCH", f"/api/v1/policies/{args.id}", body={"mode": mode})
+    if args.output is not Format.TABLE:
+        return render(answer, args.output)
+    return f"policy {args.id} mode {answer.get('mode', mode)} (revision {answer.get('revision')})"
+
+
+async def decisions_list(args: argparse.Namespace, hub: HubClient) -> str:
+    items = (await hub.get("/api/v1/decisions", workload=args.workload, cluster=args.cluster, since=args.since,
+                           limit=str(args.limit)))["decisions"]
+    return render({"decisions": items}, args.output, items, DECISION_COLUMNS)
+
+
+async def explain_decision(args: argparse.Namespace, hub: HubClient) -> str:
+    decision = await hub.get(f"/api/v1/decisions/{args.id}")
+    return explain(decision) if args.output is Format.TABLE else render(decision, args.output)
