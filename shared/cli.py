@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decisions": ("hub.operator.cli", "list a hub's recent decisions"),
     "explain": ("hub.operator.cli", "explain one decision: inputs, proposals, stages, placement, commands"),
     "top": ("hub.operator.cli", "a live terminal view of the fleet"),
+    "keda": ("hub.operator.keda", "render a policy as KEDA ScaledObjects for teams who want KEDA alone"),
 }
 """Each module has ``main(argv)``; the operator verbs share one module with ``run(verb, argv)``."""
 

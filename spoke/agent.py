@@ -18,6 +18,9 @@ from shared.web import serve
 from spoke.backend import ClusterBackend
 from spoke.executor import Executor
 from spoke.health import make_app
+from spoke.keda.actuator import KedaActuator
+from spoke.keda.scaler import serve as serve_keda
+from spoke.keda.targets import KedaTargets
 from spoke.metrics import SpokeMetrics
 from spoke.reporter import Reporter
 from spoke.settings import SpokeSettings
@@ -35,6 +38,9 @@ class Spoke:
     reporter: Reporter
     executor: Executor
     health_port: int | None = None
+    keda_targets: KedaTargets | None = None
+    """The hub's targets served to KEDA (``SPOKE_ACTUATOR=keda``); None when the spoke writes /scale."""
+    keda_port: int | None = None
 
 
 async def run_agent(
@@ -48,6 +54,8 @@ async def run_agent(
     metrics: SpokeMetrics | None = None,
 ) -> None:
     metrics = metrics or SpokeMetrics(cluster=settings.cluster_id)
+    keda_targets = KedaTargets() if settings.actuator == "keda" else None
+    actuator: ClusterBackend = backend if keda_targets is None else KedaActuator(backend, keda_targets)
     async with Bus.connect(settings.bus_options(f"fleetscale-spoke-{settings.cluster_id}")) as bus:
         await bus.ensure_topology()
         spoke = Spoke(
@@ -55,7 +63,8 @@ async def run_agent(
             bus=bus,
             metrics=metrics,
             reporter=Reporter(bus, backend, settings.cluster_id, metrics, interval_s=settings.report_interval_s),
-            executor=Executor(bus, backend, settings.cluster_id, metrics),
+            executor=Executor(bus, actuator, settings.cluster_id, metrics),
+            keda_targets=keda_targets,
         )
         tasks: dict[str, Coroutine[Any, Any, Any]] = {
             "telemetry reporter": spoke.reporter.run(),
@@ -68,6 +77,14 @@ async def run_agent(
 
             app = make_app(metrics, ready=lambda: bus.connected)
             tasks["health server"] = serve(app, settings.health_host, settings.health_port, on_bound=bound)
+        if keda_targets is not None:
+
+            def keda_bound(port: int) -> None:
+                spoke.keda_port = port
+
+            tasks["keda external scaler"] = serve_keda(
+                keda_targets, settings.keda_scaler_host, settings.keda_scaler_port, on_bound=keda_bound
+            )
         tasks.update(extra_tasks or {})
         logger.info("spoke %s connected to %s", settings.cluster_id, settings.nats_url)
         if on_ready is not None:

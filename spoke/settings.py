@@ -22,6 +22,13 @@ class SpokeSettings(CommonSettings):
     report_interval_s: float = Field(default=1.0, gt=0, description="Telemetry period; the hub's staleness unit")
     health_host: str = Field(default="0.0.0.0", description="Bind address of /healthz, /readyz, /metrics")
     health_port: int = Field(default=8081, ge=0, le=65535)
+    actuator: Literal["scale", "keda"] = Field(
+        default="scale",
+        description="scale: write each workload's /scale; keda: serve the hub's targets to KEDA as an external "
+        "scaler and leave /scale to KEDA (docs/keda.md)",
+    )
+    keda_scaler_host: str = Field(default="0.0.0.0", description="Bind address of the KEDA external scaler (gRPC)")
+    keda_scaler_port: int = Field(default=9090, ge=0, le=65535, description="Port of the KEDA external scaler")
 
     # Kubernetes backend (docs/kubernetes.md).
     kube_managed_label: str = Field(

@@ -59,6 +59,9 @@ ALL_SETTINGS: dict[str, Any] = {
     "report_interval_s": 2.5,
     "health_host": "0.0.0.0",
     "health_port": 9091,
+    "actuator": "keda",
+    "keda_scaler_host": "0.0.0.0",
+    "keda_scaler_port": 9095,
     "log_level": "DEBUG",
     "log_format": "text",
     "shutdown_timeout_s": 20,
@@ -369,3 +372,11 @@ def test_values_yaml_documents_every_key() -> None:
     # since it has no sensible default).
     text = (SPOKE / "values.yaml").read_text()
     assert all(f"{key}:" in text for key in ALL_SETTINGS)
+
+
+def test_keda_actuator_exposes_the_external_scaler_port_on_the_pod_and_service() -> None:
+    docs = render(SPOKE, {**REQUIRED, "actuator": "keda", "keda_scaler_port": 9095})
+    assert {"name": "keda", "containerPort": 9095, "protocol": "TCP"} in container(docs)["ports"]
+    service = only(docs, "Service")
+    assert {"name": "keda", "port": 9095, "targetPort": "keda", "protocol": "TCP"} in service["spec"]["ports"]
+    assert not any(p["name"] == "keda" for p in only(render(SPOKE, REQUIRED), "Service")["spec"]["ports"])

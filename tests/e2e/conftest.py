@@ -59,8 +59,8 @@ def running_hub(nats_url: str, **settings: Any) -> AbstractAsyncContextManager[H
 
 
 def running_spoke(
-    nats_url: str, cluster_id: str, backend: ClusterBackend, *, interval_s: float = 0.2
+    nats_url: str, cluster_id: str, backend: ClusterBackend, *, interval_s: float = 0.2, **settings: Any
 ) -> AbstractAsyncContextManager[Spoke]:
     cfg = SpokeSettings(cluster_id=cluster_id, backend="simulated", nats_url=nats_url, report_interval_s=interval_s,
-                        health_host="127.0.0.1", health_port=0, shutdown_timeout_s=3)
+                        health_host="127.0.0.1", health_port=0, shutdown_timeout_s=3, **settings)
     return _running(lambda stop, ready: run_agent(cfg, backend, stop=stop, on_ready=ready))

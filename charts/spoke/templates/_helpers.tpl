@@ -51,6 +51,7 @@ and a Secret).
 {{- define "spoke.settingKeys" -}}
 {{- list
   "cluster_id" "backend" "report_interval_s" "health_host" "health_port"
+  "actuator" "keda_scaler_host" "keda_scaler_port"
   "log_level" "log_format" "shutdown_timeout_s"
   "kube_managed_label" "kube_namespaces" "kube_create_variants"
   "dcgm_endpoints" "nvml_enabled" "engine_metrics_port" "engine_metrics_path"

@@ -47,5 +47,7 @@ async def ensure_no_other_scaler(
             raise PermanentApplyError(
                 ResultReason.CONFLICT,
                 f"{kind}/{name} is already scaled by {owner_kind} {namespace}/{owner_name}; Fleetscale will "
-                "not fight another controller. Remove it or exclude the workload.",
+                "not fight another controller. Pick one path: remove it so Fleetscale writes /scale, or keep "
+                "KEDA as the actuator (SPOKE_ACTUATOR=keda and a ScaledObject whose trigger is the Fleetscale "
+                "external scaler, docs/keda.md), or exclude the workload.",
             )

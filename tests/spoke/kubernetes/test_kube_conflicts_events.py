@@ -24,7 +24,9 @@ async def test_an_hpa_on_the_workload_is_a_permanent_conflict(
     assert caught.value.reason == ResultReason.CONFLICT
     assert str(caught.value) == (
         "Deployment/llama is already scaled by HorizontalPodAutoscaler llm/llama-hpa; Fleetscale will not "
-        "fight another controller. Remove it or exclude the workload."
+        "fight another controller. Pick one path: remove it so Fleetscale writes /scale, or keep KEDA as the "
+        "actuator (SPOKE_ACTUATOR=keda and a ScaledObject whose trigger is the Fleetscale external scaler, "
+        "docs/keda.md), or exclude the workload."
     )
     assert kube.requests(kmock.method.PATCH, "apps/v1/deployments") == []
 
