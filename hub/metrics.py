@@ -287,6 +287,12 @@ class HubMetrics:
         mode = decision.mode if decision.mode in MODES else "other"
         self.decisions.labels(decision.action, reason_class(decision), mode).inc()
 
+    def latest_tick(
+        self,
+    ) -> tuple[FleetSnapshot, dict[str, tuple[Policy, Placement]], dict[str, float]] | None:
+        """The latest tick's snapshot, plans and prices, for readers off the control path (the advisor)."""
+        return self.fleet._latest
+
     def record_tick(
         self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
     ) -> None:

@@ -270,6 +270,38 @@ class FallbackSpec(Spec):
     replicas: int = Field(ge=0)
 
 
+# --- LLM advisor ----------------------------------------------------------------------------------
+
+
+class AdvisorSpec(Spec):
+    """An LLM asked for a second opinion, with guard rails (docs/advisor.md)."""
+
+    mode: Literal["off", "advisory", "bounded"] = Field(
+        default="off", description="advisory: record and show, never apply; bounded: apply within the guard rails"
+    )
+    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
+        default=None,
+        description="OpenAI-compatible API base URL, e.g. http://llm:8000/v1 (POST <endpoint>/chat/completions)",
+    )
+    model: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
+        default="default", description="The model name the endpoint serves"
+    )
+    interval_s: int = Field(default=60, ge=10, le=3600, description="Seconds between questions per workload")
+    timeout_s: float = Field(default=20.0, gt=0, le=300, description="An answer later than this is a timeout")
+    api_key_secret: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = Field(
+        default=None, description="File holding the API key (a mounted Secret's key); none: no Authorization header"
+    )
+    max_delta_replicas: int = Field(
+        default=2, ge=0, le=1000, description="bounded: at most this many replicas away from the engine's count"
+    )
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Self:
+        if self.mode != "off" and self.endpoint is None:
+            raise ValueError(f"advisor.endpoint: required when mode is {self.mode}")
+        return self
+
+
 # --- placement ------------------------------------------------------------------------------------
 
 
@@ -328,6 +360,7 @@ class AIInferenceAutoscalerPolicy(Spec):
     prediction: PredictionSpec = PredictionSpec()
     fallback: FallbackSpec | None = None
     placement: PlacementSpec = PlacementSpec()
+    advisor: AdvisorSpec = AdvisorSpec()
     mode: Literal["enforce", "dry-run"] = "enforce"
     revision: int = Field(default=0, ge=0, description="Set by the policy store; 0 for a new policy")
 
