@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from hub.advisor.advisor import Advisor
 from hub.control.dispatch import Dispatcher
 from hub.control.intake import Intake
 from hub.control.tick import Evaluator
@@ -21,6 +22,7 @@ from hub.state import FleetState
 from hub.web.api import make_app
 from hub.web.auth import AccessPolicy
 from hub.web.feed import Feed
+from hub.web.history import FleetHistory
 from hub.web.overview import fleet_json
 from hub.web.page import add_page
 from hub.web.tokens import TokenSource, TokenTable
@@ -46,6 +48,8 @@ class Hub:
     evaluator: Evaluator
     feed: Feed
     journal: DecisionJournal
+    history: FleetHistory
+    advisor: Advisor
     tokens: TokenTable | None = None
     sources: PolicySources | None = None
     api_port: int | None = None
@@ -111,6 +115,8 @@ async def run_hub(
             ),
             feed=feed,
             journal=journal,
+            history=FleetHistory(fine_s=settings.history_interval_s),
+            advisor=Advisor(metrics, decisions),
             tokens=tokens,
             sources=sources,
             api_scheme="https" if ssl_context is not None else "http",
@@ -122,6 +128,7 @@ async def run_hub(
             metrics=metrics,
             ready=lambda: bus.connected,
             access=access,
+            history=hub.history,
         )
         add_page(app, feed)
 
@@ -138,6 +145,8 @@ async def run_hub(
             "evaluator": hub.evaluator.run(),
             "decision journal": journal.run(),
             "live feed": feed.run(),
+            "history sampler": hub.history.run(metrics, lambda: decisions.latest),
+            "llm advisor": hub.advisor.run(),
             "web api": serve(app, settings.api_host, settings.api_port, ssl_context=ssl_context, on_bound=bound),
             **sources.tasks(),
         }

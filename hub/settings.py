@@ -49,6 +49,11 @@ class HubSettings(CommonSettings):
     decision_log_size: int = Field(
         default=2000, ge=10, description="Decisions kept in memory for the API (and read back from the stream at start)"
     )
+    history_interval_s: float = Field(
+        default=10.0, ge=0.1, le=60,
+        description="Seconds between points of the in-memory history the page's charts read (1 h at this "
+        "resolution, then 24 h at 12x it)",
+    )
     decisions_max_age_s: float = Field(
         default=7 * 86400.0, gt=0, description="Decision history older than this is dropped from its stream"
     )

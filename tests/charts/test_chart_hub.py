@@ -39,6 +39,7 @@ ALL_SETTINGS: dict[str, Any] = {
     "kube_context": "gitops",
     "gpu_prices": {"H100": 9.5, "L4": 0.7},
     "decision_log_size": 500,
+    "history_interval_s": 5.0,
     "decisions_max_age_s": 86400,
     "decisions_max_msgs": 5000,
     "decisions_max_bytes": 67108864,

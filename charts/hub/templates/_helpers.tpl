@@ -53,7 +53,7 @@ tls_* from .Values.auth and .Values.tls (mounted Secrets, see hub.apiEnv).
   "api_host" "api_port" "tick_s" "stale_after_intervals" "command_deadline_s"
   "policy_file" "policy_dir" "policy_poll_s" "policy_resync_s"
   "crd_watch" "crd_namespace" "kubeconfig" "kube_context"
-  "gpu_prices" "decision_log_size"
+  "gpu_prices" "decision_log_size" "history_interval_s"
   "decisions_max_age_s" "decisions_max_msgs" "decisions_max_bytes"
   "auth_open_paths" "auth_open_page" "auth_reload_interval_s"
   "log_level" "log_format" "shutdown_timeout_s"

@@ -14,12 +14,14 @@ from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
 from hub.state import FleetState
-from hub.web.api import decisions, fleet, health, openapi, policies, seed
+from hub.web.api import decisions, fleet, health, history, openapi, policies, seed
 from hub.web.api.errors import json_errors
-from hub.web.api.keys import DECISIONS, METRICS, POLICIES, READY, STATE
+from hub.web.api.keys import DECISIONS, HISTORY, METRICS, POLICIES, READY, STATE
 from hub.web.auth import AccessPolicy, auth_middleware
+from hub.web.history import FleetHistory
 
-ROUTES = (health.routes, openapi.routes, fleet.routes, decisions.routes, policies.routes, seed.routes)
+ROUTES = (health.routes, openapi.routes, fleet.routes, decisions.routes, policies.routes, seed.routes,
+          history.routes)
 
 
 def make_app(
@@ -30,6 +32,7 @@ def make_app(
     metrics: HubMetrics,
     ready: Callable[[], bool],
     access: AccessPolicy | None = None,
+    history: FleetHistory | None = None,
 ) -> web.Application:
     """The API app. ``access`` None (or without a lookup) means no authentication: everyone is admin."""
     guard = auth_middleware(access or AccessPolicy(lookup=None), on_denied=lambda r: metrics.api_denied.labels(r).inc())
@@ -40,6 +43,7 @@ def make_app(
     app[POLICIES] = policies
     app[METRICS] = metrics
     app[READY] = ready
+    app[HISTORY] = history or FleetHistory()
     for table in ROUTES:
         app.add_routes(table)
     return app

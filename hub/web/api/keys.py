@@ -11,12 +11,14 @@ from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
 from hub.state import FleetState
 from hub.web.auth import PRINCIPAL  # re-exported: store writes record who made them
+from hub.web.history import FleetHistory
 
 STATE = web.AppKey("state", FleetState)
 DECISIONS = web.AppKey("decisions", DecisionLog)
 POLICIES = web.AppKey("policies", PolicyStore)
 METRICS = web.AppKey("metrics", HubMetrics)
 READY = web.AppKey("ready", Callable[[], bool])
+HISTORY = web.AppKey("history", FleetHistory)
 
 
-__all__ = ["DECISIONS", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE"]
+__all__ = ["DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE"]

@@ -22,6 +22,7 @@ from hub.web.api.decisions import DecisionList, DecisionRecord
 from hub.web.api.errors import ErrorBody, json_response
 from hub.web.api.fleet import ClusterList, WorkloadList
 from hub.web.api.health import Health
+from hub.web.api.history import History
 from hub.web.api.policies import ModeChange, PolicyDeleted, PolicyList, PolicyResource
 from hub.web.api.seed import (
     AutoscalerDeleted,
@@ -115,6 +116,13 @@ OPERATIONS: tuple[Operation, ...] = (
                             {"type": "integer", "minimum": 1, "maximum": 10000}))),
     Operation("get", "/api/v1/decisions/{id}", "getDecision", "One decision, explained", "decisions",
               {200: DecisionRecord} | _errors(404)),
+    # history
+    Operation("get", "/api/v1/history", "getHistory",
+              "The fleet (no workload) or one workload over a window: replicas by cluster/GPU type, cost rate, "
+              "TTFT p95 against its objective, queue, load against capacity, and decision markers", "fleet",
+              {200: History} | _errors(400, 404),
+              params=(WORKLOAD, Param("window_s", "query", "Window in seconds (default 3600)",
+                                      {"type": "integer", "minimum": 60, "maximum": 86400}))),
     # policies
     Operation("get", "/api/v1/policies", "listPolicies", "Every policy, from every source", "policies",
               {200: PolicyList} | _errors()),
