@@ -248,10 +248,16 @@ class FleetHistory:
         return self._fleet.nbytes() + sum(s.nbytes() for s in self._workloads.values())
 
     async def run(self, metrics: HubMetrics, latest: Callable[[], Mapping[str, Any]]) -> None:
-        """The sampler task: a point every ``fine_s`` seconds, until cancelled."""
+        """The sampler task: a point every ``fine_s`` seconds, until cancelled.
+
+        NB: sampling runs in a worker thread: at 1,000 workloads it takes a few hundred ms of CPU
+        (docs/operations.md), which on the event loop would delay every report and command behind
+        it. Its inputs are immutable (a frozen snapshot, the plans of a finished tick, a copy of the
+        latest decisions), and the rings it writes are read by the API one value at a time, so the
+        worst a concurrent read sees is a point half written."""
         while True:
             await asyncio.sleep(self.fine_s)
-            self.sample(metrics.latest_tick(), latest())
+            await asyncio.to_thread(self.sample, metrics.latest_tick(), dict(latest()))
 
 
 def markers(decisions: Iterable[Any]) -> list[dict[str, Any]]:

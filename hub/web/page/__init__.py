@@ -19,6 +19,7 @@ from hub.web.feed import Feed
 ASSETS = {
     "/": ("index.html", "text/html"),
     "/page/app.js": ("app.js", "text/javascript"),
+    "/page/charts.js": ("charts.js", "text/javascript"),
     "/page/style.css": ("style.css", "text/css"),
 }
 

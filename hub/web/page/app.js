@@ -176,12 +176,39 @@ function renderCluster(c) {
       c.spoke_version ? " · spoke " + c.spoke_version : ""));
 }
 
+const CLUSTER_PAGE = 24;
+
+// Fresh clusters first, a page of cards at a time; stale ones collapsed under one summary, so a
+// flood of unknown or dead clusters never buries the live ones (nor the page's DOM).
 function renderClusters() {
   const box = document.getElementById("clusters");
+  const more = document.getElementById("clusters-more");
   const list = state.clusters;
-  document.getElementById("clusters-count").textContent = list.length ? "(" + list.length + ")" : "";
-  box.replaceChildren(...(list.length ? list.map(renderCluster)
+  const fresh = list.filter((c) => !c.stale);
+  const stale = list.filter((c) => c.stale);
+  document.getElementById("clusters-count").textContent = list.length
+    ? "(" + fresh.length + " fresh" + (stale.length ? ", " + stale.length + " stale" : "") + ")" : "";
+  const shown = fresh.slice(0, state.clusterPage || CLUSTER_PAGE);
+  box.replaceChildren(...(list.length ? shown.map(renderCluster)
     : [el("p", { class: "empty" }, "No cluster has reported yet.")]));
+  const extra = [];
+  if (fresh.length > shown.length) {
+    const b = el("button", { class: "more" }, "show " + Math.min(CLUSTER_PAGE, fresh.length - shown.length) +
+      " more of " + (fresh.length - shown.length));
+    b.type = "button";
+    b.addEventListener("click", () => {
+      state.clusterPage = (state.clusterPage || CLUSTER_PAGE) + CLUSTER_PAGE;
+      renderClusters();
+    });
+    extra.push(b);
+  }
+  if (stale.length) {
+    const names = stale.slice(0, 200).map((c) => c.cluster_id).join(", ") + (stale.length > 200 ? ", …" : "");
+    extra.push(el("details", { class: "stale-list" },
+      el("summary", null, stale.length + " stale cluster" + (stale.length === 1 ? "" : "s") + " (no recent report)"),
+      el("p", { class: "muted small" }, names)));
+  }
+  more.replaceChildren(...extra);
 }
 
 // --- workloads -----------------------------------------------------------------------------------
@@ -197,21 +224,28 @@ function fmtTarget(signal) {
     ? fmtLatency(signal.target) : fmtNumber(signal.target));
 }
 
-// TTFT p95 of the worst fresh cluster that measured it, with the clusters that did not.
+// TTFT p95 over the fresh clusters that measured it, weighted by their request rates (as the engine
+// reads a latency; the worst cluster when no rate is known), with the clusters that did not.
 function ttftOf(w) {
-  let worst = null;
   const missing = [];
   const parts = [];
+  let weighted = 0, weight = 0, worst = null;
   for (const [cid, c] of Object.entries(w.clusters || {})) {
-    const v = c.samples && c.samples.ttft ? c.samples.ttft.p95_s : null;
+    const s = c.samples || {};
+    const v = s.ttft ? s.ttft.p95_s : null;
     if (isNum(v)) {
       parts.push(cid + ": " + fmtLatency(v));
       if (worst === null || v > worst) worst = v;
-    } else {
+      if (isNum(s.request_rate_per_s) && s.request_rate_per_s > 0) {
+        weighted += v * s.request_rate_per_s;
+        weight += s.request_rate_per_s;
+      }
+    } else if ((c.ready_replicas || 0) > 0) {
       missing.push(cid);
     }
   }
-  return { worst, missing, parts };
+  const value = weight > 0 ? weighted / weight : worst;
+  return { value, missing, parts };
 }
 
 // Requests waiting, summed over the clusters that reported it; partial when some did not.
@@ -227,14 +261,16 @@ function queueOf(w) {
 }
 
 function renderTtft(w) {
-  const { worst, missing, parts } = ttftOf(w);
+  const { value, missing, parts } = ttftOf(w);
   const slo = ttftSlo(w.policy);
-  const cls = worst !== null && slo !== null ? (worst > slo ? "over" : "within") : "";
-  let title = parts.length ? "worst cluster; " + parts.join(", ") : "not measured";
+  const cls = value !== null && slo !== null ? (value > slo ? "over" : "within") : "";
+  let title = parts.length ? "request-weighted over " + parts.join(", ") : "not measured";
   if (missing.length && parts.length) title += "; not measured on " + missing.join(", ");
+  const partial = value !== null && missing.length > 0;
   return el("td", { class: "num", title },
-    el("span", { class: cls, "data-ttft": "" }, fmtLatency(worst)),
-    el("span", { class: "muted" }, " / " + (slo === null ? DASH : fmtLatency(slo))));
+    el("span", { class: cls, "data-ttft": "" }, fmtLatency(value)),
+    el("span", { class: "muted" }, " / " + (slo === null ? DASH : fmtLatency(slo))),
+    partial ? el("span", { class: "muted", "data-partial": "" }, " (partial)") : null);
 }
 
 function renderQueue(w) {
@@ -334,6 +370,17 @@ function renderResults(d) {
   return items;
 }
 
+// What a decision changes, for its header: a rebalance keeps the count but moves replicas (made
+// before the old ones are broken), which "1 → 1" alone hides.
+function changeSummary(d) {
+  const before = d.placement_before || {}, after = d.placement_after || {};
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  const moves = keys.map((k) => [k, (after[k] || 0) - (before[k] || 0)]).filter(([, n]) => n !== 0);
+  if (!moves.length) return null;
+  return el("span", { class: "moves muted small", "data-moves": "" },
+    moves.map(([k, n]) => (n > 0 ? "+" : "−") + Math.abs(n) + " " + k).join(", "));
+}
+
 function renderDecision(d) {
   const inputs = Object.entries(d.inputs || {}).map(([k, v]) =>
     el("span", { class: "kv" }, el("span", { class: "k" }, k), " ", el("span", { class: "v" }, fmtValue(v))));
@@ -343,7 +390,9 @@ function renderDecision(d) {
       el("span", { class: "wl-name" }, d.workload),
       actionPill(d.action),
       el("span", { class: "replicas" }, d.current_replicas + " → " + d.desired_replicas),
-      d.mode === "dry-run" ? dryRunBadge() : null),
+      d.action === "rebalance" || d.action === "hold" ? changeSummary(d) : null,
+      d.mode === "dry-run" ? dryRunBadge() : null,
+      explainButton(d.id)),
     el("p", { class: "reason" }, d.reason),
     el("dl", null,
       el("dt", null, "inputs"), el("dd", { class: "inputs" }, inputs.length ? inputs : DASH),
@@ -352,6 +401,13 @@ function renderDecision(d) {
       (d.notes || []).length ? [el("dt", null, "notes"), el("dd", null, d.notes.join("; "))] : null,
       el("dt", null, "commands"), el("dd", { class: "chips results" }, renderResults(d))),
     el("p", { class: "muted small" }, "policy " + d.policy_id + " rev " + d.policy_revision));
+}
+
+function explainButton(id) {
+  const b = el("button", { class: "explain-link", "data-explain": id }, "explain");
+  b.type = "button";
+  b.addEventListener("click", () => explainDecision(id));
+  return b;
 }
 
 // A decision arrives again, same id, as its results come in; results only ever grow, so merging
