@@ -129,6 +129,7 @@ async def run_hub(
             ready=lambda: bus.connected,
             access=access,
             history=hub.history,
+            advisor=hub.advisor,
         )
         add_page(app, feed)
 

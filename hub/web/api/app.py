@@ -10,18 +10,19 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from hub.advisor.advisor import Advisor
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
 from hub.state import FleetState
-from hub.web.api import decisions, fleet, health, history, openapi, policies, seed
+from hub.web.api import advisor, decisions, fleet, health, history, openapi, policies, seed
 from hub.web.api.errors import json_errors
-from hub.web.api.keys import DECISIONS, HISTORY, METRICS, POLICIES, READY, STATE
+from hub.web.api.keys import ADVISOR, DECISIONS, HISTORY, METRICS, POLICIES, READY, STATE
 from hub.web.auth import AccessPolicy, auth_middleware
 from hub.web.history import FleetHistory
 
 ROUTES = (health.routes, openapi.routes, fleet.routes, decisions.routes, policies.routes, seed.routes,
-          history.routes)
+          history.routes, advisor.routes)
 
 
 def make_app(
@@ -33,6 +34,7 @@ def make_app(
     ready: Callable[[], bool],
     access: AccessPolicy | None = None,
     history: FleetHistory | None = None,
+    advisor: Advisor | None = None,
 ) -> web.Application:
     """The API app. ``access`` None (or without a lookup) means no authentication: everyone is admin."""
     guard = auth_middleware(access or AccessPolicy(lookup=None), on_denied=lambda r: metrics.api_denied.labels(r).inc())
@@ -44,6 +46,7 @@ def make_app(
     app[METRICS] = metrics
     app[READY] = ready
     app[HISTORY] = history or FleetHistory()
+    app[ADVISOR] = advisor or Advisor(metrics, decisions)
     for table in ROUTES:
         app.add_routes(table)
     return app

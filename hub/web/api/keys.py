@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from hub.advisor.advisor import Advisor
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
@@ -19,6 +20,7 @@ POLICIES = web.AppKey("policies", PolicyStore)
 METRICS = web.AppKey("metrics", HubMetrics)
 READY = web.AppKey("ready", Callable[[], bool])
 HISTORY = web.AppKey("history", FleetHistory)
+ADVISOR = web.AppKey("advisor", Advisor)
 
 
-__all__ = ["DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE"]
+__all__ = ["ADVISOR", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE"]

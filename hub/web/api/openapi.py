@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hub.policy.model import AIInferenceAutoscalerPolicy
+from hub.web.api.advisor import ExchangeList
 from hub.web.api.decisions import DecisionList, DecisionRecord
 from hub.web.api.errors import ErrorBody, json_response
 from hub.web.api.fleet import ClusterList, WorkloadList
@@ -123,6 +124,9 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: History} | _errors(400, 404),
               params=(WORKLOAD, Param("window_s", "query", "Window in seconds (default 3600)",
                                       {"type": "integer", "minimum": 60, "maximum": 86400}))),
+    Operation("get", "/api/v1/advisor", "listAdvisorExchanges",
+              "The LLM advisor's latest exchange per workload: summary sent, answer, parsed advice or error",
+              "fleet", {200: ExchangeList} | _errors(400), params=(WORKLOAD,)),
     # policies
     Operation("get", "/api/v1/policies", "listPolicies", "Every policy, from every source", "policies",
               {200: PolicyList} | _errors()),

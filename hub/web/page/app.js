@@ -300,13 +300,34 @@ function renderWorkload(w) {
     : el("div", { class: "muted small" }, "no policy");
   const last = w.last_decision;
   return el("tr", { "data-workload": w.workload },
-    el("td", null, el("div", { class: "wl-name" }, w.workload), policyLine),
+    el("td", null, el("div", { class: "wl-name" }, w.workload), policyLine, advisorLine(w.workload)),
     el("td", { class: "num" }, w.ready_replicas + " / " + w.desired_replicas),
     el("td", { class: "chips" }, renderPlacement(w)),
     renderTtft(w),
     renderQueue(w),
     el("td", null, last ? [actionPill(last.action), " ", el("span", { class: "muted small" }, fmtTime(last.at))]
       : el("span", { class: "muted" }, DASH)));
+}
+
+// The LLM advisor's latest word on a workload (docs/advisor.md), as IPA's agent log shows it.
+function advisorLine(workload) {
+  const x = (state.advice || {})[workload];
+  if (!x) return null;
+  const head = "advisor (" + x.mode + ", " + fmtTime(x.at) + "): ";
+  const body = x.advice
+    ? x.advice.replicas + " replicas, confidence " + fmtNumber(x.advice.confidence) + " — " + x.advice.rationale
+    : "no usable answer: " + x.error;
+  return el("div", { class: "muted small advisor", "data-advisor": workload, title: x.answer || "" }, head + body);
+}
+
+async function loadAdvice() {
+  try {
+    const body = await getJson("/advisor");
+    state.advice = Object.fromEntries(body.exchanges.map((x) => [x.workload, x]));
+    if (body.exchanges.length) renderWorkloads();
+  } catch (e) {
+    // The advisor is optional; the page works without it.
+  }
 }
 
 function renderWorkloads() {
@@ -501,6 +522,8 @@ async function start() {
       [getJson("/clusters"), getJson("/workloads"), getJson("/policies")]);
     applyFleet({ clusters: clusters.clusters, workloads: workloads.workloads, policies: policies.policies });
     await loadDecisions();
+    loadAdvice();
+    setInterval(loadAdvice, 15000);
   } catch (e) {
     if (e.message !== "unauthorised") showBanner("Could not load the fleet: " + e.message);
   }
