@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("hub.operator.cli", "a live terminal view of the fleet"),
     "keda": ("hub.operator.keda", "render a policy as KEDA ScaledObjects for teams who want KEDA alone"),
 }
-"""Each module has ``main(argv)``; the operator verbs share one module with ``run(verb, argv)``."""
+"""Each module has ``main(argv)``, except the operator verbs, which share one with ``run(verb, argv)``."""
+VERBS_MODULE = "hub.operator.cli"
 
 
 def usage() -> str:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fleetscale: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    if hasattr(module, "run"):
+    if COMMANDS[name][0] == VERBS_MODULE:
         return int(module.run(name, rest))
     return int(module.main(rest) or 0)
 
