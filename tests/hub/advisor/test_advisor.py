@@ -63,7 +63,7 @@ def policy(url: str, **advisor: Any) -> Policy:
         "id": "llama", "targets": {"workloads": [{"namespace": "inference", "name": "llama"}]},
         "bounds": {"min_replicas": 1, "max_replicas": 8},
         "signals": [{"metric": "queue_per_replica", "target": 4}],
-        "advisor": {"mode": "bounded", "endpoint": url, "model": "smollm2", "interval_s": 10, "timeout_s": 1,
+        "advisor": {"mode": "bounded", "endpoint": url, "model": "smollm2", "interval_s": 10, "timeout_s": 10,
                     **advisor},
     })
 
