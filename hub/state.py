@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from shared.messages import CommandResult, ResultStatus, TelemetryReport, WorkloadReport
 
@@ -76,6 +77,31 @@ class WorkloadView:
         return out
 
 
+class Phase(StrEnum):
+    """Where a command the hub sent stands; ``Intent.phase`` is the one place that works it out."""
+
+    IN_FLIGHT = "in_flight"
+    """Sent, no result yet."""
+    APPLIED_UNSEEN = "applied_unseen"
+    """Applied, but no report the spoke started reading after the result has arrived yet."""
+    SEEN = "seen"
+    """Applied, and a report read after it has arrived: from now on telemetry is the truth."""
+    REFUSED = "refused"
+    """The cluster answered that it did nothing (rejected, or failed): it started nothing."""
+
+    @property
+    def stands(self) -> bool:
+        """What the hub asked stands for the cluster's ``spec.replicas``: asked and not yet shown
+        (or denied) by the cluster. Placement counts it as current and the workload is unsettled."""
+        return self in (Phase.IN_FLIGHT, Phase.APPLIED_UNSEEN)
+
+    @property
+    def live(self) -> bool:
+        """The intent still says more than the cluster's reports (``FleetSnapshot.live_intent``):
+        it stands, or it was refused (dispatch paces retries with it)."""
+        return self is not Phase.SEEN
+
+
 @dataclass(frozen=True, slots=True)
 class Intent:
     """What the hub last asked of one workload in one cluster, and what came of it."""
@@ -85,6 +111,17 @@ class Intent:
     issued_at: datetime
     sent_monotonic: float
     result: CommandResult | None = None
+    seen: bool = False
+    """A report the spoke started reading after an applied result has arrived (both times are the
+    same spoke's clock); set by ``FleetState``, meaningful only once the result is applied."""
+
+    @property
+    def phase(self) -> Phase:
+        if self.result is None:
+            return Phase.IN_FLIGHT
+        if self.result.status is not ResultStatus.APPLIED:
+            return Phase.REFUSED
+        return Phase.SEEN if self.seen else Phase.APPLIED_UNSEEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,28 +140,23 @@ class FleetSnapshot:
         """The hub's last ask of a cluster, while it still says more than the cluster's reports.
 
         In flight, or refused (dispatch paces retries with it): always. Applied: only until a report
-        the spoke *started reading after the result* arrives; from then on telemetry is the truth,
-        so drift (a manual scale, a restarted controller) is seen and corrected. Both times come
-        from the same spoke's clock.
+        the spoke *started reading after the result* arrives (``Phase.SEEN``); from then on telemetry
+        is the truth, so drift (a manual scale, a restarted controller) is seen and corrected.
         """
         intent = self.intents.get((workload_key, cluster_id))
-        if intent is None or intent.result is None or intent.result.status is not ResultStatus.APPLIED:
-            return intent
-        cluster = self.clusters.get(cluster_id)
-        if cluster is not None and cluster.report.sent_at >= intent.result.completed_at:
-            return None
-        return intent
+        return intent if intent is not None and intent.phase.live else None
 
     def current_placement(self, view: WorkloadView) -> Placement:
-        """Observed placement on fresh clusters, with in-flight or applied intents taking precedence.
+        """Observed placement on fresh clusters, with the intents that stand (in flight, or applied and
+        not yet seen) taking precedence.
 
         This is the workload's ``spec.replicas`` as the HPA would read it: what the hub last asked,
         until telemetry read after the answer shows the truth.
         """
         current = view.placement()
         for cluster_id in view.reports:
-            intent = self.live_intent(view.key, cluster_id)
-            if intent is None or (intent.result is not None and intent.result.status is not ResultStatus.APPLIED):
+            intent = self.intents.get((view.key, cluster_id))
+            if intent is None or not intent.phase.stands:
                 continue
             for key in [k for k in current if k[0] == cluster_id]:
                 del current[key]
@@ -139,6 +171,9 @@ class FleetState:
     stale_after_intervals: float = 3.0
     _reports: dict[str, tuple[TelemetryReport, float]] = field(default_factory=dict)
     _intents: dict[tuple[str, str], Intent] = field(default_factory=dict)
+    _unseen: dict[str, set[str]] = field(default_factory=dict)
+    """Cluster id -> workload keys whose intent there is applied and not yet seen (``Phase.APPLIED_UNSEEN``),
+    so a report looks only at those."""
 
     # --- writers ------------------------------------------------------------------------------
 
@@ -148,19 +183,45 @@ class FleetState:
         if previous is not None and report.sent_at < previous[0].sent_at:
             return False  # re-ordered or replayed: the latest report wins
         self._reports[report.cluster_id] = (report, time.monotonic() if now is None else now)
+        waiting = self._unseen.pop(report.cluster_id, set())
+        for workload_key in waiting:
+            self._mark_if_seen(workload_key, report)
         return True
 
     def record_intent(self, workload_key: str, cluster_id: str, intent: Intent) -> None:
         self._intents[(workload_key, cluster_id)] = intent
+        self._unseen.get(cluster_id, set()).discard(workload_key)
+        if intent.phase is Phase.APPLIED_UNSEEN:
+            self._watch(workload_key, cluster_id)
 
     def record_result(self, result: CommandResult) -> Intent | None:
         key = (result.workload.key, result.cluster_id)
         intent = self._intents.get(key)
         if intent is None or intent.command_id != result.command_id:
             return None  # a result for a superseded command: nothing to update
-        updated = dataclasses.replace(intent, result=result)
-        self._intents[key] = updated
-        return updated
+        self._intents[key] = dataclasses.replace(intent, result=result, seen=False)
+        if result.status is ResultStatus.APPLIED:
+            self._watch(*key)
+        return self._intents[key]
+
+    def _watch(self, workload_key: str, cluster_id: str) -> None:
+        """An applied intent: seen now if the cluster's latest report was read after it, else at a later report."""
+        latest = self._reports.get(cluster_id)
+        if latest is None:
+            self._unseen.setdefault(cluster_id, set()).add(workload_key)
+        else:
+            self._mark_if_seen(workload_key, latest[0])
+
+    def _mark_if_seen(self, workload_key: str, report: TelemetryReport) -> None:
+        """Mark the applied intent seen if ``report`` was read after its result, else keep watching it."""
+        key = (workload_key, report.cluster_id)
+        intent = self._intents.get(key)
+        if intent is None or intent.result is None or intent.phase is not Phase.APPLIED_UNSEEN:
+            return  # superseded, or no longer applied-unseen: nothing left to watch
+        if report.sent_at < intent.result.completed_at:
+            self._unseen.setdefault(report.cluster_id, set()).add(workload_key)
+        else:
+            self._intents[key] = dataclasses.replace(intent, seen=True)
 
     # --- readers ------------------------------------------------------------------------------
 

@@ -61,8 +61,9 @@ class Dispatcher:
     ) -> bool:
         intent = snapshot.live_intent(view.key, cluster_id)
         if intent is not None and dict(intent.replicas_by_gpu_type) == dict(target):
-            if intent.result is None or intent.result.status is ResultStatus.APPLIED:
-                return False  # already asked (and in flight, or done)
+            if intent.phase.stands:
+                return False  # already asked (in flight, or applied and not yet in a report)
+            # Refused: asked again only after a pause, so a permanent refusal is not a command storm.
             return time.monotonic() - intent.sent_monotonic >= self.retry_after_reject_s
         report = view.reports.get(cluster_id)
         if report is not None and intent is None:

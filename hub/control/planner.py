@@ -54,7 +54,6 @@ from hub.policy.capacity import mix_capacity
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement, WorkloadView
-from shared.messages import ResultStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +80,8 @@ def settled(snapshot: FleetSnapshot, view: WorkloadView) -> bool:
     refused for capacity (re-asked every retry period) would forbid the workload ever to shrink.
     """
     for cid, report in view.reports.items():
-        intent = snapshot.live_intent(view.key, cid)
-        if intent is not None and (intent.result is None or intent.result.status is ResultStatus.APPLIED):
+        intent = snapshot.intents.get((view.key, cid))
+        if intent is not None and intent.phase.stands:
             return False
         if any(v.ready_replicas != v.desired_replicas for v in report.variants):
             return False
