@@ -14,7 +14,8 @@ from collections.abc import Mapping
 
 from hub.control.dispatch import Dispatcher
 from hub.control.planner import Planner
-from hub.decisions.log import Decision, DecisionLog, placement_json
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision, placement_json
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
 from hub.policy.model import Policy
@@ -92,8 +93,8 @@ class Evaluator:
             ))
         sent = set(await self.dispatcher.send(commands)) if commands else set()
         made = []
-        for decision in pending:
-            decision.commands = [c for c in decision.commands if c in sent]
+        for draft in pending:
+            decision = draft.with_commands(c for c in draft.commands if c in sent)
             if decision.mode == "enforce" and not decision.commands:
                 continue  # nothing went out (bus down): decided again next tick
             self.decisions.add(decision)

@@ -1,7 +1,8 @@
 """The decision journal: decision records made durable in JetStream, and read back when the hub starts.
 
 Each change to a record (the decision itself, then each command result attached to it) is published
-as the record's whole JSON, the same object ``GET /api/v1/decisions/{id}`` serves, on the subject
+as the record's whole JSON (``Decision.model_dump_json``), the same object ``GET /api/v1/decisions/{id}``
+serves, on the subject
 ``fleetscale.v1.decisions.<id>``. The stream keeps one message per subject, so the last revision of
 each decision wins and nothing needs merging on replay.
 
@@ -18,10 +19,10 @@ import contextlib
 import hashlib
 import logging
 
-import orjson
 from pydantic import ValidationError
 
-from hub.decisions.log import Decision, DecisionLog
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
 from shared import subjects
 from shared.bus import Bus
@@ -69,8 +70,9 @@ class DecisionJournal:
         records: dict[str, Decision] = {}
         for data in payloads:
             try:
-                decision = Decision.from_json(orjson.loads(data))
-            except (orjson.JSONDecodeError, ValidationError) as e:
+                # Older hubs' records read back too: extra keys (their ``action``) are ignored.
+                decision = Decision.model_validate_json(data)
+            except ValidationError as e:
                 self.metrics.malformed.labels("decision").inc()
                 logger.warning("dropped a stored decision record that does not parse: %s", e)
                 continue
@@ -121,9 +123,8 @@ class DecisionJournal:
         delay = 0.0
         for i in range(0, len(items), self.concurrency):
             chunk = items[i : i + self.concurrency]
-            # Serialise now, in one go: the record may change again while its publish is in flight,
-            # and that change is queued on its own.
-            payloads = [(d, orjson.dumps(d.to_json())) for d in chunk]
+            # A record is frozen: a change while its publish is in flight is a new record, queued on its own.
+            payloads = [(d, d.model_dump_json().encode()) for d in chunk]
             outcomes = await asyncio.gather(*(self._publish(d, data) for d, data in payloads))
             for (decision, _), outcome in zip(payloads, outcomes, strict=True):
                 if outcome is None:

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub.decisions.log import Decision
+from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class Feed:
         if not self._subscriptions:
             return
         try:
-            self.publish("decision", decision.to_json())
+            self.publish("decision", decision.model_dump(mode="json"))
         except Exception:
             logger.exception("live feed: decision %s not published", decision.id)
 

@@ -130,7 +130,7 @@ def workloads_json(
                 for cid, r in sorted(view.reports.items())
             },
             "policy": policy,
-            "last_decision": latest.to_json() if latest else None,
+            "last_decision": latest.model_dump(mode="json") if latest else None,
         })
     return out
 

@@ -35,7 +35,7 @@ def queue_policy(tmp_path: Path, **kw: object) -> Path:
 
 def applied(hub, action: str):  # type: ignore[no-untyped-def]
     return [d for d in hub.decisions.recent(workload=KEY) if d.action == action
-            and any(r["status"] == "applied" for r in d.results.values())]
+            and any(r.status == "applied" for r in d.results.values())]
 
 
 async def test_load_step_scales_up_then_down_and_spokes_apply_it(nats_server, tmp_path: Path) -> None:
@@ -144,6 +144,6 @@ async def test_nats_restart_mid_run_both_sides_reconnect_and_the_command_is_deli
         nats_server.start()
         await eventually(lambda: hub.bus.connected and alpha.bus.connected, timeout_s=15)
         ups = await eventually(lambda: applied(hub, "scale_up"), timeout_s=30)
-        assert ups[-1].results and all(r["status"] == ResultStatus.APPLIED.value for r in ups[-1].results.values())
+        assert ups[-1].results and all(r.status == ResultStatus.APPLIED.value for r in ups[-1].results.values())
         await eventually(lambda: sum(s.desired_replicas for c in ("alpha", "beta")
                                      for s in world.workload_states(c)) > 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hub.decisions.log import Decision
+from hub.decisions.model import Decision
 from shared import subjects
 from shared.bus import Bus, BusOptions, DecisionRetention
 from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef
@@ -39,16 +39,18 @@ async def test_decisions_and_their_results_survive_a_hub_restart(nats_server) ->
                                    status=ResultStatus.APPLIED, reason=ResultReason.APPLIED,
                                    observed_replicas_by_gpu_type={"L4": 2})
             await hub.bus.publish_durable(subjects.results(cluster), result, msg_id=f"result:{command_id}")
-        await eventually(lambda: len(made[0].results) == 2 and len(made[2].results) == 1)
-        before = [d.to_json() for d in hub.decisions.recent()]
+        # Records are frozen: the log holds each one's newest revision.
+        await eventually(lambda: len(hub.decisions.get(made[0].id).results) == 2
+                         and len(hub.decisions.get(made[2].id).results) == 1)
+        before = [d.model_dump(mode="json") for d in hub.decisions.recent()]
         await eventually(lambda: hub.journal.pending == 0)
         assert hub.metrics.journal_failures.labels("publish")._value.get() == 0
 
     async with running_hub(nats_server.url) as hub:
-        after = [d.to_json() for d in hub.decisions.recent()]
+        after = [d.model_dump(mode="json") for d in hub.decisions.recent()]
         assert after == before  # same ids, same order, same results
         restored = hub.decisions.get(made[0].id)
-        assert restored is not None and restored.results["cmd-b"]["status"] == "applied"
+        assert restored is not None and restored.results["cmd-b"].status == "applied"
         assert hub.decisions.latest["inference/llama"].id == made[2].id
         url = f"http://127.0.0.1:{hub.api_port}/api/v1/decisions"
         async with aiohttp.ClientSession() as s:
@@ -64,11 +66,11 @@ async def test_decisions_and_their_results_survive_a_hub_restart(nats_server) ->
                              workload=WorkloadRef(namespace="inference", name="llama"),
                              status=ResultStatus.FAILED, reason=ResultReason.BACKEND_ERROR, error="retried")
         await hub.bus.publish_durable(subjects.results("beta"), late, msg_id="result:cmd-c:late")
-        await eventually(lambda: hub.decisions.get(made[2].id).results["cmd-c"]["status"] == "failed")
+        await eventually(lambda: hub.decisions.get(made[2].id).results["cmd-c"].status == "failed")
         await eventually(lambda: hub.journal.pending == 0)
 
     async with running_hub(nats_server.url) as hub:
-        assert hub.decisions.get(made[2].id).results["cmd-c"]["error"] == "retried"
+        assert hub.decisions.get(made[2].id).results["cmd-c"].error == "retried"
 
 
 async def test_a_record_made_while_nats_is_down_is_counted_retried_and_stored(nats_server, tmp_path: Path) -> None:
@@ -85,7 +87,7 @@ async def test_a_record_made_while_nats_is_down_is_counted_retried_and_stored(na
                          timeout_s=20)
     async with running_hub(nats_server.url) as hub:
         restored = hub.decisions.get(decision.id)
-        assert restored is not None and restored.to_json() == decision.to_json()
+        assert restored is not None and restored.model_dump(mode="json") == decision.model_dump(mode="json")
 
 
 async def test_retention_settings_are_applied_to_the_stream_and_changed_in_place(nats_server) -> None:

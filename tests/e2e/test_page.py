@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hub.decisions.log import Decision
+from hub.decisions.model import Decision
 from spoke.backends.simulated import SimulatedBackend
 from tests.e2e.conftest import eventually, running_hub, running_spoke, write_policies
 from tests.e2e.world import KEY, NAME, NS, driven, two_cluster_world

@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hub.control.dispatch import Dispatcher
 from hub.control.tick import Evaluator
-from hub.decisions.log import Decision, DecisionLog
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision
 from hub.metrics import REASON_CLASSES, HubMetrics, reason_class, slo_attainment_estimate
 from hub.policy.engine import Engine
 from hub.policy.model import Policy

@@ -1,13 +1,16 @@
-"""Decision records: the audit trail of what the hub decided, why, and what came of it."""
+"""Decision records: the audit trail of what the hub decided, why, and what came of it.
+
+The bodies are ``hub.decisions.model.Decision`` itself, serialised by the model.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from hub.decisions.model import Decision
 from hub.web.api.errors import bad_field, error, json_response
 from hub.web.api.http import query_int, query_str
 from hub.web.api.keys import DECISIONS
@@ -16,32 +19,8 @@ from shared.messages import CLUSTER_ID_PATTERN
 routes = web.RouteTableDef()
 
 
-class DecisionRecord(BaseModel):
-    """``hub.decisions.log.Decision.to_json``: inputs → proposal → bounds → placement → command results."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    at: str
-    workload: str
-    policy_id: str
-    policy_revision: int
-    mode: str
-    action: str
-    current_replicas: int
-    desired_replicas: int
-    reason: str
-    inputs: dict[str, Any]
-    placement_before: dict[str, int]
-    placement_after: dict[str, int]
-    unplaced: int
-    notes: list[str]
-    commands: list[str]
-    results: dict[str, dict[str, Any]]
-
-
 class DecisionList(BaseModel):
-    decisions: list[DecisionRecord]
+    decisions: list[Decision]
 
 
 def time_query(request: web.Request, field: str) -> datetime | None:
@@ -73,7 +52,7 @@ async def decisions(request: web.Request) -> web.Response:
     items = request.app[DECISIONS].recent(
         workload=query_str(request, "workload"), cluster=cluster, since=since, until=until, limit=limit
     )
-    return json_response({"decisions": [d.to_json() for d in items]})
+    return json_response(DecisionList(decisions=items).model_dump(mode="json"))
 
 
 @routes.get("/api/v1/decisions/{id}")
@@ -81,4 +60,4 @@ async def decision(request: web.Request) -> web.Response:
     d = request.app[DECISIONS].get(request.match_info["id"])
     if d is None:
         raise error(404, "decision not found", {"id": request.match_info["id"]})
-    return json_response(d.to_json())
+    return json_response(d.model_dump(mode="json"))

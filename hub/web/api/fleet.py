@@ -11,7 +11,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field, create_model
 
-from hub.web.api.decisions import DecisionRecord
+from hub.decisions.model import Decision
 from hub.web.api.errors import json_response
 from hub.web.api.http import query_str
 from hub.web.api.keys import DECISIONS, POLICIES, STATE
@@ -89,7 +89,7 @@ class WorkloadOut(BaseModel):
     stale_clusters: list[str]
     clusters: dict[str, WorkloadCluster] = Field(description="Fresh clusters only, by cluster id")
     policy: BoundPolicy | None = Field(description="The policy that scales it, if any")
-    last_decision: DecisionRecord | None
+    last_decision: Decision | None
 
 
 class WorkloadList(BaseModel):

@@ -17,9 +17,10 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from hub.decisions.model import Decision
 from hub.policy.model import AIInferenceAutoscalerPolicy
 from hub.web.api.advisor import ExchangeList
-from hub.web.api.decisions import DecisionList, DecisionRecord
+from hub.web.api.decisions import DecisionList
 from hub.web.api.errors import ErrorBody, json_response
 from hub.web.api.fleet import ClusterList, WorkloadList
 from hub.web.api.health import Health
@@ -116,7 +117,7 @@ OPERATIONS: tuple[Operation, ...] = (
                       Param("limit", "query", "At most this many (default 100)",
                             {"type": "integer", "minimum": 1, "maximum": 10000}))),
     Operation("get", "/api/v1/decisions/{id}", "getDecision", "One decision, explained", "decisions",
-              {200: DecisionRecord} | _errors(404)),
+              {200: Decision} | _errors(404)),
     # history
     Operation("get", "/api/v1/history", "getHistory",
               "The fleet (no workload) or one workload over a window: replicas by cluster/GPU type, cost rate, "

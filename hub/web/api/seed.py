@@ -32,7 +32,7 @@ from hub.state import FleetSnapshot, WorkloadView
 from hub.web.api.errors import error, json_response
 from hub.web.api.http import actor, read_model, validate
 from hub.web.api.keys import DECISIONS, POLICIES, STATE
-from shared.messages import Samples, WorkloadKind
+from shared.messages import ResultStatus, Samples, WorkloadKind
 
 routes = web.RouteTableDef()
 
@@ -207,7 +207,8 @@ def _status(entry: Stored, snap: FleetSnapshot, log: DecisionLog) -> tuple[dict[
     current = None if live is None else live.desired_replicas
     mine = [d for d in log.recent(workload=target.key, limit=len(log))
             if d.policy_id == policy.id and (entry.created_at is None or d.at >= entry.created_at)]
-    applied = [d for d in mine if d.mode == "enforce" and any(r.get("status") == "applied" for r in d.results.values())]
+    applied = [d for d in mine
+               if d.mode == "enforce" and any(r.status is ResultStatus.APPLIED for r in d.results.values())]
     ups = [d for d in applied if d.action == "scale_up"]
     downs = [d for d in applied if d.action == "scale_down"]
     if mine:

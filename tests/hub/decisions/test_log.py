@@ -1,4 +1,4 @@
-"""Decision records: filters, the change listener the journal hangs on, the JSON round trip."""
+"""The decision log: filters, the change listener the journal hangs on, the JSON round trip."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from hub.decisions.log import Decision, DecisionLog
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision
 from hub.settings import HubSettings
 from shared import subjects
 from shared.bus import decisions_stream_config
@@ -71,12 +72,11 @@ def test_every_change_reaches_the_listener_and_restored_history_does_not() -> No
 
 
 def test_a_record_round_trips_through_its_json_as_the_api_serves_it() -> None:
-    d = decision("d1", commands=["c1"], notes=["stale clusters excluded"], unplaced=1)
-    d.results["c1"] = result("c1").model_dump(mode="json")
-    again = Decision.from_json(orjson.loads(orjson.dumps(d.to_json())))
+    d = decision("d1", commands=["c1"], notes=["stale clusters excluded"], unplaced=1).with_result(result("c1"))
+    again = Decision.model_validate(orjson.loads(orjson.dumps(d.model_dump(mode="json"))))
     assert again == d and again.at == T0 and again.action == "scale_up"
     with pytest.raises(ValidationError, match="desired_replicas"):
-        Decision.from_json(d.to_json() | {"desired_replicas": "many"})
+        Decision.model_validate(d.model_dump(mode="json") | {"desired_replicas": "many"})
 
 
 def test_retention_settings_become_the_stream_limits() -> None:

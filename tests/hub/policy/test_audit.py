@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from hub.decisions.log import Decision
+from hub.decisions.model import Decision
 from hub.policy.audit import Proposal
 from tests.hub.policy.fleet import Cluster, Fleet, policy
 
@@ -51,5 +51,5 @@ def test_the_decision_record_carries_the_audit() -> None:
     d = Decision(workload=rec.workload_key, policy_id="llama", policy_revision=0, mode="enforce",
                  current_replicas=rec.current_replicas, desired_replicas=rec.desired_replicas, reason=rec.reason,
                  inputs=rec.inputs, placement_before={}, placement_after={}, audit=rec.audit.to_json())
-    out = orjson.loads(orjson.dumps(d.to_json()))
+    out = orjson.loads(d.model_dump_json())
     assert out["audit"]["desired_replicas"] == 4 and out["audit"]["proposals"][0]["method"] == "hpa"

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub.decisions.log import Decision, DecisionLog
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore, Source
 from hub.policy.model import Policy

@@ -27,7 +27,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from hub.decisions.log import Decision, DecisionLog
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore, Source
 from hub.policy.model import Policy

@@ -9,14 +9,23 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub.decisions.log import Decision, DecisionLog
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore, Source
 from hub.policy.model import Policy
 from hub.state import FleetState
 from hub.web.api import make_app
 from hub.web.api.seed import AutoscalerList, AutoscalingMetrics, AutoscalingResponse, autoscaler_id
-from shared.messages import Samples, VariantStatus, WorkloadRef, WorkloadReport
+from shared.messages import (
+    CommandResult,
+    ResultReason,
+    ResultStatus,
+    Samples,
+    VariantStatus,
+    WorkloadRef,
+    WorkloadReport,
+)
 from tests.hub.factories import node, report
 
 pytestmark = pytest.mark.nats
@@ -104,7 +113,9 @@ async def test_status_comes_from_live_state_and_the_decision_log(
                      desired_replicas=action_to, reason="r", inputs={}, placement_before={}, placement_after={},
                      commands=["c"], at=later)
         if applied:
-            d.results["c"] = {"status": "applied"}
+            d = d.with_result(CommandResult(command_id="c", cluster_id="a", workload=WorkloadRef(
+                namespace=KEY.split("/")[0], name=KEY.split("/")[1]), status=ResultStatus.APPLIED,
+                reason=ResultReason.APPLIED))
         return d
 
     log.add(decision(2, applied=True))

@@ -10,7 +10,8 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub.decisions.log import Decision, DecisionLog
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
 from hub.policy.model import Policy
 from hub.state import FleetState
