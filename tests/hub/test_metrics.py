@@ -117,10 +117,10 @@ def test_placement_only_changes_are_rebalance_or_failover_and_unknown_text_is_ot
                  desired_replicas=2, reason="queue_per_replica=4 vs target 4", inputs={},
                  placement_before={"a/H100": 2}, placement_after={"b/L4": 2})
     assert reason_class(d) == "rebalance"
-    d.notes = ["stale clusters excluded, their share re-placed: a"]
+    d = d.model_copy(update={"notes": ["stale clusters excluded, their share re-placed: a"]})
     assert reason_class(d) == "failover"
-    d.placement_after = d.placement_before
-    d.reason = "a reason nobody wrote a class for: 'x'=3"
+    d = d.model_copy(update={"placement_after": d.placement_before,
+                             "reason": "a reason nobody wrote a class for: 'x'=3"})
     assert reason_class(d) == "other"
 
 
@@ -128,8 +128,8 @@ def test_decisions_are_counted_by_action_reason_and_mode_with_bounded_labels() -
     metrics = HubMetrics()
     up = engine_decision({"H100": (2, 2)}, 30.0)
     dry = engine_decision({"H100": (2, 2)}, 30.0, mode="dry-run", max_replicas=3)
-    odd = engine_decision({"H100": (2, 2)}, 30.0)
-    odd.mode = "something-new"
+    # Not a mode the model accepts, forced past validation: the label still stays bounded.
+    odd = engine_decision({"H100": (2, 2)}, 30.0).model_copy(update={"mode": "something-new"})
     for d in (up, dry, odd):
         metrics.count_decision(d)
     assert value(metrics, "fleetscale_hub_decisions_total", action="scale_up", reason="queue_per_replica",

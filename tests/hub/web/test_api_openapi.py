@@ -37,6 +37,7 @@ from hub.web.api import make_app
 from hub.web.api.openapi import OPERATIONS, POLICY_EXAMPLE, SEED_EXAMPLE, document
 from hub.web.api.seed import AutoscalingRequest
 from shared.bus import Bus, BusOptions
+from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef
 from shared.natsserver import NatsServer
 from tests.hub.factories import node, report, workload
 
@@ -113,7 +114,10 @@ class ServedHub:
             decisions.add(Decision(workload="inference/llama", policy_id="llama", policy_revision=1, mode="enforce",
                                    current_replicas=2, desired_replicas=4, reason="r", inputs={"ttft": None},
                                    placement_before={"a/H100": 2}, placement_after={"a/H100": 4}, commands=["c"],
-                                   results={"c": {"status": "applied"}}))
+                                   results={"c": CommandResult(
+                                       command_id="c", cluster_id="a", status=ResultStatus.APPLIED,
+                                       reason=ResultReason.APPLIED,
+                                       workload=WorkloadRef(namespace="inference", name="llama"))}))
             app = make_app(state=state, decisions=decisions, policies=store, metrics=HubMetrics(), ready=lambda: True)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()

@@ -158,9 +158,7 @@ async def test_a_subscriber_queue_is_bounded_in_bytes_too_but_always_takes_one_f
 
 
 def unencodable(id: str) -> Decision:
-    d = decision(id)
-    d.inputs = {"x": object()}  # orjson refuses this
-    return d
+    return decision(id).model_copy(update={"inputs": {"x": object()}})  # no JSON serialiser takes this
 
 
 async def test_nothing_is_encoded_while_nobody_listens_and_a_bad_record_never_breaks_recording(
