@@ -1,22 +1,29 @@
-"""The fleet overview: JSON views of clusters, workloads and policies, shared by the API and any live feed.
+"""The fleet overview: one model per view (a cluster, a workload), shared by the API, the live feed and OpenAPI.
 
-One builder per view, so every consumer sees the same shape. Missing measurements stay ``null``;
-nothing here fills a gap with a guess. Each workload names the policy bound to it by the engine's
-own binding rule (``hub.policy.binding.bind``), so label selectors and overlaps are resolved as the
-evaluator resolves them. Stale clusters are listed (``stale``) but, as in the evaluator, their
-workloads' numbers do not count.
+``ClusterOverview`` and ``WorkloadOverview`` are what ``/api/v1/clusters`` and ``/api/v1/workloads``
+serve, what the feed's ``fleet`` event carries and what the OpenAPI document describes: the builders
+here make the models, and every consumer serialises them with ``model_dump(mode="json")``, so no
+consumer can see another shape. Missing measurements stay ``null``; nothing here fills a gap with a
+guess. Each workload names the policy bound to it by the engine's own binding rule
+(``hub.policy.binding.bind``), so label selectors and overlaps are resolved as the evaluator resolves
+them. Stale clusters are listed (``stale``) but, as in the evaluator, their workloads' numbers do not
+count.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from hub.decisions.log import DecisionLog, placement_json
+from pydantic import BaseModel, Field, create_model
+
+from hub.decisions.log import DecisionLog
+from hub.decisions.model import Decision, placement_json
 from hub.policies.store import PolicyStore, Stored
 from hub.policy.binding import bind
 from hub.policy.model import Policy
 from hub.state import ClusterView, FleetSnapshot, WorkloadView
-from shared.messages import WorkloadReport
+from shared.messages import GpuNode, Samples, VariantStatus, WorkloadReport
 
 
 class PolicySource(Protocol):
@@ -38,57 +45,150 @@ def by_gpu_type(reports: list[WorkloadReport], attr: Literal["desired_replicas",
     return dict(sorted(out.items()))
 
 
-def _cluster_json(c: ClusterView, age_s: float) -> dict[str, Any]:
-    inventory: dict[str, dict[str, int]] = {}
-    for n in c.report.inventory:
-        t = inventory.setdefault(n.gpu_type, {"capacity_gpus": 0, "allocatable_gpus": 0, "free_gpus": 0})
-        t["capacity_gpus"] += n.capacity_gpus
-        t["allocatable_gpus"] += n.allocatable_gpus
-        t["free_gpus"] += n.free_gpus
-    return {
-        "cluster_id": c.cluster_id,
-        "stale": c.stale,
-        "age_s": round(age_s, 3),
-        "sequence": c.report.sequence,
-        "interval_s": c.report.interval_s,
-        "sent_at": c.report.sent_at.isoformat(),
-        "spoke_version": c.report.spoke_version,
-        "free_gpus": c.free_gpus(),
-        "gpus_by_type": dict(sorted(inventory.items())),
-        "inventory": [n.model_dump(mode="json") for n in c.report.inventory],
-        "replicas_by_gpu_type": by_gpu_type(list(c.report.workloads), "desired_replicas"),
-        "workloads": [w.workload.key for w in c.report.workloads],
-    }
+# --- clusters ------------------------------------------------------------------------------------
 
 
-def clusters_json(snap: FleetSnapshot, *, cluster: str | None = None) -> list[dict[str, Any]]:
-    return [_cluster_json(c, snap.taken_at - c.received_at) for cid, c in sorted(snap.clusters.items())
+class GpuTypeInventory(BaseModel):
+    capacity_gpus: int = 0
+    allocatable_gpus: int = 0
+    free_gpus: int = 0
+
+
+class ClusterOverview(BaseModel):
+    """One cluster as its latest report shows it, and how fresh that report is."""
+
+    cluster_id: str
+    stale: bool = Field(description="No report for 3 report intervals: its capacity and replicas do not count")
+    age_s: float = Field(description="Seconds since its last report arrived")
+    sequence: int
+    interval_s: float
+    sent_at: datetime
+    spoke_version: str
+    free_gpus: dict[str, int] = Field(description="Free GPUs by GPU type")
+    gpus_by_type: dict[str, GpuTypeInventory]
+    inventory: list[GpuNode]
+    replicas_by_gpu_type: dict[str, int] = Field(description="Desired replicas of all workloads, by GPU type")
+    workloads: list[str] = Field(description="Workload keys (namespace/name) the cluster reports")
+
+    @classmethod
+    def of(cls, c: ClusterView, age_s: float) -> ClusterOverview:
+        inventory: dict[str, GpuTypeInventory] = {}
+        for n in c.report.inventory:
+            t = inventory.setdefault(n.gpu_type, GpuTypeInventory())
+            t.capacity_gpus += n.capacity_gpus
+            t.allocatable_gpus += n.allocatable_gpus
+            t.free_gpus += n.free_gpus
+        return cls(
+            cluster_id=c.cluster_id,
+            stale=c.stale,
+            age_s=round(age_s, 3),
+            sequence=c.report.sequence,
+            interval_s=c.report.interval_s,
+            sent_at=c.report.sent_at,
+            spoke_version=c.report.spoke_version,
+            free_gpus=c.free_gpus(),
+            gpus_by_type=dict(sorted(inventory.items())),
+            inventory=list(c.report.inventory),
+            replicas_by_gpu_type=by_gpu_type(list(c.report.workloads), "desired_replicas"),
+            workloads=[w.workload.key for w in c.report.workloads],
+        )
+
+
+def cluster_overviews(snap: FleetSnapshot, *, cluster: str | None = None) -> list[ClusterOverview]:
+    return [ClusterOverview.of(c, snap.taken_at - c.received_at) for cid, c in sorted(snap.clusters.items())
             if cluster is None or cid == cluster]
 
 
-def policy_summary(policy: Policy, overridden: tuple[str, ...], *, source: str | None = None,
-                   matched_by: str | None = None) -> dict[str, Any]:
-    return {
-        "id": policy.id,
-        "revision": policy.revision,
-        "mode": policy.mode,
-        "source": source,
-        "matched_by": matched_by,
-        "signals": [s.model_dump(mode="json") | {"name": s.name} for s in policy.signals],
-        "overridden": list(overridden),
-    }
+# --- workloads -----------------------------------------------------------------------------------
+
+# The cluster's latest samples, with the per-GPU list summarised; built from ``Samples`` so the two
+# cannot drift.
+SampleSummary = create_model(
+    "SampleSummary",
+    __doc__="Latest samples of the workload in the cluster; null: not measured (missing_reasons says why)",
+    **{name: (f.annotation, f) for name, f in Samples.model_fields.items() if name != "gpus"},  # type: ignore[call-overload]
+    gpu_utilization_ratio=(float | None, Field(description="Mean over the GPUs that reported one")),
+    gpu_count=(int, Field(description="GPUs that reported a sample")),
+)
 
 
-def _samples_json(r: WorkloadReport) -> dict[str, Any]:
-    s = r.samples
-    return s.model_dump(mode="json", exclude={"gpus"}) | {
-        "gpu_utilization_ratio": s.gpu_utilization_ratio, "gpu_count": len(s.gpus)}
+def sample_summary(s: Samples) -> BaseModel:
+    fields = {name: getattr(s, name) for name in Samples.model_fields if name != "gpus"}
+    return SampleSummary(**fields, gpu_utilization_ratio=s.gpu_utilization_ratio, gpu_count=len(s.gpus))
 
 
-def workloads_json(
+class WorkloadCluster(BaseModel):
+    kind: str
+    age_s: float = Field(description="Seconds since this cluster's last report")
+    desired_replicas: int
+    ready_replicas: int
+    variants: list[VariantStatus]
+    samples: SampleSummary  # type: ignore[valid-type]
+
+
+class BoundPolicy(BaseModel):
+    id: str
+    revision: int
+    mode: Literal["enforce", "dry-run"]
+    source: str | None = Field(description="rest, crd or file")
+    matched_by: Literal["name", "labels"] | None
+    signals: list[dict[str, Any]] = Field(description="The policy's signals, each with its name (ttft_p95...)")
+    overridden: list[str] = Field(description="Other policies that also select the workload and lost")
+
+    @classmethod
+    def of(cls, policy: Policy, overridden: tuple[str, ...], *, source: str | None = None,
+           matched_by: Literal["name", "labels"] | None = None) -> BoundPolicy:
+        return cls(id=policy.id, revision=policy.revision, mode=policy.mode, source=source, matched_by=matched_by,
+                   signals=[s.model_dump(mode="json") | {"name": s.name} for s in policy.signals],
+                   overridden=list(overridden))
+
+
+class WorkloadOverview(BaseModel):
+    """One workload over the fresh clusters, with the policy bound to it and its latest decision."""
+
+    workload: str
+    desired_replicas: int = Field(description="Over fresh clusters")
+    ready_replicas: int
+    replicas_by_gpu_type: dict[str, int] = Field(description="Desired replicas over fresh clusters, by GPU type")
+    ready_by_gpu_type: dict[str, int]
+    placement: dict[str, int] = Field(description='Desired replicas by "cluster/gpu_type"')
+    stale_clusters: list[str]
+    clusters: dict[str, WorkloadCluster] = Field(description="Fresh clusters only, by cluster id")
+    policy: BoundPolicy | None = Field(description="The policy that scales it, if any")
+    last_decision: Decision | None
+
+    @classmethod
+    def of(cls, snap: FleetSnapshot, view: WorkloadView, policy: BoundPolicy | None,
+           last: Decision | None) -> WorkloadOverview:
+        reports = list(view.reports.values())
+        return cls(
+            workload=view.key,
+            desired_replicas=view.desired_replicas,
+            ready_replicas=view.ready_replicas,
+            replicas_by_gpu_type=by_gpu_type(reports, "desired_replicas"),
+            ready_by_gpu_type=by_gpu_type(reports, "ready_replicas"),
+            placement=placement_json(view.placement()),
+            stale_clusters=list(view.stale_clusters),
+            clusters={
+                cid: WorkloadCluster(
+                    kind=r.workload.kind.value,
+                    age_s=round(snap.taken_at - snap.clusters[cid].received_at, 3),
+                    desired_replicas=r.desired_replicas,
+                    ready_replicas=r.ready_replicas,
+                    variants=list(r.variants),
+                    samples=sample_summary(r.samples),
+                )
+                for cid, r in sorted(view.reports.items())
+            },
+            policy=policy,
+            last_decision=last,
+        )
+
+
+def workload_overviews(
     snap: FleetSnapshot, decisions: DecisionLog, policies: PolicySource, *,
     workload: str | None = None, cluster: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[WorkloadOverview]:
     """Every workload (or the one named, or those the cluster runs), with its bound policy."""
 
     def selected(view: WorkloadView) -> bool:
@@ -101,38 +201,18 @@ def workloads_json(
     for key, view in snap.workloads.items():
         if not selected(view):
             continue
-        reports = list(view.reports.values())
         binding = bindings.get(key)
         policy = None
         if binding is not None:
             entry = _entry(policies, binding.policy.id)
-            policy = policy_summary(binding.policy, binding.overridden,
+            policy = BoundPolicy.of(binding.policy, binding.overridden,
                                     source=entry.source.value if entry is not None else None,
                                     matched_by=binding.policy.targets.match(key, view.labels))
-        latest = decisions.latest.get(key)
-        out.append({
-            "workload": key,
-            "desired_replicas": view.desired_replicas,
-            "ready_replicas": view.ready_replicas,
-            "replicas_by_gpu_type": by_gpu_type(reports, "desired_replicas"),
-            "ready_by_gpu_type": by_gpu_type(reports, "ready_replicas"),
-            "placement": placement_json(view.placement()),
-            "stale_clusters": list(view.stale_clusters),
-            "clusters": {
-                cid: {
-                    "kind": r.workload.kind.value,
-                    "age_s": round(snap.taken_at - snap.clusters[cid].received_at, 3),
-                    "desired_replicas": r.desired_replicas,
-                    "ready_replicas": r.ready_replicas,
-                    "variants": [v.model_dump(mode="json") for v in r.variants],
-                    "samples": _samples_json(r),
-                }
-                for cid, r in sorted(view.reports.items())
-            },
-            "policy": policy,
-            "last_decision": latest.model_dump(mode="json") if latest else None,
-        })
+        out.append(WorkloadOverview.of(snap, view, policy, decisions.latest.get(key)))
     return out
+
+
+# --- policies ------------------------------------------------------------------------------------
 
 
 def policy_json(entry: Stored) -> dict[str, Any]:
@@ -156,7 +236,7 @@ def policies_json(policies: PolicySource) -> list[dict[str, Any]]:
 def fleet_json(snap: FleetSnapshot, decisions: DecisionLog, policies: PolicySource) -> dict[str, Any]:
     """The three list endpoints' bodies in one object (for a live feed's periodic fleet event)."""
     return {
-        "clusters": clusters_json(snap),
-        "workloads": workloads_json(snap, decisions, policies),
+        "clusters": [c.model_dump(mode="json") for c in cluster_overviews(snap)],
+        "workloads": [w.model_dump(mode="json") for w in workload_overviews(snap, decisions, policies)],
         "policies": policies_json(policies),
     }
