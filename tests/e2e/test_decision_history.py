@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from hub.decisions.model import Decision
@@ -88,6 +89,37 @@ async def test_a_record_made_while_nats_is_down_is_counted_retried_and_stored(na
     async with running_hub(nats_server.url) as hub:
         restored = hub.decisions.get(decision.id)
         assert restored is not None and restored.model_dump(mode="json") == decision.model_dump(mode="json")
+
+
+async def test_history_in_the_previous_format_is_read_back_and_served_as_the_one_model(nats_server) -> None:
+    """Journal -> log -> API and feed: one model all the way, from a record an older hub stored."""
+    old = orjson.loads((Path(__file__).parents[1] / "hub" / "decisions" / "previous_format.json").read_bytes())
+    async with Bus.connect(BusOptions(url=nats_server.url)) as bus:
+        await bus.ensure_topology(decisions=DecisionRetention())
+        await bus.publish_durable(subjects.decision(old["id"]), orjson.dumps(old), msg_id="previous-format")
+    async with running_hub(nats_server.url) as hub:
+        restored = hub.decisions.get(old["id"])
+        assert restored is not None and restored.results["cmd-b"].status == "applied"
+        url = f"http://127.0.0.1:{hub.api_port}/api/v1"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{url}/decisions/{old['id']}") as r:
+                served = await r.json()
+            async with s.get(f"{url}/decisions") as r:
+                listed = (await r.json())["decisions"]
+        assert served == restored.model_dump(mode="json") and listed == [served]
+        assert Decision.model_validate(served) == restored
+        assert {k: v for k, v in served.items() if k not in ("at", "cause", "deciding_signal")} == {
+            k: v for k, v in old.items() if k != "at"}
+        # A result attached now is journalled in the new format and read back by the next hub.
+        late = CommandResult(command_id="cmd-b", cluster_id="beta", workload=WorkloadRef(namespace="inference",
+                             name="llama"), status=ResultStatus.FAILED, reason=ResultReason.BACKEND_ERROR,
+                             error="evicted")
+        await hub.bus.publish_durable(subjects.results("beta"), late, msg_id="result:cmd-b:late")
+        await eventually(lambda: hub.decisions.get(old["id"]).results["cmd-b"].status == "failed")
+        await eventually(lambda: hub.journal.pending == 0)
+        now = hub.decisions.get(old["id"]).model_dump(mode="json")
+    async with running_hub(nats_server.url) as hub:
+        assert hub.decisions.get(old["id"]).model_dump(mode="json") == now
 
 
 async def test_retention_settings_are_applied_to_the_stream_and_changed_in_place(nats_server) -> None:
