@@ -194,3 +194,26 @@ async def test_closing_the_feed_ends_open_streams(client: TestClient, hub: Hub) 
         rest = await resp.content.read()
     assert rest.replace(HEARTBEAT, b"") == b""  # nothing pending is flushed after the close
     assert resp.content.at_eof() and hub.feed.subscribers == 0
+
+
+async def test_the_feed_and_the_api_serve_the_same_views_and_records(client: TestClient, hub: Hub) -> None:
+    """One model per view: the feed's ``fleet`` event and the list endpoints are the same objects."""
+    hub.decisions.add(decision("d1", commands=("c1",)))
+    hub.decisions.attach_result(CommandResult(command_id="c1", cluster_id="a", workload=WorkloadRef(
+        namespace="inference", name="llama"), status=ResultStatus.APPLIED, reason=ResultReason.APPLIED))
+    resp = await client.get("/api/v1/events")
+    await next_event(resp)  # retry
+    event, fleet = await next_event(resp)
+    resp.close()
+    clusters = (await (await client.get("/api/v1/clusters")).json())["clusters"]
+    workloads = (await (await client.get("/api/v1/workloads")).json())["workloads"]
+    record = await (await client.get("/api/v1/decisions/d1")).json()
+    for served in (clusters, fleet["clusters"]):
+        for c in served:
+            c.pop("age_s")  # the one field that moves between two reads
+    for served in (workloads, fleet["workloads"]):
+        for w in served:
+            for c in w["clusters"].values():
+                c.pop("age_s")
+    assert event == "fleet" and fleet["clusters"] == clusters and fleet["workloads"] == workloads
+    assert workloads[0]["last_decision"] == record and record["results"]["c1"]["status"] == "applied"
