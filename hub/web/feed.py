@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel
 
 from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
@@ -45,8 +46,10 @@ _CLOSED = b""
 
 
 def frame(event: str, data: Any) -> bytes:
-    """One SSE frame. orjson never emits a raw newline, so the JSON always fits one ``data:`` line."""
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    """One SSE frame: a model by its own serialiser (the shape the API serves), anything else by orjson.
+    Neither emits a raw newline without an indent, so the JSON always fits one ``data:`` line."""
+    body = data.model_dump_json().encode() if isinstance(data, BaseModel) else orjson.dumps(data)
+    return b"event: " + event.encode() + b"\ndata: " + body + b"\n\n"
 
 
 class Subscription:
@@ -150,7 +153,7 @@ class Feed:
         if not self._subscriptions:
             return
         try:
-            self.publish("decision", decision.model_dump(mode="json"))
+            self.publish("decision", decision)
         except Exception:
             logger.exception("live feed: decision %s not published", decision.id)
 

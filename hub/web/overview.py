@@ -233,10 +233,14 @@ def policies_json(policies: PolicySource) -> list[dict[str, Any]]:
     return out
 
 
-def fleet_json(snap: FleetSnapshot, decisions: DecisionLog, policies: PolicySource) -> dict[str, Any]:
-    """The three list endpoints' bodies in one object (for a live feed's periodic fleet event)."""
-    return {
-        "clusters": [c.model_dump(mode="json") for c in cluster_overviews(snap)],
-        "workloads": [w.model_dump(mode="json") for w in workload_overviews(snap, decisions, policies)],
-        "policies": policies_json(policies),
-    }
+class FleetOverview(BaseModel):
+    """The three list endpoints' bodies in one object (the live feed's periodic ``fleet`` event)."""
+
+    clusters: list[ClusterOverview]
+    workloads: list[WorkloadOverview]
+    policies: list[dict[str, Any]]
+
+
+def fleet_json(snap: FleetSnapshot, decisions: DecisionLog, policies: PolicySource) -> FleetOverview:
+    return FleetOverview(clusters=cluster_overviews(snap), workloads=workload_overviews(snap, decisions, policies),
+                         policies=policies_json(policies))

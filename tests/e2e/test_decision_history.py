@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 import orjson
 import pytest
 
 from hub.decisions.model import Decision
+from hub.service import Hub
 from shared import subjects
 from shared.bus import Bus, BusOptions, DecisionRetention
 from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef
@@ -17,7 +19,14 @@ from tests.e2e.conftest import eventually, running_hub
 
 pytestmark = pytest.mark.nats
 
-def recorded(workload: str, *, commands: list[str], mode: str = "enforce") -> Decision:
+
+def stored(hub: Hub, decision_id: str) -> Decision:
+    """The log's current revision of a record (records are frozen: results arrive as new revisions)."""
+    d = hub.decisions.get(decision_id)
+    assert d is not None
+    return d
+
+def recorded(workload: str, *, commands: list[str], mode: Literal["enforce", "dry-run"] = "enforce") -> Decision:
     return Decision(workload=workload, policy_id=workload.split("/")[1], policy_revision=1, mode=mode,
                     current_replicas=2, desired_replicas=4, reason="queue_per_replica 8.0 > target 4",
                     inputs={"queue_per_replica": 8.0}, placement_before={"alpha/H100": 2},
@@ -41,8 +50,8 @@ async def test_decisions_and_their_results_survive_a_hub_restart(nats_server) ->
                                    observed_replicas_by_gpu_type={"L4": 2})
             await hub.bus.publish_durable(subjects.results(cluster), result, msg_id=f"result:{command_id}")
         # Records are frozen: the log holds each one's newest revision.
-        await eventually(lambda: len(hub.decisions.get(made[0].id).results) == 2
-                         and len(hub.decisions.get(made[2].id).results) == 1)
+        await eventually(lambda: len(stored(hub, made[0].id).results) == 2
+                         and len(stored(hub, made[2].id).results) == 1)
         before = [d.model_dump(mode="json") for d in hub.decisions.recent()]
         await eventually(lambda: hub.journal.pending == 0)
         assert hub.metrics.journal_failures.labels("publish")._value.get() == 0
@@ -67,11 +76,11 @@ async def test_decisions_and_their_results_survive_a_hub_restart(nats_server) ->
                              workload=WorkloadRef(namespace="inference", name="llama"),
                              status=ResultStatus.FAILED, reason=ResultReason.BACKEND_ERROR, error="retried")
         await hub.bus.publish_durable(subjects.results("beta"), late, msg_id="result:cmd-c:late")
-        await eventually(lambda: hub.decisions.get(made[2].id).results["cmd-c"].status == "failed")
+        await eventually(lambda: stored(hub, made[2].id).results["cmd-c"].status == "failed")
         await eventually(lambda: hub.journal.pending == 0)
 
     async with running_hub(nats_server.url) as hub:
-        assert hub.decisions.get(made[2].id).results["cmd-c"].error == "retried"
+        assert stored(hub, made[2].id).results["cmd-c"].error == "retried"
 
 
 async def test_a_record_made_while_nats_is_down_is_counted_retried_and_stored(nats_server, tmp_path: Path) -> None:
@@ -115,11 +124,11 @@ async def test_history_in_the_previous_format_is_read_back_and_served_as_the_one
                              name="llama"), status=ResultStatus.FAILED, reason=ResultReason.BACKEND_ERROR,
                              error="evicted")
         await hub.bus.publish_durable(subjects.results("beta"), late, msg_id="result:cmd-b:late")
-        await eventually(lambda: hub.decisions.get(old["id"]).results["cmd-b"].status == "failed")
+        await eventually(lambda: stored(hub, old["id"]).results["cmd-b"].status == "failed")
         await eventually(lambda: hub.journal.pending == 0)
-        now = hub.decisions.get(old["id"]).model_dump(mode="json")
+        now = stored(hub, old["id"]).model_dump(mode="json")
     async with running_hub(nats_server.url) as hub:
-        assert hub.decisions.get(old["id"]).model_dump(mode="json") == now
+        assert stored(hub, old["id"]).model_dump(mode="json") == now
 
 
 async def test_retention_settings_are_applied_to_the_stream_and_changed_in_place(nats_server) -> None:

@@ -52,7 +52,7 @@ async def decisions(request: web.Request) -> web.Response:
     items = request.app[DECISIONS].recent(
         workload=query_str(request, "workload"), cluster=cluster, since=since, until=until, limit=limit
     )
-    return json_response(DecisionList(decisions=items).model_dump(mode="json"))
+    return json_response(DecisionList(decisions=items))
 
 
 @routes.get("/api/v1/decisions/{id}")
@@ -60,4 +60,4 @@ async def decision(request: web.Request) -> web.Response:
     d = request.app[DECISIONS].get(request.match_info["id"])
     if d is None:
         raise error(404, "decision not found", {"id": request.match_info["id"]})
-    return json_response(d.model_dump(mode="json"))
+    return json_response(d)

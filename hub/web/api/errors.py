@@ -33,8 +33,13 @@ class ErrorBody(BaseModel):
     details: list[FieldError] | FieldError | dict[str, Any] | str | None = None
 
 
+def json_body(data: Any) -> bytes:
+    """A model by its own serialiser (``model_dump_json``: the schema OpenAPI shows), anything else by orjson."""
+    return data.model_dump_json().encode() if isinstance(data, BaseModel) else orjson.dumps(data)
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+    return web.Response(body=json_body(data), status=status, content_type="application/json", headers=headers)
 
 
 class ApiError(Exception):

@@ -27,8 +27,7 @@ class WorkloadList(BaseModel):
 @routes.get("/api/v1/clusters")
 async def clusters(request: web.Request) -> web.Response:
     only = query_str(request, "cluster")
-    body = ClusterList(clusters=cluster_overviews(request.app[STATE].snapshot(), cluster=only))
-    return json_response(body.model_dump(mode="json"))
+    return json_response(ClusterList(clusters=cluster_overviews(request.app[STATE].snapshot(), cluster=only)))
 
 
 @routes.get("/api/v1/workloads")
@@ -37,4 +36,4 @@ async def workloads(request: web.Request) -> web.Response:
     snap = request.app[STATE].snapshot()
     body = WorkloadList(workloads=workload_overviews(snap, request.app[DECISIONS], request.app[POLICIES],
                                                      workload=only_workload, cluster=only_cluster))
-    return json_response(body.model_dump(mode="json"))
+    return json_response(body)

@@ -70,7 +70,7 @@ def test_records_are_frozen_and_change_only_into_new_records() -> None:
 
 
 def test_the_log_swaps_in_the_new_record_and_hands_it_to_its_listeners() -> None:
-    log, seen = DecisionLog(), []
+    log, seen = DecisionLog(), list[Decision]()
     log.listeners.append(seen.append)
     d = Decision.model_validate(old_record() | {"results": {}})
     log.add(d)
