@@ -3,9 +3,10 @@
 One pydantic model for the whole path: the evaluator (``hub.control.tick``) makes a ``Decision`` from
 the planner's output, and the in-memory log, the journal (JetStream), the API
 (``/api/v1/decisions``, ``/api/v1/workloads``' ``last_decision``), the live feed and the page carry
-that very model. Its JSON is ``model_dump(mode="json")`` (``action`` is a computed field, derived
-from the counts and placements), the OpenAPI schema is generated from it, and the journal reads its
-stored JSON back with ``model_validate_json``: no mirror model, no hand-written serialiser.
+that very model. Its JSON is the model's own (``model_dump_json``, or ``model_dump(mode="json")``
+for a dict; ``action`` is a computed field, derived from the counts and placements), the OpenAPI
+schema is generated from it, and the journal reads its stored JSON back with
+``model_validate_json``: no mirror model, no hand-written serialiser.
 
 A record is frozen. It changes twice in its life, each time into a new record: the evaluator keeps
 only the commands that went out (``with_commands``), and each command result is attached as it

@@ -2,7 +2,7 @@
 
 ``ClusterOverview`` and ``WorkloadOverview`` are what ``/api/v1/clusters`` and ``/api/v1/workloads``
 serve, what the feed's ``fleet`` event carries and what the OpenAPI document describes: the builders
-here make the models, and every consumer serialises them with ``model_dump(mode="json")``, so no
+here make the models, and every consumer serialises them with the models' own serialiser, so no
 consumer can see another shape. Missing measurements stay ``null``; nothing here fills a gap with a
 guess. Each workload names the policy bound to it by the engine's own binding rule
 (``hub.policy.binding.bind``), so label selectors and overlaps are resolved as the evaluator resolves
