@@ -124,7 +124,7 @@ async def test_a_spoke_in_keda_mode_serves_the_hubs_decision_and_writes_no_scale
         ups = await eventually(
             lambda: [d for d in hub.decisions.recent(workload=KEY)
                      if d.placement_after.get("alpha/H100", 0) > 1
-                     and any(r["status"] == "applied" and r.get("cluster_id") == "alpha" for r in d.results.values())],
+                     and any(r.status == "applied" and r.cluster_id == "alpha" for r in d.results.values())],
             timeout_s=30,
         )
         assert alpha.keda_port is not None and alpha.keda_targets is not None
