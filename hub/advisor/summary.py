@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hub.decisions.log import Decision
+from hub.decisions.model import Decision
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement
+from shared.messages import ResultStatus
 
 MAX_TEXT = 160
 RECENT = 5
@@ -65,9 +66,9 @@ def summarise(
             events.append(f"cluster {_text(cid)} is stale (no recent report)")
     for d in recent:
         for result in d.results.values():
-            if result.get("status") in ("rejected", "failed"):
-                events.append(_text(f"command to {result.get('cluster_id')} {result.get('status')}: "
-                                     f"{result.get('reason')} {result.get('error') or ''}".strip()))
+            if result.status is not ResultStatus.APPLIED:
+                events.append(_text(f"command to {result.cluster_id} {result.status.value}: "
+                                     f"{result.reason.value} {result.error or ''}".strip()))
     samples = {}
     if view is not None:
         for cid, report in sorted(view.reports.items()):
