@@ -96,7 +96,8 @@ SEED_EXAMPLE = {  # the seed guide's first example, less its storage targets (re
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/healthz", "healthz", "The process is up", "health", {200: Health} | _errors()),
-    Operation("get", "/readyz", "readyz", "Connected to NATS", "health", {200: Health} | _errors(503)),
+    Operation("get", "/readyz", "readyz", "Connected to NATS, and the evaluation ticks succeed", "health",
+              {200: Health} | _errors(503)),
     Operation("get", "/metrics", "metrics", "Prometheus metrics", "health", {200: TEXT} | _errors()),
     Operation("get", OPENAPI_PATH, "openapi", "This document", "meta", {200: OBJECT} | _errors()),
     # fleet
