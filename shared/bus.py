@@ -152,6 +152,21 @@ class Delivery(Generic[M]):
             logger.warning("nak of %s failed (%r); it will be re-delivered after ack_wait", self.msg.subject, e)
 
 
+async def _stop_watch(watch: KeyValue.KeyWatcher) -> None:
+    """Stop a KV watch, and the nats-py task that feeds it.
+
+    NB: that task (the subscription's callback) may be in ``asyncio.wait_for`` on the watch's setup
+    when it is stopped. On Python 3.11 ``wait_for`` swallows a cancellation that arrives as the awaited
+    future completes, and the task then waits forever on the closed subscription's queue. So a task
+    that outlives the stop is cancelled once more.
+    """
+    await watch.stop()
+    feeder: asyncio.Task[None] | None = getattr(watch._sub, "_wait_for_msgs_task", None)
+    await asyncio.sleep(0)
+    if feeder is not None and not feeder.done():
+        feeder.cancel()
+
+
 class Bus:
     """A connected NATS client plus the project's JetStream topology."""
 
@@ -312,7 +327,7 @@ class Bus:
         attempt = 0
         while True:
             try:
-                watch = await kv.watchall()
+                watch = await self._open_watch(kv)
                 attempt = 0
                 try:
                     async for entry in watch:
@@ -320,7 +335,7 @@ class Bus:
                             yield entry
                 finally:
                     with contextlib.suppress(nats.errors.Error, TimeoutError):
-                        await watch.stop()
+                        await _stop_watch(watch)
             except (nats.errors.Error, TimeoutError) as e:
                 if self.nc.is_closed:
                     return
@@ -328,6 +343,23 @@ class Bus:
                 await self._back_off("KV watch", e, attempt)
             if self.nc.is_closed:
                 return
+
+    async def _open_watch(self, kv: KeyValue) -> KeyValue.KeyWatcher:
+        """``kv.watchall()``, stopped again when this task is cancelled while it opens.
+
+        NB: nats-py's ``KeyValue.watch`` subscribes (starting the subscription's heartbeat and
+        flow-control tasks) and then awaits the consumer's info; cancelled there, it leaves the
+        subscription and both tasks running, with no handle to stop them. So it runs shielded, and a
+        cancellation waits (bounded) for it to open, stops it, and goes on.
+        """
+        opening = asyncio.ensure_future(kv.watchall())
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.options.drain_timeout_s):
+                    await _stop_watch(await opening)
+            raise
 
     async def durable(
         self,

@@ -17,7 +17,6 @@ import pytest
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from shared.natsserver import free_port
 from shared.web import serve
 from spoke.agent import run_agent
 from spoke.backends.kubernetes import KubernetesBackend, KubernetesSettings
@@ -49,10 +48,12 @@ async def exporters() -> AsyncIterator[int]:
     app = web.Application()
     app.router.add_get("/metrics", engine)
     app.router.add_get("/dcgm", exporter)
-    port = free_port()
-    task = asyncio.create_task(serve(app, "127.0.0.1", port))
-    await asyncio.sleep(0.1)
-    yield port
+    bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(app, "127.0.0.1", 0, on_bound=bound.set_result))
+    done, _ = await asyncio.wait([task, bound], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # it failed to start: say why
+    yield bound.result()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
