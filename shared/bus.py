@@ -116,10 +116,11 @@ def decode(model: type[M], data: bytes, *, subject: str = "") -> M:
     try:
         return model.from_bytes(data)
     except ValidationError as e:
-        first = e.errors()[0] if e.errors() else {}
-        field = ".".join(str(p) for p in first.get("loc", ())) or None
+        first = next(iter(e.errors()), None)
+        field = (".".join(str(p) for p in first["loc"]) or None) if first else None
+        message = first["msg"] if first else str(e)
         raise InvalidMessage(
-            f"{model.__name__} on {subject!r} is invalid: {field or '<message>'}: {first.get('msg', e)}",
+            f"{model.__name__} on {subject!r} is invalid: {field or '<message>'}: {message}",
             subject=subject,
             field=field,
         ) from e
@@ -199,7 +200,9 @@ class Bus:
             return
         try:
             if self.nc.is_connected:
-                await self.nc.flush(timeout=self.options.drain_timeout_s)
+                # nats-py annotates int, but any positive number of seconds works (it waits with
+                # asyncio.wait_for).
+                await self.nc.flush(timeout=self.options.drain_timeout_s)  # type: ignore[arg-type]
         except (nats.errors.Error, TimeoutError, OSError) as e:
             logger.warning("NATS flush on close did not finish (%r)", e)
         try:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     try:
-        settings = SpokeSettings()  # type: ignore[call-arg]
+        settings = SpokeSettings()
     except ValidationError as e:
         print(f"fleetscale spoke: invalid settings:\n{e}", file=sys.stderr)
         return 2

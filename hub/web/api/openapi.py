@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from hub.policy.model import AIInferenceAutoscalerPolicy
 from hub.web.api.advisor import ExchangeList
@@ -173,6 +173,7 @@ def _content(body: Body, refs: Mapping[type[BaseModel], dict[str, Any]]) -> dict
 def document() -> dict[str, Any]:
     requests = {op.body for op in OPERATIONS if op.body is not None}
     replies = {b for op in OPERATIONS for b in op.responses.values() if isinstance(b, type)}
+    keys: list[tuple[type[BaseModel], JsonSchemaMode]]
     keys = [(m, "validation") for m in sorted(requests, key=lambda m: m.__name__)]
     keys += [(m, "serialization") for m in sorted(replies, key=lambda m: m.__name__)]
     schemas, defs = models_json_schema(keys, by_alias=False, ref_template="#/components/schemas/{model}")
