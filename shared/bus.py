@@ -153,6 +153,18 @@ class Delivery(Generic[M]):
             logger.warning("nak of %s failed (%r); it will be re-delivered after ack_wait", self.msg.subject, e)
 
 
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation that nats-py swallowed.
+
+    NB: nats-py waits with ``asyncio.wait_for``, which on Python 3.11 swallows a cancellation that
+    arrives as the awaited future completes. A consumer loop would then poll on forever, and the
+    task that owns it would never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _stop_watch(watch: KeyValue.KeyWatcher) -> None:
     """Stop a KV watch, and the nats-py task that feeds it.
 
@@ -399,7 +411,9 @@ class Bus:
                     except TimeoutError:
                         # Both nats.errors.TimeoutError and the bare asyncio one that nats-py's
                         # fetch raises when the loop is busy: nothing arrived, poll again.
+                        _raise_if_cancelled()
                         continue
+                    _raise_if_cancelled()
                     for msg in msgs:
                         try:
                             yield Delivery(decode(model, msg.data, subject=msg.subject), msg)

@@ -82,7 +82,9 @@ async def test_spoke_on_emulated_cluster_reports_real_scrapes_and_scales_through
         "bounds": {"min_replicas": 3, "max_replicas": 6}, "signals": [{"metric": "queue_per_replica", "target": 5}],
     })
     settings = SpokeSettings(
-        cluster_id="kube-east", backend="kubernetes", nats_url=nats_server.url, report_interval_s=0.3,
+        # 1 s: the reporter reads the cluster within 0.8 of it; at 0.3 s (0.24 s to read) a loaded
+        # machine timed out every read of the emulator and the scrapes.
+        cluster_id="kube-east", backend="kubernetes", nats_url=nats_server.url, report_interval_s=1.0,
         health_host="127.0.0.1", health_port=0, engine_metrics_port=exporters,
         dcgm_endpoints=[f"http://127.0.0.1:{exporters}/dcgm"], kube_namespaces=[NS], shutdown_timeout_s=3,
     )
