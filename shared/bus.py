@@ -171,13 +171,15 @@ async def _stop_watch(watch: KeyValue.KeyWatcher) -> None:
     NB: that task (the subscription's callback) may be in ``asyncio.wait_for`` on the watch's setup
     when it is stopped. On Python 3.11 ``wait_for`` swallows a cancellation that arrives as the awaited
     future completes, and the task then waits forever on the closed subscription's queue. So a task
-    that outlives the stop is cancelled once more.
+    that outlives the stop is cancelled once more, as is the task of a watch that could not be stopped.
     """
-    await watch.stop()
     feeder: asyncio.Task[None] | None = getattr(watch._sub, "_wait_for_msgs_task", None)
-    await asyncio.sleep(0)
-    if feeder is not None and not feeder.done():
-        feeder.cancel()
+    try:
+        await watch.stop()  # raises when the connection is closed or draining
+        await asyncio.sleep(0)
+    finally:
+        if feeder is not None and not feeder.done():
+            feeder.cancel()
 
 
 class Bus:
@@ -217,12 +219,20 @@ class Bus:
                 await self.nc.flush(timeout=self.options.drain_timeout_s)  # type: ignore[arg-type]
         except (nats.errors.Error, TimeoutError, OSError) as e:
             logger.warning("NATS flush on close did not finish (%r)", e)
+        # NB: nats-py's close cancels its subscriptions' tasks only if it gets that far; a connection
+        # lost as it closes raises before, and the tasks would run on with nothing to feed them.
+        feeders: list[asyncio.Task[Any]] = [
+            t for s in self.nc._subs.values() if isinstance(t := getattr(s, "_wait_for_msgs_task", None), asyncio.Task)
+        ]
         try:
             await self.nc.close()
         except (nats.errors.Error, TimeoutError, OSError) as e:
             # The connection dropped as we closed it (the server went away at that moment):
             # there is nothing left to close, and shutting down must not fail for it.
             logger.warning("NATS connection lost while closing (%r)", e)
+        finally:
+            for task in feeders:
+                task.cancel()
 
     @property
     def connected(self) -> bool:
