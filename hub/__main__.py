@@ -11,7 +11,7 @@ from hub.service import run_hub
 from hub.settings import HubSettings
 from shared import logs
 from shared.errors import ConfigurationError
-from shared.lifecycle import install_signal_handlers, run
+from shared.lifecycle import failure_status, install_signal_handlers, run
 
 
 async def _main(settings: HubSettings) -> None:
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as e:
         print(f"fleetscale hub: {e}", file=sys.stderr)
         return 2
+    except BaseExceptionGroup as failed:  # a root task failed or ended: the process stopped
+        return failure_status("fleetscale hub", failed)
     return 0
 
 

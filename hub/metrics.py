@@ -248,6 +248,11 @@ class HubMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
+        self.tick_failures = Counter(
+            "fleetscale_hub_tick_failures",
+            "Evaluation ticks that raised (HUB_UNREADY_AFTER_FAILED_TICKS in a row fail /readyz)",
+            registry=r,
+        )
         self.feed_subscribers = Gauge(
             "fleetscale_hub_feed_subscribers", "Open live-feed (server-sent events) connections", registry=r
         )

@@ -55,6 +55,11 @@ class Hub:
     api_port: int | None = None
     api_scheme: str = "http"
 
+    def problems(self) -> dict[str, str]:
+        """What keeps the hub from being ready (``/readyz``), by part; empty when ready."""
+        problems = {} if self.bus.connected else {"nats": "not connected to NATS"}
+        return problems | self.evaluator.problems()
+
 
 def api_guard(settings: HubSettings, metrics: HubMetrics) -> tuple[AccessPolicy, TokenTable | None]:
     """The API's access policy; tokens are read now, so a bad tokens file stops the hub at start."""
@@ -112,6 +117,7 @@ async def run_hub(
                 metrics=metrics,
                 prices=settings.gpu_prices,
                 tick_s=settings.tick_s,
+                unready_after_failed_ticks=settings.unready_after_failed_ticks,
             ),
             feed=feed,
             journal=journal,
@@ -126,7 +132,7 @@ async def run_hub(
             decisions=decisions,
             policies=policies,
             metrics=metrics,
-            ready=lambda: bus.connected,
+            ready=hub.problems,
             access=access,
             history=hub.history,
             advisor=hub.advisor,

@@ -116,10 +116,11 @@ def decode(model: type[M], data: bytes, *, subject: str = "") -> M:
     try:
         return model.from_bytes(data)
     except ValidationError as e:
-        first = e.errors()[0] if e.errors() else {}
-        field = ".".join(str(p) for p in first.get("loc", ())) or None
+        first = next(iter(e.errors()), None)
+        field = (".".join(str(p) for p in first["loc"]) or None) if first else None
+        message = first["msg"] if first else str(e)
         raise InvalidMessage(
-            f"{model.__name__} on {subject!r} is invalid: {field or '<message>'}: {first.get('msg', e)}",
+            f"{model.__name__} on {subject!r} is invalid: {field or '<message>'}: {message}",
             subject=subject,
             field=field,
         ) from e
@@ -150,6 +151,35 @@ class Delivery(Generic[M]):
             await self.msg.nak(delay=delay_s)
         except (nats.errors.Error, TimeoutError) as e:
             logger.warning("nak of %s failed (%r); it will be re-delivered after ack_wait", self.msg.subject, e)
+
+
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation that nats-py swallowed.
+
+    NB: nats-py waits with ``asyncio.wait_for``, which on Python 3.11 swallows a cancellation that
+    arrives as the awaited future completes. A consumer loop would then poll on forever, and the
+    task that owns it would never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def _stop_watch(watch: KeyValue.KeyWatcher) -> None:
+    """Stop a KV watch, and the nats-py task that feeds it.
+
+    NB: that task (the subscription's callback) may be in ``asyncio.wait_for`` on the watch's setup
+    when it is stopped. On Python 3.11 ``wait_for`` swallows a cancellation that arrives as the awaited
+    future completes, and the task then waits forever on the closed subscription's queue. So a task
+    that outlives the stop is cancelled once more, as is the task of a watch that could not be stopped.
+    """
+    feeder: asyncio.Task[None] | None = getattr(watch._sub, "_wait_for_msgs_task", None)
+    try:
+        await watch.stop()  # raises when the connection is closed or draining
+        await asyncio.sleep(0)
+    finally:
+        if feeder is not None and not feeder.done():
+            feeder.cancel()
 
 
 class Bus:
@@ -184,15 +214,25 @@ class Bus:
             return
         try:
             if self.nc.is_connected:
-                await self.nc.flush(timeout=self.options.drain_timeout_s)
+                # nats-py annotates int, but any positive number of seconds works (it waits with
+                # asyncio.wait_for).
+                await self.nc.flush(timeout=self.options.drain_timeout_s)  # type: ignore[arg-type]
         except (nats.errors.Error, TimeoutError, OSError) as e:
             logger.warning("NATS flush on close did not finish (%r)", e)
+        # NB: nats-py's close cancels its subscriptions' tasks only if it gets that far; a connection
+        # lost as it closes raises before, and the tasks would run on with nothing to feed them.
+        feeders: list[asyncio.Task[Any]] = [
+            t for s in self.nc._subs.values() if isinstance(t := getattr(s, "_wait_for_msgs_task", None), asyncio.Task)
+        ]
         try:
             await self.nc.close()
         except (nats.errors.Error, TimeoutError, OSError) as e:
             # The connection dropped as we closed it (the server went away at that moment):
             # there is nothing left to close, and shutting down must not fail for it.
             logger.warning("NATS connection lost while closing (%r)", e)
+        finally:
+            for task in feeders:
+                task.cancel()
 
     @property
     def connected(self) -> bool:
@@ -312,7 +352,7 @@ class Bus:
         attempt = 0
         while True:
             try:
-                watch = await kv.watchall()
+                watch = await self._open_watch(kv)
                 attempt = 0
                 try:
                     async for entry in watch:
@@ -320,7 +360,7 @@ class Bus:
                             yield entry
                 finally:
                     with contextlib.suppress(nats.errors.Error, TimeoutError):
-                        await watch.stop()
+                        await _stop_watch(watch)
             except (nats.errors.Error, TimeoutError) as e:
                 if self.nc.is_closed:
                     return
@@ -328,6 +368,23 @@ class Bus:
                 await self._back_off("KV watch", e, attempt)
             if self.nc.is_closed:
                 return
+
+    async def _open_watch(self, kv: KeyValue) -> KeyValue.KeyWatcher:
+        """``kv.watchall()``, stopped again when this task is cancelled while it opens.
+
+        NB: nats-py's ``KeyValue.watch`` subscribes (starting the subscription's heartbeat and
+        flow-control tasks) and then awaits the consumer's info; cancelled there, it leaves the
+        subscription and both tasks running, with no handle to stop them. So it runs shielded, and a
+        cancellation waits (bounded) for it to open, stops it, and goes on.
+        """
+        opening = asyncio.ensure_future(kv.watchall())
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.options.drain_timeout_s):
+                    await _stop_watch(await opening)
+            raise
 
     async def durable(
         self,
@@ -364,7 +421,9 @@ class Bus:
                     except TimeoutError:
                         # Both nats.errors.TimeoutError and the bare asyncio one that nats-py's
                         # fetch raises when the loop is busy: nothing arrived, poll again.
+                        _raise_if_cancelled()
                         continue
+                    _raise_if_cancelled()
                     for msg in msgs:
                         try:
                             yield Delivery(decode(model, msg.data, subject=msg.subject), msg)

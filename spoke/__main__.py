@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from shared import logs
 from shared.errors import ConfigurationError
-from shared.lifecycle import install_signal_handlers, run
+from shared.lifecycle import failure_status, install_signal_handlers, run
 from spoke.agent import run_agent
 from spoke.metrics import SpokeMetrics
 from spoke.settings import SpokeSettings
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     try:
-        settings = SpokeSettings()  # type: ignore[call-arg]
+        settings = SpokeSettings()
     except ValidationError as e:
         print(f"fleetscale spoke: invalid settings:\n{e}", file=sys.stderr)
         return 2
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigurationError, ValueError) as e:
         print(f"fleetscale spoke: {e}", file=sys.stderr)
         return 2
+    except BaseExceptionGroup as failed:  # a root task failed or ended: the process stopped
+        return failure_status("fleetscale spoke", failed)
     return 0
 
 

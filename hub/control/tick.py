@@ -1,7 +1,10 @@
 """The evaluator: on a fixed tick, snapshot -> plan (policy, placement) -> dispatch, and record why.
 
 It owns the order of the pipeline and nothing else: planning is pure (``hub.control.planner``), dispatch
-owns the bus. A tick that fails is logged and the next one runs; the loop itself never dies of one bad tick.
+owns the bus. A tick that fails is logged and counted, and the next one runs: the loop itself never
+dies of one bad tick (a transient error must not stop the fleet's autoscaling). But it does not fail
+quietly either: after ``unready_after_failed_ticks`` failures in a row, ``problems()`` says so and the
+hub's ``/readyz`` fails with it, until a tick succeeds again.
 Dry-run policies are evaluated and recorded, but no command is sent for them.
 """
 
@@ -36,6 +39,7 @@ class Evaluator:
         metrics: HubMetrics,
         prices: Mapping[str, float],
         tick_s: float,
+        unready_after_failed_ticks: int = 3,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -45,6 +49,15 @@ class Evaluator:
         self.tick_s = tick_s
         # Half a tick for the joint placement solve (its deadline holds: hub.placement.solver).
         self.planner = Planner(prices, time_limit_s=tick_s / 2)
+        self.unready_after_failed_ticks = unready_after_failed_ticks
+        self.failed_in_a_row = 0
+        self.last_error: str | None = None
+
+    def problems(self) -> dict[str, str]:
+        """What keeps the evaluator from being ready: empty while its ticks succeed."""
+        if self.failed_in_a_row < self.unready_after_failed_ticks:
+            return {}
+        return {"evaluator": f"{self.failed_in_a_row} evaluation ticks in a row failed; the last: {self.last_error}"}
 
     async def tick(self) -> list[Decision]:
         started = time.perf_counter()
@@ -104,13 +117,32 @@ class Evaluator:
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
 
+    def _failed(self, e: Exception) -> None:
+        self.failed_in_a_row += 1
+        self.last_error = f"{type(e).__name__}: {e}"
+        self.metrics.tick_failures.inc()
+        n = self.failed_in_a_row
+        # NB: the traceback on the 1st, the Nth (not ready from now on) and every 100th failure in a
+        # row; a broken planner fails every tick, once a second.
+        if n in (1, self.unready_after_failed_ticks) or n % 100 == 0:
+            logger.exception("evaluation tick failed (%d in a row; not ready from %d); the next tick runs as usual",
+                             n, self.unready_after_failed_ticks)
+
+    def _succeeded(self) -> None:
+        if self.failed_in_a_row:
+            logger.info("evaluation tick succeeded after %d failed ones", self.failed_in_a_row)
+        self.failed_in_a_row = 0
+        self.last_error = None
+
     async def run(self) -> None:
         next_at = time.monotonic()
         while True:
             try:
                 await self.tick()
-            except Exception:
-                logger.exception("evaluation tick failed; the next tick will run as usual")
+            except Exception as e:
+                self._failed(e)
+            else:
+                self._succeeded()
             next_at += self.tick_s
             delay = next_at - time.monotonic()
             if delay < 0:

@@ -157,15 +157,15 @@ def _workload_form(w: WorkloadDemand, pools: Mapping[Key, int]) -> WorkloadForm:
             ub = min(ub, upper[o.cluster_id])
         options.append(Option(o, min(floors[o.key], ub), ub, max(w.current.get(o.key, 0), 0)))
     for c, cap in upper.items():
-        held = [o for o in options if o.offer.cluster_id == c and o.lb]
-        if sum(o.lb for o in held) > cap:
+        held = [opt for opt in options if opt.offer.cluster_id == c and opt.lb]
+        if sum(opt.lb for opt in held) > cap:
             notes.append(f"replicas held on {c} exceed its maximum of {cap}: not held")
-            for o in held:
-                o.lb = 0
-    if sum(o.lb for o in options) > max_total:
+            for opt in held:
+                opt.lb = 0
+    if sum(opt.lb for opt in options) > max_total:
         notes.append(f"replicas held exceed the maximum of {max_total}: not held")
-        for o in options:
-            o.lb = 0
+        for opt in options:
+            opt.lb = 0
     return WorkloadForm(w, options, lower, upper, max_total, gone, notes)
 
 

@@ -121,7 +121,7 @@ def build(form: Formulation) -> tuple[Model, list[Columns]]:
             classes: dict[float, list[tuple[int, int]]] = {}
             for j, o in zip(cols, wf.options, strict=True):
                 classes.setdefault(o.offer.throughput_per_replica, []).append((j, o.ub))
-            terms = []
+            terms: list[tuple[int, float]] = []
             for theta, members in sorted(classes.items()):
                 if len(members) == 1 or not aggregate:
                     terms.extend((j, theta) for j, _ in members)

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from hub.policies.store import parse_policy_file
 from hub.policy.model import AIInferenceAutoscalerPolicy, Policy
 
 GROUP = "fleetscale.dev"
@@ -232,8 +233,6 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     if args[:1] == ["--to-cr"] and len(args) in (2, 4):
-        from hub.policies.store import parse_policy_file
-
         namespace = args[3] if len(args) == 4 and args[2] == "--namespace" else None
         docs = [to_custom_resource(p, namespace=namespace) for p in parse_policy_file(Path(args[1]))]
         print(yaml.safe_dump_all(docs, sort_keys=False), end="")

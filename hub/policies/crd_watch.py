@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,11 +155,13 @@ class CrdSource:
                 await asyncio.sleep(delay)
 
     async def _list(self, custom: k8s.CustomObjectsApi) -> str | None:
-        timeout = {"_request_timeout": self.request_timeout_s}
+        timeout = self.request_timeout_s
         if self.namespace is None:
-            result = await custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **timeout)
+            result = await custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=timeout)
         else:
-            result = await custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, **timeout)
+            result = await custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, _request_timeout=timeout
+            )
         self.objects = {_key(obj): obj for obj in result.get("items") or []}
         self._listed = True
         self._dirty.set()
@@ -168,6 +170,8 @@ class CrdSource:
 
     async def _watch(self, custom: k8s.CustomObjectsApi, version: str | None) -> str | None:
         """Apply events until the server ends the stream; the version to watch from next."""
+        call: Callable[..., Awaitable[Any]]
+        args: tuple[str, ...]
         if self.namespace is None:
             call, args = custom.list_cluster_custom_object, (GROUP, VERSION, PLURAL)
         else:
@@ -292,7 +296,8 @@ class CrdSource:
                 PLURAL,
                 key[1],
                 {"status": status},
-                _content_type="application/merge-patch+json",
+                # kubernetes_asyncio takes _content_type at run time; its .pyi leaves it out.
+                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
                 _request_timeout=self.request_timeout_s,
             )
         except ApiException as e:

@@ -146,7 +146,8 @@ class PolicyFiles:
         """Sync the store to ``reading`` (default: read the files now)."""
         seen = self._seen
         if reading is None:
-            seen, reading = await asyncio.to_thread(lambda: (self.fingerprint(), self.read()))
+            seen, read = await asyncio.to_thread(self._fingerprint_and_read)
+            reading = read
             for messages in reading.errors.values():
                 for message in messages:  # each names its file
                     logger.error("policy file refused: %s", message)
@@ -159,6 +160,9 @@ class PolicyFiles:
         self.errors = reading.errors
         self._reading, self._seen = reading, seen
         return reading
+
+    def _fingerprint_and_read(self) -> tuple[bytes, Reading]:
+        return self.fingerprint(), self.read()
 
     def _is_file_policy(self, policy_id: str) -> bool:
         entry = self.store.entry(policy_id)

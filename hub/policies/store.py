@@ -220,10 +220,13 @@ class PolicyStore:
         self._sorted = None
         return stored
 
-    def _apply(self, key: str, value: bytes | None, revision: int) -> None:
+    def _apply(self, key: str, value: bytes | None, revision: int | None) -> None:
         self._sorted = None
         if not value:
             self._entries.pop(key, None)
+            return
+        if revision is None:  # nats-py types it Optional; an entry read from the stream has its sequence
+            logger.error("policy %r in the bucket came without a revision and is ignored", key)
             return
         try:
             raw = orjson.loads(value)

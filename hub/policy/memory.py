@@ -174,9 +174,8 @@ class WorkloadMemory:
         """The history as whole replicas of a mix whose replica takes ``per_replica`` tokens/s."""
         out = []
         for t, n, then in self.recommendations:
-            if then and per_replica:
-                n = n * then / per_replica
-            out.append((t, math.ceil(n - 1e-9)))
+            load = n * then / per_replica if then and per_replica else n
+            out.append((t, math.ceil(load - 1e-9)))
         return out
 
     def rescale(self, factor: float) -> None:

@@ -35,7 +35,7 @@ def load_proto() -> tuple[Any, Any]:
     folder = str(PROTO.parent)
     if folder not in sys.path:
         sys.path.append(folder)
-    return grpc.protos_and_services(PROTO.name)  # type: ignore[attr-defined]
+    return grpc.protos_and_services(PROTO.name)
 
 
 class ScalerError(Exception):

@@ -165,8 +165,11 @@ class PrometheusSource:
 
 
 def _single_value(promql: str, data: Mapping[str, Any]) -> float:
-    kind, result = data.get("resultType"), data.get("result")
+    kind, raw = data.get("resultType"), data.get("result")
+    result: list[Any] = raw if isinstance(raw, list) else []
     if kind == "scalar":
+        if len(result) != 2:
+            raise _QueryFailed(f"query {promql!r} returned a scalar without a value")
         value = float(result[1])
     elif kind == "vector":
         if not result:

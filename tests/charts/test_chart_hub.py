@@ -27,6 +27,7 @@ ALL_SETTINGS: dict[str, Any] = {
     "api_host": "0.0.0.0",
     "api_port": 9080,
     "tick_s": 0.5,
+    "unready_after_failed_ticks": 5,
     "stale_after_intervals": 4,
     "command_deadline_s": 30,
     "policy_file": "/etc/fleetscale/policies/policies.yaml",
@@ -145,7 +146,7 @@ def test_rendered_env_parses_into_hub_settings(monkeypatch: pytest.MonkeyPatch) 
     settings = HubSettings()
     assert settings.api_host == "0.0.0.0"
     assert settings.api_port == 9080
-    assert settings.tick_s == 0.5
+    assert settings.tick_s == 0.5 and settings.unready_after_failed_ticks == 5
     assert settings.gpu_prices == {"H100": 9.5, "L4": 0.7}
     assert settings.policy_file == Path("/etc/fleetscale/policies/policies.yaml")
     assert settings.policy_dir == Path("/etc/fleetscale/policies.d") and settings.policy_poll_s == 5

@@ -9,7 +9,6 @@ spokes' ``/metrics`` are fetched over HTTP, exactly as Prometheus would scrape t
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from spoke.agent import Spoke
 from spoke.backends.simulated import SimulatedBackend
 from spoke.settings import SpokeSettings
 from spoke.telemetry import Sampler, build_sources
-from tests.e2e.conftest import eventually, running_hub, running_spoke, write_policies
+from tests.e2e.conftest import eventually, next_tick, running_hub, running_spoke, write_policies
 from tests.e2e.world import driven
 
 NS = "inference"
@@ -96,7 +95,11 @@ async def scrape(nats_url: str, tmp: Path) -> dict[str, str]:
     ):
         await broken_exporter_read(alpha)
         await eventually(lambda: settled(hub), timeout_s=20)
-        await asyncio.sleep(0.5)  # one more report and tick after the results
+        # One more report from each cluster, and a tick after them, so every series shows the results.
+        reports = lambda: [hub.metrics.reports.labels(c)._value.get() for c in ("alpha", "beta")]  # noqa: E731
+        before = reports()
+        await eventually(lambda: all(now > then for now, then in zip(reports(), before, strict=True)))
+        await next_tick(hub)
         async with aiohttp.ClientSession() as http:
             out = {}
             for name, port in (("hub", hub.api_port), ("alpha", alpha.health_port), ("beta", beta.health_port)):

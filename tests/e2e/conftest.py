@@ -30,6 +30,13 @@ async def eventually(check: Callable[[], Any], *, timeout_s: float = 15.0, every
             await asyncio.sleep(every_s)
 
 
+async def next_tick(hub: Hub) -> None:
+    """Wait until a whole evaluation tick has run after this call (so it saw what happened before it)."""
+    count = lambda: hub.metrics.registry.get_sample_value("fleetscale_hub_tick_seconds_count") or 0  # noqa: E731
+    start = count()
+    await eventually(lambda: count() >= start + 2)  # the tick in progress may have read the state before
+
+
 def write_policies(path: Path, *policies: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(list(policies)))
     return path

@@ -17,7 +17,6 @@ import pytest
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from shared.natsserver import free_port
 from shared.web import serve
 from spoke.agent import run_agent
 from spoke.backends.kubernetes import KubernetesBackend, KubernetesSettings
@@ -49,10 +48,12 @@ async def exporters() -> AsyncIterator[int]:
     app = web.Application()
     app.router.add_get("/metrics", engine)
     app.router.add_get("/dcgm", exporter)
-    port = free_port()
-    task = asyncio.create_task(serve(app, "127.0.0.1", port))
-    await asyncio.sleep(0.1)
-    yield port
+    bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(app, "127.0.0.1", 0, on_bound=bound.set_result))
+    done, _ = await asyncio.wait([task, bound], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # it failed to start: say why
+    yield bound.result()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
@@ -81,7 +82,9 @@ async def test_spoke_on_emulated_cluster_reports_real_scrapes_and_scales_through
         "bounds": {"min_replicas": 3, "max_replicas": 6}, "signals": [{"metric": "queue_per_replica", "target": 5}],
     })
     settings = SpokeSettings(
-        cluster_id="kube-east", backend="kubernetes", nats_url=nats_server.url, report_interval_s=0.3,
+        # 1 s: the reporter reads the cluster within 0.8 of it; at 0.3 s (0.24 s to read) a loaded
+        # machine timed out every read of the emulator and the scrapes.
+        cluster_id="kube-east", backend="kubernetes", nats_url=nats_server.url, report_interval_s=1.0,
         health_host="127.0.0.1", health_port=0, engine_metrics_port=exporters,
         dcgm_endpoints=[f"http://127.0.0.1:{exporters}/dcgm"], kube_namespaces=[NS], shutdown_timeout_s=3,
     )

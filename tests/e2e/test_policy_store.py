@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import running_hub, write_policies
+from tests.e2e.conftest import eventually, next_tick, running_hub, write_policies
 
 pytestmark = pytest.mark.nats
 
@@ -41,7 +40,8 @@ async def test_dry_run_records_what_it_would_do_once_and_sends_nothing(nats_serv
         for seq in range(6):
             r = report("dry", [workload(waiting=40)], [node("H100", 6)], seq=seq, sent_at=datetime.now(UTC))
             await hub.bus.publish("fleetscale.v1.telemetry.dry", r)
-            await asyncio.sleep(0.25)
+            await eventually(lambda: hub.metrics.reports.labels("dry")._value.get() == seq + 1)  # noqa: B023
+            await next_tick(hub)
         (decision,) = hub.decisions.recent(workload="inference/llama")
         assert decision.mode == "dry-run" and decision.desired_replicas == 8 and decision.commands == []
         assert hub.metrics.commands.labels("dry")._value.get() == 0

@@ -13,6 +13,7 @@ class DroppingClient:
     is_closed = False
     is_connected = True
     closed = False
+    _subs: dict[int, object] = {}  # noqa: RUF012 (nats-py's own attribute, read by Bus.close)
 
     def jetstream(self) -> None:
         return None

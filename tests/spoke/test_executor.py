@@ -75,6 +75,10 @@ async def test_over_jetstream_the_result_is_published_before_the_ack(nats_url: s
         await bus.publish_command(c)  # same id: JetStream de-duplicates
         await bus.nc.publish(subjects.commands("exec-js"), b"{not json")
         await bus.js.publish(subjects.commands("exec-js"), b'{"type": "scale"}')
+        # A barrier rather than a sleep: the consumer delivers in stream order, so once this last
+        # command's result is in, everything published before it has been handled.
+        last = command("exec-js", 5)
+        await bus.publish_command(last)
         results: list[CommandResult] = []
 
         async def collect() -> None:
@@ -87,15 +91,14 @@ async def test_over_jetstream_the_result_is_published_before_the_ack(nats_url: s
         collector = asyncio.create_task(collect())
         try:
             async with asyncio.timeout(10):
-                while not results or metrics.malformed._value.get() < 2:
+                while last.command_id not in [r.command_id for r in results]:
                     await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
         finally:
             runner.cancel()
             collector.cancel()
             await asyncio.gather(runner, collector, return_exceptions=True)
-        assert len(backend.applied) == 1
-        assert [r.command_id for r in results] == [c.command_id]
+        assert backend.applied == [c, last]
+        assert [r.command_id for r in results] == [c.command_id, last.command_id]
         assert results[0].observed_replicas_by_gpu_type == {"H100": 4}
         assert metrics.malformed._value.get() == 2  # counted, terminated, never re-delivered
         info = await bus.js.consumer_info(subjects.COMMANDS_STREAM, subjects.spoke_consumer("exec-js"))

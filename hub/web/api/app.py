@@ -6,8 +6,6 @@ its own ``RouteTableDef`` and reaches the hub's parts through the typed app keys
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from aiohttp import web
 
 from hub.advisor.advisor import Advisor
@@ -17,7 +15,7 @@ from hub.policies.store import PolicyStore
 from hub.state import FleetState
 from hub.web.api import advisor, decisions, fleet, health, history, openapi, policies, seed
 from hub.web.api.errors import json_errors
-from hub.web.api.keys import ADVISOR, DECISIONS, HISTORY, METRICS, POLICIES, READY, STATE
+from hub.web.api.keys import ADVISOR, DECISIONS, HISTORY, METRICS, POLICIES, READY, STATE, Readiness
 from hub.web.auth import AccessPolicy, auth_middleware
 from hub.web.history import FleetHistory
 
@@ -31,12 +29,13 @@ def make_app(
     decisions: DecisionLog,
     policies: PolicyStore,
     metrics: HubMetrics,
-    ready: Callable[[], bool],
+    ready: Readiness,
     access: AccessPolicy | None = None,
     history: FleetHistory | None = None,
     advisor: Advisor | None = None,
 ) -> web.Application:
-    """The API app. ``access`` None (or without a lookup) means no authentication: everyone is admin."""
+    """The API app. ``ready`` says what keeps the hub from being ready (``/readyz``); ``access`` None (or without
+    a lookup) means no authentication: everyone is admin."""
     guard = auth_middleware(access or AccessPolicy(lookup=None), on_denied=lambda r: metrics.api_denied.labels(r).inc())
     # json_errors outermost, so an error raised anywhere below (the guard included) is still JSON.
     app = web.Application(middlewares=[json_errors, guard])

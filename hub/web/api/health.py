@@ -23,8 +23,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    if not request.app[READY]():
-        raise error(503, "not ready", {"reason": "not connected to NATS or policies not loaded"})
+    # The details name each part that is not ready, e.g. {"evaluator": "3 evaluation ticks in a row failed; ..."}.
+    if problems := request.app[READY]():
+        raise error(503, "not ready", {"reason": "; ".join(problems.values()), "problems": problems})
     return json_response({"status": "ready"})
 
 

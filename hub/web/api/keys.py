@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -14,13 +14,20 @@ from hub.state import FleetState
 from hub.web.auth import PRINCIPAL  # re-exported: store writes record who made them
 from hub.web.history import FleetHistory
 
+
+class Readiness(Protocol):
+    """What keeps the hub from being ready, by part (``{"nats": "not connected to NATS"}``); empty when ready."""
+
+    def __call__(self) -> dict[str, str]: ...
+
+
 STATE = web.AppKey("state", FleetState)
 DECISIONS = web.AppKey("decisions", DecisionLog)
 POLICIES = web.AppKey("policies", PolicyStore)
 METRICS = web.AppKey("metrics", HubMetrics)
-READY = web.AppKey("ready", Callable[[], bool])
+READY = web.AppKey("ready", Readiness)
 HISTORY = web.AppKey("history", FleetHistory)
 ADVISOR = web.AppKey("advisor", Advisor)
 
 
-__all__ = ["ADVISOR", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE"]
+__all__ = ["ADVISOR", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE", "Readiness"]

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from hub.decisions.model import Decision
 from hub.policy.model import AIInferenceAutoscalerPolicy
@@ -97,7 +97,8 @@ SEED_EXAMPLE = {  # the seed guide's first example, less its storage targets (re
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/healthz", "healthz", "The process is up", "health", {200: Health} | _errors()),
-    Operation("get", "/readyz", "readyz", "Connected to NATS", "health", {200: Health} | _errors(503)),
+    Operation("get", "/readyz", "readyz", "Connected to NATS, and the evaluation ticks succeed", "health",
+              {200: Health} | _errors(503)),
     Operation("get", "/metrics", "metrics", "Prometheus metrics", "health", {200: TEXT} | _errors()),
     Operation("get", OPENAPI_PATH, "openapi", "This document", "meta", {200: OBJECT} | _errors()),
     # fleet
@@ -173,6 +174,7 @@ def _content(body: Body, refs: Mapping[type[BaseModel], dict[str, Any]]) -> dict
 def document() -> dict[str, Any]:
     requests = {op.body for op in OPERATIONS if op.body is not None}
     replies = {b for op in OPERATIONS for b in op.responses.values() if isinstance(b, type)}
+    keys: list[tuple[type[BaseModel], JsonSchemaMode]]
     keys = [(m, "validation") for m in sorted(requests, key=lambda m: m.__name__)]
     keys += [(m, "serialization") for m in sorted(replies, key=lambda m: m.__name__)]
     schemas, defs = models_json_schema(keys, by_alias=False, ref_template="#/components/schemas/{model}")

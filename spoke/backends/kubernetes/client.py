@@ -122,7 +122,9 @@ class KubeClient:
 
     async def create_event(self, namespace: str, body: Raw) -> Raw:
         with self._translating(Access("create", "events", namespace=namespace)):
-            return self._raw(await self._core.create_namespaced_event(namespace, body, **self._timeout()))
+            # The client serialises a plain dict as it does a model; its .pyi asks for a CoreV1Event.
+            event = await self._core.create_namespaced_event(namespace, body, **self._timeout())  # type: ignore[arg-type]
+            return self._raw(event)
 
     # --- other scalers -----------------------------------------------------------------------------
 

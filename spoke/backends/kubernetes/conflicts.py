@@ -37,7 +37,7 @@ async def ensure_no_other_scaler(
     scaled_objects, hpas = await asyncio.gather(
         client.list_scaled_objects(namespace), client.list_hpas(namespace)
     )
-    owners = [("ScaledObject", so, "Deployment") for so in scaled_objects]
+    owners: list[tuple[str, Raw, str | None]] = [("ScaledObject", so, "Deployment") for so in scaled_objects]
     owners += [("HorizontalPodAutoscaler", hpa, None) for hpa in hpas]
     for owner_kind, owner, default_kind in owners:
         target = _target(owner, default_kind)

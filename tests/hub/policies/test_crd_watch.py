@@ -249,10 +249,19 @@ async def test_status_is_best_effort_without_rbac(
     kube.objects[RESOURCE, "inference", "bad"] = policy_object("bad", {**SPEC, "signals": []})
     caplog.set_level(logging.WARNING, "hub.policies.crd_watch")
     source = crd_source(store, configuration, resync_s=0.05)
+    reconcile, reconciled = source.reconcile, 0
+
+    async def counted(*args: Any) -> dict[Any, Verdict]:
+        nonlocal reconciled
+        reconciled += 1
+        return await reconcile(*args)
+
+    source.reconcile = counted  # type: ignore[method-assign]
     async with running(source):
         await until(lambda: store.get("llama"), what="the policy")
         await until(lambda: source.verdicts.get(("inference", "bad")), what="a verdict")
-        await asyncio.sleep(0.2)  # a few resyncs
+        after = reconciled
+        await until(lambda: reconciled >= after + 3, what="a few resyncs")
     patches = [r for r in kube if r.method == km.method.PATCH]
     assert len(patches) == 1  # tried once, then left alone
     assert sum("cannot write the status" in r.message for r in caplog.records) == 1

@@ -29,7 +29,8 @@ async def client(policy_store: PolicyStore) -> AsyncIterator[TestClient]:
     decisions.add(Decision(workload="inference/llama", policy_id="p", policy_revision=1, mode="enforce",
                            current_replicas=2, desired_replicas=4, reason="r", inputs={},
                            placement_before={"a/H100": 2}, placement_after={"a/H100": 4}, id="d1"))
-    app = make_app(state=state, decisions=decisions, policies=policy_store, metrics=HubMetrics(), ready=lambda: False)
+    app = make_app(state=state, decisions=decisions, policies=policy_store, metrics=HubMetrics(),
+                   ready=lambda: {"nats": "not connected to NATS"})
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -97,6 +98,7 @@ async def test_errors_are_json_with_their_own_status_and_name_the_field(client: 
     assert r.status == 404 and (await r.json())["details"] == {"path": "/nowhere"}
     r = await client.get("/readyz")
     assert r.status == 503 and r.content_type == "application/json"
+    assert (await r.json())["details"]["problems"] == {"nats": "not connected to NATS"}
 
 
 async def test_metrics_are_prometheus_text(client: TestClient) -> None:
@@ -115,7 +117,7 @@ async def test_decisions_filter_by_cluster_and_time_and_name_a_bad_field() -> No
                          current_replicas=1, desired_replicas=2, reason="r", inputs={}, placement_before={},
                          placement_after={f"{cluster}/H100": 2}, id=f"d{i}", at=T0 + timedelta(minutes=i)))
     app = make_app(state=FleetState(), decisions=log, policies=FixedPolicies(), metrics=HubMetrics(),  # type: ignore[arg-type]
-                   ready=lambda: True)
+                   ready=lambda: {})
     async with TestClient(TestServer(app)) as c:
         async def ids(query: str) -> list[str]:
             r = await c.get(f"/api/v1/decisions?{query}")

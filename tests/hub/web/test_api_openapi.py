@@ -51,7 +51,7 @@ def _app_routes(app: web.Application) -> set[tuple[str, str]]:
 
 def test_the_document_lists_exactly_the_routes_the_app_serves() -> None:
     app = make_app(state=FleetState(), decisions=DecisionLog(), policies=None,  # type: ignore[arg-type]
-                   metrics=HubMetrics(), ready=lambda: True)
+                   metrics=HubMetrics(), ready=lambda: {})
     documented = {(method, path) for path, item in document()["paths"].items() for method in item}
     assert documented == _app_routes(app)
     assert len({op.operation_id for op in OPERATIONS}) == len(OPERATIONS)
@@ -118,7 +118,7 @@ class ServedHub:
                                        command_id="c", cluster_id="a", status=ResultStatus.APPLIED,
                                        reason=ResultReason.APPLIED,
                                        workload=WorkloadRef(namespace="inference", name="llama"))}))
-            app = make_app(state=state, decisions=decisions, policies=store, metrics=HubMetrics(), ready=lambda: True)
+            app = make_app(state=state, decisions=decisions, policies=store, metrics=HubMetrics(), ready=lambda: {})
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)

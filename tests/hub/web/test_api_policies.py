@@ -36,7 +36,7 @@ async def as_alice(request: web.Request, handler: Callable[[web.Request], Awaita
 @pytest.fixture
 async def client(policy_store: PolicyStore) -> AsyncIterator[TestClient]:
     app = make_app(state=FleetState(), decisions=DecisionLog(), policies=policy_store, metrics=HubMetrics(),
-                   ready=lambda: True)
+                   ready=lambda: {})
     app.middlewares.append(as_alice)
     async with TestClient(TestServer(app)) as c:
         yield c

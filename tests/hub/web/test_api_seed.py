@@ -65,7 +65,7 @@ def log() -> DecisionLog:
 
 @pytest.fixture
 async def client(policy_store: PolicyStore, state: FleetState, log: DecisionLog) -> AsyncIterator[TestClient]:
-    app = make_app(state=state, decisions=log, policies=policy_store, metrics=HubMetrics(), ready=lambda: True)
+    app = make_app(state=state, decisions=log, policies=policy_store, metrics=HubMetrics(), ready=lambda: {})
     async with TestClient(TestServer(app)) as c:
         yield c
 

@@ -48,7 +48,7 @@ def write_tokens(path: Path, entries: list[dict[str, str]]) -> Path:
 def app_for(settings: HubSettings, metrics: HubMetrics) -> web.Application:
     access, _ = api_guard(settings, metrics)
     app = make_app(state=FleetState(), decisions=DecisionLog(), policies=Policies(), metrics=metrics,  # type: ignore[arg-type]
-                   ready=lambda: True, access=access)
+                   ready=lambda: {}, access=access)
     # Write routes that no endpoint uses yet, to see the principal that reached the handler.
     app.router.add_route("*", "/api/v1/policies/{id}/auth-echo", echo)
     app.router.add_route("*", "/api/v1/autoscaling/auth-echo", echo)

@@ -56,7 +56,7 @@ def hub() -> Hub:
 @pytest.fixture
 async def client(hub: Hub) -> AsyncIterator[TestClient]:
     app = make_app(state=hub.state, decisions=hub.decisions, policies=POLICIES,  # type: ignore[arg-type]
-                   metrics=hub.metrics, ready=lambda: True)
+                   metrics=hub.metrics, ready=lambda: {})
     add_page(app, hub.feed)
     async with TestClient(TestServer(app)) as c:
         yield c

@@ -34,7 +34,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 @asynccontextmanager
 async def https_api(ctx: ssl.SSLContext) -> AsyncIterator[str]:
     app = make_app(state=FleetState(), decisions=DecisionLog(), policies=Policies(), metrics=HubMetrics(),  # type: ignore[arg-type]
-                   ready=lambda: True)
+                   ready=lambda: {})
     bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve(app, "127.0.0.1", 0, ssl_context=ctx, on_bound=bound.set_result))
     try:

@@ -107,7 +107,7 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"prometheus did not start: {(root / 'prometheus.log').read_text()}")
-            time.sleep(0.05)
+            time.sleep(0.05)  # a real Prometheus process starting: it has no event to await but its /-/ready
         yield url
     finally:
         proc.terminate()

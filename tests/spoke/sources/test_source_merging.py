@@ -106,7 +106,7 @@ class SlowSource:
     capabilities = frozenset({"requests_running"})
 
     async def read(self, targets: Sequence[SourceTarget]) -> SourceReading:
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # a source that hangs: the sampler's per-source timeout must cut it off
         raise AssertionError("not reached")
 
     async def aclose(self) -> None:
