@@ -21,6 +21,7 @@ For each workload its policy binds, in this order (docs/engine.md has the formul
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,8 +34,8 @@ from hub.policy.capacity import CapacityModel, mix_capacity
 from hub.policy.cause import Cause
 from hub.policy.hpa import MetricProposal, MetricsDecision, Tolerances, replicas_for_metrics
 from hub.policy.memory import WorkloadMemory
-from hub.policy.model import BehaviorSpec, Policy, SignalSpec
-from hub.policy.prior import prior_capacity
+from hub.policy.model import BehaviorSpec, Metric, Policy, SignalSpec
+from hub.policy.prior import infeasible_share, longest_prompt, prior_capacity
 from hub.policy.proposals import (
     LatencyContext,
     hpa_proposal,
@@ -134,6 +135,10 @@ class _Proposed:
     learned: dict[str, dict[str, object]] = field(default_factory=dict)
     effective: dict[str, float] = field(default_factory=dict)
     """GPU type -> tightest capacity per replica after headroom."""
+    infeasible: dict[str, float] = field(default_factory=dict)
+    """Latency signal -> share of requests no allowed GPU type prefills within its target."""
+    infeasible_rate: float | None = None
+    """Requests/s of those (the largest over the latency signals)."""
 
 
 class Engine:
@@ -276,24 +281,21 @@ class Engine:
         )
 
     def _propose(self, ctx: _Context) -> _Proposed:
-        """Stage 1 (signals): one proposal per signal, plus the panic and forecast candidates."""
+        """Stage 1 (signals): one proposal per signal, plus the panic and forecast candidates.
+
+        Latency signals go first: their capacity model sizes the backlog of the queue signals."""
         out = _Proposed()
         tol: Tolerances = ctx.behavior.tolerances()
-        for spec in ctx.policy.signals:
+        done: dict[int, tuple[MetricProposal, Proposal, SignalInput]] = {}
+        for i, spec in enumerate(ctx.policy.signals):
             if spec.metric.is_latency:
-                mp, prop, sig = self._latency(ctx, spec, tol, out)
-            else:
-                reading = read_signal(ctx.parts, spec)
-                mp, prop, sig = hpa_proposal(reading, ctx.current, tol)
-                if spec.metric in AVERAGE_VALUE and mp.computed:
-                    # Knative's dppc: the load itself over the per-replica target, not the HPA's
-                    # proposal (which holds the current count within tolerance, starting replicas
-                    # included, and would read as a burst against the ready ones).
-                    total = sum(p.value for p in reading.pods if p.value is not None)
-                    out.panic.append((spec.name, math.ceil(total / spec.target - 1e-9)))
-                    f = per_replica_forecast(spec, ctx.forecast_req, ctx.forecast_tok)
-                    if f is not None:
-                        out.forecast.append((spec.name, f))
+                done[i] = self._latency(ctx, spec, tol, out)
+        per_replica = (mix_capacity(out.effective, ctx.mix) or None) if out.effective else None
+        for i, spec in enumerate(ctx.policy.signals):
+            if not spec.metric.is_latency:
+                done[i] = self._per_replica(ctx, spec, tol, out, per_replica)
+        for i in range(len(ctx.policy.signals)):
+            mp, prop, sig = done[i]
             out.metric.append(mp)
             out.audit.append(prop)
             out.signals.append(sig)
@@ -307,6 +309,41 @@ class Engine:
                                                             "tokens_per_s": ctx.forecast_tok}))
         return out
 
+    @staticmethod
+    def _per_replica(ctx: _Context, spec: SignalSpec, tol: Tolerances, out: _Proposed, per_replica: float | None
+                     ) -> tuple[MetricProposal, Proposal, SignalInput]:
+        """A utilisation or per-replica signal through the HPA's math; a queue is drained by rate.
+
+        ``ceil(waiting / target)`` multiplies replicas by the backlog: 200 requests queued on one
+        starting L4 asked for 50 replicas, which placement bought as 64 GPUs for a load one H100
+        serves. Where the capacity model gives a capacity per replica, the queue's proposal is at
+        most the fleet that serves the arrivals plus the backlog drained over the stable window
+        (``ctx.demand`` holds both): a backlog is a rate to drain, not a count to multiply."""
+        reading = read_signal(ctx.parts, spec)
+        mp, prop, sig = hpa_proposal(reading, ctx.current, tol)
+        drain = None
+        # Only where the backlog has a value in tokens (the token mix is known): else the demand
+        # leaves the queue out and the cap would hide it.
+        valued = ctx.mem.mean_tokens() is not None or not ctx.load.waiting
+        if spec.metric is Metric.QUEUE_PER_REPLICA and per_replica and ctx.demand is not None and valued:
+            drain = max(1, math.ceil(ctx.demand / per_replica - 1e-9))
+            if mp.computed and mp.replicas > drain:
+                mp = dataclasses.replace(mp, replicas=drain)
+                prop = Proposal(prop.source, prop.method, drain,
+                                {**prop.detail, "backlog_drained_by_rate": drain,
+                                 "demand_tokens_per_s": ctx.demand, "capacity_per_replica": per_replica})
+        if spec.metric in AVERAGE_VALUE and mp.computed:
+            # Knative's dppc: the load itself over the per-replica target, not the HPA's
+            # proposal (which holds the current count within tolerance, starting replicas
+            # included, and would read as a burst against the ready ones).
+            total = sum(p.value for p in reading.pods if p.value is not None)
+            dppc = math.ceil(total / spec.target - 1e-9)
+            out.panic.append((spec.name, dppc if drain is None else min(dppc, drain)))
+            f = per_replica_forecast(spec, ctx.forecast_req, ctx.forecast_tok)
+            if f is not None:
+                out.forecast.append((spec.name, f))
+        return mp, prop, sig
+
     def _latency(self, ctx: _Context, spec: SignalSpec, tol: Tolerances, out: _Proposed
                  ) -> tuple[MetricProposal, Proposal, SignalInput]:
         """A latency signal through the capacity model, learning from this window first."""
@@ -317,6 +354,7 @@ class Engine:
         caps = {t: None if prior is None else factor * prior for t, (prior, _) in priors.items()}
         out.learned[spec.name] = {"factor": factor, "seen_ok": ev.ok, "seen_miss": ev.bad,
                                   "evidence_requests": ev.weight}
+        self._infeasible(ctx, spec, out)
         head = 1.0 + spec.headroom_percent / 100.0
         for t, (prior, source) in priors.items():
             out.capacity.setdefault(t, {})[spec.name] = {"capacity": caps[t], "prior": prior, "prior_source": source}
@@ -331,6 +369,23 @@ class Engine:
             if ctx.forecast_tok is not None:
                 out.forecast.append((spec.name, math.ceil(ctx.forecast_tok * head / per_replica - 1e-9)))
         return mp, prop, sig
+
+    @staticmethod
+    def _infeasible(ctx: _Context, spec: SignalSpec, out: _Proposed) -> None:
+        """The share of requests no allowed GPU type prefills within the target, even on an idle replica.
+
+        More replicas do not serve them in time;
+        they are reported, in the audit and the decision's inputs, not sized for."""
+        mix = ctx.mem.mean_tokens()
+        longest = [x for t in ctx.types if (x := longest_prompt(t, gpus_per_replica=ctx.view.gpus_per_replica,
+                                                                  metric=spec.metric, target_s=spec.target))
+                   is not None]
+        if mix is None or not longest:
+            return
+        share = infeasible_share(max(longest), mix[0])
+        out.infeasible[spec.name] = share
+        if ctx.load.request_rate is not None:
+            out.infeasible_rate = max(out.infeasible_rate or 0.0, share * ctx.load.request_rate)
 
     def _decide(self, ctx: _Context, props: _Proposed, merged: MetricsDecision
                 ) -> tuple[Step, str, int | None, dict[str, object]]:
@@ -399,6 +454,7 @@ class Engine:
             inputs[f"{s.signal}_target"] = s.target
         inputs["partial"] = bool(partial)
         inputs["demand_tokens_per_s"] = ctx.demand
+        inputs["infeasible_requests_per_s"] = props.infeasible_rate
         proposals = {p.source: p.replicas for p in props.audit if p.method in ("hpa", "capacity-model")}
         reason = "; ".join([lead, *step.reasons]) if lead else "; ".join(step.reasons)
         demand_out, is_load = self._demand_out(step.value, ctx.demand, props.effective, ctx.mix,
@@ -409,6 +465,7 @@ class Engine:
             load={"request_rate": load.request_rate, "tokens_per_s": load.token_rate, "waiting": load.waiting,
                   "demand_tokens_per_s": ctx.demand, "panic_demand_tokens_per_s": ctx.panic_demand,
                   "demand_out_tokens_per_s": demand_out, "partial": dict(load.missing),
+                  "infeasible_share": dict(props.infeasible), "infeasible_requests_per_s": props.infeasible_rate,
                   "idle_for_s": None if mem.idle_since is None else now - mem.idle_since},
             capacity=props.capacity, proposals=tuple(props.audit), merged=merged_value,
             clamps=tuple(step.clamps), desired_replicas=step.value, reason=reason, panic=panic_state,
