@@ -222,7 +222,7 @@ class Planner:
         self.prices = prices
         self.time_limit_s = time_limit_s
         self.throughput = throughput
-        self.engine = Engine()
+        self.engine = Engine(prices)
         self.failover = FailoverTracker(recovery_reports)
         self.last_solution: Solution | None = None
         """The last tick's joint solve: method (optimal, incumbent, greedy), time, gap."""

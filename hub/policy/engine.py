@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -144,7 +145,9 @@ class _Proposed:
 class Engine:
     """Holds what evaluations need to remember per workload (histories, panic, evidence)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prices: Mapping[str, float] | None = None) -> None:
+        self.prices = dict(prices or {})
+        """USD per GPU-hour by GPU type, for the policies' cost ceilings (the policy's own prices first)."""
         self._memory: dict[str, WorkloadMemory] = {}
         self.capacity = CapacityModel()
 
@@ -425,7 +428,23 @@ class Engine:
         steps.panic(step, decision, current, bounds.max_replicas)
         steps.starting(step, current, ctx.ready)
         steps.scale_to_zero(step, policy.scale_to_zero, None if mem.idle_since is None else now - mem.idle_since)
+        steps.cost_ceiling(step, bounds.max_cost_per_hour, self._price_per_replica(ctx), bounds.min_replicas)
         return step, lead, merged.replicas, panic_state
+
+    def _price_per_replica(self, ctx: _Context) -> float | None:
+        """USD per hour of one replica of today's GPU mix (the policy's '*' price, else the hub's);
+        None when a type of the mix has no price."""
+        total, cost = 0, 0.0
+        for t, n in ctx.mix.items():
+            if n <= 0:
+                continue
+            price = ctx.policy.placement.price("*", t)
+            price = self.prices.get(t) if price is None else price
+            if price is None:
+                return None
+            cost += n * price * max(ctx.view.gpus_per_replica, 1)
+            total += n
+        return cost / total if total else None
 
     @staticmethod
     def _behaviour(ctx: _Context, props: _Proposed, step: Step) -> None:

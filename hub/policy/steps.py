@@ -172,3 +172,17 @@ def scale_to_zero(step: Step, zero: ScaleToZeroSpec, idle_s: float | None) -> No
     elif step.value == 0:
         step.to(1, "zero", "NotIdleLongEnough", "zero only after the idle period",
                 f"at least 1 until idle for {zero.idle_seconds}s")
+
+
+def cost_ceiling(step: Step, ceiling: float | None, price_per_replica: float | None, floor: int = 0) -> None:
+    """The policy's ``max_cost_per_hour`` caps the count at the replicas of today's mix it pays for.
+
+    ``min_replicas`` stays a floor: an operator's minimum is a promise the ceiling does not break.
+    Without a price for the mix the ceiling cannot be read in replicas and does nothing (the
+    placement prices nothing it has no price for either)."""
+    if ceiling is None or not price_per_replica:
+        return
+    most = max(int(ceiling // price_per_replica), floor)
+    if step.value > most:
+        step.to(most, "cost-ceiling", "CostCeiling", f"at most ${ceiling:g}/h",
+                f"cost ceiling ${ceiling:g}/h: at most {most} replicas at ${price_per_replica:.2f}/h each")

@@ -98,6 +98,13 @@ def partial_missing() -> Recommendation:
         policy(QUEUE), now=0)
 
 
+def cost_ceiling() -> Recommendation:
+    # H100 at $10/h a replica, $35/h at most: 3 replicas, whatever the queue asks.
+    return Fleet([Cluster("a", samples={"requests_waiting": 30})]).evaluate(
+        policy(QUEUE, bounds={"min_replicas": 1, "max_replicas": 40, "max_cost_per_hour": 35},
+               placement={"prices": {"*": {"H100": 10.0}}}), now=0)
+
+
 CASES: list[tuple[Callable[[], Recommendation], Cause, str | None, str]] = [
     (signal, Cause.SIGNAL, "queue_per_replica", "queue_per_replica"),
     (bounds, Cause.BOUNDS, "queue_per_replica", "bounds"),
@@ -111,6 +118,7 @@ CASES: list[tuple[Callable[[], Recommendation], Cause, str | None, str]] = [
     (activation, Cause.ACTIVATION, None, "activation"),
     (missing_data, Cause.MISSING_DATA, None, "missing_data"),
     (partial_missing, Cause.MISSING_DATA, None, "missing_data"),
+    (cost_ceiling, Cause.COST_CEILING, "queue_per_replica", "cost_ceiling"),
 ]
 
 

@@ -93,3 +93,16 @@ def test_a_stage_that_does_not_move_the_count_leaves_the_cause_alone() -> None:
     assert step.cause is Cause.BOUNDS and step.clamps[-1].before == 5
     step.hold(Cause.MISSING_DATA)
     assert (step.cause, step.signal) == (Cause.MISSING_DATA, None)
+
+
+@pytest.mark.parametrize(("value", "ceiling", "price", "out", "cause"), [
+    (6, None, 10.0, 6, Cause.SIGNAL),    # no ceiling
+    (6, 100.0, None, 6, Cause.SIGNAL),   # no price for the mix: the ceiling cannot be read in replicas
+    (6, 100.0, 10.0, 6, Cause.SIGNAL),   # within it
+    (6, 35.0, 10.0, 3, Cause.COST_CEILING),
+    (6, 5.0, 10.0, 1, Cause.COST_CEILING),  # min_replicas stays a floor
+])
+def test_cost_ceiling(value: int, ceiling: float | None, price: float | None, out: int, cause: Cause) -> None:
+    step = start(value)
+    steps.cost_ceiling(step, ceiling, price, floor=1)
+    assert (step.value, step.cause) == (out, cause)
