@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from hub.decisions.log import Decision
+from hub.policy.cause import Cause
 from hub.policy.model import Metric as PolicyMetric
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement
@@ -32,30 +33,51 @@ SIGNAL_NAMES = tuple(
     name for m in PolicyMetric for name in ([f"{m.value}_{p}" for p in ("p50", "p95", "p99")] if m.is_latency
                                              else [m.value])
 )
-REASON_CLASSES = (*SIGNAL_NAMES, "bounds", "stabilisation", "missing_data", "starting",
-                  "rebalance", "failover", "other")
+REASON_CLASSES = (*SIGNAL_NAMES, "bounds", "stabilisation", "rate_limited", "panic", "forecast", "starting",
+                  "fallback", "zero", "activation", "missing_data", "cost_ceiling", "rebalance", "failover", "other")
 """The ``reason`` label of ``fleetscale_hub_decisions_total``: which rule decided the count.
 
-A signal's name when the signal's proposal won; ``bounds`` when min/max clamped it (also when a
-hold was moved by them); ``stabilisation`` for a scale-down through the stabilisation window;
-``missing_data`` when the signal was missing (wholly or on some clusters, or no ready replica to
-measure) and the count held; ``starting`` when replicas still starting held a scale-down;
-``rebalance`` / ``failover`` for a placement change at the same total (failover when stale clusters
-were re-placed); ``other`` for anything unrecognised.
+Read from the engine's structured cause (``hub.policy.cause.Cause``, in the decision's audit): a
+signal's name when the signal's proposal won; otherwise the cause, in snake case (``stabilised``
+keeps its older label, ``stabilisation``). ``rebalance`` / ``failover`` for a placement change at
+the same total (failover when stale clusters were re-placed); ``other`` for a record without a
+cause (written before it existed) that the old text rules do not recognise.
 """
+
+CAUSE_CLASSES: dict[str, str] = {
+    Cause.BOUNDS: "bounds", Cause.STABILISED: "stabilisation", Cause.RATE_LIMITED: "rate_limited",
+    Cause.PANIC: "panic", Cause.FORECAST: "forecast", Cause.STARTING: "starting", Cause.FALLBACK: "fallback",
+    Cause.ZERO: "zero", Cause.ACTIVATION: "activation", Cause.MISSING_DATA: "missing_data",
+    Cause.COST_CEILING: "cost_ceiling",
+}
 
 _STALE_NOTE = "stale clusters excluded"
 _SIGNAL_VALUE = re.compile(r"^([a-z0-9_]+)=")
 
 
-def reason_class(decision: Decision) -> str:
-    """Classify a decision's reason into ``REASON_CLASSES`` (conservatively, from its text today).
+def decision_cause(decision: Decision) -> tuple[str | None, str | None]:
+    """(cause, deciding signal) of a decision: its own fields where it has them, else its audit's."""
+    cause = getattr(decision, "cause", None)
+    signal = getattr(decision, "deciding_signal", None)
+    if cause is None and isinstance(decision.audit, dict):
+        cause, signal = decision.audit.get("cause"), decision.audit.get("deciding_signal")
+    return (None if cause is None else str(cause)), signal
 
-    NB: the engine's reasons are free text; the label must not be. Anything this does not recognise
-    is ``other`` rather than a new label value.
-    """
+
+def reason_class(decision: Decision) -> str:
+    """Classify a decision into ``REASON_CLASSES`` by the engine's cause (by its text for older records)."""
     if decision.action == "rebalance":
         return "failover" if any(n.startswith(_STALE_NOTE) for n in decision.notes) else "rebalance"
+    cause, signal = decision_cause(decision)
+    if cause == Cause.SIGNAL:
+        return signal if signal in SIGNAL_NAMES else "other"
+    if cause is not None:
+        return CAUSE_CLASSES.get(cause, "other")
+    return _reason_class_from_text(decision)
+
+
+def _reason_class_from_text(decision: Decision) -> str:
+    """Records from before the cause existed (read back from the journal): the old text rules."""
     text = decision.reason
     if "bounded to" in text:
         return "bounds"

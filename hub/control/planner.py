@@ -29,7 +29,6 @@ are weighed against each other instead of served first come, first served:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -191,10 +190,9 @@ def engine_load(
     asked_pr = mix_capacity(caps, asked_by_type) or ready_pr
     current = rec.current_replicas
     by_count = max(0.0, current * asked_pr + (rec.desired_replicas - current) * ready_pr)
-    raw = rec.inputs.get("demand_tokens_per_s")
     notes = []
-    if isinstance(raw, (int, float)) and math.isclose(rec.demand, raw, rel_tol=1e-9, abs_tol=1e-9):
-        demand = float(raw)  # the capacity model decided: the load itself
+    if rec.demand_is_load:
+        demand = rec.demand  # the capacity model decided: the load itself
         if _hot(rec) and by_count > demand:
             notes.append(f"latency above target: load held at the {rec.desired_replicas} replicas asked "
                          f"({by_count:.0f} tokens/s)")
@@ -223,7 +221,7 @@ class Planner:
         self.prices = prices
         self.time_limit_s = time_limit_s
         self.throughput = throughput
-        self.engine = Engine()
+        self.engine = Engine(prices)
         self.failover = FailoverTracker(recovery_reports)
         self.last_solution: Solution | None = None
         """The last tick's joint solve: method (optimal, incumbent, greedy), time, gap."""

@@ -108,6 +108,10 @@ class Audit:
     panic: Mapping[str, Any] = field(default_factory=dict)
     correction: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Latency signal -> the learned correction factor on the priors and the evidence behind it."""
+    cause: str = "signal"
+    """Which rule decided the count (``hub.policy.cause.Cause``)."""
+    deciding_signal: str | None = None
+    """The signal whose proposal the count came from; None for a hold."""
 
     def to_json(self) -> Json:
         return {
@@ -125,5 +129,7 @@ class Audit:
             "clamps": [c.to_json() for c in self.clamps],
             "panic": _clean(dict(self.panic)),
             "desired_replicas": self.desired_replicas,
+            "cause": str(self.cause),
+            "deciding_signal": self.deciding_signal,
             "reason": self.reason,
         }

@@ -21,21 +21,24 @@ For each workload its policy binds, in this order (docs/engine.md has the formul
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from hub.policy import steps
 from hub.policy.audit import Audit, Proposal, SignalInput
 from hub.policy.behavior import Behavior, apply_behavior
 from hub.policy.binding import bind
 from hub.policy.capacity import CapacityModel, mix_capacity
-from hub.policy.hpa import MetricProposal, Tolerances, replicas_for_metrics
+from hub.policy.cause import Cause
+from hub.policy.hpa import MetricProposal, MetricsDecision, Tolerances, replicas_for_metrics
 from hub.policy.memory import WorkloadMemory
-from hub.policy.model import BehaviorSpec, Policy, SignalSpec
-from hub.policy.prior import prior_capacity
+from hub.policy.model import BehaviorSpec, Metric, Policy, SignalSpec
+from hub.policy.prior import infeasible_share, longest_prompt, prior_capacity
 from hub.policy.proposals import (
     LatencyContext,
-    activation_replicas,
     hpa_proposal,
     latency_proposal,
     per_replica_forecast,
@@ -50,7 +53,7 @@ from hub.policy.signals import (
     read_load,
     read_signal,
 )
-from hub.policy.steps import Step, all_missing, behaviour_clamps, from_zero, queue_targets
+from hub.policy.steps import Step, behaviour_clamps
 from hub.policy.steps import lead as lead_text
 from hub.state import FleetSnapshot, WorkloadView
 
@@ -81,16 +84,70 @@ class Recommendation:
     """Tokens/s the desired fleet must take, in the units of ``capacity_per_replica``: the load
     when the capacity model decided, else what ``desired_replicas`` serve at today's GPU mix."""
     audit: Audit | None = None
+    cause: Cause = Cause.SIGNAL
+    """Which rule decided the count (``hub.policy.cause``)."""
+    deciding_signal: str | None = None
+    """The signal whose proposal the count came from; None for a hold."""
+    demand_is_load: bool = False
+    """``demand`` is the load itself (the capacity model sized the count from it, or today's GPU types
+    cannot serve it at all), not a count of today's replicas."""
 
     @property
     def changed(self) -> bool:
         return self.desired_replicas != self.current_replicas
 
 
+@dataclass(slots=True)
+class _Context:
+    """One workload's evaluation inputs, read once (stage 0) and shared by the stages after it."""
+
+    now: float
+    view: WorkloadView
+    policy: Policy
+    mem: WorkloadMemory
+    parts: tuple[ClusterPart, ...]
+    current: int
+    ready: int
+    behavior: Behavior
+    panic_s: float
+    stable_s: float
+    load: LoadReading
+    demand: float | None
+    """Tokens/s to serve: the larger of the stable and the panic window's mean."""
+    panic_demand: float | None
+    forecast_req: float | None
+    forecast_tok: float | None
+    ready_by_type: dict[str, int]
+    types: set[str]
+    mix: dict[str, int]
+    """The GPU mix the counts are replicas of: ready, else asked, else one of each type."""
+
+
+@dataclass(slots=True)
+class _Proposed:
+    """Stage 1's output: every signal's proposal and what the audit records about it."""
+
+    metric: list[MetricProposal] = field(default_factory=list)
+    audit: list[Proposal] = field(default_factory=list)
+    signals: list[SignalInput] = field(default_factory=list)
+    panic: list[tuple[str, int]] = field(default_factory=list)
+    forecast: list[tuple[str, int]] = field(default_factory=list)
+    capacity: dict[str, dict[str, object]] = field(default_factory=dict)
+    learned: dict[str, dict[str, object]] = field(default_factory=dict)
+    effective: dict[str, float] = field(default_factory=dict)
+    """GPU type -> tightest capacity per replica after headroom."""
+    infeasible: dict[str, float] = field(default_factory=dict)
+    """Latency signal -> share of requests no allowed GPU type prefills within its target."""
+    infeasible_rate: float | None = None
+    """Requests/s of those (the largest over the latency signals)."""
+
+
 class Engine:
     """Holds what evaluations need to remember per workload (histories, panic, evidence)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prices: Mapping[str, float] | None = None) -> None:
+        self.prices = dict(prices or {})
+        """USD per GPU-hour by GPU type, for the policies' cost ceilings (the policy's own prices first)."""
         self._memory: dict[str, WorkloadMemory] = {}
         self.capacity = CapacityModel()
 
@@ -172,22 +229,26 @@ class Engine:
         self.capacity.observe(key, spec.name, spec.target, utilization=load.token_rate / fleet_prior,
                               met=met, weight=requests * share, now=now)
 
-    # --- one workload ------------------------------------------------------------------------------
+    # --- one workload: the stages ------------------------------------------------------------------
 
     def _recommend(self, snapshot: FleetSnapshot, view: WorkloadView, policy: Policy) -> Recommendation:
-        now = snapshot.taken_at
-        key = view.key
-        mem = self._memory_for(key, policy)
-        parts = cluster_parts(snapshot, view)
-        current = sum(p.asked for p in parts)
-        ready = sum(p.ready for p in parts)
-        behavior = _behavior(policy.behavior)
-        tol: Tolerances = behavior.tolerances()
-        bounds = policy.bounds
-        panic_spec = policy.panic
-        stable_s = float(panic_spec.stable_window_seconds)
-        panic_s = stable_s * panic_spec.panic_window_percent / 100.0
+        """read -> signals (proposals) -> merge -> decide (the named stages of ``steps``) -> record."""
+        ctx = self._read(snapshot, view, policy)
+        props = self._propose(ctx)
+        merged = replicas_for_metrics(ctx.current, props.metric)
+        self._follow_mix(ctx.mem, props.effective, ctx.mix)
+        step, lead, merged_value, panic_state = self._decide(ctx, props, merged)
+        if policy.mode == "enforce":
+            ctx.mem.record_scale(ctx.now, ctx.current, step.value)
+        return self._record(ctx, props, step, lead, merged_value, panic_state)
 
+    def _read(self, snapshot: FleetSnapshot, view: WorkloadView, policy: Policy) -> _Context:
+        """Stage 0: the workload's fleet, load and demand windows, as this evaluation sees them."""
+        now = snapshot.taken_at
+        mem = self._memory_for(view.key, policy)
+        parts = cluster_parts(snapshot, view)
+        stable_s = float(policy.panic.stable_window_seconds)
+        panic_s = stable_s * policy.panic.panic_window_percent / 100.0
         load = read_load(parts)
         mem.learn_mix(now, load)
         demand_now = mem.arrival_demand(load, drain_s=stable_s)
@@ -197,7 +258,6 @@ class Engine:
         # Up on the short window, down on the long one (the behaviour's scale-down window then
         # holds the peak): a burst is sized for at once, a lull must last before it shrinks.
         known = [d for d in (stable_demand, panic_demand) if d is not None]
-        demand = max(known) if known else None
         forecast_req = forecast_tok = None
         prediction = policy.prediction
         if prediction.enabled:
@@ -205,7 +265,6 @@ class Engine:
             req_f.add(now, load.request_rate)
             tok_f.add(now, demand_now)
             forecast_req, forecast_tok = req_f.peak(prediction.horizon_seconds), tok_f.peak(prediction.horizon_seconds)
-
         ready_by_type: dict[str, int] = {}
         for p in parts:
             for t, n in p.ready_by_type.items():
@@ -216,167 +275,234 @@ class Engine:
             asked_by_type[t] = asked_by_type.get(t, 0) + n
         types = self._gpu_types(snapshot, view, policy, parts)
         mem.note_ready(now, ready_by_type)
-        mix = ready_by_type or asked_by_type or dict.fromkeys(types, 1)
+        return _Context(
+            now=now, view=view, policy=policy, mem=mem, parts=parts, current=sum(p.asked for p in parts),
+            ready=sum(p.ready for p in parts), behavior=_behavior(policy.behavior), panic_s=panic_s,
+            stable_s=stable_s, load=load, demand=max(known) if known else None, panic_demand=panic_demand,
+            forecast_req=forecast_req, forecast_tok=forecast_tok, ready_by_type=ready_by_type, types=types,
+            mix=ready_by_type or asked_by_type or dict.fromkeys(types, 1),
+        )
 
-        metric_proposals: list[MetricProposal] = []
-        audit_proposals: list[Proposal] = []
-        signals: list[SignalInput] = []
-        panic_candidates: list[int] = []
-        forecast_candidates: list[tuple[str, int]] = []
-        capacity_record: dict[str, dict[str, object]] = {}
-        learned: dict[str, dict[str, object]] = {}
-        effective: dict[str, float] = {}  # GPU type -> tightest capacity after headroom
-        for spec in policy.signals:
+    def _propose(self, ctx: _Context) -> _Proposed:
+        """Stage 1 (signals): one proposal per signal, plus the panic and forecast candidates.
+
+        Latency signals go first: their capacity model sizes the backlog of the queue signals."""
+        out = _Proposed()
+        tol: Tolerances = ctx.behavior.tolerances()
+        done: dict[int, tuple[MetricProposal, Proposal, SignalInput]] = {}
+        for i, spec in enumerate(ctx.policy.signals):
             if spec.metric.is_latency:
-                lat = read_latency(parts, spec)
-                priors = self._priors(spec, types, mem, view.gpus_per_replica)
-                self._observe(key, spec, lat, load, priors, ready_by_type, parts, mem, now)
-                factor, ev = self.capacity.factor(key, spec.name, now=now)
-                caps = {t: None if prior is None else factor * prior for t, (prior, _) in priors.items()}
-                learned[spec.name] = {"factor": factor, "seen_ok": ev.ok, "seen_miss": ev.bad,
-                                      "evidence_requests": ev.weight}
-                for t, (prior, source) in priors.items():
-                    capacity_record.setdefault(t, {})[spec.name] = {"capacity": caps[t], "prior": prior,
-                                                                    "prior_source": source}
-                    cap = caps[t]
-                    if cap is not None:
-                        effective[t] = min(effective.get(t, math.inf), cap / (1.0 + spec.headroom_percent / 100.0))
-                ctx = LatencyContext(current, ready, demand, load.partial, caps, mix)
-                mp, prop, sig, per_replica = latency_proposal(lat, ctx, tol)
-                if per_replica:
-                    head = 1.0 + spec.headroom_percent / 100.0
-                    if panic_demand is not None:
-                        panic_candidates.append(math.ceil(panic_demand * head / per_replica - 1e-9))
-                    if forecast_tok is not None:
-                        forecast_candidates.append((spec.name, math.ceil(forecast_tok * head / per_replica - 1e-9)))
-            else:
-                reading = read_signal(parts, spec)
-                mp, prop, sig = hpa_proposal(reading, current, tol)
-                if spec.metric in AVERAGE_VALUE and mp.computed:
-                    # Knative's dppc: the load itself over the per-replica target, not the HPA's
-                    # proposal (which holds the current count within tolerance, starting replicas
-                    # included, and would read as a burst against the ready ones).
-                    total = sum(p.value for p in reading.pods if p.value is not None)
-                    panic_candidates.append(math.ceil(total / spec.target - 1e-9))
-                    f = per_replica_forecast(spec, forecast_req, forecast_tok)
-                    if f is not None:
-                        forecast_candidates.append((spec.name, f))
-            metric_proposals.append(mp)
-            audit_proposals.append(prop)
-            signals.append(sig)
-        merged = replicas_for_metrics(current, metric_proposals)
-        self._follow_mix(mem, effective, mix)
-        partial = [s.signal for s in signals if s.partial]
+                done[i] = self._latency(ctx, spec, tol, out)
+        per_replica = (mix_capacity(out.effective, ctx.mix) or None) if out.effective else None
+        for i, spec in enumerate(ctx.policy.signals):
+            if not spec.metric.is_latency:
+                done[i] = self._per_replica(ctx, spec, tol, out, per_replica)
+        for i in range(len(ctx.policy.signals)):
+            mp, prop, sig = done[i]
+            out.metric.append(mp)
+            out.audit.append(prop)
+            out.signals.append(sig)
+        panic_proposal = max((n for _, n in out.panic), default=None)
+        if panic_proposal is not None and ctx.policy.panic.enabled:
+            out.audit.append(Proposal("load", "panic", panic_proposal,
+                                      {"window_s": ctx.panic_s, "demand_tokens_per_s": ctx.panic_demand}))
+        for name, n in out.forecast:
+            out.audit.append(Proposal(name, "forecast", n, {"horizon_s": ctx.policy.prediction.horizon_seconds,
+                                                            "request_rate": ctx.forecast_req,
+                                                            "tokens_per_s": ctx.forecast_tok}))
+        return out
 
-        panic_proposal = max(panic_candidates) if panic_candidates else None
-        if panic_proposal is not None and panic_spec.enabled:
-            audit_proposals.append(Proposal("load", "panic", panic_proposal,
-                                            {"window_s": panic_s, "demand_tokens_per_s": panic_demand}))
-        for name, n in forecast_candidates:
-            audit_proposals.append(Proposal(name, "forecast", n, {"horizon_s": prediction.horizon_seconds,
-                                                                  "request_rate": forecast_req,
-                                                                  "tokens_per_s": forecast_tok}))
+    @staticmethod
+    def _per_replica(ctx: _Context, spec: SignalSpec, tol: Tolerances, out: _Proposed, per_replica: float | None
+                     ) -> tuple[MetricProposal, Proposal, SignalInput]:
+        """A utilisation or per-replica signal through the HPA's math; a queue is drained by rate.
 
+        ``ceil(waiting / target)`` multiplies replicas by the backlog: 200 requests queued on one
+        starting L4 asked for 50 replicas, which placement bought as 64 GPUs for a load one H100
+        serves. Where the capacity model gives a capacity per replica, the queue's proposal is at
+        most the fleet that serves the arrivals plus the backlog drained over the stable window
+        (``ctx.demand`` holds both): a backlog is a rate to drain, not a count to multiply."""
+        reading = read_signal(ctx.parts, spec)
+        mp, prop, sig = hpa_proposal(reading, ctx.current, tol)
+        drain = None
+        # Only where the backlog has a value in tokens (the token mix is known): else the demand
+        # leaves the queue out and the cap would hide it.
+        valued = ctx.mem.mean_tokens() is not None or not ctx.load.waiting
+        if spec.metric is Metric.QUEUE_PER_REPLICA and per_replica and ctx.demand is not None and valued:
+            drain = max(1, math.ceil(ctx.demand / per_replica - 1e-9))
+            if mp.computed and mp.replicas > drain:
+                mp = dataclasses.replace(mp, replicas=drain)
+                prop = Proposal(prop.source, prop.method, drain,
+                                {**prop.detail, "backlog_drained_by_rate": drain,
+                                 "demand_tokens_per_s": ctx.demand, "capacity_per_replica": per_replica})
+        if spec.metric in AVERAGE_VALUE and mp.computed:
+            # Knative's dppc: the load itself over the per-replica target, not the HPA's
+            # proposal (which holds the current count within tolerance, starting replicas
+            # included, and would read as a burst against the ready ones).
+            total = sum(p.value for p in reading.pods if p.value is not None)
+            dppc = math.ceil(total / spec.target - 1e-9)
+            out.panic.append((spec.name, dppc if drain is None else min(dppc, drain)))
+            f = per_replica_forecast(spec, ctx.forecast_req, ctx.forecast_tok)
+            if f is not None:
+                out.forecast.append((spec.name, f))
+        return mp, prop, sig
+
+    def _latency(self, ctx: _Context, spec: SignalSpec, tol: Tolerances, out: _Proposed
+                 ) -> tuple[MetricProposal, Proposal, SignalInput]:
+        """A latency signal through the capacity model, learning from this window first."""
+        lat = read_latency(ctx.parts, spec)
+        priors = self._priors(spec, ctx.types, ctx.mem, ctx.view.gpus_per_replica)
+        self._observe(ctx.view.key, spec, lat, ctx.load, priors, ctx.ready_by_type, ctx.parts, ctx.mem, ctx.now)
+        factor, ev = self.capacity.factor(ctx.view.key, spec.name, now=ctx.now)
+        caps = {t: None if prior is None else factor * prior for t, (prior, _) in priors.items()}
+        out.learned[spec.name] = {"factor": factor, "seen_ok": ev.ok, "seen_miss": ev.bad,
+                                  "evidence_requests": ev.weight}
+        self._infeasible(ctx, spec, out)
+        head = 1.0 + spec.headroom_percent / 100.0
+        for t, (prior, source) in priors.items():
+            out.capacity.setdefault(t, {})[spec.name] = {"capacity": caps[t], "prior": prior, "prior_source": source}
+            cap = caps[t]
+            if cap is not None:
+                out.effective[t] = min(out.effective.get(t, math.inf), cap / head)
+        lctx = LatencyContext(ctx.current, ctx.ready, ctx.demand, ctx.load.partial, caps, ctx.mix)
+        mp, prop, sig, per_replica = latency_proposal(lat, lctx, tol)
+        if per_replica:
+            if ctx.panic_demand is not None:
+                out.panic.append((spec.name, math.ceil(ctx.panic_demand * head / per_replica - 1e-9)))
+            if ctx.forecast_tok is not None:
+                out.forecast.append((spec.name, math.ceil(ctx.forecast_tok * head / per_replica - 1e-9)))
+        return mp, prop, sig
+
+    @staticmethod
+    def _infeasible(ctx: _Context, spec: SignalSpec, out: _Proposed) -> None:
+        """The share of requests no allowed GPU type prefills within the target, even on an idle replica.
+
+        More replicas do not serve them in time;
+        they are reported, in the audit and the decision's inputs, not sized for."""
+        mix = ctx.mem.mean_tokens()
+        longest = [x for t in ctx.types if (x := longest_prompt(t, gpus_per_replica=ctx.view.gpus_per_replica,
+                                                                  metric=spec.metric, target_s=spec.target))
+                   is not None]
+        if mix is None or not longest:
+            return
+        share = infeasible_share(max(longest), mix[0])
+        out.infeasible[spec.name] = share
+        if ctx.load.request_rate is not None:
+            out.infeasible_rate = max(out.infeasible_rate or 0.0, share * ctx.load.request_rate)
+
+    def _decide(self, ctx: _Context, props: _Proposed, merged: MetricsDecision
+                ) -> tuple[Step, str, int | None, dict[str, object]]:
+        """Stages 2-6: the merge's answer, or a hold, through the named stages (each sets the cause)."""
+        policy, mem, now, current = ctx.policy, ctx.mem, ctx.now, ctx.current
+        bounds = policy.bounds
         step = Step(current)
-        merged_value: int | None = None
-        panic_state: dict[str, object] = {}
-        zero = policy.scale_to_zero
-        mem.idle_since = (mem.idle_since if mem.idle_since is not None else now) if load.idle else None
-        mem.prune(now, max(behavior.scale_up.stabilization_window_seconds,
-                           behavior.scale_down.stabilization_window_seconds))
-        all_failed = merged.replicas is None and merged.invalid == len(metric_proposals)
-        lead = ""
-        if current == 0 and zero.enabled:
-            lead = from_zero(step, policy, load, merged.replicas, mem, audit_proposals)
-        elif current > bounds.max_replicas or current < bounds.min_replicas:
-            # The HPA's pre-check: a count outside the bounds goes straight back inside them. At 0
-            # with min > 0 the HPA stops scaling instead; Fleetscale owns the count, so it wakes the
-            # workload like an activation: to the minimum, or more when the queue says so.
+        mem.idle_since = (mem.idle_since if mem.idle_since is not None else now) if ctx.load.idle else None
+        mem.prune(now, max(ctx.behavior.scale_up.stabilization_window_seconds,
+                           ctx.behavior.scale_down.stabilization_window_seconds))
+        all_failed = merged.replicas is None and merged.invalid == len(props.metric)
+        if current == 0 and policy.scale_to_zero.enabled:
+            return step, steps.from_zero(step, policy, ctx.load, merged.replicas, mem, props.audit), None, {}
+        if current > bounds.max_replicas or current < bounds.min_replicas:
             mem.failures = 0
-            above = current > bounds.max_replicas
-            merged_value = merged.replicas
-            target = bounds.max_replicas if above else bounds.min_replicas
-            if current == 0:
-                target = min(max(target, activation_replicas(queue_targets(policy), load.waiting)),
-                             bounds.max_replicas)
-            text = f"bounded to [{bounds.min_replicas}, {bounds.max_replicas}]"
-            if not above and target > bounds.min_replicas:
-                text += f"; {target} for the queue waiting at zero"
-            step.to(target, "bounds", "AboveMaxReplicas" if above else "BelowMinReplicas",
-                    "current count outside the policy's bounds", text)
-            lead = "current replicas outside the bounds"
-        elif all_failed:
-            lead = all_missing(step, policy, mem, merged.error or "", audit_proposals)
-        else:
-            mem.failures = 0
-            if merged.replicas is None:
-                lead = f"a signal failed and the others point down; no scale-down ({merged.error})"
-            elif partial and merged.replicas < current:
-                merged_value = merged.replicas
-                lead = f"{', '.join(partial)} missing on some clusters; no scale-down"
-            else:
-                merged_value = merged.replicas
-                lead = lead_text(merged.metric, signals, audit_proposals)
-                step.value = merged.replicas  # the clamps below are counted from the proposal
-                forecast = max((n for _, n in forecast_candidates), default=None)
-                if forecast is not None and forecast > step.value:
-                    step.to(forecast, "forecast", "Forecast", "the forecast load needs more replicas ahead of time",
-                            f"forecast over {prediction.horizon_seconds}s needs {forecast}")
-                # The windows read the history as replicas of today's mix; it is kept as the load each
-                # count stood for, so a change of mix re-expresses it once, exactly (memory.py).
-                per_replica = (mix_capacity(effective, mix) or None) if effective else None
-                result = apply_behavior(current, step.value, min_replicas=bounds.min_replicas,
-                                        max_replicas=bounds.max_replicas, behavior=behavior,
-                                        recommendations=mem.counts(per_replica), scale_up_events=mem.scale_up_events,
-                                        scale_down_events=mem.scale_down_events, now=now)
-                mem.remember(now, step.value, per_replica)
-                behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
-                decision = mem.panic.update(panic_spec, now=now, proposal=panic_proposal, ready=ready)
-                panic_state = {"panicking": decision.panicking, "entered": decision.entered, "left": decision.left,
-                               "ratio": decision.ratio, "floor": decision.floor, "window_s": panic_s}
-                if decision.panicking:
-                    target = min(max(decision.floor, current), bounds.max_replicas)
-                    if step.value < target:
-                        step.to(target, "panic", "Panic", "panic mode: the burst's proposal at once, no scale-down",
-                                f"panic ({decision.ratio or 0:.2g}x ready capacity)")
-                if step.value < current and ready < current:
-                    step.reasons.clear()  # the hold decides; the clamps before it did not matter
-                    step.to(current, "starting", "ReplicasStarting", "replicas are starting; no scale-down",
-                            f"{current - ready} replicas still starting; no scale-down")
-                if zero.enabled:
-                    idle_s = None if mem.idle_since is None else now - mem.idle_since
-                    if idle_s is not None and idle_s >= zero.idle_seconds:
-                        step.to(0, "zero", "Idle", f"no request and no queue for {zero.idle_seconds}s")
-                        step.reasons.append(f"idle for {idle_s:.0f}s; scale to zero")
-                    elif step.value == 0:
-                        step.to(1, "zero", "NotIdleLongEnough", "zero only after the idle period",
-                                f"at least 1 until idle for {zero.idle_seconds}s")
-        if policy.mode == "enforce":
-            mem.record_scale(now, current, step.value)
+            return step, steps.outside_bounds(step, policy, ctx.load), merged.replicas, {}
+        if all_failed:
+            return step, steps.all_missing(step, policy, mem, merged.error or "", props.audit), None, {}
+        mem.failures = 0
+        partial = [s.signal for s in props.signals if s.partial]
+        if merged.replicas is None:
+            step.hold(Cause.MISSING_DATA)
+            return step, f"a signal failed and the others point down; no scale-down ({merged.error})", None, {}
+        if partial and merged.replicas < current:
+            step.hold(Cause.MISSING_DATA)
+            return step, f"{', '.join(partial)} missing on some clusters; no scale-down", merged.replicas, {}
+        lead = lead_text(merged.metric, props.signals, props.audit)
+        step.value = merged.replicas  # the stages below are counted from the proposal
+        step.signal = None if merged.metric is None else merged.metric.target.name
+        steps.forecast(step, max((n for _, n in props.forecast), default=None), policy.prediction.horizon_seconds)
+        self._behaviour(ctx, props, step)
+        panic_proposal = max((n for _, n in props.panic), default=None)
+        decision = mem.panic.update(policy.panic, now=now, proposal=panic_proposal, ready=ctx.ready)
+        panic_state: dict[str, object] = {"panicking": decision.panicking, "entered": decision.entered,
+                                          "left": decision.left, "ratio": decision.ratio, "floor": decision.floor,
+                                          "window_s": ctx.panic_s}
+        steps.panic(step, decision, current, bounds.max_replicas)
+        steps.starting(step, current, ctx.ready)
+        steps.scale_to_zero(step, policy.scale_to_zero, None if mem.idle_since is None else now - mem.idle_since)
+        steps.cost_ceiling(step, bounds.max_cost_per_hour, self._price_per_replica(ctx), bounds.min_replicas)
+        return step, lead, merged.replicas, panic_state
 
-        inputs: dict[str, float | int | None] = {"current_replicas": current, "ready_replicas": ready,
-                                                 "stale_clusters": len(view.stale_clusters)}
-        for s in signals:
+    def _price_per_replica(self, ctx: _Context) -> float | None:
+        """USD per hour of one replica of today's GPU mix (the policy's '*' price, else the hub's);
+        None when a type of the mix has no price."""
+        total, cost = 0, 0.0
+        for t, n in ctx.mix.items():
+            if n <= 0:
+                continue
+            price = ctx.policy.placement.price("*", t)
+            price = self.prices.get(t) if price is None else price
+            if price is None:
+                return None
+            cost += n * price * max(ctx.view.gpus_per_replica, 1)
+            total += n
+        return cost / total if total else None
+
+    @staticmethod
+    def _behaviour(ctx: _Context, props: _Proposed, step: Step) -> None:
+        """Stage: the HPA's stabilisation windows, rate limits and bounds, on the history in load units.
+
+        The windows read the history as replicas of today's mix; it is kept as the load each count
+        stood for, so a change of mix re-expresses it once, exactly (memory.py)."""
+        mem, bounds = ctx.mem, ctx.policy.bounds
+        per_replica = (mix_capacity(props.effective, ctx.mix) or None) if props.effective else None
+        result = apply_behavior(ctx.current, step.value, min_replicas=bounds.min_replicas,
+                                max_replicas=bounds.max_replicas, behavior=ctx.behavior,
+                                recommendations=mem.counts(per_replica), scale_up_events=mem.scale_up_events,
+                                scale_down_events=mem.scale_down_events, now=ctx.now)
+        mem.remember(ctx.now, step.value, per_replica)
+        behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
+
+    def _record(self, ctx: _Context, props: _Proposed, step: Step, lead: str, merged_value: int | None,
+                panic_state: dict[str, object]) -> Recommendation:
+        """Stage 7: the recommendation and its audit record."""
+        mem, policy, load, now = ctx.mem, ctx.policy, ctx.load, ctx.now
+        partial = [s.signal for s in props.signals if s.partial]
+        inputs: dict[str, float | int | None] = {"current_replicas": ctx.current, "ready_replicas": ctx.ready,
+                                                 "stale_clusters": len(ctx.view.stale_clusters)}
+        for s in props.signals:
             inputs[s.signal] = s.value
             inputs[f"{s.signal}_target"] = s.target
         inputs["partial"] = bool(partial)
-        inputs["demand_tokens_per_s"] = demand
-        proposals = {p.source: p.replicas for p in audit_proposals if p.method in ("hpa", "capacity-model")}
+        inputs["demand_tokens_per_s"] = ctx.demand
+        inputs["infeasible_requests_per_s"] = props.infeasible_rate
+        proposals = {p.source: p.replicas for p in props.audit if p.method in ("hpa", "capacity-model")}
         reason = "; ".join([lead, *step.reasons]) if lead else "; ".join(step.reasons)
-        demand_out = self._demand_out(step.value, demand, effective, mix)
+        demand_out, is_load = self._demand_out(step.value, ctx.demand, props.effective, ctx.mix,
+                                               self._sized_by_load(step, props, ctx.demand))
         audit = Audit(
-            workload=key, policy_id=policy.id, policy_revision=policy.revision, current_replicas=current,
-            ready_replicas=ready, inputs=tuple(signals),
+            workload=ctx.view.key, policy_id=policy.id, policy_revision=policy.revision,
+            current_replicas=ctx.current, ready_replicas=ctx.ready, inputs=tuple(props.signals),
             load={"request_rate": load.request_rate, "tokens_per_s": load.token_rate, "waiting": load.waiting,
-                  "demand_tokens_per_s": demand, "panic_demand_tokens_per_s": panic_demand,
+                  "demand_tokens_per_s": ctx.demand, "panic_demand_tokens_per_s": ctx.panic_demand,
                   "demand_out_tokens_per_s": demand_out, "partial": dict(load.missing),
+                  "infeasible_share": dict(props.infeasible), "infeasible_requests_per_s": props.infeasible_rate,
                   "idle_for_s": None if mem.idle_since is None else now - mem.idle_since},
-            capacity=capacity_record, proposals=tuple(audit_proposals), merged=merged_value,
+            capacity=props.capacity, proposals=tuple(props.audit), merged=merged_value,
             clamps=tuple(step.clamps), desired_replicas=step.value, reason=reason, panic=panic_state,
-            correction=learned,
+            correction=props.learned, cause=step.cause, deciding_signal=step.signal,
         )
-        return Recommendation(key, policy, current, ready, merged_value, step.value, reason, inputs, proposals,
-                              dict(sorted(effective.items())), demand_out, audit)
+        return Recommendation(ctx.view.key, policy, ctx.current, ctx.ready, merged_value, step.value, reason, inputs,
+                              proposals, dict(sorted(props.effective.items())), demand_out, audit,
+                              cause=step.cause, deciding_signal=step.signal, demand_is_load=is_load)
+
+    @staticmethod
+    def _sized_by_load(step: Step, props: _Proposed, demand: float | None) -> bool:
+        """The capacity model's load sizing decided the count (not its guard, a hold or a clamp)."""
+        if step.cause is not Cause.SIGNAL or step.signal is None or demand is None:
+            return False
+        prop = next((p for p in props.audit if p.source == step.signal), None)
+        if prop is None or prop.method != "capacity-model":
+            return False
+        return prop.detail.get("sized") == step.value
 
     @staticmethod
     def _follow_mix(mem: WorkloadMemory, effective: dict[str, float], mix: dict[str, int]) -> None:
@@ -396,15 +522,16 @@ class Engine:
             mem.rescale(old / new)
 
     @staticmethod
-    def _demand_out(desired: int, demand: float | None, effective: dict[str, float], mix: dict[str, int]
-                    ) -> float | None:
+    def _demand_out(desired: int, demand: float | None, effective: dict[str, float], mix: dict[str, int],
+                    sized_by_load: bool) -> tuple[float | None, bool]:
+        """The load the desired fleet must take, and whether it is the load itself (else a count)."""
         if not effective:
-            return None  # no capacity estimate for any GPU type: nothing to compare them by
+            return None, False  # no capacity estimate for any GPU type: nothing to compare them by
         per_replica = mix_capacity(effective, mix)
         if demand is None:
-            return desired * per_replica if per_replica else None
-        if not per_replica or desired == math.ceil(demand / per_replica - 1e-9):
+            return (desired * per_replica if per_replica else None), False
+        if not per_replica or sized_by_load:
             # The load itself: the capacity model decided, or today's GPU types cannot serve it at
             # the target at all (placement must move it to types that can).
-            return demand
-        return desired * per_replica
+            return demand, True
+        return desired * per_replica, False

@@ -93,6 +93,10 @@ class Bounds(Spec):
     min_replicas: int = Field(default=1, ge=0, description="Total across clusters; 0 needs scale_to_zero")
     max_replicas: int = Field(default=10, ge=1, description="Total across clusters")
     per_cluster: dict[str, ClusterBounds] = Field(default_factory=dict, description="By cluster id")
+    max_cost_per_hour: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="USD per hour the workload's replicas may cost at most (today's GPU mix at list price)",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Self:

@@ -119,3 +119,26 @@ def _prior(gpu_type: str, gpr: int, metric: Metric, q: float, target_s: float, i
     except ValueError:
         return None  # the reference model does not fit this GPU: no prior
     return KNATIVE_TARGET_UTILIZATION * _sustainable_rate(profile, metric, target_s, i, o, q) * (i + o)
+
+
+def longest_prompt(gpu_type: str, *, gpus_per_replica: int, metric: Metric, target_s: float) -> float | None:
+    """The longest prompt an idle replica prefills within ``target_s`` (tokens); None: unknown type or no bound.
+
+    Only TTFT and e2e targets bound the prompt; an ITL target does not."""
+    if gpu_type not in GPU_PROFILES or metric is Metric.ITL or target_s <= 0:
+        return None
+    try:
+        p = serving_profile(GPU_PROFILES[gpu_type], DEFAULT_MODEL, gpus_per_replica=gpus_per_replica)
+    except ValueError:
+        return None
+    return max(0.0, (target_s - p.step_overhead_s - p.weights_read_s) / p.compute_s_per_token)
+
+
+def infeasible_share(longest: float | None, mean_input: float) -> float:
+    """Share of requests whose prompt an idle replica cannot prefill in time, with exponential prompt lengths.
+
+    Telemetry gives the mean prompt only; the exponential law is the maximum-entropy one for a known
+    mean, as for the prior (the Azure traces' p95 prompt is 3.5x their mean, the law's 3.0x)."""
+    if longest is None or mean_input <= 0:
+        return 0.0
+    return math.exp(-longest / mean_input)

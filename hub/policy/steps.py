@@ -1,10 +1,12 @@
-"""Steps: how the count moves after the merge, each move recorded for the audit.
+"""Steps: the named stages the count passes after the merge, each move recorded for the audit.
 
-The engine passes the merged proposal through a fixed sequence (forecast, behaviour, panic,
-starting replicas, scale to zero) or, when the signals cannot decide, through one of the holds
-below (every signal missing and KEDA's fallback; activation from zero). ``Step`` carries the count
-and collects a ``Clamp`` for every step that changed it, plus the reason text the decision log and
-the metrics classify.
+The engine passes the merged proposal through a fixed sequence of stages (``forecast``,
+``behaviour``, ``panic``, ``starting``, ``scale_to_zero``) or, when the signals cannot decide,
+through one of the holds (``outside_bounds``, ``all_missing`` with KEDA's fallback, ``from_zero``
+with activation, ``merge_hold``). ``Step`` carries the count, collects a ``Clamp`` for every stage
+that changed it, the reason text for people, and the ``Cause``: the last stage that changed the
+count, or what the merge said when none did. Each stage is a small function of its inputs, tested
+by table (tests/hub/policy/test_steps.py).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass, field
 
 from hub.policy.audit import Clamp, Proposal, SignalInput
 from hub.policy.behavior import BehaviorResult
+from hub.policy.cause import STAGE_CAUSES, Cause
 from hub.policy.hpa import MetricProposal
 from hub.policy.memory import WorkloadMemory
-from hub.policy.model import Metric, Policy
+from hub.policy.model import Metric, Policy, ScaleToZeroSpec
+from hub.policy.panic import PanicDecision
 from hub.policy.proposals import activation_replicas
 from hub.policy.signals import LoadReading
 
@@ -27,13 +31,21 @@ class Step:
     value: int
     clamps: list[Clamp] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    cause: Cause = Cause.SIGNAL
+    signal: str | None = None
+    """The signal whose proposal the count started from (``deciding_signal``); None for a hold."""
 
     def to(self, value: int, stage: str, reason: str, message: str, text: str | None = None) -> None:
         if value != self.value:
             self.clamps.append(Clamp(stage, self.value, value, reason, message))
             self.value = value
+            self.cause = Cause.ACTIVATION if reason == "Activation" else STAGE_CAUSES[stage]
             if text:
                 self.reasons.append(text)
+
+    def hold(self, cause: Cause) -> None:
+        """The count stays where it is for ``cause`` (no stage moved it)."""
+        self.cause, self.signal = cause, None
 
 
 def lead(winner: MetricProposal | None, signals: list[SignalInput], props: list[Proposal]) -> str:
@@ -64,6 +76,7 @@ def behaviour_clamps(step: Step, result: BehaviorResult, floor: int, ceiling: in
 def all_missing(step: Step, policy: Policy, mem: WorkloadMemory, error: str, props: list[Proposal]) -> str:
     """Every signal missing: hold, and after ``failure_threshold`` evaluations KEDA's fallback floor."""
     mem.failures += 1
+    step.hold(Cause.MISSING_DATA)
     fb = policy.fallback
     bounds = policy.bounds
     if fb is not None and mem.failures >= fb.failure_threshold:
@@ -87,6 +100,7 @@ def from_zero(step: Step, policy: Policy, load: LoadReading, merged: int | None,
     mem.failures = 0
     waiting, rate = load.waiting or 0.0, load.request_rate or 0.0
     if waiting <= zero.activation_threshold and rate <= zero.activation_threshold:
+        step.hold(Cause.ZERO)
         return (f"at zero; {waiting:g} waiting and {rate:.3g} req/s within activation threshold "
                 f"{zero.activation_threshold:g}")
     wake = max(activation_replicas(queue_targets(policy), load.waiting), merged or 0)
@@ -100,3 +114,75 @@ def from_zero(step: Step, policy: Policy, load: LoadReading, merged: int | None,
 
 def queue_targets(policy: Policy) -> list[float]:
     return [s.target for s in policy.signals if s.metric is Metric.QUEUE_PER_REPLICA]
+
+
+def outside_bounds(step: Step, policy: Policy, load: LoadReading) -> str:
+    """The HPA's pre-check: a count outside the bounds goes straight back inside them.
+
+    At 0 with min > 0 the HPA stops scaling instead; Fleetscale owns the count, so it wakes the
+    workload like an activation: to the minimum, or more when the queue says so."""
+    bounds = policy.bounds
+    current = step.value
+    above = current > bounds.max_replicas
+    target = bounds.max_replicas if above else bounds.min_replicas
+    if current == 0:
+        target = min(max(target, activation_replicas(queue_targets(policy), load.waiting)), bounds.max_replicas)
+    text = f"bounded to [{bounds.min_replicas}, {bounds.max_replicas}]"
+    if not above and target > bounds.min_replicas:
+        text += f"; {target} for the queue waiting at zero"
+    step.signal = None
+    step.to(target, "bounds", "AboveMaxReplicas" if above else "BelowMinReplicas",
+            "current count outside the policy's bounds", text)
+    return "current replicas outside the bounds"
+
+
+def forecast(step: Step, proposal: int | None, horizon_s: int) -> None:
+    """The forecast load's proposal may raise the count ahead of a rise, never lower it."""
+    if proposal is not None and proposal > step.value:
+        step.to(proposal, "forecast", "Forecast", "the forecast load needs more replicas ahead of time",
+                f"forecast over {horizon_s}s needs {proposal}")
+
+
+def panic(step: Step, decision: PanicDecision, current: int, ceiling: int) -> None:
+    """While panicking: at least the largest panic proposal (and no scale-down), past the rate limits."""
+    if not decision.panicking:
+        return
+    target = min(max(decision.floor, current), ceiling)
+    if step.value < target:
+        step.to(target, "panic", "Panic", "panic mode: the burst's proposal at once, no scale-down",
+                f"panic ({decision.ratio or 0:.2g}x ready capacity)")
+
+
+def starting(step: Step, current: int, ready: int) -> None:
+    """No scale-down while replicas asked for are not ready yet."""
+    if step.value < current and ready < current:
+        step.reasons.clear()  # the hold decides; the clamps before it did not matter
+        step.to(current, "starting", "ReplicasStarting", "replicas are starting; no scale-down",
+                f"{current - ready} replicas still starting; no scale-down")
+
+
+def scale_to_zero(step: Step, zero: ScaleToZeroSpec, idle_s: float | None) -> None:
+    """To 0 only after ``idle_seconds`` without requests or queue; at least 1 until then."""
+    if not zero.enabled:
+        return
+    if idle_s is not None and idle_s >= zero.idle_seconds:
+        step.to(0, "zero", "Idle", f"no request and no queue for {zero.idle_seconds}s")
+        step.cause = Cause.ZERO  # also when the proposal was 0 already: the idle period lets it stand
+        step.reasons.append(f"idle for {idle_s:.0f}s; scale to zero")
+    elif step.value == 0:
+        step.to(1, "zero", "NotIdleLongEnough", "zero only after the idle period",
+                f"at least 1 until idle for {zero.idle_seconds}s")
+
+
+def cost_ceiling(step: Step, ceiling: float | None, price_per_replica: float | None, floor: int = 0) -> None:
+    """The policy's ``max_cost_per_hour`` caps the count at the replicas of today's mix it pays for.
+
+    ``min_replicas`` stays a floor: an operator's minimum is a promise the ceiling does not break.
+    Without a price for the mix the ceiling cannot be read in replicas and does nothing (the
+    placement prices nothing it has no price for either)."""
+    if ceiling is None or not price_per_replica:
+        return
+    most = max(int(ceiling // price_per_replica), floor)
+    if step.value > most:
+        step.to(most, "cost-ceiling", "CostCeiling", f"at most ${ceiling:g}/h",
+                f"cost ceiling ${ceiling:g}/h: at most {most} replicas at ${price_per_replica:.2f}/h each")

@@ -94,7 +94,8 @@ def engine_decision(variants: dict[str, tuple[int, int]], waiting: float | None,
     (rec,) = engine.evaluate(state.snapshot(now=100.0), [policy(**kw)])
     return Decision(workload=KEY, policy_id="llama", policy_revision=1, mode=rec.policy.mode,
                     current_replicas=rec.current_replicas, desired_replicas=rec.desired_replicas, reason=rec.reason,
-                    inputs={}, placement_before={}, placement_after={})
+                    inputs={}, placement_before={}, placement_after={},
+                    audit=None if rec.audit is None else rec.audit.to_json())
 
 
 @pytest.mark.parametrize(("variants", "waiting", "kw", "expected"), [

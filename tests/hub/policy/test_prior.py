@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from hub.policy.model import Metric
-from hub.policy.prior import KNATIVE_TARGET_UTILIZATION, prior_capacity
+from hub.policy.prior import KNATIVE_TARGET_UTILIZATION, infeasible_share, longest_prompt, prior_capacity
 from shared.gpus import GPU_PROFILES
 
 CODE = {"mean_input": 2048, "mean_output": 28}
@@ -48,3 +50,15 @@ def test_more_gpus_per_replica_sustain_more(gpus: int) -> None:
     one = prior_capacity("A100", gpus_per_replica=1, metric=Metric.TTFT, percentile="p95", target_s=2.0, **CHAT)
     many = prior_capacity("A100", gpus_per_replica=gpus, metric=Metric.TTFT, percentile="p95", target_s=2.0, **CHAT)
     assert many >= one
+
+
+def test_the_share_no_replica_prefills_in_time_shrinks_with_faster_gpus_and_looser_targets() -> None:
+    l4 = longest_prompt("L4", gpus_per_replica=1, metric=Metric.TTFT, target_s=1.0)
+    h100 = longest_prompt("H100", gpus_per_replica=1, metric=Metric.TTFT, target_s=1.0)
+    assert 3000 < l4 < 4500 and 6 < h100 / l4 < 10  # ~8x the FLOPs
+    assert infeasible_share(l4, 2048) == pytest.approx(math.exp(-l4 / 2048))
+    assert infeasible_share(h100, 2048) < 1e-5 < infeasible_share(l4, 2048) < 0.2
+    assert longest_prompt("L4", gpus_per_replica=1, metric=Metric.TTFT, target_s=2.0) > l4
+    assert longest_prompt("L4", gpus_per_replica=1, metric=Metric.ITL, target_s=0.1) is None
+    assert longest_prompt("TPU-v5", gpus_per_replica=1, metric=Metric.TTFT, target_s=1.0) is None
+    assert infeasible_share(None, 2048) == 0.0
