@@ -152,21 +152,31 @@ class Delivery(Generic[M]):
             logger.warning("nak of %s failed (%r); it will be re-delivered after ack_wait", self.msg.subject, e)
 
 
+@dataclass
+class BusStats:
+    """What the connection dropped on its own."""
+
+    slow_consumer_drops: int = 0
+    """Messages nats-py discarded because a subscription's buffer was full."""
+
+
 class Bus:
     """A connected NATS client plus the project's JetStream topology."""
 
-    def __init__(self, nc: Client, options: BusOptions) -> None:
+    def __init__(self, nc: Client, options: BusOptions, stats: BusStats | None = None) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.options = options
+        self.stats = stats or BusStats()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     @classmethod
     @asynccontextmanager
     async def connect(cls, options: BusOptions) -> AsyncIterator[Bus]:
-        nc = await _connect_with_retry(options)
-        bus = cls(nc, options)
+        stats = BusStats()
+        nc = await _connect_with_retry(options, stats)
+        bus = cls(nc, options, stats)
         try:
             yield bus
         finally:
@@ -251,6 +261,25 @@ class Bus:
 
     async def publish(self, subject: str, message: WireModel) -> None:
         await self.nc.publish(subject, message.to_bytes())
+
+    async def raw_messages(
+        self, subject: str, *, pending_msgs_limit: int = 65_536, pending_bytes_limit: int = 64 * 1024 * 1024
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        """Subscribe and yield ``(subject, payload)`` unvalidated, for a consumer that queues them itself.
+
+        The client's own buffer is bounded too: past it nats-py drops messages and reports a slow
+        consumer, counted in ``stats.slow_consumer_drops``.
+        """
+        sub = await self.nc.subscribe(
+            subject, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=pending_bytes_limit
+        )
+        try:
+            async for msg in sub.messages:
+                yield msg.subject, msg.data
+        finally:
+            if not self.nc.is_closed:
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
 
     async def messages(
         self,
@@ -382,8 +411,15 @@ class Bus:
                 await self._back_off(f"durable consumer {durable}", e, attempt)
 
 
-async def _connect_with_retry(options: BusOptions) -> Client:
+async def _connect_with_retry(options: BusOptions, stats: BusStats) -> Client:
     async def on_error(e: Exception) -> None:
+        if isinstance(e, nats.errors.SlowConsumerError):
+            # One per dropped message during a flood: count them, log a few.
+            stats.slow_consumer_drops += 1
+            if stats.slow_consumer_drops in (1, 10, 100) or stats.slow_consumer_drops % 10_000 == 0:
+                logger.warning("NATS dropped %d messages for slow consumers so far (%r)",
+                               stats.slow_consumer_drops, e)
+            return
         logger.warning("NATS error: %r", e)
 
     holder: list[Client] = []
