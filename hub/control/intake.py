@@ -114,6 +114,12 @@ class Intake:
             logger.info("forgot cluster %s: no report for %.0fs", cluster_id, self.retention_s)
         return gone
 
+    def gauge(self) -> None:
+        self.metrics.intake_queue.set(len(self.inbox))
+        self.metrics.clusters_known.set(self.state.cluster_count)
+        self.metrics.workloads_known.set(self.state.workload_count)
+        self.metrics.slow_consumer_drops.set(self.bus.stats.slow_consumer_drops)
+
     async def read(self) -> None:
         """The reader agent: subscription -> inbox, as fast as messages come."""
         async for subject, data in self.bus.raw_messages(subjects.TELEMETRY_ALL):
@@ -124,6 +130,7 @@ class Intake:
         while True:
             await asyncio.sleep(min(60.0, self.retention_s / 4))
             self.prune()
+            self.gauge()
 
     async def validate(self) -> None:
         handled = 0
@@ -132,7 +139,7 @@ class Intake:
             self.handle(subject, data)
             handled += 1
             if handled % YIELD_EVERY == 0:
-                self.metrics.intake_queue.set(len(self.inbox))
+                self.gauge()
                 await asyncio.sleep(0)
 
     async def run(self) -> None:
