@@ -262,20 +262,31 @@ class Bus:
     async def publish(self, subject: str, message: WireModel) -> None:
         await self.nc.publish(subject, message.to_bytes())
 
-    async def raw_messages(
-        self, subject: str, *, pending_msgs_limit: int = 65_536, pending_bytes_limit: int = 64 * 1024 * 1024
-    ) -> AsyncIterator[tuple[str, bytes]]:
-        """Subscribe and yield ``(subject, payload)`` unvalidated, for a consumer that queues them itself.
+    async def hand_off(
+        self,
+        subject: str,
+        put: Callable[[str, bytes], None],
+        *,
+        pending_msgs_limit: int = 65_536,
+        pending_bytes_limit: int = 32 * 1024 * 1024,
+    ) -> None:
+        """Hand every message on ``subject`` to ``put`` (which must not block), unvalidated, until cancelled.
 
-        The client's own buffer is bounded too: past it nats-py drops messages and reports a slow
-        consumer, counted in ``stats.slow_consumer_drops``.
+        For a consumer that queues messages itself (the hub's bounded inbox). NB: a callback, not
+        ``sub.messages``: nats-py's iterator makes a task per message and moves one per turn of
+        the event loop, so under a flood its buffer overflowed; the callback drains the buffer in
+        one go. The client's own buffer is bounded too: past it nats-py drops messages and reports
+        a slow consumer, counted in ``stats.slow_consumer_drops``.
         """
+
+        async def on_message(msg: Msg) -> None:
+            put(msg.subject, msg.data)
+
         sub = await self.nc.subscribe(
-            subject, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=pending_bytes_limit
+            subject, cb=on_message, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=pending_bytes_limit
         )
         try:
-            async for msg in sub.messages:
-                yield msg.subject, msg.data
+            await asyncio.Future()  # until cancelled: the subscription lives as long as this task
         finally:
             if not self.nc.is_closed:
                 with contextlib.suppress(nats.errors.Error):

@@ -122,9 +122,7 @@ class Intake:
 
     async def read(self) -> None:
         """The reader agent: subscription -> inbox, as fast as messages come."""
-        async for subject, data in self.bus.raw_messages(subjects.TELEMETRY_ALL):
-            self.inbox.put(subject, data)
-        raise RuntimeError("telemetry subscription ended")
+        await self.bus.hand_off(subjects.TELEMETRY_ALL, self.inbox.put)
 
     async def pruner(self) -> None:
         while True:
