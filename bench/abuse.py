@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.natsserver import NatsServer, free_port  # noqa: E402
+
+
+class MonitoredNatsServer(NatsServer):
+    """The test server plus its monitoring port, to read the server's own slow-consumer count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.monitor_port = free_port()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port), "-js",
+             "-sd", self.store_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("nats-server did not start")
 
 GOOD = ("good-a", "good-b")
 BIG = 2**64 + 1
@@ -272,7 +294,7 @@ async def phase_api(http: aiohttp.ClientSession, api: str, n: int, max_s: float)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    with NatsServer() as server, tempfile.TemporaryDirectory() as tmp:
+    with MonitoredNatsServer() as server, tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policies.yaml"
         policy_file.write_text(yaml.safe_dump([
             {"id": cluster, "mode": "dry-run", "targets": {"workloads": [{"namespace": "bench", "name": cluster}]},
@@ -326,6 +348,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["rss_after_mb"] = round(rss_mb(hub.pid), 1)
                 out["decisions_good"] = {"before_flood": d0, "after_telemetry": d1, "after_api": d2,
                                          "after_settle": d3}
+                async with http.get(f"http://127.0.0.1:{server.monitor_port}/varz") as r:
+                    varz = await r.json()
+                # What nats-server itself dropped: it cuts off a client whose unread backlog passes
+                # max_pending (64 MiB), and the messages queued for it are lost before the hub sees them.
+                out["nats_server"] = {"slow_consumers": varz.get("slow_consumers"),
+                                      "max_pending_bytes": varz.get("max_pending")}
                 async with http.get(f"{api}/metrics") as r:
                     text = await r.text()
                     out["metrics_bytes"] = len(text)
@@ -357,7 +385,8 @@ def summary(out: dict[str, Any]) -> str:
         f"telemetry flood, {d.get('after_api')} after the API flood, {d.get('after_settle')} after settling",
         f"hub RSS: {out['rss_before_mb']} MB before, {out['rss_peak_mb']} MB peak, {out['rss_after_mb']} MB after; "
         f"/metrics {out['metrics_bytes']} bytes",
-        f"dropped and counted by the hub: {int(dropped)}",
+        f"dropped and counted by the hub: {int(dropped)}; nats-server slow-consumer cut-offs: "
+        f"{out.get('nats_server', {}).get('slow_consumers')}",
     ])
 
 
