@@ -84,7 +84,7 @@ class HubSettings(CommonSettings):
         default=10_000, ge=10, description="Telemetry messages from not-yet-admitted subjects waiting for validation"
     )
     intake_queue_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024 * 1024, description="Bytes of such messages waiting, at most"
+        default=16 * 1024 * 1024, ge=1024 * 1024, description="Bytes of such messages waiting, at most"
     )
     issued_commands_kept: int = Field(
         default=100_000, ge=100, description="Command ids remembered so a result can be checked against them"

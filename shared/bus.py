@@ -268,7 +268,7 @@ class Bus:
         put: Callable[[str, bytes], None],
         *,
         pending_msgs_limit: int = 65_536,
-        pending_bytes_limit: int = 32 * 1024 * 1024,
+        pending_bytes_limit: int = 16 * 1024 * 1024,
     ) -> None:
         """Hand every message on ``subject`` to ``put`` (which must not block), unvalidated, until cancelled.
 

@@ -39,7 +39,7 @@ class Intake:
         admission: Admission | None = None,
         *,
         queue_size: int = 10_000,
-        queue_bytes: int = 64 * 1024 * 1024,
+        queue_bytes: int = 16 * 1024 * 1024,
         retention_s: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
