@@ -12,6 +12,7 @@ gone rather than stuck at its last value. A value that was not measured is absen
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Mapping
 
@@ -132,6 +133,21 @@ def slo_attainment_estimate(ttft: Percentiles, slo_s: float) -> float | None:
     x1, f1 = points[i + 1]
     return f0 + (f1 - f0) * (slo_s - x0) / (x1 - x0)
 
+
+REFUSALS = (
+    ("telemetry", "queue_full"),  # the inbox's lane for unadmitted subjects was full: the oldest went
+    ("telemetry", "superseded"),  # a newer report from the same cluster arrived before this one was read
+    ("telemetry", "future"),  # sent_at beyond HUB_MAX_CLOCK_SKEW_S ahead of the hub's clock
+    ("telemetry", "too_old"),  # sent_at so far back the report would already be stale
+    ("telemetry", "not_allowed"),  # cluster not in HUB_CLUSTERS
+    ("telemetry", "cluster_limit"),  # HUB_MAX_CLUSTERS clusters already held
+    ("telemetry", "out_of_order"),  # older than the cluster's latest report
+    ("workload", "workload_limit"),  # a workload cut from a report: HUB_MAX_WORKLOADS held
+    ("result", "subject_mismatch"),  # cluster_id is not the subject's cluster
+    ("result", "unknown_command"),  # not a command the hub issued to that cluster for that workload
+    ("result", "future"),  # completed_at beyond the skew window
+)
+"""The (kind, reason) label pairs of ``fleetscale_hub_refused_messages_total``."""
 
 WCG = ("workload", "cluster", "gpu_type")
 WC = ("workload", "cluster")
@@ -304,11 +320,46 @@ class HubMetrics:
             "fleetscale_hub_feed_dropped_events", "Live-feed events dropped for a slow subscriber", ["event"],
             registry=r,
         )
+        self.refused = Counter(
+            "fleetscale_hub_refused_messages",
+            "Valid-looking messages the hub refused or dropped, by kind and reason (REFUSALS)",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.intake_queue = Gauge(
+            "fleetscale_hub_intake_queue_messages", "Telemetry messages waiting for validation", registry=r
+        )
+        self.clusters_known = Gauge(
+            "fleetscale_hub_clusters", "Clusters the hub holds (admitted, not yet forgotten)", registry=r
+        )
+        self.workloads_known = Gauge("fleetscale_hub_workloads", "Logical workloads the hub holds", registry=r)
+        self.slow_consumer_drops = Gauge(
+            "fleetscale_hub_nats_slow_consumer_drops",
+            "Messages the NATS client dropped because a subscription's buffer was full (since start)", registry=r
+        )
+        self.drift_resends = Counter(
+            "fleetscale_hub_drift_resends",
+            "Commands re-sent for a target a cluster had applied but no longer reports (each pauses longer)",
+            ["cluster"],
+            registry=r,
+        )
         self.fleet = _FleetGauges()
         r.register(self.fleet)
         # Known label values start at 0, so rate() and dashboards see the series before the first event.
         for kind in ("telemetry", "result"):
             self.malformed.labels(kind)
+        for kind, reason in REFUSALS:
+            self.refused.labels(kind, reason)
+
+    def forget_cluster(self, cluster_id: str) -> None:
+        """Drop a forgotten cluster's series, so /metrics does not keep every cluster id ever seen."""
+        for metric in (self.reports, self.report_age, self.cluster_stale, self.commands, self.command_latency,
+                       self.drift_resends):
+            with contextlib.suppress(KeyError):
+                metric.remove(cluster_id)
+        for labels in [k for k in self.results._metrics if k and k[0] == cluster_id]:  # (cluster, status, reason)
+            with contextlib.suppress(KeyError):
+                self.results.remove(*labels)
 
     def count_decision(self, decision: Decision) -> None:
         mode = decision.mode if decision.mode in MODES else "other"

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.advisor.advisor import Advisor
+from hub.control.admission import Admission
 from hub.control.dispatch import Dispatcher
 from hub.control.intake import Intake
+from hub.control.ledger import IssuedCommands
 from hub.control.tick import Evaluator
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
@@ -97,7 +99,21 @@ async def run_hub(
         # changes start going to the journal.
         await journal.replay(decisions, last=settings.decision_log_size)
         decisions.listeners.append(journal.record)
-        dispatcher = Dispatcher(bus, state, decisions, metrics, deadline_s=settings.command_deadline_s)
+        admission = Admission(
+            allowed=frozenset(settings.clusters) if settings.clusters is not None else None,
+            max_clusters=settings.max_clusters,
+            max_workloads=settings.max_workloads,
+            max_clock_skew_s=settings.max_clock_skew_s,
+            stale_after_intervals=settings.stale_after_intervals,
+        )
+        # Results of commands sent before a restart are checked against the history read back.
+        ledger = IssuedCommands(settings.issued_commands_kept)
+        ledger.restore(decisions.recent(limit=len(decisions) or 1))
+        dispatcher = Dispatcher(
+            bus, state, decisions, metrics, deadline_s=settings.command_deadline_s, ledger=ledger,
+            admission=admission, drift_backoff_base_s=settings.drift_backoff_base_s,
+            drift_backoff_cap_s=settings.drift_backoff_cap_s,
+        )
         feed = Feed(metrics, fleet=lambda: fleet_json(state.snapshot(), decisions, policies))
         decisions.listeners.append(feed.on_decision)
         hub = Hub(
@@ -107,7 +123,10 @@ async def run_hub(
             decisions=decisions,
             metrics=metrics,
             policies=policies,
-            intake=Intake(bus, state, metrics),
+            intake=Intake(
+                bus, state, metrics, admission, queue_size=settings.intake_queue_size,
+                queue_bytes=settings.intake_queue_bytes, retention_s=settings.cluster_retention_s,
+            ),
             dispatcher=dispatcher,
             evaluator=Evaluator(
                 state=state,
@@ -118,6 +137,7 @@ async def run_hub(
                 prices=settings.gpu_prices,
                 tick_s=settings.tick_s,
                 unready_after_failed_ticks=settings.unready_after_failed_ticks,
+                journal=journal,
             ),
             feed=feed,
             journal=journal,

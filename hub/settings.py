@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.bus import DecisionRetention
 from shared.gpus import GPU_PROFILES
+from shared.messages import CLUSTER_ID_PATTERN
 from shared.settings import CommonSettings
 from shared.web import ServerTLS
 
@@ -65,6 +66,37 @@ class HubSettings(CommonSettings):
         default=512 * 1024 * 1024, ge=1024 * 1024, description="Bytes the decision stream keeps at most"
     )
 
+    # Trust boundary (docs/operations.md, "Abuse and admission"): which clusters count, how many,
+    # how late or early a message may be, and how much the intake may hold.
+    clusters: list[str] | None = Field(
+        default=None,
+        description="Allow-list of cluster ids (JSON list or comma-separated); None: admit each new cluster on its "
+        "first valid report, up to max_clusters",
+    )
+    max_clusters: int = Field(default=256, ge=1, le=100_000, description="Clusters the hub keeps at most")
+    max_workloads: int = Field(
+        default=20_000, ge=1, le=1_000_000, description="Logical workloads (namespace/name) the hub keeps at most"
+    )
+    cluster_retention_s: float = Field(
+        default=3600.0, gt=0, description="A cluster silent this long is forgotten and its slot freed"
+    )
+    max_clock_skew_s: float = Field(
+        default=30.0, gt=0, le=3600, description="A report or result dated further ahead of the hub's clock is refused"
+    )
+    intake_queue_size: int = Field(
+        default=10_000, ge=10, description="Telemetry messages from not-yet-admitted subjects waiting for validation"
+    )
+    intake_queue_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024 * 1024, description="Bytes of such messages waiting, at most"
+    )
+    issued_commands_kept: int = Field(
+        default=100_000, ge=100, description="Command ids remembered so a result can be checked against them"
+    )
+    drift_backoff_base_s: float = Field(
+        default=5.0, gt=0, description="Re-sending the same target to a cluster that did not keep it: first pause"
+    )
+    drift_backoff_cap_s: float = Field(default=300.0, gt=0, description="... doubling up to this pause")
+
     # API authentication: bearer tokens with roles (hub/web/auth.py). No source configured: auth is off.
     auth_tokens_file: FilePath | None = Field(default=None, description="YAML list of {name, role, token}")
     auth_tokens_dir: DirectoryPath | None = Field(
@@ -87,6 +119,21 @@ class HubSettings(CommonSettings):
     tls_client_ca_file: FilePath | None = Field(
         default=None, description="PEM CA bundle; when set, clients must present a certificate it signed (mTLS)"
     )
+
+    @field_validator("clusters", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [c.strip() for c in value.split(",") if c.strip()]
+        return value
+
+    @field_validator("clusters")
+    @classmethod
+    def _cluster_ids(cls, ids: list[str] | None) -> list[str] | None:
+        for cid in ids or ():
+            if not CLUSTER_ID_PATTERN.match(cid):
+                raise ValueError(f"{cid!r} is not a cluster id ({CLUSTER_ID_PATTERN.pattern})")
+        return ids
 
     @field_validator("auth_open_paths")
     @classmethod

@@ -122,6 +122,8 @@ class Intent:
         if self.result.status is not ResultStatus.APPLIED:
             return Phase.REFUSED
         return Phase.SEEN if self.seen else Phase.APPLIED_UNSEEN
+    attempts: int = 1
+    """Sends of this same target in a row: above 1, the cluster applied it and then drifted away."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +176,8 @@ class FleetState:
     _unseen: dict[str, set[str]] = field(default_factory=dict)
     """Cluster id -> workload keys whose intent there is applied and not yet seen (``Phase.APPLIED_UNSEEN``),
     so a report looks only at those."""
+    _workload_refs: dict[str, int] = field(default_factory=dict)
+    """Workload key -> how many clusters' latest reports carry it (the hub's bound counts keys)."""
 
     # --- writers ------------------------------------------------------------------------------
 
@@ -182,11 +186,30 @@ class FleetState:
         previous = self._reports.get(report.cluster_id)
         if previous is not None and report.sent_at < previous[0].sent_at:
             return False  # re-ordered or replayed: the latest report wins
+        if previous is not None:
+            self._count_workloads(previous[0], -1)
+        self._count_workloads(report, +1)
         self._reports[report.cluster_id] = (report, time.monotonic() if now is None else now)
         waiting = self._unseen.pop(report.cluster_id, set())
         for workload_key in waiting:
             self._mark_if_seen(workload_key, report)
         return True
+
+    def forget(self, cluster_id: str) -> None:
+        """Drop a cluster, its report and the hub's intents for it (a cluster silent past retention)."""
+        previous = self._reports.pop(cluster_id, None)
+        if previous is not None:
+            self._count_workloads(previous[0], -1)
+        for key in [k for k in self._intents if k[1] == cluster_id]:
+            del self._intents[key]
+
+    def _count_workloads(self, report: TelemetryReport, delta: int) -> None:
+        for w in report.workloads:
+            n = self._workload_refs.get(w.workload.key, 0) + delta
+            if n > 0:
+                self._workload_refs[w.workload.key] = n
+            else:
+                self._workload_refs.pop(w.workload.key, None)
 
     def record_intent(self, workload_key: str, cluster_id: str, intent: Intent) -> None:
         self._intents[(workload_key, cluster_id)] = intent
@@ -223,7 +246,37 @@ class FleetState:
         else:
             self._intents[key] = dataclasses.replace(intent, seen=True)
 
+    def restore_intent(self, workload_key: str, cluster_id: str, previous: Intent | None) -> None:
+        """Put back the intent a command replaced, when that command was never published."""
+        if previous is None:
+            self._intents.pop((workload_key, cluster_id), None)
+        else:
+            self._intents[(workload_key, cluster_id)] = previous
+
     # --- readers ------------------------------------------------------------------------------
+
+    def has_cluster(self, cluster_id: str) -> bool:
+        return cluster_id in self._reports
+
+    @property
+    def cluster_count(self) -> int:
+        return len(self._reports)
+
+    def has_workload(self, key: str) -> bool:
+        return key in self._workload_refs
+
+    @property
+    def workload_count(self) -> int:
+        return len(self._workload_refs)
+
+    def intent(self, workload_key: str, cluster_id: str) -> Intent | None:
+        return self._intents.get((workload_key, cluster_id))
+
+    def silent_clusters(self, *, older_than_s: float, now: float | None = None) -> list[str]:
+        """Clusters whose last report arrived more than ``older_than_s`` ago."""
+        now = time.monotonic() if now is None else now
+        return [cid for cid, (_, received_at) in self._reports.items() if now - received_at > older_than_s]
+
 
     def is_stale(self, report: TelemetryReport, received_at: float, now: float) -> bool:
         return now - received_at > self.stale_after_intervals * report.interval_s

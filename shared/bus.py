@@ -180,23 +180,31 @@ async def _stop_watch(watch: KeyValue.KeyWatcher) -> None:
     finally:
         if feeder is not None and not feeder.done():
             feeder.cancel()
+@dataclass
+class BusStats:
+    """What the connection dropped on its own."""
+
+    slow_consumer_drops: int = 0
+    """Messages nats-py discarded because a subscription's buffer was full."""
 
 
 class Bus:
     """A connected NATS client plus the project's JetStream topology."""
 
-    def __init__(self, nc: Client, options: BusOptions) -> None:
+    def __init__(self, nc: Client, options: BusOptions, stats: BusStats | None = None) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.options = options
+        self.stats = stats or BusStats()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     @classmethod
     @asynccontextmanager
     async def connect(cls, options: BusOptions) -> AsyncIterator[Bus]:
-        nc = await _connect_with_retry(options)
-        bus = cls(nc, options)
+        stats = BusStats()
+        nc = await _connect_with_retry(options, stats)
+        bus = cls(nc, options, stats)
         try:
             yield bus
         finally:
@@ -291,6 +299,36 @@ class Bus:
 
     async def publish(self, subject: str, message: WireModel) -> None:
         await self.nc.publish(subject, message.to_bytes())
+
+    async def hand_off(
+        self,
+        subject: str,
+        put: Callable[[str, bytes], None],
+        *,
+        pending_msgs_limit: int = 65_536,
+        pending_bytes_limit: int = 16 * 1024 * 1024,
+    ) -> None:
+        """Hand every message on ``subject`` to ``put`` (which must not block), unvalidated, until cancelled.
+
+        For a consumer that queues messages itself (the hub's bounded inbox). NB: a callback, not
+        ``sub.messages``: nats-py's iterator makes a task per message and moves one per turn of
+        the event loop, so under a flood its buffer overflowed; the callback drains the buffer in
+        one go. The client's own buffer is bounded too: past it nats-py drops messages and reports
+        a slow consumer, counted in ``stats.slow_consumer_drops``.
+        """
+
+        async def on_message(msg: Msg) -> None:
+            put(msg.subject, msg.data)
+
+        sub = await self.nc.subscribe(
+            subject, cb=on_message, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=pending_bytes_limit
+        )
+        try:
+            await asyncio.Future()  # until cancelled: the subscription lives as long as this task
+        finally:
+            if not self.nc.is_closed:
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
 
     async def messages(
         self,
@@ -441,8 +479,15 @@ class Bus:
                 await self._back_off(f"durable consumer {durable}", e, attempt)
 
 
-async def _connect_with_retry(options: BusOptions) -> Client:
+async def _connect_with_retry(options: BusOptions, stats: BusStats) -> Client:
     async def on_error(e: Exception) -> None:
+        if isinstance(e, nats.errors.SlowConsumerError):
+            # One per dropped message during a flood: count them, log a few.
+            stats.slow_consumer_drops += 1
+            if stats.slow_consumer_drops in (1, 10, 100) or stats.slow_consumer_drops % 10_000 == 0:
+                logger.warning("NATS dropped %d messages for slow consumers so far (%r)",
+                               stats.slow_consumer_drops, e)
+            return
         logger.warning("NATS error: %r", e)
 
     holder: list[Client] = []

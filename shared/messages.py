@@ -22,22 +22,106 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
 
 PROTOCOL_VERSION = 1
 """Major version of the wire protocol spoken by this code."""
+
+# --- bounds (docs/protocol.md, "Bounds", states the same numbers) ---------------------------------
+# Every number on the wire is finite and bounded, every string and list is length-limited: one
+# message must not be able to overflow the hub's arithmetic, its JSON encoder or its memory.
+
+MAX_REPLICAS = 100_000
+"""Replicas of one workload (or one of its GPU types) in one cluster; also the API's max_replicas."""
+MAX_GPUS_PER_REPLICA = 256
+MAX_NODE_GPUS = 1024
+"""GPUs one node reports (capacity, allocatable, free)."""
+MAX_INTERVAL_S = 600.0
+MIN_INTERVAL_S = 0.01
+MAX_DURATION_S = 86_400.0
+"""Latencies and sample windows: a day."""
+MAX_QUEUE = 10_000_000.0
+"""Requests waiting or running, totalled over a workload's replicas in one cluster."""
+MAX_RATE_PER_S = 1e9
+"""Requests or tokens per second."""
+MAX_BYTES = float(2**50)
+MAX_POWER_W = 100_000.0
+MAX_LOAD_RATIO = 1_000.0
+"""CPU and memory use as a ratio of the pods' requests (may exceed 1, not without limit)."""
+MAX_SEQUENCE = 2**63 - 1
+MAX_NODES = 10_000
+MAX_WORKLOADS_PER_REPORT = 5_000
+MAX_VARIANTS = 32
+MAX_GPU_SAMPLES = 4_096
+MAX_LABELS = 256
+MAX_REASONS = 64
+MAX_GPU_TYPES = 32
+MAX_NAME = 253
+MAX_TYPE = 63
+MAX_TEXT = 1_024
+MAX_ERROR = 4_096
 
 _TOKEN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 ClusterId = Annotated[str, StringConstraints(pattern=_TOKEN)]
 """A cluster id doubles as a NATS subject token, so it is a DNS-label-like lower-case string."""
 
-KubeName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
-Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Count = Annotated[int, Field(ge=0)]
+KubeName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+GpuType = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TYPE)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317)]
+"""A Kubernetes label key: an optional 253-character prefix, '/', and a 63-character name."""
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_TYPE)]
+
+
+def _bounded_float(lo: float, hi: float) -> Any:
+    """A finite JSON number in [lo, hi]; a numeric string is refused (strict)."""
+    return Annotated[float, Strict(), Field(ge=lo, le=hi, allow_inf_nan=False)]
+
+
+def _bounded_int(hi: int) -> Any:
+    """A JSON integer in [0, hi]: not 3.0, not "3" (strict)."""
+    return Annotated[int, Strict(), Field(ge=0, le=hi)]
+
+
+Ratio = _bounded_float(0.0, 1.0)
+LoadRatio = _bounded_float(0.0, MAX_LOAD_RATIO)
+Seconds = _bounded_float(0.0, MAX_DURATION_S)
+Queue = _bounded_float(0.0, MAX_QUEUE)
+Rate = _bounded_float(0.0, MAX_RATE_PER_S)
+Bytes = _bounded_float(0.0, MAX_BYTES)
+Watts = _bounded_float(0.0, MAX_POWER_W)
+Replicas = _bounded_int(MAX_REPLICAS)
+GpusPerReplica = _bounded_int(MAX_GPUS_PER_REPLICA)
+NodeGpus = _bounded_int(MAX_NODE_GPUS)
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Refuse what pydantic would otherwise read as a time: epoch numbers, numeric strings, naive times."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.match(value):
+        return value
+    raise ValueError("must be an RFC 3339 time with a zone, such as 2026-11-22T12:00:00Z")
+
+
+WireTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""A time with a zone. Naive times could not be compared with zoned ones (the hub crashed on it)."""
 
 
 def utcnow() -> datetime:
@@ -45,14 +129,28 @@ def utcnow() -> datetime:
 
 
 class WireModel(BaseModel):
-    """Base of every wire message: frozen, open-world inbound, orjson on the wire."""
+    """Base of every wire message: frozen, open-world inbound, finite, orjson on the wire."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, allow_inf_nan=False)
+
+    wire_required: ClassVar[tuple[str, ...]] = ("protocol_version", "type")
+    """Fields a message read from the wire must carry, although Python code may leave them to their
+    defaults; the published JSON Schemas list them as required."""
 
     protocol_version: int = Field(
         default=PROTOCOL_VERSION,
+        strict=True,
         description="Major protocol version. Receivers reject versions they do not know.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wire_fields_present(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get("wire") and isinstance(data, dict):
+            missing = [f for f in cls.wire_required if f not in data]
+            if missing:
+                raise ValueError(f"{missing[0]}: required on the wire")
+        return data
 
     @model_validator(mode="after")
     def _known_version(self) -> Self:
@@ -68,13 +166,14 @@ class WireModel(BaseModel):
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> Self:
-        return cls.model_validate_json(data)
+        """Read a message from the wire: every field in ``wire_required`` must be present."""
+        return cls.model_validate_json(data, context={"wire": True})
 
 
 class Part(BaseModel):
-    """Base of nested (non-top-level) parts: frozen and open-world like the messages."""
+    """Base of nested (non-top-level) parts: frozen, open-world and finite like the messages."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
 
 # --- telemetry -----------------------------------------------------------------------------------
@@ -103,30 +202,32 @@ class GpuNode(Part):
     """One node's GPUs, as the cluster's inventory sees them."""
 
     node: KubeName
-    gpu_product: str = Field(description="Value of the node's nvidia.com/gpu.product label, e.g. NVIDIA-H100-80GB-HBM3")
-    gpu_type: str = Field(description="Normalised short GPU type used for placement and prices, e.g. H100")
-    capacity_gpus: Count
-    allocatable_gpus: Count
-    free_gpus: Count = Field(description="Allocatable minus GPUs requested by running or pending pods")
+    gpu_product: Name = Field(
+        description="Value of the node's nvidia.com/gpu.product label, e.g. NVIDIA-H100-80GB-HBM3"
+    )
+    gpu_type: GpuType = Field(description="Normalised short GPU type used for placement and prices, e.g. H100")
+    capacity_gpus: NodeGpus
+    allocatable_gpus: NodeGpus
+    free_gpus: NodeGpus = Field(description="Allocatable minus GPUs requested by running or pending pods")
 
 
 class GpuSample(Part):
     """One GPU serving the workload. Any field may be missing (null)."""
 
-    gpu_id: str = Field(description="GPU UUID, or node/index when the UUID is unknown")
-    node: str | None = None
+    gpu_id: Name = Field(description="GPU UUID, or node/index when the UUID is unknown")
+    node: Name | None = None
     utilization_ratio: Ratio | None = None
-    memory_used_bytes: NonNegative | None = None
-    memory_total_bytes: NonNegative | None = None
-    power_w: NonNegative | None = None
+    memory_used_bytes: Bytes | None = None
+    memory_total_bytes: Bytes | None = None
+    power_w: Watts | None = None
 
 
 class Percentiles(Part):
     """Latency percentiles over the spoke's window, in seconds. Any may be missing."""
 
-    p50_s: NonNegative | None = None
-    p95_s: NonNegative | None = None
-    p99_s: NonNegative | None = None
+    p50_s: Seconds | None = None
+    p95_s: Seconds | None = None
+    p99_s: Seconds | None = None
 
     def at(self, percentile: Literal["p50", "p95", "p99"]) -> float | None:
         return getattr(self, f"{percentile}_s")
@@ -140,20 +241,22 @@ class Samples(Part):
     Queue counts are totals over the workload's replicas in the cluster; ratios are means.
     """
 
-    window_s: NonNegative | None = Field(default=None, description="Length of the window the samples cover")
-    gpus: tuple[GpuSample, ...] = ()
+    window_s: Seconds | None = Field(default=None, description="Length of the window the samples cover")
+    gpus: tuple[GpuSample, ...] = Field(default=(), max_length=MAX_GPU_SAMPLES)
     ttft: Percentiles = Percentiles()
     itl: Percentiles = Percentiles()
     e2e: Percentiles = Percentiles()
-    requests_waiting: NonNegative | None = None
-    requests_running: NonNegative | None = None
+    requests_waiting: Queue | None = None
+    requests_running: Queue | None = None
     kv_cache_usage_ratio: Ratio | None = None
-    request_rate_per_s: NonNegative | None = None
-    prompt_tokens_per_s: NonNegative | None = None
-    generation_tokens_per_s: NonNegative | None = None
-    cpu_utilization_ratio: Annotated[float, Field(ge=0.0)] | None = None
-    memory_utilization_ratio: Annotated[float, Field(ge=0.0)] | None = None
-    missing_reasons: dict[str, str] = Field(default_factory=dict)
+    request_rate_per_s: Rate | None = None
+    prompt_tokens_per_s: Rate | None = None
+    generation_tokens_per_s: Rate | None = None
+    cpu_utilization_ratio: LoadRatio | None = None
+    memory_utilization_ratio: LoadRatio | None = None
+    missing_reasons: dict[Annotated[str, StringConstraints(max_length=MAX_TYPE)], Text] = Field(
+        default_factory=dict, max_length=MAX_REASONS
+    )
 
     @property
     def gpu_utilization_ratio(self) -> float | None:
@@ -165,22 +268,22 @@ class Samples(Part):
 class VariantStatus(Part):
     """Replicas of one workload on one GPU type in one cluster."""
 
-    gpu_type: str
-    desired_replicas: Count
-    ready_replicas: Count
-    gpus_per_replica: Count = 1
+    gpu_type: GpuType
+    desired_replicas: Replicas
+    ready_replicas: Replicas
+    gpus_per_replica: GpusPerReplica = 1
 
 
 class WorkloadReport(Part):
     workload: WorkloadRef
-    desired_replicas: Count
-    ready_replicas: Count
-    gpus_per_replica: Count = Field(default=1, description="nvidia.com/gpu requested per replica")
+    desired_replicas: Replicas
+    ready_replicas: Replicas
+    gpus_per_replica: GpusPerReplica = Field(default=1, description="nvidia.com/gpu requested per replica")
     variants: tuple[VariantStatus, ...] = Field(
-        default=(), description="Replicas split by GPU type; empty when the type is unknown"
+        default=(), max_length=MAX_VARIANTS, description="Replicas split by GPU type; empty when the type is unknown"
     )
     samples: Samples = Samples()
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
 
 
 class TelemetryReport(WireModel):
@@ -188,37 +291,45 @@ class TelemetryReport(WireModel):
 
     type: Literal["telemetry"] = "telemetry"
     cluster_id: ClusterId
-    sequence: Count = Field(description="Monotonic per spoke process; restarts from 0 with the spoke")
-    sent_at: datetime = Field(
-        description="When the spoke started reading the cluster for this report: its contents are at least this fresh"
+    sequence: _bounded_int(MAX_SEQUENCE) = Field(  # type: ignore[valid-type]
+        description="Monotonic per spoke process; restarts from 0 with the spoke"
     )
-    interval_s: Annotated[float, Field(gt=0)] = Field(
+    sent_at: WireTime = Field(
+        description="When the spoke started reading the cluster for this report: its contents are at least this "
+        "fresh. The hub refuses a report dated beyond its clock skew window (HUB_MAX_CLOCK_SKEW_S)"
+    )
+    interval_s: _bounded_float(MIN_INTERVAL_S, MAX_INTERVAL_S) = Field(  # type: ignore[valid-type]
         description="The spoke's report interval; the hub marks the cluster stale after 3 missed"
     )
-    spoke_version: str = ""
-    inventory: tuple[GpuNode, ...] = ()
-    workloads: tuple[WorkloadReport, ...] = ()
+    spoke_version: Annotated[str, StringConstraints(max_length=128)] = ""
+    inventory: tuple[GpuNode, ...] = Field(default=(), max_length=MAX_NODES)
+    workloads: tuple[WorkloadReport, ...] = Field(default=(), max_length=MAX_WORKLOADS_PER_REPORT)
 
 
 # --- commands ------------------------------------------------------------------------------------
+
+CommandId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ReplicasByGpuType = Annotated[dict[GpuType, Replicas], Field(max_length=MAX_GPU_TYPES)]
 
 
 class ScaleCommand(WireModel):
     """Set a workload's replicas in one cluster, absolutely, split by GPU type. Over JetStream."""
 
+    wire_required: ClassVar[tuple[str, ...]] = ("protocol_version", "type", "command_id", "issued_at")
+
     type: Literal["scale"] = "scale"
-    command_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=128)
+    command_id: CommandId = Field(default_factory=lambda: str(uuid.uuid4()))
     cluster_id: ClusterId
     workload: WorkloadRef
-    replicas_by_gpu_type: dict[str, Count] = Field(
+    replicas_by_gpu_type: ReplicasByGpuType = Field(
         description="Absolute replicas per GPU type; a type absent from the map keeps its replicas"
     )
-    gpus_per_replica: Count = 1
-    policy_id: str
-    policy_revision: Count = 0
-    reason: str = ""
-    issued_at: datetime = Field(default_factory=utcnow)
-    deadline: datetime
+    gpus_per_replica: GpusPerReplica = 1
+    policy_id: Name
+    policy_revision: _bounded_int(MAX_SEQUENCE) = 0  # type: ignore[valid-type]
+    reason: Text = ""
+    issued_at: WireTime = Field(default_factory=utcnow)
+    deadline: WireTime
 
     @property
     def total_replicas(self) -> int:
@@ -252,15 +363,17 @@ class ResultReason(StrEnum):
 class CommandResult(WireModel):
     """What became of a command. Over JetStream; published before the command is acknowledged."""
 
+    wire_required: ClassVar[tuple[str, ...]] = ("protocol_version", "type", "command_id", "completed_at")
+
     type: Literal["result"] = "result"
-    command_id: str
+    command_id: CommandId
     cluster_id: ClusterId
     workload: WorkloadRef
     status: ResultStatus
     reason: ResultReason
-    observed_replicas_by_gpu_type: dict[str, Count] = Field(default_factory=dict)
-    error: str | None = None
-    completed_at: datetime = Field(default_factory=utcnow)
+    observed_replicas_by_gpu_type: ReplicasByGpuType = Field(default_factory=dict)
+    error: Annotated[str, StringConstraints(max_length=MAX_ERROR)] | None = None
+    completed_at: WireTime = Field(default_factory=utcnow)
 
 
 M = TypeVar("M", bound=WireModel)
@@ -268,10 +381,17 @@ M = TypeVar("M", bound=WireModel)
 CLUSTER_ID_PATTERN = re.compile(_TOKEN)
 
 
+def json_schema(model: type[WireModel]) -> dict[str, Any]:
+    """The model's JSON Schema as a receiver reads it: ``wire_required`` fields are required."""
+    schema = model.model_json_schema(mode="validation")
+    schema["required"] = list(dict.fromkeys([*model.wire_required, *schema.get("required", ())]))
+    return schema
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schema of every wire message, keyed by file stem (published in docs/protocol/)."""
     return {
-        "telemetry-report": TelemetryReport.model_json_schema(mode="validation"),
-        "scale-command": ScaleCommand.model_json_schema(mode="validation"),
-        "command-result": CommandResult.model_json_schema(mode="validation"),
+        "telemetry-report": json_schema(TelemetryReport),
+        "scale-command": json_schema(ScaleCommand),
+        "command-result": json_schema(CommandResult),
     }

@@ -4,7 +4,14 @@ A command is sent only when a cluster's target differs from what the hub last as
 what the cluster already reports. Each carries absolute replicas for every GPU type the workload has
 there (types it leaves are set to 0), a fresh id that doubles as the JetStream message id, and a
 deadline. A rejected command is not re-sent with the same target for ``retry_after_reject_s``, so a
-permanent refusal (a conflicting HPA) does not become a command storm.
+permanent refusal (a conflicting HPA) does not become a command storm. A target the cluster applied
+and then drifted away from (something else scales the workload back) is re-sent with an exponential
+back-off (``HUB_DRIFT_BACKOFF_BASE_S`` doubling up to ``HUB_DRIFT_BACKOFF_CAP_S``), counted and
+noted on the decision, instead of once a tick.
+
+Results are checked before they count: the cluster in the message must be the subject's, the
+command must be one the hub issued to that cluster for that workload (``hub.control.ledger``), and
+``completed_at`` must not be ahead of the hub's clock. Anything else is counted and dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from hub.control.admission import Admission
+from hub.control.ledger import IssuedCommands
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policy.model import Policy
@@ -48,6 +57,10 @@ class Dispatcher:
         *,
         deadline_s: float,
         retry_after_reject_s: float = 30.0,
+        drift_backoff_base_s: float = 5.0,
+        drift_backoff_cap_s: float = 300.0,
+        ledger: IssuedCommands | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.bus = bus
         self.state = state
@@ -55,6 +68,37 @@ class Dispatcher:
         self.metrics = metrics
         self.deadline_s = deadline_s
         self.retry_after_reject_s = retry_after_reject_s
+        self.drift_backoff_base_s = drift_backoff_base_s
+        self.drift_backoff_cap_s = drift_backoff_cap_s
+        self.ledger = ledger or IssuedCommands()
+        self.max_clock_skew_s = admission.max_clock_skew_s if admission is not None else 30.0
+        self._attempts: dict[str, int] = {}
+        """Command id -> its send number for the same target (above 1: a drift re-send), until sent."""
+        self.notes: dict[str, str] = {}
+        """Command id -> a note for its decision (drift re-sends); the evaluator takes them."""
+
+    def withdraw(self, command_id: str) -> None:
+        """Forget a command built but not to be sent (its decision could not be journalled)."""
+        self._attempts.pop(command_id, None)
+        self.notes.pop(command_id, None)
+
+    def drift_pause_s(self, attempts: int) -> float:
+        """The pause before the next send of a target already sent ``attempts`` times in a row."""
+        return min(self.drift_backoff_cap_s, self.drift_backoff_base_s * 2 ** min(attempts - 1, 30))
+
+    def drift_attempt(self, view: WorkloadView, cluster_id: str, target: Mapping[str, int]) -> int | None:
+        """For a target the cluster applied and no longer runs: this send's number, or None while it
+        must wait. 1 when it is not such a re-send."""
+        last = self.state.intent(view.key, cluster_id)
+        if last is None or dict(last.replicas_by_gpu_type) != dict(target) or last.result is None \
+                or last.result.status is not ResultStatus.APPLIED:
+            return 1
+        since = time.monotonic() - last.sent_monotonic
+        if since > 2 * self.drift_backoff_cap_s:
+            return 2  # long since the last send: a new drift, not the same one
+        if since < self.drift_pause_s(last.attempts):
+            return None
+        return last.attempts + 1
 
     def needs_command(
         self, snapshot: FleetSnapshot, view: WorkloadView, cluster_id: str, target: Mapping[str, int]
@@ -84,7 +128,10 @@ class Dispatcher:
                 continue  # a cluster that never reported this workload cannot be asked to scale it
             if not self.needs_command(snapshot, view, cluster_id, target):
                 continue
-            out.append(ScaleCommand(
+            attempt = self.drift_attempt(view, cluster_id, target)
+            if attempt is None:
+                continue  # drifted again: wait out the back-off before asking once more
+            command = ScaleCommand(
                 cluster_id=cluster_id,
                 workload=WorkloadRef(
                     namespace=report.workload.namespace,
@@ -98,7 +145,15 @@ class Dispatcher:
                 reason=reason,
                 issued_at=now,
                 deadline=now + timedelta(seconds=self.deadline_s),
-            ))
+            )
+            if attempt > 1:
+                self._attempts[command.command_id] = attempt
+                observed = {v.gpu_type: v.desired_replicas for v in report.variants} or report.desired_replicas
+                self.notes[command.command_id] = (
+                    f"drift: {cluster_id} applied {dict(target)} but reports {observed}; re-sent (attempt "
+                    f"{attempt}), the next re-send waits {self.drift_pause_s(attempt):.0f}s"
+                )
+            out.append(command)
         return out
 
     async def send(self, commands: list[ScaleCommand]) -> list[str]:
@@ -111,19 +166,29 @@ class Dispatcher:
         return [c.command_id for c, ok in zip(commands, outcomes, strict=True) if ok]
 
     async def _send_one(self, command: ScaleCommand) -> bool:
+        key, cluster_id = command.workload.key, command.cluster_id
+        attempts = self._attempts.pop(command.command_id, 1)
+        # Known before it is published: its result may come back before the publish ack does.
+        previous = self.state.intent(key, cluster_id)
+        self.ledger.add(command.command_id, cluster_id, key)
+        self.state.record_intent(key, cluster_id, Intent(
+            command.command_id, dict(command.replicas_by_gpu_type), command.issued_at, time.monotonic(),
+            attempts=attempts,
+        ))
         try:
             await self.bus.publish_command(command)
         except BusUnavailable as e:
-            logger.warning("command for %s on %s not sent (%s); will retry next tick",
-                           command.workload.key, command.cluster_id, e)
+            self.state.restore_intent(key, cluster_id, previous)
+            self.ledger.discard(command.command_id)
+            self.notes.pop(command.command_id, None)
+            logger.warning("command for %s on %s not sent (%s); will retry next tick", key, cluster_id, e)
             return False
-        self.state.record_intent(
-            command.workload.key,
-            command.cluster_id,
-            Intent(command.command_id, dict(command.replicas_by_gpu_type), command.issued_at, time.monotonic()),
-        )
-        self.metrics.commands.labels(command.cluster_id).inc()
-        logger.debug("sent %s to %s: %s (%s)", command.command_id, command.cluster_id,
+        self.metrics.commands.labels(cluster_id).inc()
+        if attempts > 1:
+            self.metrics.drift_resends.labels(cluster_id).inc()
+            logger.warning("%s on %s: re-sent %s (attempt %d): the cluster applied it and drifted away",
+                           key, cluster_id, command.replicas_by_gpu_type, attempts)
+        logger.debug("sent %s to %s: %s (%s)", command.command_id, cluster_id,
                      command.replicas_by_gpu_type, command.reason)
         return True
 
@@ -141,8 +206,24 @@ class Dispatcher:
             model=CommandResult,
             on_invalid=on_invalid,
         ):
-            self.on_result(delivery.model)
-            await delivery.ack()
+            if reason := self.refusal(delivery.msg.subject, delivery.model):
+                self.metrics.refused.labels("result", reason).inc()
+                logger.warning("refused result %s from %s (%s)", delivery.model.command_id,
+                               delivery.model.cluster_id, reason)
+            else:
+                self.on_result(delivery.model)
+            await delivery.ack()  # refused or not, it is done: retrying it cannot change the answer
+
+    def refusal(self, subject: str, result: CommandResult) -> str | None:
+        """Why the result must not count (None: it answers a command the hub sent that cluster)."""
+        if subjects.cluster_of(subject) != result.cluster_id:
+            return "subject_mismatch"
+        if result.completed_at > datetime.now(UTC) + timedelta(seconds=self.max_clock_skew_s):
+            return "future"  # kept, it would make the hub trust the applied counts over telemetry forever
+        intent = self.state.intent(result.workload.key, result.cluster_id)
+        if (intent is None or intent.command_id != result.command_id) and not self.ledger.answers(result):
+            return "unknown_command"
+        return None
 
     def on_result(self, result: CommandResult) -> None:
         intent = self.state.record_result(result)

@@ -5,7 +5,9 @@ owns the bus. A tick that fails is logged and counted, and the next one runs: th
 dies of one bad tick (a transient error must not stop the fleet's autoscaling). But it does not fail
 quietly either: after ``unready_after_failed_ticks`` failures in a row, ``problems()`` says so and the
 hub's ``/readyz`` fails with it, until a tick succeeds again.
-Dry-run policies are evaluated and recorded, but no command is sent for them.
+Dry-run policies are evaluated and recorded, but no command is sent for them. A decision that sends
+commands is journalled durably first (``DecisionJournal.store``); only then do its commands go out, so
+every applied command is in the decision history even if the hub dies in between.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 
 from hub.control.dispatch import Dispatcher
 from hub.control.planner import Planner
+from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
 from hub.metrics import HubMetrics
@@ -40,6 +43,7 @@ class Evaluator:
         prices: Mapping[str, float],
         tick_s: float,
         unready_after_failed_ticks: int = 3,
+        journal: DecisionJournal | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -47,6 +51,9 @@ class Evaluator:
         self.decisions = decisions
         self.metrics = metrics
         self.tick_s = tick_s
+        self.journal = journal
+        self.decisions_added: set[str] = set()
+        """None only in tests without a bus: then commands go out without waiting for the history."""
         # Half a tick for the joint placement solve (its deadline holds: hub.placement.solver).
         self.planner = Planner(prices, time_limit_s=tick_s / 2)
         self.unready_after_failed_ticks = unready_after_failed_ticks
@@ -85,7 +92,7 @@ class Evaluator:
                         and last.placement_after == placement_json(result.placement):
                     continue  # dry-run: the same recommendation as last tick is not news
             commands += mine
-            notes = list(result.notes)
+            notes = list(result.notes) + [n for c in mine if (n := self.dispatcher.notes.pop(c.command_id, None))]
             if view.stale_clusters:
                 notes.insert(0, f"stale clusters excluded, their share re-placed: {', '.join(view.stale_clusters)}")
             pending.append(Decision(
@@ -104,15 +111,25 @@ class Evaluator:
                 commands=[c.command_id for c in mine],
                 audit=None if rec.audit is None else rec.audit.to_json(),
             ))
+        commands = await self._journal_first(pending, commands)
         sent = set(await self.dispatcher.send(commands)) if commands else set()
         made = []
         for draft in pending:
-            decision = draft.with_commands(c for c in draft.commands if c in sent)
+            planned = draft.commands
+            decision = draft.with_commands(c for c in planned if c in sent)
+            shown = decision.id in self.decisions_added
             if decision.mode == "enforce" and not decision.commands:
+                if shown:
+                    # Journalled and shown already: its stored revision must not claim commands.
+                    decision = decision.model_copy(update={"notes": [
+                        *decision.notes, "no command went out (bus unavailable); decided again next tick"]})
+                    self.decisions.add(decision)
                 continue  # nothing went out (bus down): decided again next tick
-            self.decisions.add(decision)
+            if not shown or decision.commands != planned:
+                self.decisions.add(decision)  # (again, when some of its commands did not go out)
             self.metrics.count_decision(decision)
             made.append(decision)
+        self.decisions_added.clear()
         self.metrics.record_tick(snapshot, plans, self.planner.prices)
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
@@ -133,6 +150,26 @@ class Evaluator:
             logger.info("evaluation tick succeeded after %d failed ones", self.failed_in_a_row)
         self.failed_in_a_row = 0
         self.last_error = None
+
+    async def _journal_first(self, pending: list[Decision], commands: list[ScaleCommand]) -> list[ScaleCommand]:
+        """Store the decisions that send commands, then list only the commands of those stored.
+
+        A stored decision is added to the log before its commands go out, so a result that comes
+        back at once finds it.
+        """
+        deciding = [d for d in pending if d.commands]
+        if self.journal is None or not deciding:
+            return commands
+        stored = await self.journal.store(deciding)
+        for decision in deciding:
+            if decision.id in stored:
+                self.decisions.add(decision)
+                self.decisions_added.add(decision.id)
+        ok = {c for d in deciding if d.id in stored for c in d.commands}
+        for c in commands:
+            if c.command_id not in ok:
+                self.dispatcher.withdraw(c.command_id)
+        return [c for c in commands if c.command_id in ok]
 
     async def run(self) -> None:
         next_at = time.monotonic()

@@ -6,10 +6,13 @@ serves, on the subject
 ``fleetscale.v1.decisions.<id>``. The stream keeps one message per subject, so the last revision of
 each decision wins and nothing needs merging on replay.
 
-Recording never waits for NATS: ``record`` only queues the record, and the ``run`` task publishes in
-the background. Revisions of one record that queue up while NATS is slow are coalesced (each is the
-whole record, so only the newest matters). A failed publish is counted, logged and retried; beyond
-``max_pending`` records the oldest are dropped and counted, so an outage cannot grow memory forever.
+A decision that sends commands is stored *before* its commands go out (``store``, which waits for
+JetStream's ack): a hub that dies in between leaves a decision whose commands never went, never a
+command that no decision explains. Every other change never waits for NATS: ``record`` only queues
+the record, and the ``run`` task publishes in the background. Revisions of one record that queue up
+while NATS is slow are coalesced (each is the whole record, so only the newest matters). A failed
+publish is counted, logged and retried; beyond ``max_pending`` records the oldest are dropped and
+counted, so an outage cannot grow memory forever.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hashlib
 import logging
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision
@@ -50,6 +54,8 @@ class DecisionJournal:
         self.publish_timeout_s = publish_timeout_s
         self.flush_timeout_s = flush_timeout_s
         self._pending: dict[str, Decision] = {}
+        self._stored: dict[str, bytes] = {}
+        """Decision id -> the payload ``store`` just made durable, so ``record`` need not send it again."""
         self._wake = asyncio.Event()
         self.failures = 0
 
@@ -83,6 +89,35 @@ class DecisionJournal:
         return len(records)
 
     # --- write ------------------------------------------------------------------------------
+
+    async def store(self, decisions: list[Decision]) -> set[str]:
+        """Make these records durable now, each waiting for its JetStream ack; the ids that were stored.
+
+        The evaluator calls it before publishing the records' commands, and withholds the commands
+        of any record that was not stored (it decides again next tick).
+        """
+        stored: set[str] = set()
+        for i in range(0, len(decisions), self.concurrency):
+            chunk = decisions[i : i + self.concurrency]
+            payloads = [(d, data) for d in chunk if (data := self._payload(d)) is not None]
+            outcomes = await asyncio.gather(*(self._publish(d, data) for d, data in payloads))
+            for (decision, data), outcome in zip(payloads, outcomes, strict=True):
+                if outcome is None:
+                    stored.add(decision.id)
+                    self._stored[decision.id] = data
+        if len(self._stored) > self.max_pending:  # records stored but never recorded after: forget the oldest
+            for old in list(self._stored)[: len(self._stored) - self.max_pending]:
+                del self._stored[old]
+        return stored
+
+    def _payload(self, decision: Decision) -> bytes | None:
+        try:
+            return decision.model_dump_json().encode()
+        except (PydanticSerializationError, TypeError, ValueError) as e:
+            # NB: a record that cannot be encoded once killed this task, and the hub with it.
+            self.metrics.journal_failures.labels("dropped").inc()
+            logger.error("decision %s not stored: it cannot be encoded (%s)", decision.id, e)
+            return None
 
     def record(self, decision: Decision) -> None:
         """Queue the record's current state for publishing; never blocks (a ``DecisionLog`` listener)."""
@@ -123,8 +158,10 @@ class DecisionJournal:
         delay = 0.0
         for i in range(0, len(items), self.concurrency):
             chunk = items[i : i + self.concurrency]
-            # A record is frozen: a change while its publish is in flight is a new record, queued on its own.
-            payloads = [(d, d.model_dump_json().encode()) for d in chunk]
+            # Serialise now, in one go: the record may change again while its publish is in flight,
+            # and that change is queued on its own.
+            payloads = [(d, data) for d in chunk if (data := self._payload(d)) is not None
+                        and self._stored.pop(d.id, None) != data]  # not what ``store`` just stored
             outcomes = await asyncio.gather(*(self._publish(d, data) for d, data in payloads))
             for (decision, _), outcome in zip(payloads, outcomes, strict=True):
                 if outcome is None:

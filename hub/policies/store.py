@@ -77,6 +77,12 @@ class PolicyExists(PolicyError):
     """Create of an id that exists."""
 
 
+class PolicyUnstorable(PolicyError):
+    """The policy would not read back as written (a value JSON cannot hold): refused, never half-stored."""
+
+    status = 400
+
+
 class RevisionConflict(PolicyError):
     """The caller's revision is not the current one: someone changed the policy since it read it."""
 
@@ -95,12 +101,30 @@ class Stored:
     updated_at: datetime | None = None
 
 
+def _storable(policy: Policy) -> dict[str, Any]:
+    """The policy as stored, checked to read back as the same policy.
+
+    NB: a policy the store wrote but could not read back (NaN stored as null) answered 201, then
+    vanished from the hub, and after a restart its id answered 404 to GET and 409 to POST.
+    """
+    body = policy.model_dump(mode="json", exclude={"revision"})
+    try:
+        same = Policy.model_validate(orjson.loads(orjson.dumps(body))).model_dump(exclude={"revision"}) == \
+            policy.model_dump(exclude={"revision"})
+    except (ValidationError, orjson.JSONEncodeError) as e:
+        raise PolicyUnstorable(policy.id, "policy cannot be stored", field="body", message=str(e)) from None
+    if not same:
+        raise PolicyUnstorable(policy.id, "policy cannot be stored", field="body",
+                               message="it would not read back as written")
+    return body
+
+
 def _encode(policy: Policy, source: Source, actor: str | None, created_at: datetime | None, now: datetime) -> bytes:
     # The times travel in the value because KV history is bounded: the first revision may be gone.
     return orjson.dumps({"source": source.value, "updated_by": actor,
                          "created_at": None if created_at is None else created_at.isoformat(),
                          "updated_at": now.isoformat(),
-                         "policy": policy.model_dump(mode="json", exclude={"revision"})})
+                         "policy": _storable(policy)})
 
 
 def _time(value: object) -> datetime | None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic.alias_generators import to_camel
 
 from hub.policy.behavior import Behavior, PolicyType, ScalingPolicy, ScalingRules, SelectPolicy
+from shared.messages import MAX_RATE_PER_S, MAX_REPLICAS
 
 PolicyId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
@@ -30,7 +31,10 @@ so it is the HPA ``Pods`` policy ``{value: max_scale_change, periodSeconds: 15}`
 
 class Spec(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True, use_enum_values=False
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True, use_enum_values=False,
+        # NaN and infinities (also as the strings "NaN", "inf") are refused: JSON cannot store them, so a
+        # stored policy came back with null in their place and the hub ignored it.
+        allow_inf_nan=False,
     )
 
 
@@ -79,8 +83,12 @@ class Targets(Spec):
 
 
 class ClusterBounds(Spec):
-    min_replicas: int = Field(default=0, ge=0, description="At least this many in the cluster (when it is fresh)")
-    max_replicas: int | None = Field(default=None, ge=0, description="At most this many in the cluster")
+    min_replicas: int = Field(
+        default=0, ge=0, le=MAX_REPLICAS, description="At least this many in the cluster (when it is fresh)"
+    )
+    max_replicas: int | None = Field(
+        default=None, ge=0, le=MAX_REPLICAS, description="At most this many in the cluster"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Self:
@@ -90,8 +98,10 @@ class ClusterBounds(Spec):
 
 
 class Bounds(Spec):
-    min_replicas: int = Field(default=1, ge=0, description="Total across clusters; 0 needs scale_to_zero")
-    max_replicas: int = Field(default=10, ge=1, description="Total across clusters")
+    min_replicas: int = Field(
+        default=1, ge=0, le=MAX_REPLICAS, description="Total across clusters; 0 needs scale_to_zero"
+    )
+    max_replicas: int = Field(default=10, ge=1, le=MAX_REPLICAS, description="Total across clusters")
     per_cluster: dict[str, ClusterBounds] = Field(default_factory=dict, description="By cluster id")
     max_cost_per_hour: float | None = Field(
         default=None, gt=0, allow_inf_nan=False,
@@ -152,12 +162,14 @@ class SignalSpec(Spec):
     """One signal and its target. Each gives a replica proposal; the engine takes the max."""
 
     metric: Metric
-    target: float = Field(gt=0, description="In the metric's unit: percent 0-100, seconds, or per replica")
+    target: float = Field(
+        gt=0, le=MAX_RATE_PER_S, description="In the metric's unit: percent 0-100, seconds, or per replica"
+    )
     percentile: Percentile | None = Field(default=None, description="Latency metrics only; default p95")
     headroom_percent: float = Field(
         default=10.0, ge=0, le=100, description="Latency metrics only: size capacity this much above the load"
     )
-    capacity_per_replica: dict[str, Annotated[float, Field(gt=0)]] = Field(
+    capacity_per_replica: dict[str, Annotated[float, Field(gt=0, le=MAX_RATE_PER_S)]] = Field(
         default_factory=dict,
         description="Latency metrics only: tokens/s one replica of each GPU type sustains at the target, from "
         "your own benchmark; replaces the datasheet prior (the engine still learns from telemetry)",
@@ -193,7 +205,7 @@ class SignalSpec(Spec):
 
 class ScalingPolicySpec(Spec):
     type: Literal["Pods", "Percent"]
-    value: int = Field(gt=0)
+    value: int = Field(gt=0, le=MAX_REPLICAS)
     period_seconds: int = Field(gt=0, le=1800)
 
 
@@ -205,7 +217,7 @@ class ScalingRulesSpec(Spec):
     policies: tuple[ScalingPolicySpec, ...] | None = Field(default=None, min_length=1)
     tolerance: float | None = Field(default=None, ge=0, lt=1, description="Per direction; default 0.1")
     max_scale_change: int | None = Field(
-        default=None, gt=0, description="Seed API: at most this many replicas per 15 s (a Pods policy)"
+        default=None, gt=0, le=MAX_REPLICAS, description="Seed API: at most this many replicas per 15 s (a Pods policy)"
     )
 
     @model_validator(mode="after")
@@ -247,15 +259,19 @@ class PanicSpec(Spec):
     stable_window_seconds: int = Field(default=60, ge=6, le=3600, description="Knative stable window")
     panic_window_percent: float = Field(default=10.0, gt=0, le=100, description="Panic window, % of stable")
     panic_threshold_percent: float = Field(
-        default=200.0, gt=100, description="Panic when the panic window's load needs this % of current capacity"
+        default=200.0, gt=100, le=100_000,
+        description="Panic when the panic window's load needs this % of current capacity",
     )
 
 
 class ScaleToZeroSpec(Spec):
     enabled: bool = False
-    idle_seconds: int = Field(default=300, ge=0, description="No request and no queue for this long: go to 0")
+    idle_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="No request and no queue for this long: go to 0"
+    )
     activation_threshold: float = Field(
-        default=0.0, ge=0, description="From 0, wake when waiting requests (or req/s) exceed this (KEDA activation)"
+        default=0.0, ge=0, le=MAX_RATE_PER_S,
+        description="From 0, wake when waiting requests (or req/s) exceed this (KEDA activation)",
     )
 
 
@@ -264,14 +280,16 @@ class PredictionSpec(Spec):
 
     enabled: bool = False
     horizon_seconds: int = Field(default=180, gt=0, le=3600, description="At least the cold-start time")
-    season_seconds: int | None = Field(default=None, gt=0, description="Seasonal period; None: trend only")
+    season_seconds: int | None = Field(
+        default=None, gt=0, le=31 * 86_400, description="Seasonal period; None: trend only"
+    )
 
 
 class FallbackSpec(Spec):
     """KEDA's fallback: after this many failed evaluations in a row, hold at least ``replicas``."""
 
-    failure_threshold: int = Field(default=3, ge=1)
-    replicas: int = Field(ge=0)
+    failure_threshold: int = Field(default=3, ge=1, le=1000)
+    replicas: int = Field(ge=0, le=MAX_REPLICAS)
 
 
 # --- LLM advisor ----------------------------------------------------------------------------------
@@ -312,15 +330,19 @@ class AdvisorSpec(Spec):
 class PlacementSpec(Spec):
     clusters: tuple[str, ...] | None = Field(default=None, description="Allowed clusters; None allows all")
     gpu_types: tuple[str, ...] | None = Field(default=None, description="Allowed GPU types; None allows all")
-    prices: dict[str, dict[str, float]] = Field(
+    prices: dict[str, dict[str, Annotated[float, Field(le=1e6)]]] = Field(
         default_factory=dict,
         description="USD per GPU-hour by cluster id then GPU type; cluster '*' applies to every cluster",
     )
     strategy: Literal["cost", "static_weights", "free_capacity"] = Field(
         default="cost", description="cost: exact min-cost solve; or Karmada's static / dynamic weight division"
     )
-    weights: dict[str, int] = Field(default_factory=dict, description="static_weights: weight by cluster id")
-    spread_min_per_cluster: int = Field(default=0, ge=0, description="At least this many in each allowed cluster")
+    weights: dict[str, Annotated[int, Field(ge=0, le=1_000_000)]] = Field(
+        default_factory=dict, description="static_weights: weight by cluster id"
+    )
+    spread_min_per_cluster: int = Field(
+        default=0, ge=0, le=MAX_REPLICAS, description="At least this many in each allowed cluster"
+    )
     failover: bool = Field(default=True, description="Re-place a stale cluster's replicas on healthy ones")
 
     @model_validator(mode="after")
@@ -366,7 +388,7 @@ class AIInferenceAutoscalerPolicy(Spec):
     placement: PlacementSpec = PlacementSpec()
     advisor: AdvisorSpec = AdvisorSpec()
     mode: Literal["enforce", "dry-run"] = "enforce"
-    revision: int = Field(default=0, ge=0, description="Set by the policy store; 0 for a new policy")
+    revision: int = Field(default=0, ge=0, le=2**63 - 1, description="Set by the policy store; 0 for a new policy")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

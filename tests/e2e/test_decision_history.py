@@ -44,6 +44,9 @@ async def test_decisions_and_their_results_survive_a_hub_restart(nats_server) ->
         for d in made:
             hub.decisions.add(d)
         for command_id, cluster in (("cmd-a", "alpha"), ("cmd-b", "beta"), ("cmd-c", "beta")):
+            # As the dispatcher does when it sends them: a result for a command never sent is refused.
+            hub.dispatcher.ledger.add(command_id, cluster, "inference/llama")
+        for command_id, cluster in (("cmd-a", "alpha"), ("cmd-b", "beta"), ("cmd-c", "beta")):
             result = CommandResult(command_id=command_id, cluster_id=cluster,
                                    workload=WorkloadRef(namespace="inference", name="llama"),
                                    status=ResultStatus.APPLIED, reason=ResultReason.APPLIED,

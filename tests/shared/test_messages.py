@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -134,3 +135,91 @@ def test_published_json_schemas_match_the_models() -> None:
     for stem, schema in json_schemas().items():
         published = orjson.loads((docs / f"{stem}.schema.json").read_bytes())
         assert published == schema, f"docs/protocol/{stem}.schema.json is stale: run python -m shared.schemas"
+
+
+# --- strict, finite, bounded (issue 13): each of these once passed validation ----------------------
+
+
+def _report_json(**kw: object) -> dict[str, object]:
+    raw = orjson.loads(report(workloads=[WorkloadReport(workload=REF, desired_replicas=2, ready_replicas=2)])
+                       .to_bytes())
+    raw.update(kw)
+    return raw
+
+
+def _workload(**kw: object) -> dict[str, object]:
+    return {"workload": {"namespace": "a", "name": "b"}, "desired_replicas": 1, "ready_replicas": 1} | kw
+
+
+def _invalid_field(raw: dict[str, object] | bytes) -> str | None:
+    with pytest.raises(InvalidMessage) as e:
+        # json, not orjson: orjson cannot even write the integers above 2^64 a hostile client sends
+        decode(TelemetryReport, raw if isinstance(raw, bytes) else json.dumps(raw).encode())
+    return e.value.field
+
+
+BIG = 2**64 + 1
+
+
+@pytest.mark.parametrize(("poison", "field"), [
+    ({"sent_at": "2026-11-22T12:00:00"}, "sent_at"),  # naive: compared with a zoned one, it crashed the hub
+    ({"sent_at": 1795000000}, "sent_at"),  # epoch number where the docs say RFC 3339
+    ({"sent_at": "1795000000"}, "sent_at"),  # numeric string
+    ({"interval_s": 1e300}, "interval_s"),  # kept a forged cluster fresh forever
+    ({"interval_s": "2"}, "interval_s"),
+    ({"sequence": BIG}, "sequence"),
+    ({"sequence": 3.0}, "sequence"),
+    ({"workloads": [_workload(desired_replicas=BIG)]}, "workloads.0.desired_replicas"),
+    ({"workloads": [_workload(ready_replicas=BIG)]}, "workloads.0.ready_replicas"),
+    ({"workloads": [_workload(ready_replicas=3e7)]}, "workloads.0.ready_replicas"),
+    ({"workloads": [_workload(ready_replicas=30_000_000)]}, "workloads.0.ready_replicas"),
+    ({"workloads": [_workload(gpus_per_replica=BIG)]}, "workloads.0.gpus_per_replica"),
+    ({"workloads": [_workload(variants=[{"gpu_type": "H100", "desired_replicas": BIG, "ready_replicas": 1}])]},
+     "workloads.0.variants.0.desired_replicas"),
+    ({"workloads": [_workload(samples={"requests_waiting": 1e300})]}, "workloads.0.samples.requests_waiting"),
+    ({"workloads": [_workload(samples={"requests_waiting": "5"})]}, "workloads.0.samples.requests_waiting"),
+    ({"workloads": [_workload(samples={"ttft": {"p95_s": 1e9}})]}, "workloads.0.samples.ttft.p95_s"),
+    ({"inventory": [{"node": "n", "gpu_product": "p", "gpu_type": "H100", "capacity_gpus": BIG,
+                     "allocatable_gpus": 1, "free_gpus": 1}]}, "inventory.0.capacity_gpus"),
+    ({"spoke_version": "x" * 129}, "spoke_version"),
+    ({"workloads": [_workload(labels={"k": "v" * 64})]}, "workloads.0.labels.k"),
+    ({"workloads": [_workload(workload={"namespace": "a", "name": "b" * 254})]}, "workloads.0.workload.name"),
+])
+def test_a_poisoned_report_is_refused_naming_the_field(poison: dict[str, object], field: str) -> None:
+    assert _invalid_field(_report_json(**poison)) == field
+
+
+@pytest.mark.parametrize("literal", [b"Infinity", b"-Infinity", b"NaN", b"1e999"])
+def test_non_finite_numbers_are_refused_wherever_they_appear(literal: bytes) -> None:
+    sample = orjson.dumps(_report_json(workloads=[_workload(samples={"requests_waiting": 7.5})]))
+    assert _invalid_field(sample.replace(b"7.5", literal)) == "workloads.0.samples.requests_waiting"
+    interval = orjson.dumps(_report_json(interval_s=7.5))
+    assert _invalid_field(interval.replace(b"7.5", literal)) == "interval_s"
+
+
+@pytest.mark.parametrize(("model", "field"), [
+    (TelemetryReport, "protocol_version"), (TelemetryReport, "type"),
+    (ScaleCommand, "command_id"), (ScaleCommand, "issued_at"), (CommandResult, "completed_at"),
+])
+def test_fields_the_protocol_relies_on_are_required_on_the_wire(model: type, field: str) -> None:
+    message = {TelemetryReport: report(), ScaleCommand: command(),
+               CommandResult: CommandResult(command_id="c", cluster_id="east-1", workload=REF,
+                                            status=ResultStatus.APPLIED, reason=ResultReason.APPLIED)}[model]
+    raw = orjson.loads(message.to_bytes())
+    assert model.from_bytes(orjson.dumps(raw)) == message
+    del raw[field]
+    with pytest.raises(InvalidMessage, match=f"{field}: required on the wire"):
+        decode(model, orjson.dumps(raw))
+    assert field in json_schemas()[{TelemetryReport: "telemetry-report", ScaleCommand: "scale-command",
+                                    CommandResult: "command-result"}[model]]["required"]
+
+
+def test_a_result_with_an_unbounded_count_or_a_naive_time_is_refused() -> None:
+    base = orjson.loads(CommandResult(command_id="c", cluster_id="east-1", workload=REF, status=ResultStatus.APPLIED,
+                                      reason=ResultReason.APPLIED).to_bytes())
+    with pytest.raises(InvalidMessage, match="observed_replicas_by_gpu_type"):
+        decode(CommandResult, json.dumps(base | {"observed_replicas_by_gpu_type": {"H100": BIG}}).encode())
+    with pytest.raises(InvalidMessage, match="completed_at"):
+        decode(CommandResult, orjson.dumps(base | {"completed_at": "2026-11-22T12:00:00"}))
+    with pytest.raises(InvalidMessage, match="command_id"):
+        decode(CommandResult, orjson.dumps(base | {"command_id": "c" * 129}))

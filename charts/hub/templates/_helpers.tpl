@@ -55,6 +55,8 @@ tls_* from .Values.auth and .Values.tls (mounted Secrets, see hub.apiEnv).
   "crd_watch" "crd_namespace" "kubeconfig" "kube_context"
   "gpu_prices" "decision_log_size" "history_interval_s"
   "decisions_max_age_s" "decisions_max_msgs" "decisions_max_bytes"
+  "clusters" "max_clusters" "max_workloads" "cluster_retention_s" "max_clock_skew_s"
+  "intake_queue_size" "intake_queue_bytes" "issued_commands_kept" "drift_backoff_base_s" "drift_backoff_cap_s"
   "auth_open_paths" "auth_open_page" "auth_reload_interval_s"
   "log_level" "log_format" "shutdown_timeout_s"
   | toJson }}

@@ -19,7 +19,16 @@ from hub.web.api.keys import PRINCIPAL
 M = TypeVar("M", bound=BaseModel)
 
 
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (content_type.startswith("application/") and
+                                                  content_type.endswith("+json"))
+
+
 async def read_json(request: web.Request, *, error_text: str = "invalid body") -> object:
+    """The body as JSON; 415 when it is declared as anything but JSON, 400 when it is not JSON."""
+    if not _is_json(request.content_type):
+        raise ApiError(415, "unsupported media type", [{
+            "field": "Content-Type", "message": f"must be application/json, not {request.content_type!r}"}])
     raw = await request.read()
     if not raw.strip():
         raise ApiError(400, error_text, [{"field": "body", "message": "a JSON body is required"}])

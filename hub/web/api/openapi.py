@@ -67,7 +67,8 @@ class Operation:
 _REASONS = {
     200: "OK", 201: "Created", 400: "Invalid body, query parameter or header; details name the field",
     404: "Not found", 409: "Conflict: exists, stale revision (details.current), or owned by another source "
-    "(details.owner)", 413: "Body too large", 428: "Precondition required: give If-Match or the body's revision",
+    "(details.owner)", 413: "Body too large", 415: "The body is not application/json",
+    428: "Precondition required: give If-Match or the body's revision",
     500: "Internal error", 503: "Not ready, or the policy store did not answer; retry",
 }
 
@@ -80,7 +81,7 @@ IF_MATCH = Param("If-Match", "header", 'The revision you read, as an entity tag:
                  {"type": "string", "pattern": r'^(\*|"[0-9]{1,19}"|[0-9]{1,19})$'})
 WORKLOAD = Param("workload", "query", "Only this workload (namespace/name)")
 CLUSTER = Param("cluster", "query", "Only this cluster id")
-WRITE = (400, 413, 503)
+WRITE = (400, 413, 415, 503)
 
 POLICY_EXAMPLE = {
     "id": "llama-3-8b",

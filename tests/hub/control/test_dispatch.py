@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+import dataclasses
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from hub.control.dispatch import Dispatcher, cluster_targets
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
+from hub.policy.model import Policy
 from hub.state import FleetState, Intent
-from shared.messages import CommandResult, ResultReason, ResultStatus, WorkloadRef
+from shared import subjects
+from shared.errors import BusUnavailable
+from shared.messages import CommandResult, ResultReason, ResultStatus, ScaleCommand, WorkloadRef
 from tests.hub.factories import T0, node, report, workload
 
 KEY = "inference/llama"
+REF = WorkloadRef(namespace="inference", name="llama")
 
 
 def state_with_applied_intent(replicas_seen: int, seen_at_offset_s: float) -> FleetState:
@@ -50,3 +55,101 @@ def test_gpu_types_a_cluster_leaves_are_set_to_zero() -> None:
     s.ingest(report("a", [workload(variants={"H100": (2, 2), "L4": (1, 1)})], [node("H100", 4)]), now=1.0)
     view = s.snapshot(now=1.0).workloads[KEY]
     assert cluster_targets({("a", "L4"): 3}, view) == {"a": {"H100": 0, "L4": 3}}
+
+
+class RecordingBus:
+    def __init__(self) -> None:
+        self.sent: list[ScaleCommand] = []
+
+    async def publish_command(self, command: ScaleCommand) -> None:
+        self.sent.append(command)
+
+
+POLICY = Policy.model_validate({"id": "llama", "targets": {"workloads": [{"namespace": "inference", "name": "llama"}]},
+                                "bounds": {"min_replicas": 1, "max_replicas": 8},
+                                "signals": [{"metric": "queue_per_replica", "target": 2}]})
+
+
+def _age_intent(s: FleetState, seconds: float) -> None:
+    intent = s.intent(KEY, "a")
+    assert intent is not None
+    s.record_intent(KEY, "a", dataclasses.replace(intent, sent_monotonic=time.monotonic() - seconds))
+
+
+def _apply_and_drift(s: FleetState, at_s: float) -> None:
+    """The spoke applies the hub's latest command, then reports the old count (1) again."""
+    intent = s.intent(KEY, "a")
+    assert intent is not None
+    s.record_result(CommandResult(command_id=intent.command_id, cluster_id="a", workload=REF,
+                                  status=ResultStatus.APPLIED, reason=ResultReason.APPLIED,
+                                  completed_at=T0 + timedelta(seconds=at_s)))
+    s.ingest(report("a", [workload(variants={"H100": (1, 1)})], [node("H100", 4)],
+                    sent_at=T0 + timedelta(seconds=at_s + 5)))
+
+
+async def test_a_target_the_cluster_drops_again_and_again_is_re_sent_with_exponential_back_off() -> None:
+    s = state_with_applied_intent(1, seen_at_offset_s=20)  # asked 4, applied, and the cluster shows 1
+    bus = RecordingBus()
+    metrics = HubMetrics()
+    d = Dispatcher(bus, s, DecisionLog(), metrics, deadline_s=60,  # type: ignore[arg-type]
+                   drift_backoff_base_s=5, drift_backoff_cap_s=300)
+
+    async def tick() -> list[ScaleCommand]:
+        snap = s.snapshot(now=1.0)  # (the reports were taken in at "1.0")
+        commands = d.commands_for(snap, snap.workloads[KEY], POLICY, {("a", "H100"): 4}, "queue")
+        await d.send(commands)
+        return commands
+
+    # Before: a new command every tick (23 in 25 s). Now the first re-send waits 5 s...
+    assert await tick() == []
+    _age_intent(s, 6)
+    [first] = await tick()
+    assert first.replicas_by_gpu_type == {"H100": 4}
+    assert "drift: a applied {'H100': 4} but reports {'H100': 1}; re-sent (attempt 2)" in d.notes[first.command_id]
+    assert metrics.drift_resends.labels("a")._value.get() == 1
+    # ...the next one 10 s, then 20 s: it doubles while the cluster keeps dropping the target.
+    _apply_and_drift(s, 30)
+    _age_intent(s, 6)
+    assert await tick() == []
+    _age_intent(s, 11)
+    assert len(await tick()) == 1
+    assert s.intent(KEY, "a").attempts == 3  # type: ignore[union-attr]
+    _apply_and_drift(s, 60)
+    _age_intent(s, 19)
+    assert await tick() == []
+    _age_intent(s, 21)
+    assert len(await tick()) == 1
+    assert metrics.drift_resends.labels("a")._value.get() == 3
+    assert len(bus.sent) == 3
+
+
+async def test_a_command_that_could_not_be_published_leaves_the_previous_intent_and_no_ledger_entry() -> None:
+    class DownBus:
+        async def publish_command(self, command: ScaleCommand) -> None:
+            raise BusUnavailable("down", delay_s=1.0)
+
+    s = FleetState()
+    s.ingest(report("a", [workload(variants={"H100": (1, 1)})], [node("H100", 4)]), now=1.0)
+    d = Dispatcher(DownBus(), s, DecisionLog(), HubMetrics(), deadline_s=60)  # type: ignore[arg-type]
+    snap = s.snapshot(now=1.0)
+    [command] = d.commands_for(snap, snap.workloads[KEY], POLICY, {("a", "H100"): 3}, "queue")
+    assert await d.send([command]) == []
+    assert s.intent(KEY, "a") is None
+    assert not d.ledger.answers(CommandResult(command_id=command.command_id, cluster_id="a", workload=REF,
+                                              status=ResultStatus.APPLIED, reason=ResultReason.APPLIED))
+
+
+def test_results_are_refused_unless_they_answer_a_command_sent_to_their_subjects_cluster() -> None:
+    s = state_with_applied_intent(1, seen_at_offset_s=5)  # the hub's intent: c1 for llama on a
+    d = Dispatcher(None, s, DecisionLog(), HubMetrics(), deadline_s=60)  # type: ignore[arg-type]
+
+    def res(command_id: str, cluster: str, **kw: object) -> CommandResult:
+        return CommandResult.model_validate({"command_id": command_id, "cluster_id": cluster, "workload": REF,
+                                             "status": "applied", "reason": "applied"} | kw)
+
+    assert d.refusal(subjects.results("a"), res("c1", "a")) is None
+    assert d.refusal(subjects.results("b"), res("c1", "a")) == "subject_mismatch"
+    assert d.refusal(subjects.results("a"), res("never-sent", "a")) == "unknown_command"
+    assert d.refusal(subjects.results("b"), res("c1", "b")) == "unknown_command"  # c1 went to a
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert d.refusal(subjects.results("a"), res("c1", "a", completed_at=future)) == "future"

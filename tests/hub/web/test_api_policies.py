@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -170,3 +171,55 @@ async def test_if_match_takes_a_revision_as_an_entity_tag(client: TestClient, he
     assert created["revision"] == 1  # a fresh bucket
     r = await client.patch("/api/v1/policies/llama", json={"mode": "dry-run"}, headers={"If-Match": header})
     assert r.status == status, await r.text()
+
+
+# --- what the store could not keep is refused up front (issue 13) ----------------------------------
+
+_SIGNAL = {"metric": "ttft", "target": 1.5}
+
+
+@pytest.mark.parametrize("value", ["NaN", "nan", "inf", "-Infinity", "Infinity"])
+@pytest.mark.parametrize(("patch", "field"), [
+    (lambda v: {"signals": [_SIGNAL | {"target": v}]}, "signals.0.target"),
+    (lambda v: {"signals": [_SIGNAL | {"capacity_per_replica": {"H100": v}}]}, "signals.0.capacity_per_replica.H100"),
+    (lambda v: {"placement": {"prices": {"*": {"H100": v}}}}, "placement.prices.*.H100"),
+    (lambda v: {"panic": {"panic_threshold_percent": v}}, "panic.panic_threshold_percent"),
+])
+async def test_nan_and_infinity_are_a_400_naming_the_field_and_nothing_is_stored(
+    client: TestClient, policy_store: PolicyStore, value: str, patch: Callable[[str], dict[str, Any]], field: str
+) -> None:
+    # Once: 201, stored as null, ignored by the hub; after a restart GET said 404 and POST 409.
+    r = await client.post("/api/v1/policies", json=BODY | patch(value))
+    error = await r.json()
+    assert r.status == 400 and field in [d["field"] for d in error["details"]], error
+    assert "finite" in next(d["message"] for d in error["details"] if d["field"] == field)
+    assert policy_store.entry("llama") is None and (await client.get("/api/v1/policies/llama")).status == 404
+    assert (await client.post("/api/v1/policies", json=BODY)).status == 201  # the id is not stuck
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"bounds": {"min_replicas": 1, "max_replicas": 2**64 + 1}}, "bounds.max_replicas"),
+    ({"signals": [_SIGNAL | {"target": 1e300}]}, "signals.0.target"),
+    ({"placement": {"weights": {"a": 2**70}}}, "placement.weights.a"),
+])
+async def test_unbounded_numbers_are_a_400_naming_the_field(
+    client: TestClient, patch: dict[str, Any], field: str
+) -> None:
+    r = await client.post("/api/v1/policies", data=json.dumps(BODY | patch),
+                          headers={"Content-Type": "application/json"})
+    error = await r.json()
+    assert r.status == 400 and field in [d["field"] for d in error["details"]], error
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a_body_that_is_not_declared_json_is_a_415_naming_the_header(
+    client: TestClient, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    for method, path in (("POST", "/api/v1/policies"), ("POST", "/api/v1/autoscaling"),
+                         ("PUT", "/api/v1/policies/llama"), ("PATCH", "/api/v1/policies/llama")):
+        r = await client.request(method, path, data=json.dumps(BODY).encode(), headers=headers)
+        error = await r.json()
+        assert r.status == 415 and error["details"][0]["field"] == "Content-Type", (method, path, error)
+    r = await client.post("/api/v1/policies", data=json.dumps(BODY), headers={"Content-Type": "application/json"})
+    assert r.status == 201

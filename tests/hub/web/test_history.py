@@ -98,7 +98,7 @@ async def test_the_api_serves_a_window_with_markers_and_names_a_bad_field() -> N
     d = decision(None)
     log.add(d)
     app = make_app(state=FleetState(), decisions=log, policies=FixedPolicies([]), metrics=HubMetrics(),  # type: ignore[arg-type]
-                   ready=lambda: True, history=history)
+                   ready=lambda: {}, history=history)
     async with TestClient(TestServer(app)) as client:
         r = await client.get("/api/v1/history", params={"workload": KEY, "window_s": "900"})
         assert r.status == 200
