@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from shared.natsauth import IdentityDirectory, issue
 from shared.natsserver import NatsServer
+
+SECURED_CLUSTERS = ("alpha", "beta")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,5 +69,36 @@ def nats_server() -> Iterator[NatsServer]:
     server.start()
     try:
         yield server
+    finally:
+        server.close()
+
+
+@dataclass(frozen=True)
+class SecuredNats:
+    """A nats-server running the authorization ``fleetscale nats-auth`` wrote for SECURED_CLUSTERS."""
+
+    server: NatsServer
+    identities: IdentityDirectory
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def seed_file(self, cluster_id: str | None = None) -> Path:
+        """The hub's seed file (None), or a spoke's."""
+        return self.identities.seed_path("hub" if cluster_id is None else f"spoke-{cluster_id}")
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path) -> Iterator[SecuredNats]:
+    """A private nats-server that admits only the hub's and each spoke's own nkey, as shipped."""
+    identities = IdentityDirectory(tmp_path / "nats-identities")
+    issue(identities.root, SECURED_CLUSTERS)
+    config = identities.auth_conf.parent / "nats-server.conf"
+    config.write_text(f'include "{identities.auth_conf.name}"\n')
+    server = NatsServer(config_file=config)
+    server.start()
+    try:
+        yield SecuredNats(server, identities)
     finally:
         server.close()
