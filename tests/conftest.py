@@ -94,8 +94,11 @@ def secured_nats(tmp_path: Path) -> Iterator[SecuredNats]:
     """A private nats-server that admits only the hub's and each spoke's own nkey, as shipped."""
     identities = IdentityDirectory(tmp_path / "nats-identities")
     issue(identities.root, SECURED_CLUSTERS)
-    config = identities.auth_conf.parent / "nats-server.conf"
-    config.write_text(f'include "{identities.auth_conf.name}"\n')
+    # The compose stack's server config, with the generated directory where compose mounts it
+    # (its port and store are overridden by NatsServer's flags).
+    config = tmp_path / "nats-server.conf"
+    config.write_text((Path(__file__).parents[1] / "deploy" / "nats" / "nats-server.conf").read_text())
+    (tmp_path / "auth").symlink_to(identities.auth_conf.parent)
     server = NatsServer(config_file=config)
     server.start()
     try:
