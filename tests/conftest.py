@@ -17,7 +17,7 @@ import pytest
 from shared.natsauth import IdentityDirectory, issue
 from shared.natsserver import NatsServer
 
-SECURED_CLUSTERS = ("alpha", "beta")
+SECURED_CLUSTERS = ("alpha", "beta", "third-party")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
