@@ -439,12 +439,22 @@ class Bus:
                 filter_subject=subject,
             )
             return await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
-        try:
-            await self.js.consumer_info(stream, durable)
-        except nats.js.errors.NotFoundError:
-            logger.info("consumer %s does not exist yet; the hub creates it before its first command", durable)
-            raise
+        await self._await_consumer(stream, durable)
         return await self.js.pull_subscribe_bind(durable=durable, stream=stream)
+
+    async def _await_consumer(self, stream: str, durable: str, *, poll_cap_s: float = 1.0) -> None:
+        """Return once ``durable`` exists. Missing is the normal state of a spoke no command has been
+        sent to yet, so it is said once, not warned about every poll; other failures propagate."""
+        attempt = 0
+        while True:
+            try:
+                await self.js.consumer_info(stream, durable)
+                return
+            except nats.js.errors.NotFoundError:
+                if attempt == 0:
+                    logger.info("consumer %s does not exist yet; the hub creates it before its first command", durable)
+                await asyncio.sleep(reconnect_delay(attempt, base_s=self.options.reconnect_base_s, cap_s=poll_cap_s))
+                attempt += 1
 
 
 async def _connect_with_retry(options: BusOptions) -> Client:

@@ -167,6 +167,13 @@ class IdentityDirectory:
     def revoke(self, cluster_id: str) -> None:
         shutil.rmtree(self.root / spoke_name(cluster_id))
 
+    def write_server_config(self) -> Path:
+        """A minimal nats-server config beside ``auth.conf`` that includes it (the demo's; JetStream,
+        address and port come from the command line)."""
+        path = self.auth_conf.parent / "nats-server.conf"
+        path.write_text(f'include "{AUTH_FILE}"\n')
+        return path
+
     def write_auth_conf(self, identities: Iterable[Identity]) -> None:
         path = self.auth_conf
         path.parent.mkdir(parents=True, exist_ok=True)
