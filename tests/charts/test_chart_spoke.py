@@ -142,6 +142,7 @@ def test_lint_reports_missing_required_values() -> None:
         ({**REQUIRED, "kube_create_variants": "yes"}, "/kube_create_variants"),
         ({**REQUIRED, "dcgm_endpoints": ["dcgm-exporter:9400"]}, "/dcgm_endpoints/0"),
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "token"}}, "/nats/existingSecret"),
+        ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "nkey"}}, "/nats/existingSecret"),
         ({**REQUIRED, "clusterid": "typo"}, "'clusterid' not allowed"),
         # There is no key for a secret value: credentials come only from an existing Secret.
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "token": "s3cret"}}, "'token' not allowed"),
