@@ -19,7 +19,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic
 
 import nats
@@ -58,6 +58,11 @@ class BusOptions:
     name: str = "fleetscale"
     token: str | None = None
     creds_file: str | None = None
+    nkey_seed: str | None = field(default=None, repr=False)
+    """An nkey user seed (``SU...``), already read from its file; a secret, so never in a repr."""
+    inbox_prefix: str | None = None
+    """Where replies come back; a spoke uses its own (``subjects.spoke_inbox_prefix``), which is all
+    its server permissions let it subscribe to. None: nats-py's shared ``_INBOX``."""
     connect_timeout_s: float = 2.0
     reconnect_base_s: float = 0.25
     """First reconnect delay; doubles per failed attempt up to ``reconnect_cap_s``."""
@@ -196,6 +201,10 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream()
         self.options = options
         self.stats = stats or BusStats()
+        self._spoke_consumers: set[str] = set()
+        """Clusters whose consumer this connection has seen exist (hub side); forgotten on reconnect,
+        since a server that restarted with an empty store lost them."""
+        self._spoke_consumers_epoch = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -372,7 +381,46 @@ class Bus:
             raise BusUnavailable(f"JetStream publish to {subject} failed: {e!r}", delay_s=1.0) from e
 
     async def publish_command(self, command: ScaleCommand) -> None:
+        """Publish a command, first creating its cluster's consumer if this connection has not yet."""
+        await self.ensure_spoke_consumer(command.cluster_id)
         await self.publish_durable(subjects.commands(command.cluster_id), command, msg_id=command.command_id)
+
+    def spoke_consumer_config(self, cluster_id: str) -> ConsumerConfig:
+        """Cluster ``cluster_id``'s durable command consumer, as docs/protocol.md specifies it."""
+        name = subjects.spoke_consumer(cluster_id)
+        return ConsumerConfig(
+            name=name,
+            durable_name=name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.options.ack_wait_s,
+            max_deliver=-1,
+            filter_subject=subjects.commands(cluster_id),
+        )
+
+    async def ensure_spoke_consumer(self, cluster_id: str) -> None:
+        """Create ``spoke-C`` unless it exists (the hub's job: a spoke may only bind it).
+
+        NB: an existing consumer is left as it is, never updated, so a spoke that created its own
+        on an open server (same config) is not disturbed. The work queue keeps commands published
+        before the consumer existed, so the order of the two does not lose any.
+        """
+        reconnects = int(self.nc.stats.get("reconnects", 0))
+        if reconnects != self._spoke_consumers_epoch:
+            self._spoke_consumers.clear()
+            self._spoke_consumers_epoch = reconnects
+        if cluster_id in self._spoke_consumers:
+            return
+        durable = subjects.spoke_consumer(cluster_id)
+        try:
+            try:
+                await self.js.consumer_info(subjects.COMMANDS_STREAM, durable)
+            except nats.js.errors.NotFoundError:
+                await self.js.add_consumer(subjects.COMMANDS_STREAM, self.spoke_consumer_config(cluster_id))
+                logger.info("created the command consumer %s", durable)
+        except (nats.errors.Error, TimeoutError) as e:
+            raise BusUnavailable(f"cannot create consumer {durable}: {e!r}", delay_s=1.0) from e
+        self._spoke_consumers.add(cluster_id)
 
     async def _back_off(self, what: str, error: BaseException, attempt: int) -> None:
         """Wait before re-establishing ``what`` after its ``attempt``-th consecutive loss."""
@@ -434,24 +482,21 @@ class Bus:
         on_invalid: InvalidCallback,
         batch: int = 64,
         poll_s: float = 1.0,
+        create: bool = True,
     ) -> AsyncIterator[Delivery[M]]:
         """Consume a durable pull consumer forever, yielding validated deliveries to ack.
+
+        ``create``: make the consumer if it is missing (the hub's own consumers). A spoke passes
+        False: its consumer is the hub's to create, and its credentials only let it look the
+        consumer up, fetch and acknowledge; until the consumer exists it waits, retrying.
 
         An invalid message is reported and *terminated* (never redelivered): retrying bytes that do
         not parse cannot succeed. Lost connections are retried here, so the iterator outlives them.
         """
-        config = ConsumerConfig(
-            durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=self.options.ack_wait_s,
-            max_deliver=-1,
-            filter_subject=subject,
-        )
         attempt = 0
         while True:
             try:
-                psub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+                psub = await self._pull_subscription(stream, subject, durable, create=create)
                 attempt = 0
                 while True:
                     try:
@@ -477,6 +522,36 @@ class Bus:
                     return
                 attempt += 1
                 await self._back_off(f"durable consumer {durable}", e, attempt)
+
+    async def _pull_subscription(
+        self, stream: str, subject: str, durable: str, *, create: bool
+    ) -> JetStreamContext.PullSubscription:
+        if create:
+            config = ConsumerConfig(
+                durable_name=durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self.options.ack_wait_s,
+                max_deliver=-1,
+                filter_subject=subject,
+            )
+            return await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        await self._await_consumer(stream, durable)
+        return await self.js.pull_subscribe_bind(durable=durable, stream=stream)
+
+    async def _await_consumer(self, stream: str, durable: str, *, poll_cap_s: float = 1.0) -> None:
+        """Return once ``durable`` exists. Missing is the normal state of a spoke no command has been
+        sent to yet, so it is said once, not warned about every poll; other failures propagate."""
+        attempt = 0
+        while True:
+            try:
+                await self.js.consumer_info(stream, durable)
+                return
+            except nats.js.errors.NotFoundError:
+                if attempt == 0:
+                    logger.info("consumer %s does not exist yet; the hub creates it before its first command", durable)
+                await asyncio.sleep(reconnect_delay(attempt, base_s=self.options.reconnect_base_s, cap_s=poll_cap_s))
+                attempt += 1
 
 
 async def _connect_with_retry(options: BusOptions, stats: BusStats) -> Client:
@@ -521,6 +596,10 @@ async def _connect_with_retry(options: BusOptions, stats: BusStats) -> Client:
         kwargs["token"] = options.token
     if options.creds_file:
         kwargs["user_credentials"] = options.creds_file
+    if options.nkey_seed:
+        kwargs["nkeys_seed_str"] = options.nkey_seed
+    if options.inbox_prefix:
+        kwargs["inbox_prefix"] = options.inbox_prefix
     attempt = 0
     while True:
         try:

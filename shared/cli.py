@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("hub.operator.cli", "explain one decision: inputs, proposals, stages, placement, commands"),
     "top": ("hub.operator.cli", "a live terminal view of the fleet"),
     "keda": ("hub.operator.keda", "render a policy as KEDA ScaledObjects for teams who want KEDA alone"),
+    "nats-auth": ("shared.natsauth", "issue per-spoke NATS identities and the nats-server authorization file"),
 }
 """Each module has ``main(argv)``, except the operator verbs, which share one with ``run(verb, argv)``."""
 VERBS_MODULE = "hub.operator.cli"
@@ -27,7 +28,7 @@ VERBS_MODULE = "hub.operator.cli"
 
 def usage() -> str:
     lines = ["usage: fleetscale COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run `fleetscale COMMAND --help` for a command's options."]
     return "\n".join(lines)
 

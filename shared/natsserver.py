@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -52,8 +53,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class NatsServer:
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None, store_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        store_dir: str | None = None,
+        config_file: Path | None = None,
+    ) -> None:
+        """``config_file``: a nats-server config (e.g. one including ``fleetscale nats-auth``'s
+        authorization); the address, port and store given here override what it says."""
         self.binary = find_binary()
+        self.config_file = config_file
         self.host = host
         self.port = port or free_port(host)
         self._own_store = store_dir is None
@@ -65,8 +76,11 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> None:
+        args = [self.binary, "-a", self.host, "-p", str(self.port), "-js", "-sd", self.store_dir]
+        if self.config_file is not None:
+            args += ["-c", str(self.config_file)]
         self.proc = subprocess.Popen(
-            [self.binary, "-a", self.host, "-p", str(self.port), "-js", "-sd", self.store_dir],
+            args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it ourselves
@@ -82,6 +96,11 @@ class NatsServer:
                 time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"nats-server did not open {self.url} within {timeout_s}s")
+
+    def reload(self) -> None:
+        """Re-read the config file (SIGHUP), as ``nats-server --signal reload`` does."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         if self.proc is not None:

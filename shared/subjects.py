@@ -60,6 +60,32 @@ def spoke_consumer(cluster_id: str) -> str:
     return f"spoke-{_token(cluster_id)}"
 
 
+def spoke_inbox_prefix(cluster_id: str) -> str:
+    """Where a spoke receives its replies (JetStream API answers, publish acks, fetched commands).
+
+    Per spoke, so a server that lets each spoke subscribe only under its own prefix keeps one
+    spoke from reading another's replies (nats-py: ``inbox_prefix``; the default ``_INBOX`` is shared).
+    """
+    return f"_INBOX.{spoke_consumer(cluster_id)}"
+
+
+# JetStream API subjects a spoke needs for its own consumer and nothing else (the server's JetStream
+# API reference: "$JS.API.CONSUMER.INFO.<stream>.<consumer>" and friends). Per-spoke permissions are
+# built from these (shared/natsauth.py).
+def spoke_consumer_info(cluster_id: str) -> str:
+    return f"$JS.API.CONSUMER.INFO.{COMMANDS_STREAM}.{spoke_consumer(cluster_id)}"
+
+
+def spoke_consumer_next(cluster_id: str) -> str:
+    """Fetching (pull) from the spoke's durable consumer."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{COMMANDS_STREAM}.{spoke_consumer(cluster_id)}"
+
+
+def spoke_consumer_acks(cluster_id: str) -> str:
+    """Ack, nak and term of the messages the spoke's consumer delivered (a wildcard)."""
+    return f"$JS.ACK.{COMMANDS_STREAM}.{spoke_consumer(cluster_id)}.>"
+
+
 def cluster_of(subject: str) -> str:
     """The cluster token of a telemetry/commands/results subject."""
     return subject.rsplit(".", 1)[-1]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from shared import subjects
 from shared.bus import Bus
 from shared.lifecycle import run_until_stopped
 from shared.web import serve
@@ -56,8 +57,12 @@ async def run_agent(
     metrics = metrics or SpokeMetrics(cluster=settings.cluster_id)
     keda_targets = KedaTargets() if settings.actuator == "keda" else None
     actuator: ClusterBackend = backend if keda_targets is None else KedaActuator(backend, keda_targets)
-    async with Bus.connect(settings.bus_options(f"fleetscale-spoke-{settings.cluster_id}")) as bus:
-        await bus.ensure_topology()
+    options = settings.bus_options(
+        f"fleetscale-spoke-{settings.cluster_id}", inbox_prefix=subjects.spoke_inbox_prefix(settings.cluster_id)
+    )
+    # NB: no ensure_topology: the streams and this spoke's consumer are the hub's to create (a spoke's
+    # NATS permissions allow none of it); until the hub has, results wait unacked and fetches retry.
+    async with Bus.connect(options) as bus:
         spoke = Spoke(
             settings=settings,
             bus=bus,

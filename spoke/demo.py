@@ -35,6 +35,7 @@ import yaml
 from shared import logs
 from shared.errors import MissingDependency
 from shared.lifecycle import install_signal_handlers, run, run_until_stopped
+from shared.natsauth import HUB, IdentityDirectory, issue, spoke_name
 from shared.natsserver import NatsServer, terminate
 from shared.simulation import SimWorld, WorkloadSpec, bundled_trace, load_trace
 from shared.simulation.fleets import DEMO_CLUSTERS
@@ -87,12 +88,14 @@ class HubProcess:
     nats_url: str
     port: int
     policy_file: Path
+    nkey_file: Path
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=lambda: _log_file())
 
     def start(self) -> None:
         env = os.environ | {
             "HUB_NATS_URL": self.nats_url,
+            "HUB_NATS_NKEY_FILE": str(self.nkey_file),
             "HUB_API_PORT": str(self.port),
             "HUB_POLICY_FILE": str(self.policy_file),
             "HUB_TICK_S": "1.0",
@@ -145,10 +148,14 @@ async def amain(args: argparse.Namespace) -> int:
     install_signal_handlers(stop)
     world = build_world(args)
     api = f"http://127.0.0.1:{args.api_port}"
-    with NatsServer() as nats, tempfile.TemporaryDirectory(prefix="fleetscale-demo-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="fleetscale-demo-") as tmp,
+        NatsServer(config_file=_identities(Path(tmp))) as nats,
+    ):
         policy_file = Path(tmp) / "policies.yaml"
         policy_file.write_text(yaml.safe_dump([demo_policy(args.time_scale)]))
-        hub = HubProcess(nats.url, args.api_port, policy_file)
+        identities = IdentityDirectory(Path(tmp) / "nats")
+        hub = HubProcess(nats.url, args.api_port, policy_file, nkey_file=identities.seed_path(HUB))
         hub.start()
         try:
             await wait_for_api(api, hub)
@@ -158,6 +165,7 @@ async def amain(args: argparse.Namespace) -> int:
                 settings = SpokeSettings(
                     cluster_id=spec.cluster_id, backend="simulated", nats_url=nats.url, report_interval_s=1.0,
                     health_host="127.0.0.1", health_port=0,
+                    nats_nkey_file=identities.seed_path(spoke_name(spec.cluster_id)),
                 )
                 # The samples window spans at least one report interval of simulated time.
                 backend = SimulatedBackend(world, spec.cluster_id, window_s=max(10.0, args.time_scale))
@@ -175,6 +183,14 @@ async def amain(args: argparse.Namespace) -> int:
             return 0 if view.healthy else 1
         finally:
             hub.stop()
+
+
+def _identities(tmp: Path) -> Path:
+    """Each process gets its own NATS identity, as in production (docs/security.md): a spoke can
+    publish and read only its own subjects. Returns the server config admitting exactly them."""
+    directory = IdentityDirectory(tmp / "nats")
+    issue(directory.root, [spec.cluster_id for spec in DEMO_CLUSTERS])
+    return directory.write_server_config()
 
 
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:

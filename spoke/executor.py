@@ -127,6 +127,7 @@ class Executor:
             model=ScaleCommand,
             on_invalid=on_invalid,
             batch=16,
+            create=False,  # the hub creates spoke-C; a spoke's credentials may only bind it
         ):
             await self.process(delivery)
 

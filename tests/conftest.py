@@ -11,10 +11,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from shared.natsauth import IdentityDirectory, issue
 from shared.natsserver import NatsServer
+
+SECURED_CLUSTERS = ("alpha", "beta", "third-party")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,3 +96,35 @@ async def no_unattended_tasks() -> AsyncIterator[None]:
     await asyncio.wait(left, timeout=1)
     names = "\n".join(f"  {task.get_name()}: {task.get_coro()!r}" for task in left)
     pytest.fail(f"Unattended asyncio tasks detected ({len(left)}), cancelled now:\n{names}", pytrace=False)
+@dataclass(frozen=True)
+class SecuredNats:
+    """A nats-server running the authorization ``fleetscale nats-auth`` wrote for SECURED_CLUSTERS."""
+
+    server: NatsServer
+    identities: IdentityDirectory
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def seed_file(self, cluster_id: str | None = None) -> Path:
+        """The hub's seed file (None), or a spoke's."""
+        return self.identities.seed_path("hub" if cluster_id is None else f"spoke-{cluster_id}")
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path) -> Iterator[SecuredNats]:
+    """A private nats-server that admits only the hub's and each spoke's own nkey, as shipped."""
+    identities = IdentityDirectory(tmp_path / "nats-identities")
+    issue(identities.root, SECURED_CLUSTERS)
+    # The compose stack's server config, with the generated directory where compose mounts it
+    # (its port and store are overridden by NatsServer's flags).
+    config = tmp_path / "nats-server.conf"
+    config.write_text((Path(__file__).parents[1] / "deploy" / "nats" / "nats-server.conf").read_text())
+    (tmp_path / "auth").symlink_to(identities.auth_conf.parent)
+    server = NatsServer(config_file=config)
+    server.start()
+    try:
+        yield SecuredNats(server, identities)
+    finally:
+        server.close()

@@ -12,6 +12,7 @@ import yaml
 
 from hub.policies.store import parse_policy_file
 from hub.settings import HubSettings
+from shared.natsauth import SEED_FILE
 from tests.charts.chartkit import HUB, container, env, grants, helm, of_kind, only, render, validate_strict
 
 REQUIRED: dict[str, Any] = {"nats": {"url": "nats://nats.fleetscale:4222"}}
@@ -74,6 +75,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": REQUIRED,
     "token": {"nats": {**REQUIRED["nats"], "auth": "token", "existingSecret": "nats-auth"}},
     "creds": {"nats": {**REQUIRED["nats"], "auth": "creds", "existingSecret": "nats-auth"}},
+    "nkey": {"nats": {**REQUIRED["nats"], "auth": "nkey", "existingSecret": "fleetscale-hub-nats"}},
     "service-monitor": {**REQUIRED, "serviceMonitor": {"enabled": True}},
     "policies": {**REQUIRED, "policies": [POLICY]},
     "no-policy-file": {**REQUIRED, "policy_file": None},
@@ -116,6 +118,9 @@ def test_lint_is_clean(values: dict[str, Any]) -> None:
         ({**REQUIRED, "crd_namespace": "Team_A"}, "/crd_namespace"),
         ({**REQUIRED, "policies": [{"targets": {}}]}, "/policies/0"),
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "creds"}}, "/nats/existingSecret"),
+        ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "nkey"}}, "/nats/existingSecret"),
+        ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "nkey", "existingSecret": "s", "nkeyKey": "a/b"}},
+         "/nats/nkeyKey"),
         ({**REQUIRED, "tickS": 1}, "'tickS' not allowed"),
         ({**REQUIRED, "tls": {"clientAuth": True}}, "/tls/existingSecret"),
         ({**REQUIRED, "auth": {"existingSecret": "Not A Name"}}, "/auth/existingSecret"),
@@ -133,7 +138,7 @@ def test_env_sets_only_hub_settings_and_all_of_them() -> None:
     fields = set(HubSettings.model_fields)
     names = {
         n.removeprefix("HUB_").lower()
-        for variant in ("all-settings", "token", "creds", "auth-tls", "mtls")
+        for variant in ("all-settings", "token", "creds", "nkey", "auth-tls", "mtls")
         for n in env(render(HUB, VARIANTS[variant]))
     }
     assert names == fields - set(NOT_RENDERED)
@@ -222,6 +227,21 @@ def test_nats_credentials_come_from_the_secret() -> None:
     assert mount["readOnly"] is True
     for values in VARIANTS.values():
         assert of_kind(render(HUB, values), "Secret") == []
+
+
+def test_the_hubs_nkey_seed_is_its_secret_key_mounted_read_only(tmp_path: Path) -> None:
+    docs = render(HUB, VARIANTS["nkey"])
+    entries = env(docs)
+    assert "HUB_NATS_TOKEN" not in entries and "HUB_NATS_CREDS_FILE" not in entries
+    path = entries["HUB_NATS_NKEY_FILE"]["value"]
+    (mount,) = [m for m in container(docs)["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert mount["readOnly"] is True
+    volumes = {v["name"]: v for v in only(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == "fleetscale-hub-nats"
+    assert secret["items"] == [{"key": "nkey.seed", "path": posixpath.basename(path)}]
+    # The key name is the file `fleetscale nats-auth` writes, so `--from-file=<dir>/hub/nkey.seed` fits.
+    assert secret["items"][0]["key"] == SEED_FILE
 
 
 def test_pod_runs_locked_down_and_probes_the_api_port() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared.natsauth import SEED_FILE, issue
 from spoke.settings import SpokeSettings
 from tests.charts.chartkit import (
     RELEASE_NAMESPACE,
@@ -84,6 +86,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": REQUIRED,
     "token": {**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "token", "existingSecret": "nats-auth"}},
     "creds": {**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "creds", "existingSecret": "nats-auth"}},
+    "nkey": {**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "nkey", "existingSecret": "fleetscale-spoke-nats"}},
     "service-monitor": {**REQUIRED, "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
     "namespaced": {**REQUIRED, "kube_namespaces": ["inference", "batch"]},
     "create-variants": {**REQUIRED, "kube_create_variants": True},
@@ -139,6 +142,7 @@ def test_lint_reports_missing_required_values() -> None:
         ({**REQUIRED, "kube_create_variants": "yes"}, "/kube_create_variants"),
         ({**REQUIRED, "dcgm_endpoints": ["dcgm-exporter:9400"]}, "/dcgm_endpoints/0"),
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "token"}}, "/nats/existingSecret"),
+        ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "nkey"}}, "/nats/existingSecret"),
         ({**REQUIRED, "clusterid": "typo"}, "'clusterid' not allowed"),
         # There is no key for a secret value: credentials come only from an existing Secret.
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "token": "s3cret"}}, "'token' not allowed"),
@@ -163,7 +167,7 @@ def test_env_sets_only_spoke_settings(values: dict[str, Any]) -> None:
 def test_chart_covers_every_setting_and_nothing_else() -> None:
     names = {
         n.removeprefix("SPOKE_").lower()
-        for variant in ("all-settings", "token", "creds")
+        for variant in ("all-settings", "token", "creds", "nkey")
         for n in env(render(SPOKE, VARIANTS[variant]))
     }
     fields = settings_fields()
@@ -237,6 +241,28 @@ def test_creds_file_is_the_secret_mounted_read_only() -> None:
     secret = volumes[name]["secret"]
     assert secret["secretName"] == "nats-auth"
     assert [i["path"] for i in secret["items"]] == [path.rsplit("/", 1)[1]]
+
+
+def test_the_spokes_own_nkey_seed_is_mounted_read_only_and_parses_into_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(SPOKE, VARIANTS["nkey"])
+    entries = env(docs)
+    assert "SPOKE_NATS_TOKEN" not in entries and "SPOKE_NATS_CREDS_FILE" not in entries
+    path = entries["SPOKE_NATS_NKEY_FILE"]["value"]
+    mounts = {m["name"]: m for m in container(docs)["volumeMounts"]}
+    volumes = {v["name"]: v for v in only(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    (name,) = [n for n, m in mounts.items() if path.startswith(m["mountPath"] + "/")]
+    assert mounts[name]["readOnly"] is True
+    secret = volumes[name]["secret"]
+    assert secret["secretName"] == "fleetscale-spoke-nats"
+    # Only the seed: the key is the file name `fleetscale nats-auth` writes (spoke-<id>/nkey.seed).
+    assert secret["items"] == [{"key": SEED_FILE, "path": path.rsplit("/", 1)[1]}]
+    # The kubelet puts the Secret's seed there; a real one read back by the spoke's settings.
+    issue(tmp_path, [REQUIRED["cluster_id"]])
+    monkeypatch.setenv("SPOKE_CLUSTER_ID", REQUIRED["cluster_id"])
+    monkeypatch.setenv("SPOKE_NATS_NKEY_FILE", str(tmp_path / f"spoke-{REQUIRED['cluster_id']}" / SEED_FILE))
+    assert (SpokeSettings().bus_options("x").nkey_seed or "").startswith("SU")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())

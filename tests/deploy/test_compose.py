@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import yaml
 
 from hub.policies.store import parse_policy_file
 from hub.settings import HubSettings
+from shared.natsauth import AUTH_FILE, HUB, SEED_FILE, SERVER_DIR, issue, spoke_name
+from shared.natsserver import find_binary
 from spoke.settings import SpokeSettings
 from tests.dashboards.promcheck import DASHBOARDS
 
@@ -42,14 +45,26 @@ def errors(validator: jsonschema.Draft7Validator, doc: dict[str, Any]) -> list[s
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
 
 
-def binds(service: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(host path, container path)`` of the service's bind mounts (short syntax)."""
+def mounts(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """The service's volumes in the long syntax (``source``, ``target``, ``type``, ``volume``)."""
     out = []
     for volume in service.get("volumes", ()):
+        if isinstance(volume, dict):
+            out.append(volume)
+            continue
         source, target = volume.split(":")[:2]
-        if source.startswith((".", "/")):
-            out.append((source, target))
+        out.append({"type": "bind" if source.startswith((".", "/")) else "volume", "source": source, "target": target})
     return out
+
+
+def binds(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(host path, container path)`` of the service's bind mounts."""
+    return [(m["source"], m["target"]) for m in mounts(service) if m["type"] == "bind"]
+
+
+def subpaths(service: dict[str, Any], volume: str) -> dict[str, str]:
+    """Container path -> the part of named volume ``volume`` mounted there."""
+    return {m["target"]: m.get("volume", {}).get("subpath", "") for m in mounts(service) if m["source"] == volume}
 
 
 def test_compose_file_is_valid_against_the_compose_specification(
@@ -74,8 +89,9 @@ def test_the_schema_rejects_a_broken_compose_file(
 
 def test_services_and_their_wiring(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"nats", "hub", *SPOKES, "prometheus", "grafana"}
+    assert set(services) == {"nats-auth", "nats", "hub", *SPOKES, "prometheus", "grafana"}
     assert "-js" in services["nats"]["command"]
+    assert services["nats"]["depends_on"]["nats-auth"] == {"condition": "service_completed_successfully"}
     assert services["hub"]["command"] == ["hub"] and services["hub"]["environment"]["HUB_NATS_URL"] == "nats://nats:4222"
     for name in SPOKES:
         env = services[name]["environment"]
@@ -93,21 +109,23 @@ def test_every_mounted_local_path_exists_and_named_volumes_are_declared(compose:
             assert (ROOT / service["build"] / "Dockerfile").is_file(), name
         for source, _ in binds(service):
             assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
-        for volume in service.get("volumes", ()):
-            source = volume.split(":")[0]
-            if not source.startswith((".", "/")):
-                assert source in compose.get("volumes", {}), f"{name} uses undeclared volume {source}"
+        for mount in mounts(service):
+            if mount["type"] == "volume":
+                assert mount["source"] in compose.get("volumes", {}), f"{name} uses undeclared volume {mount}"
 
 
 @pytest.mark.parametrize("service", ["hub", *SPOKES])
 def test_environment_names_real_settings_with_valid_values(
-    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch
+    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     env = compose["services"][service]["environment"]
     settings_type = HubSettings if service == "hub" else SpokeSettings
     prefix = "HUB_" if service == "hub" else "SPOKE_"
+    issue(tmp_path, [])  # the seed the nats-auth service puts where the nkey file points
     for key, value in env.items():
         assert key.startswith(prefix) and key.removeprefix(prefix).lower() in settings_type.model_fields, key
+        if key.endswith("_NATS_NKEY_FILE"):
+            value = str(tmp_path / HUB / SEED_FILE)
         monkeypatch.setenv(key, str(value))
     settings_type()  # type: ignore[call-arg]  # as the container reads it; raises on a bad value
 
@@ -148,3 +166,32 @@ def test_grafana_gets_the_datasource_the_provider_and_the_dashboards_where_the_p
     assert datasource["url"] == "http://prometheus:9090" and "prometheus" in compose["services"]
     home = compose["services"]["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (DASHBOARDS / Path(home).relative_to(provider["options"]["path"])).is_file()
+
+
+def test_each_process_mounts_only_its_own_nats_identity_and_the_server_only_public_keys(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose["services"]
+    clusters = [services[s]["environment"]["SPOKE_CLUSTER_ID"] for s in SPOKES]
+    assert services["nats-auth"]["command"] == clusters  # an identity for exactly the spokes that run
+    ((auth_dir, server_part),) = subpaths(services["nats"], "nats-auth").items()
+    assert server_part == SERVER_DIR
+    config_target = services["nats"]["command"][services["nats"]["command"].index("-c") + 1]
+    (config_source,) = [s for s, t in binds(services["nats"]) if t == config_target]
+    include = re.search(r'^include "(.+)"$', (ROOT / config_source).read_text(), re.M)
+    assert include is not None
+    assert str(Path(config_target).parent / include.group(1)) == f"{auth_dir}/{AUTH_FILE}"
+    for name, prefix, identity in [("hub", "HUB_", HUB), *((s, "SPOKE_", spoke_name(c)) for s, c in
+                                                         zip(SPOKES, clusters, strict=True))]:
+        seed_file = Path(services[name]["environment"][f"{prefix}NATS_NKEY_FILE"])
+        assert subpaths(services[name], "nats-auth") == {str(seed_file.parent): identity}, name
+        assert seed_file.name == SEED_FILE
+
+
+def test_the_shipped_server_config_with_generated_identities_passes_nats_server_test(tmp_path: Path) -> None:
+    issue(tmp_path / "ids", ["sim-h100", "sim-l4"])
+    config = tmp_path / "nats-server.conf"
+    config.write_text((ROOT / "deploy/nats/nats-server.conf").read_text())
+    (tmp_path / "auth").symlink_to(tmp_path / "ids" / SERVER_DIR)
+    checked = subprocess.run([find_binary(), "-t", "-c", str(config)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

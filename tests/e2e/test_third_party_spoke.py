@@ -1,7 +1,9 @@
 """A spoke written from docs/protocol.md alone: plain nats-py, no Fleetscale imports.
 
-It publishes telemetry as a new cluster, receives the hub's command on its durable consumer,
-publishes the result to JetStream and only then acknowledges the command.
+With its own nkey (issued by `fleetscale nats-auth`) and inbox prefix, on a server enforcing the
+per-spoke permissions, it publishes telemetry as a new cluster, binds the durable consumer the hub
+created, receives the hub's command, publishes the result to JetStream and only then acknowledges
+the command.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
+import nats.js.errors
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
 
+from tests.conftest import SecuredNats
 from tests.e2e.conftest import eventually, running_hub, write_policies
 
 pytestmark = pytest.mark.nats
@@ -38,24 +41,32 @@ def telemetry(seq: int, replicas: int, waiting: int) -> bytes:
     }).encode()
 
 
-async def test_a_spoke_written_from_the_protocol_doc_gets_and_acks_a_command(nats_server, tmp_path: Path) -> None:
+async def test_a_spoke_written_from_the_protocol_doc_gets_and_acks_a_command(
+    secured_nats: SecuredNats, tmp_path: Path
+) -> None:
     policies = write_policies(tmp_path / "p.yaml", {
         "id": "mistral", "targets": {"workloads": [{"namespace": "team-a", "name": "mistral"}]},
         "signals": [{"metric": "queue_per_replica", "target": 5}], "bounds": {"min_replicas": 1, "max_replicas": 8},
     })
-    async with running_hub(nats_server.url, policy_file=policies) as hub:
-        nc = await nats.connect(nats_server.url)
+    async with running_hub(secured_nats.url, policy_file=policies, nats_nkey_file=secured_nats.seed_file()) as hub:
+        nc = await nats.connect(secured_nats.url, nkeys_seed=str(secured_nats.seed_file(CLUSTER)),
+                                inbox_prefix=f"_INBOX.spoke-{CLUSTER}")
         js = nc.jetstream()
         try:
-            await nc.publish(f"fleetscale.v1.telemetry.{CLUSTER}", telemetry(0, 1, 20))
-            sub = await js.pull_subscribe(
-                f"fleetscale.v1.commands.{CLUSTER}", durable=f"spoke-{CLUSTER}", stream="FLEETSCALE_COMMANDS",
-                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
-            )
+            seq = 0
+            sub = None
             msgs = []
             async with asyncio.timeout(10):
                 while not msgs:
-                    await nc.publish(f"fleetscale.v1.telemetry.{CLUSTER}", telemetry(1, 1, 20))
+                    await nc.publish(f"fleetscale.v1.telemetry.{CLUSTER}", telemetry(seq, 1, 20))
+                    seq += 1
+                    if sub is None:
+                        try:  # the hub creates spoke-<cluster> before its first command; bind it then
+                            await js.consumer_info("FLEETSCALE_COMMANDS", f"spoke-{CLUSTER}")
+                        except nats.js.errors.NotFoundError:
+                            await asyncio.sleep(0.2)
+                            continue
+                        sub = await js.pull_subscribe_bind(durable=f"spoke-{CLUSTER}", stream="FLEETSCALE_COMMANDS")
                     try:
                         msgs = await sub.fetch(1, timeout=0.5)
                     except nats.errors.TimeoutError:

@@ -102,6 +102,9 @@ pydantic-settings parses for complex fields; scalars as strings.
 {{- else if eq $nats.auth "creds" }}
 - name: {{ .prefix }}NATS_CREDS_FILE
   value: {{ printf "/etc/fleetscale/nats/%s" $nats.credsKey | quote }}
+{{- else if eq $nats.auth "nkey" }}
+- name: {{ .prefix }}NATS_NKEY_FILE
+  value: {{ printf "/etc/fleetscale/nats/%s" $nats.nkeyKey | quote }}
 {{- end }}
 {{- end }}
 
