@@ -8,6 +8,7 @@ exporters actually print: family names depend on ``# TYPE`` lines, which some sc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -33,19 +34,42 @@ class Series:
 class Exposition:
     """One scrape, indexed by sample name."""
 
-    def __init__(self, samples: Mapping[str, list[Series]]) -> None:
+    def __init__(
+        self, samples: Mapping[str, list[Series]], *, rejected: int = 0, rejected_example: str = ""
+    ) -> None:
         self._samples = samples
+        self.rejected = rejected
+        """Sample lines that could not be parsed and were dropped (each costs only its value)."""
+        self.rejected_example = rejected_example
 
     @classmethod
     def parse(cls, text: str) -> Exposition:
+        """Parse a whole exposition; when it does not parse (dcgm-exporter prints
+        ``ERROR - FAILED TO CONVERT TO STRING`` as a value), parse it line by line so that a bad
+        line costs its own value only. Raises ``ScrapeError`` only when no line parses."""
         samples: dict[str, list[Series]] = {}
         try:
-            for family in text_string_to_metric_families(text):
-                for s in family.samples:
-                    samples.setdefault(s.name, []).append(Series(s.labels, float(s.value)))
-        except ValueError as e:
-            raise ScrapeError(f"malformed exposition: {e}") from e
+            _add(samples, text)
+        except ValueError:
+            return cls._parse_lines(text)
         return cls(samples)
+
+    @classmethod
+    def _parse_lines(cls, text: str) -> Exposition:
+        samples: dict[str, list[Series]] = {}
+        rejected, example, seen = 0, "", 0
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            seen += 1
+            try:
+                _add(samples, line + "\n")
+            except ValueError as e:
+                rejected += 1
+                example = example or f"{line[:MAX_ERROR_BODY]!r}: {e}"
+        if seen and not samples:
+            raise ScrapeError(f"malformed exposition: no sample line parses ({example})")
+        return cls(samples, rejected=rejected, rejected_example=example)
 
     @property
     def names(self) -> Iterable[str]:
@@ -65,6 +89,17 @@ class Exposition:
         """Sum of every series of ``name`` (across engines, models, finish reasons); None if absent."""
         series = self._samples.get(name)
         return sum(s.value for s in series) if series else None
+
+
+def _add(samples: dict[str, list[Series]], text: str) -> None:
+    found: dict[str, list[Series]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            value = float(s.value)
+            if math.isfinite(value):  # NaN/Inf are "no value" (e.g. a histogram with no data)
+                found.setdefault(s.name, []).append(Series(s.labels, value))
+    for name, series in found.items():
+        samples.setdefault(name, []).extend(series)
 
 
 async def scrape(session: aiohttp.ClientSession, url: str, *, timeout_s: float) -> Exposition:
