@@ -129,6 +129,7 @@ class EngineSpec:
 
     def value(self, expo: Exposition, metric: Metric, model: str | None = None) -> float | None:
         """Sum of the counted series in the field's unit; None when the sample is absent."""
+        metric = resolve(expo, metric)
         if not expo.has(metric.name):
             return None
         total = sum(s.value for s in self.select(expo, metric, model)) * metric.unit
@@ -142,7 +143,8 @@ class EngineSpec:
         return total
 
     def first(self, expo: Exposition, field_name: str) -> Metric | None:
-        return next((c for c in self.candidates(field_name) if expo.has(c.name)), None)
+        found = (resolve(expo, c) for c in self.candidates(field_name))
+        return next((c for c in found if expo.has(c.name)), None)
 
     def models(self, expo: Exposition) -> tuple[str, ...]:
         """Models named by ``model_label`` on this engine's series (empty if it has none)."""
@@ -156,6 +158,14 @@ class EngineSpec:
             if self.model_label in s.labels
         }
         return tuple(sorted(seen))
+
+
+def resolve(expo: Exposition, metric: Metric) -> Metric:
+    """``metric`` under the name the scrape carries it: prometheus_client's parser adds ``_total``
+    to a counter sample that lacks it when a ``# TYPE ... counter`` line precedes it (Triton)."""
+    if expo.has(metric.name) or not expo.has(f"{metric.name}_total"):
+        return metric
+    return Metric(f"{metric.name}_total", metric.where, metric.unit, metric.minus, metric.over)
 
 
 def _one_rank(series: list[Series], rank_labels: tuple[str, ...]) -> list[Series]:

@@ -107,6 +107,7 @@ class EngineSource:
         """Pod key ("namespace/pod") -> why its engine is unknown, as of the last read."""
         self.adapters: dict[str, str] = {}
         """Pod key -> adapter read at the last scrape (``vllm-v1``...), for /readyz."""
+        self._rejected = 0
 
     async def read(self, targets: Sequence[SourceTarget]) -> SourceReading:
         pods = [(t, p) for t in targets for p in t.pods if p.metrics_url]
@@ -133,6 +134,7 @@ class EngineSource:
             for gone in table.keys() - live_pods:
                 del table[gone]
         reading.warnings = tuple(warnings)
+        reading.rejected_samples, self._rejected = self._rejected, 0
         return reading
 
     def observe(
@@ -173,6 +175,9 @@ class EngineSource:
             errors.append(f"{pod_name}: {problem}")
             return None
         assert spec is not None
+        if expo.rejected:
+            self._rejected += expo.rejected
+            errors.append(f"{pod_name}: {expo.rejected} sample line(s) dropped, e.g. {expo.rejected_example}")
         self.unknown.pop(pod_name, None)
         self.adapters[pod_name] = spec.name
         model = _model(spec, target, expo)

@@ -3,7 +3,9 @@
 Parsing is ``prometheus_client``'s own parser; this module only flattens its families into samples
 keyed by *sample* name (``vllm:request_success_total``, ``x_bucket``). Sample names are what the
 exporters actually print: family names depend on ``# TYPE`` lines, which some scrapes lack (a
-``grep`` of dcgm-exporter output has none) and which strip ``_total`` from counters.
+``grep`` of dcgm-exporter output has none) and which strip ``_total`` from counters. One
+exception: after a ``# TYPE x counter`` line the parser names a sample ``x`` as ``x_total``
+(Triton prints its counters without the suffix); ``engine_metrics.resolve`` accepts both.
 """
 
 from __future__ import annotations
