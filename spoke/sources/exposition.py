@@ -68,7 +68,7 @@ class Exposition:
                 _add(samples, line + "\n")
             except ValueError as e:
                 rejected += 1
-                example = example or f"{line[:MAX_ERROR_BODY]!r}: {e}"
+                example = example or f"{_shorten(line)!r}: {e}"
         if seen and not samples:
             raise ScrapeError(f"malformed exposition: no sample line parses ({example})")
         return cls(samples, rejected=rejected, rejected_example=example)
@@ -91,6 +91,11 @@ class Exposition:
         """Sum of every series of ``name`` (across engines, models, finish reasons); None if absent."""
         series = self._samples.get(name)
         return sum(s.value for s in series) if series else None
+
+
+def _shorten(line: str, keep: int = 60) -> str:
+    """A long sample line's name and value, which say what went wrong, without its labels' middle."""
+    return line if len(line) <= 2 * keep else f"{line[:keep]}...{line[-keep:]}"
 
 
 def _add(samples: dict[str, list[Series]], text: str) -> None:
