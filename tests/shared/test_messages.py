@@ -134,3 +134,28 @@ def test_published_json_schemas_match_the_models() -> None:
     for stem, schema in json_schemas().items():
         published = orjson.loads((docs / f"{stem}.schema.json").read_bytes())
         assert published == schema, f"docs/protocol/{stem}.schema.json is stale: run python -m shared.schemas"
+
+
+def test_token_histogram_is_bounded_and_consistent() -> None:
+    import math
+
+    import pytest
+    from pydantic import ValidationError
+
+    from shared.messages import MAX_HISTOGRAM_BOUNDS, Samples, TokenHistogram
+
+    ok = TokenHistogram(le_tokens=(128.0, 1024.0), counts=(3.0, 5.0, 1.0))
+    assert ok.total == 9.0
+    assert Samples.model_validate_json(Samples(prompt_tokens=ok).model_dump_json()).prompt_tokens == ok
+    for bad in (
+        {"le_tokens": (128.0,), "counts": (1.0,)},  # no overflow count
+        {"le_tokens": (128.0, 64.0), "counts": (1.0, 1.0, 1.0)},  # not increasing
+        {"le_tokens": (math.inf,), "counts": (1.0, 1.0)},  # not finite
+        {"le_tokens": (1.0,), "counts": (math.nan, 1.0)},
+        {"le_tokens": tuple(float(i) for i in range(1, MAX_HISTOGRAM_BOUNDS + 2)),
+         "counts": (0.0,) * (MAX_HISTOGRAM_BOUNDS + 2)},  # too many buckets
+    ):
+        with pytest.raises(ValidationError):
+            TokenHistogram(**bad)
+    with pytest.raises(ValidationError, match="preemptions_per_s"):
+        Samples(preemptions_per_s=math.inf)
