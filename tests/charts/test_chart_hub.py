@@ -392,6 +392,6 @@ def test_hub_alerts_pass_promtool_and_read_exported_metrics(tmp_path: Path) -> N
     ],
 )
 def test_policies_with_inverted_bounds_or_no_targets_are_refused(policy: dict[str, Any], message: str) -> None:
-    with pytest.raises(Exception, match="fleetscale-hub|policies") as caught:
+    with pytest.raises(Exception, match=r"fleetscale-hub|policies") as caught:
         render(HUB, {**REQUIRED, "policies": [policy]})
     assert message in str(caught.value)
