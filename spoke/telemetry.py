@@ -35,9 +35,9 @@ from spoke.sources import (
 logger = logging.getLogger(__name__)
 
 
-ENGINE_LABEL = "fleetscale.io/engine"
+ENGINE_LABEL = "fleetscale.dev/engine"
 """Workload label naming its engine family or adapter (``vllm``, ``triton-trtllm``...); else detected."""
-MODEL_LABEL = "fleetscale.io/model"
+MODEL_LABEL = "fleetscale.dev/model"
 """Workload label naming the model it scales for, where one engine pod serves several (Triton)."""
 
 

@@ -86,7 +86,7 @@ class EngineSpec:
     """Adapter id, e.g. ``vllm-v1``."""
     engine: str
     """Engine family (``vllm``, ``ray-vllm``, ``sglang``, ``tgi``, ``triton``); what a workload's
-    ``fleetscale.io/engine`` label names."""
+    ``fleetscale.dev/engine`` label names."""
     versions: str
     """The version range this adapter was written against (docs and /readyz detail)."""
     prefixes: tuple[str, ...]

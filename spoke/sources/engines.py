@@ -218,7 +218,7 @@ def _model(spec: EngineSpec, target: SourceTarget, expo: Exposition) -> str | No
         return target.model if models else None
     if len(models) > 1:
         return (f"!serves {len(models)} models ({', '.join(models)}); set the workload's "
-                "fleetscale.io/model label to the one it scales for")
+                "fleetscale.dev/model label to the one it scales for")
     return models[0] if models else None
 
 

@@ -99,7 +99,7 @@ async def test_unknown_engine_is_counted_in_a_metric_and_named_in_readyz_detail(
                           build_sources(SpokeSettings(cluster_id="c")))
         sampler.attach(_Lister([_PodInfo("chat-0")]))  # type: ignore[arg-type]
         ref = WorkloadRef(namespace="llm", name="chat")
-        samples = await sampler([WorkloadState(ref, 1, 1, labels={"fleetscale.io/model": "m"})])
+        samples = await sampler([WorkloadState(ref, 1, 1, labels={"fleetscale.dev/model": "m"})])
         assert samples["llm/chat"].requests_waiting is None
         assert "unknown engine" in samples["llm/chat"].missing_reasons["requests_waiting"]
         assert b"fleetscale_spoke_unknown_engine_pods 1.0" in generate_latest(metrics.registry)

@@ -191,7 +191,7 @@ def test_triton_eight_models_are_not_summed_into_one_workload() -> None:
     source, partial = one(TRITON)
     assert "requests_waiting" not in partial.values
     assert "serves 8 models" in partial.missing_reasons["requests_waiting"]
-    assert "fleetscale.io/model" in partial.missing_reasons["request_rate_per_s"]
+    assert "fleetscale.dev/model" in partial.missing_reasons["request_rate_per_s"]
     assert "p0" not in source.in_flight  # unattributed load is unknown, not zero
 
 
