@@ -133,9 +133,10 @@ def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]
             per_workload.setdefault(key, []).append(sample)
     samples = gpu_partials(targets, per_workload, NO_GPU_REASON)
     rejected = sum(e.rejected for e in expositions)
-    warnings = tuple(
-        f"{rejected} dcgm-exporter sample line(s) did not parse and were dropped, e.g. {e.rejected_example}"
-        for e in expositions[:1] if rejected
+    example = next((e.rejected_example for e in expositions if e.rejected), "")
+    warnings = (
+        (f"{rejected} dcgm-exporter sample line(s) did not parse and were dropped, e.g. {example}",)
+        if rejected else ()
     )
     return SourceReading(source="dcgm", samples=samples, gpus=tuple(inventory), warnings=warnings,
                          rejected_samples=rejected)

@@ -180,9 +180,10 @@ class EngineSource:
             errors.append(f"{pod_name}: {expo.rejected} sample line(s) dropped, e.g. {expo.rejected_example}")
         self.unknown.pop(pod_name, None)
         self.adapters[pod_name] = spec.name
-        model = _model(spec, target, expo)
-        if isinstance(model, str) and model.startswith("!"):
-            errors.append(f"{pod_name}: {model[1:]}")
+        model, unattributed = _model(spec, target, expo)
+        if unattributed is not None:
+            errors.append(f"{pod_name}: {unattributed}")
+            self.in_flight.pop(pod_name, None)  # another model's load is not this workload's
             return None
         previous = self._windows.get(pod)
         if previous is not None and previous.engine != spec.name:
@@ -209,17 +210,17 @@ def _unknown(target: SourceTarget, spec: EngineSpec | None, expo: Exposition) ->
     return None
 
 
-def _model(spec: EngineSpec, target: SourceTarget, expo: Exposition) -> str | None:
-    """The model whose series count; ``"!reason"`` when the pod cannot be attributed."""
+def _model(spec: EngineSpec, target: SourceTarget, expo: Exposition) -> tuple[str | None, str | None]:
+    """(the model whose series count, None) or (None, why the pod cannot be attributed)."""
     models = spec.models(expo)
     if target.model is not None:
         if models and target.model not in models:
-            return f"!model {target.model!r} is not served here (serves {', '.join(models)})"
-        return target.model if models else None
+            return None, f"model {target.model!r} is not served here (serves {', '.join(models)})"
+        return (target.model if models else None), None
     if len(models) > 1:
-        return (f"!serves {len(models)} models ({', '.join(models)}); set the workload's "
-                "fleetscale.dev/model label to the one it scales for")
-    return models[0] if models else None
+        return None, (f"serves {len(models)} models ({', '.join(models)}); set the workload's "
+                      "fleetscale.dev/model label to the one it scales for")
+    return (models[0] if models else None), None
 
 
 def _pod_key(pod: PodTarget) -> str:
