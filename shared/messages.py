@@ -39,6 +39,9 @@ from pydantic import (
 
 PROTOCOL_VERSION = 1
 """Major version of the wire protocol spoken by this code."""
+PROTOCOL_MINOR_VERSION = 1
+"""Minor version: additive changes within the major (docs/protocol.md lists them). 1.1 added the
+engine signals of issue 12 to ``Samples``. Not sent on the wire: optional fields need no version."""
 
 # --- bounds (docs/protocol.md, "Bounds", states the same numbers) ---------------------------------
 # Every number on the wire is finite and bounded, every string and list is length-limited: one
@@ -233,6 +236,41 @@ class Percentiles(Part):
         return getattr(self, f"{percentile}_s")
 
 
+MAX_RATE = 1e9
+"""Upper bound of a per-second rate on the wire (requests, tokens, preemptions)."""
+MAX_TOKENS = 1e8
+"""Upper bound of a token count (prompt length bucket bound)."""
+MAX_HISTOGRAM_BOUNDS = 64
+Rate = Annotated[float, Field(ge=0.0, le=MAX_RATE, allow_inf_nan=False)]
+BoundedSeconds = Annotated[float, Field(ge=0.0, le=86_400.0, allow_inf_nan=False)]
+TokenBound = Annotated[float, Field(gt=0.0, le=MAX_TOKENS, allow_inf_nan=False)]
+BucketCount = Annotated[float, Field(ge=0.0, le=1e12, allow_inf_nan=False)]
+
+
+class TokenHistogram(Part):
+    """A distribution over the window (protocol 1.1): how many requests fell in each bucket.
+
+    ``counts[i]`` is the number of requests with ``le_tokens[i-1] < tokens <= le_tokens[i]``
+    (the first bucket starts at 0); the last count, one more than the bounds, is above the last
+    bound. Counts are increases over the window, not totals since the engine started.
+    """
+
+    le_tokens: tuple[TokenBound, ...] = Field(max_length=MAX_HISTOGRAM_BOUNDS)
+    counts: tuple[BucketCount, ...] = Field(max_length=MAX_HISTOGRAM_BOUNDS + 1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if len(self.counts) != len(self.le_tokens) + 1:
+            raise ValueError("counts must have one entry per bound plus one for the overflow")
+        if any(b >= c for b, c in zip(self.le_tokens, self.le_tokens[1:], strict=False)):
+            raise ValueError("le_tokens must increase strictly")
+        return self
+
+    @property
+    def total(self) -> float:
+        return sum(self.counts)
+
+
 class Samples(Part):
     """What the spoke measured for one workload over the last window.
 
@@ -254,6 +292,26 @@ class Samples(Part):
     generation_tokens_per_s: Rate | None = None
     cpu_utilization_ratio: LoadRatio | None = None
     memory_utilization_ratio: LoadRatio | None = None
+    # Protocol 1.1 (issue 12): demand the engine shed or redid, queueing, request classes.
+    queue_time: Percentiles = Field(
+        default=Percentiles(), description="Time requests waited in the engine's queue (1.1)"
+    )
+    queue_time_mean_s: BoundedSeconds | None = Field(
+        default=None, description="Mean queue time over the window where only sums exist (Triton) (1.1)"
+    )
+    preemptions_per_s: Rate | None = Field(
+        default=None, description="Requests preempted (vLLM) or retracted (SGLang) per second (1.1)"
+    )
+    requests_failed_per_s: Rate | None = Field(
+        default=None,
+        description="Requests that ended without a result per second: aborted, errored, rejected (1.1)",
+    )
+    engines_sleeping: Annotated[int, Field(ge=0, le=100_000)] | None = Field(
+        default=None, description="Engines in sleep mode (vLLM): their empty queues are not idle capacity (1.1)"
+    )
+    prompt_tokens: TokenHistogram | None = Field(
+        default=None, description="Prompt length per request over the window (1.1)"
+    )
     missing_reasons: dict[Annotated[str, StringConstraints(max_length=MAX_TYPE)], Text] = Field(
         default_factory=dict, max_length=MAX_REASONS
     )

@@ -64,9 +64,10 @@ async def _main(settings: SpokeSettings) -> None:
             sampler=sampler,
             pod_loads=sampler.pod_loads,
         )
-        sampler.lister = backend
+        sampler.attach(backend)
     try:
-        await run_agent(settings, backend, stop=stop, metrics=metrics, extra_tasks=extra)
+        await run_agent(settings, backend, stop=stop, metrics=metrics, extra_tasks=extra,
+                        readiness_detail=sampler.readiness_detail if sampler is not None else None)
     finally:
         await backend.aclose()
         if sampler is not None:

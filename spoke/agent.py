@@ -53,6 +53,7 @@ async def run_agent(
     extra_tasks: dict[str, Coroutine[Any, Any, Any]] | None = None,
     serve_health: bool = True,
     metrics: SpokeMetrics | None = None,
+    readiness_detail: Callable[[], dict[str, object]] | None = None,
 ) -> None:
     metrics = metrics or SpokeMetrics(cluster=settings.cluster_id)
     keda_targets = KedaTargets() if settings.actuator == "keda" else None
@@ -80,7 +81,7 @@ async def run_agent(
             def bound(port: int) -> None:
                 spoke.health_port = port
 
-            app = make_app(metrics, ready=lambda: bus.connected)
+            app = make_app(metrics, ready=lambda: bus.connected, detail=readiness_detail)
             tasks["health server"] = serve(app, settings.health_host, settings.health_port, on_bound=bound)
         if keda_targets is not None:
 

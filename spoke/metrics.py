@@ -59,6 +59,17 @@ class SpokeMetrics:
             ["source", "reason"],
             registry=r,
         )
+        self.rejected_samples = Counter(
+            "fleetscale_spoke_rejected_samples",
+            "Exposition sample lines a source could not parse and dropped (one value each), by source",
+            ["source"],
+            registry=r,
+        )
+        self.unknown_engine_pods = Gauge(
+            "fleetscale_spoke_unknown_engine_pods",
+            "Scraped pods whose metrics match no known inference engine: their load is unknown, not zero",
+            registry=r,
+        )
         self.last_report = Gauge(
             "fleetscale_spoke_last_report_timestamp_seconds", "Unix time of the last published report", registry=r
         )
@@ -71,6 +82,7 @@ class SpokeMetrics:
     def init_sources(self, sources: Iterable[str]) -> None:
         """Start every failure kind of the configured sources at 0."""
         for source in sources:
+            self.rejected_samples.labels(source=source)
             for kind in SOURCE_FAILURE_KINDS:
                 self.source_failures.labels(source=source, reason=kind)
 
@@ -78,3 +90,9 @@ class SpokeMetrics:
         """Count ``(source, reason kind)`` pairs, e.g. from ``SourceStats.failure_kinds()``."""
         for source, reason in failures:
             self.source_failures.labels(source=source, reason=reason).inc()
+
+    def count_rejected_samples(self, rejected: Iterable[tuple[str, int]]) -> None:
+        """Count ``(source, dropped sample lines)`` pairs, e.g. from ``SourceStats.rejected()``."""
+        for source, count in rejected:
+            if count:
+                self.rejected_samples.labels(source=source).inc(count)

@@ -40,7 +40,20 @@ class SpokeSettings(CommonSettings):
     )
 
     # Telemetry sources (docs/sources.md). Anything not configured is reported missing, never zero.
-    dcgm_endpoints: list[str] = Field(default_factory=list, description="dcgm-exporter /metrics URLs")
+    dcgm_endpoints: list[str] = Field(
+        default_factory=list,
+        description="Static dcgm-exporter /metrics URLs, one per GPU node (never a Service URL: it hits a random node)",
+    )
+    dcgm_discover: bool = Field(
+        default=False, description="Find the dcgm-exporter pods through the Kubernetes API and scrape each one"
+    )
+    dcgm_pod_selector: str = Field(
+        default="app.kubernetes.io/name=dcgm-exporter",
+        description="Label selector of the dcgm-exporter pods (GPU Operator: app=nvidia-dcgm-exporter)",
+    )
+    dcgm_pod_namespace: str | None = Field(default=None, description="Namespace of the dcgm-exporter pods; empty: all")
+    dcgm_pod_port: int = Field(default=9400, ge=1, le=65535, description="dcgm-exporter's metrics port")
+    dcgm_pod_path: str = Field(default="/metrics", description="dcgm-exporter's metrics path")
     nvml_enabled: bool = Field(default=False, description="Read GPUs in-process through NVML (needs the driver)")
     engine_metrics_port: int = Field(default=8000, ge=1, le=65535, description="Inference pods' metrics port")
     engine_metrics_path: str = Field(default="/metrics", description="Inference pods' metrics path")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from shared.messages import Samples, WorkloadRef
 from spoke.backend import WorkloadState
+from spoke.backends.kubernetes.exporters import ExporterPods
 from spoke.backends.kubernetes.pods import PodInfo
 from spoke.metrics import SpokeMetrics
 from spoke.settings import SpokeSettings
@@ -33,13 +35,24 @@ from spoke.sources import (
 logger = logging.getLogger(__name__)
 
 
+ENGINE_LABEL = "fleetscale.dev/engine"
+"""Workload label naming its engine family or adapter (``vllm``, ``triton-trtllm``...); else detected."""
+MODEL_LABEL = "fleetscale.dev/model"
+"""Workload label naming the model it scales for, where one engine pod serves several (Triton)."""
+
+
 class PodLister(Protocol):
     async def pods(self, ref: WorkloadRef) -> Sequence[PodInfo]: ...
 
 
+@runtime_checkable
+class ExporterLister(Protocol):
+    async def exporter_urls(self, exporters: ExporterPods) -> list[str]: ...
+
+
 def build_sources(settings: SpokeSettings) -> list[TelemetrySource]:
     sources: list[TelemetrySource] = [EngineSource(timeout_s=settings.source_timeout_s)]
-    if settings.dcgm_endpoints:
+    if settings.dcgm_endpoints or settings.dcgm_discover:
         sources.append(DcgmSource(settings.dcgm_endpoints, timeout_s=settings.source_timeout_s))
     if settings.nvml_enabled:
         nvml = NvmlSource()
@@ -68,13 +81,36 @@ class Sampler:
         self.lister: PodLister | None = None
         """Set once the backend exists (the backend is built with this sampler)."""
 
+    def attach(self, backend: PodLister) -> None:
+        """Use the backend for the workloads' pods and, when discovery is on, the exporter pods."""
+        self.lister = backend
+        if not self.settings.dcgm_discover or not isinstance(backend, ExporterLister):
+            return
+        exporters = ExporterPods(
+            label_selector=self.settings.dcgm_pod_selector,
+            namespace=self.settings.dcgm_pod_namespace or None,
+            port=self.settings.dcgm_pod_port,
+            path=self.settings.dcgm_pod_path,
+        )
+        for source in self.sources:
+            if isinstance(source, DcgmSource):
+                source.discover = partial(backend.exporter_urls, exporters)
+
+    def readiness_detail(self) -> dict[str, object]:
+        """For /readyz: pods whose engine is unknown (their load is unknown, not zero), and the
+        adapter read for each scraped pod."""
+        engines = [s for s in self.sources if isinstance(s, EngineSource)]
+        return {
+            "unknown_engine_pods": {k: v for e in engines for k, v in sorted(e.unknown.items())},
+            "engine_adapters": {k: v for e in engines for k, v in sorted(e.adapters.items())},
+        }
+
     async def targets(self, workloads: Sequence[WorkloadState]) -> list[SourceTarget]:
-        port, path = self.settings.engine_metrics_port, self.settings.engine_metrics_path
         port, path = self.settings.engine_metrics_port, self.settings.engine_metrics_path
         out = []
         for w in workloads:
             pods = await self.lister.pods(w.ref) if self.lister is not None else []
-            out.append(SourceTarget(w.ref.namespace, w.ref.name, tuple(
+            out.append(SourceTarget(w.ref.namespace, w.ref.name, pods=tuple(
                 PodTarget(
                     namespace=p.namespace,
                     name=p.name,
@@ -85,13 +121,17 @@ class Sampler:
                     metrics_url=f"http://{p.ip}:{port}{path}" if p.ip and p.ready else None,
                 )
                 for p in pods
-            )))
+            ), engine=w.labels.get(ENGINE_LABEL) or None, model=w.labels.get(MODEL_LABEL) or None))
         return out
 
     async def __call__(self, workloads: Sequence[WorkloadState]) -> Mapping[str, Samples]:
         samples, stats = await read_all(self.sources, await self.targets(workloads),
                                         timeout_s=self.settings.source_timeout_s)
         self.metrics.count_source_failures(stats.failure_kinds())
+        self.metrics.count_rejected_samples(stats.rejected())
+        self.metrics.unknown_engine_pods.set(
+            sum(len(s.unknown) for s in self.sources if isinstance(s, EngineSource))
+        )
         return samples
 
     async def pod_loads(self, ref: WorkloadRef, pods: Sequence[PodInfo]) -> Mapping[str, float]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from shared.errors import PermanentError, TemporaryError
-from shared.messages import GpuSample, Percentiles, Samples
+from shared.messages import GpuSample, Percentiles, Samples, TokenHistogram
 
 SCALAR_FIELDS: tuple[str, ...] = (
     "requests_waiting",
@@ -36,15 +36,20 @@ SCALAR_FIELDS: tuple[str, ...] = (
     "generation_tokens_per_s",
     "cpu_utilization_ratio",
     "memory_utilization_ratio",
+    "queue_time_mean_s",
+    "preemptions_per_s",
+    "requests_failed_per_s",
 )
-PERCENTILE_FIELDS: tuple[str, ...] = ("ttft", "itl", "e2e")
-MEASURED_FIELDS: frozenset[str] = frozenset((*SCALAR_FIELDS, *PERCENTILE_FIELDS, "gpus"))
+PERCENTILE_FIELDS: tuple[str, ...] = ("ttft", "itl", "e2e", "queue_time")
+MEASURED_FIELDS: frozenset[str] = frozenset(
+    (*SCALAR_FIELDS, *PERCENTILE_FIELDS, "gpus", "prompt_tokens", "engines_sleeping")
+)
 """The ``Samples`` fields a source can claim in ``capabilities`` (``window_s`` travels with them)."""
 
 DEFAULT_PRECEDENCE: tuple[str, ...] = ("engines", "nvml", "dcgm", "prometheus")
 """Who wins a conflict: earlier names first. Sources not listed come after, in the order given."""
 
-FieldValue = float | Percentiles | tuple[GpuSample, ...]
+FieldValue = float | Percentiles | TokenHistogram | tuple[GpuSample, ...]
 
 
 class SourceUnavailable(TemporaryError):
@@ -116,7 +121,10 @@ class SourceTarget:
     name: str
     pods: tuple[PodTarget, ...] = ()
     engine: str | None = None
-    """``vllm``, ``sglang``, ``tgi`` or ``triton``; ``None`` lets the engine source detect it."""
+    """An engine family (``vllm``, ``ray-vllm``, ``sglang``, ``tgi``, ``triton``) or adapter
+    (``vllm-v1``, ``triton-trtllm``...); ``None`` lets the engine source detect it."""
+    model: str | None = None
+    """The model this workload serves, where one engine serves several (Triton's ``model`` label)."""
 
     @property
     def key(self) -> str:
@@ -163,6 +171,8 @@ class SourceReading:
     gpus: tuple[NodeGpu, ...] = ()
     warnings: tuple[str, ...] = ()
     """Non-fatal trouble (one of several endpoints down); the fields it affects say so too."""
+    rejected_samples: int = 0
+    """Exposition lines that did not parse and were dropped, one value each (counted by the caller)."""
 
     @property
     def unattributed_gpus(self) -> tuple[NodeGpu, ...]:

@@ -16,12 +16,25 @@ Field choices (see docs/sources.md):
 * ``power_w``: ``DCGM_FI_DEV_POWER_USAGE`` (W).
 * Identity: ``UUID`` (MIG instances add ``/GPU_I_ID``), else ``<hostname>/<gpu index>``; node from
   ``Hostname`` or, since dcgm-exporter renamed it (#655, 2026), ``hostname``.
+
+MIG (docs/sources.md, "MIG"): a series with ``GPU_I_ID`` is one GPU instance, id
+``<parent UUID>/<GPU_I_ID>`` (NVML builds the same id). Power is a whole-GPU quantity: dcgm-exporter
+prints the parent's power on every instance's series (the A800 fixture shows three instances with
+the same watts), so an instance's ``power_w`` is reported missing, never copied. Utilisation comes
+from ``GR_ENGINE_ACTIVE``, which DCGM measures per instance; ``GPU_UTIL`` is not exported for MIG.
+
+Endpoints are static URLs or, better, discovered per scrape (``discover``): the Kubernetes backend
+lists the dcgm-exporter pods (one per GPU node) and each is scraped by pod IP. A Service URL is
+wrong: each read lands on a random node, so a workload's GPUs appear and vanish between reads.
+
+One sample line that does not parse (the exporter prints ``ERROR - FAILED TO CONVERT TO STRING``
+as a value for some fields) costs that value only; the count is in ``rejected_samples``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -51,6 +64,9 @@ READ = (UTIL_PERCENT, ENGINE_ACTIVE, FB_USED, FB_FREE, FB_RESERVED, FB_TOTAL, PO
 UUID_LABELS = ("UUID", "uuid", "gpu_uuid")
 HOST_LABELS = ("Hostname", "hostname")
 NO_GPU_REASON = "no GPU series labelled with this workload's pods (is dcgm-exporter's pod mapping on?)"
+MIG_LABEL = "GPU_I_ID"
+EndpointLister = Callable[[], Awaitable[Sequence[str]]]
+"""Returns the dcgm-exporter URLs to scrape now (one per GPU node)."""
 
 
 @dataclass(slots=True)
@@ -60,6 +76,7 @@ class _Gpu:
     product: str | None
     fields: dict[str, float] = field(default_factory=dict)
     pods: set[tuple[str, str]] = field(default_factory=set)
+    mig: bool = False
 
     def sample(self) -> GpuSample:
         f = self.fields
@@ -79,7 +96,8 @@ class _Gpu:
             utilization_ratio=None if util is None else min(max(util, 0.0), 1.0),
             memory_used_bytes=used,
             memory_total_bytes=total,
-            power_w=f.get(POWER),
+            # A MIG instance's series carry the whole GPU's power: not the instance's (see above).
+            power_w=None if self.mig else f.get(POWER),
         )
 
 
@@ -97,9 +115,10 @@ def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]
                 host = _label(labels, HOST_LABELS)
                 uuid = _label(labels, UUID_LABELS)
                 gpu_id = uuid or f"{host or 'unknown'}/{labels.get('gpu', '?')}"
-                if labels.get("GPU_I_ID"):
-                    gpu_id = f"{gpu_id}/{labels['GPU_I_ID']}"
-                gpu = gpus.setdefault(gpu_id, _Gpu(gpu_id, host, labels.get("modelName")))
+                mig = bool(labels.get(MIG_LABEL))
+                if mig:
+                    gpu_id = f"{gpu_id}/{labels[MIG_LABEL]}"
+                gpu = gpus.setdefault(gpu_id, _Gpu(gpu_id, host, labels.get("modelName"), mig=mig))
                 gpu.fields[metric] = s.value
                 if labels.get("pod"):
                     gpu.pods.add((labels.get("namespace", ""), labels["pod"]))
@@ -113,32 +132,50 @@ def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]
         for key in keys:
             per_workload.setdefault(key, []).append(sample)
     samples = gpu_partials(targets, per_workload, NO_GPU_REASON)
-    return SourceReading(source="dcgm", samples=samples, gpus=tuple(inventory))
+    rejected = sum(e.rejected for e in expositions)
+    example = next((e.rejected_example for e in expositions if e.rejected), "")
+    warnings = (
+        (f"{rejected} dcgm-exporter sample line(s) did not parse and were dropped, e.g. {example}",)
+        if rejected else ()
+    )
+    return SourceReading(source="dcgm", samples=samples, gpus=tuple(inventory), warnings=warnings,
+                         rejected_samples=rejected)
 
 
 class DcgmSource:
-    """Scrapes one or more dcgm-exporter endpoints (one per GPU node) concurrently."""
+    """Scrapes dcgm-exporter endpoints (one per GPU node) concurrently: static URLs, discovered
+    ones (``discover``), or both."""
 
     name = "dcgm"
     capabilities = frozenset({"gpus"})
 
     def __init__(
         self,
-        endpoints: Sequence[str],
+        endpoints: Sequence[str] = (),
         *,
+        discover: EndpointLister | None = None,
         timeout_s: float = 5.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.endpoints = tuple(endpoints)
+        self.discover = discover
         self.timeout_s = timeout_s
         self._http = HttpClient(session)
 
+    async def _urls(self) -> tuple[str, ...]:
+        found = await self.discover() if self.discover is not None else ()
+        return tuple(dict.fromkeys((*self.endpoints, *found)))
+
     async def read(self, targets: Sequence[SourceTarget]) -> SourceReading:
-        if not self.endpoints:
-            raise SourceUnavailable("no dcgm-exporter endpoints configured")
+        urls = await self._urls()
+        if not urls:
+            raise SourceUnavailable(
+                "no dcgm-exporter endpoints: none configured and none discovered"
+                if self.discover is not None else "no dcgm-exporter endpoints configured"
+            )
         session = self._http.session()
         results = await asyncio.gather(
-            *(scrape(session, url, timeout_s=self.timeout_s) for url in self.endpoints),
+            *(scrape(session, url, timeout_s=self.timeout_s) for url in urls),
             return_exceptions=True,
         )
         expos = [r for r in results if isinstance(r, Exposition)]
@@ -151,7 +188,7 @@ class DcgmSource:
         reading = interpret(expos, targets)
         if errors:
             # A workload on the unreachable node looks exactly like one without GPUs; say both.
-            reading.warnings = tuple(errors)
+            reading.warnings = (*reading.warnings, *errors)
             for partial in reading.samples.values():
                 if "gpus" in partial.missing_reasons:
                     partial.missing("gpus", f"{NO_GPU_REASON}; unreachable: {'; '.join(errors)}")

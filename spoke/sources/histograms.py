@@ -83,3 +83,24 @@ def quantile(q: float, buckets: Mapping[float, float]) -> float | None:
     if in_bucket == 0:  # only for q == 0 over empty leading buckets; Prometheus computes 0/0 = NaN
         return None
     return start + (bounds[b] - start) * ((rank - below) / in_bucket)
+
+
+def coarsen(buckets: Mapping[float, float], max_bounds: int) -> Buckets:
+    """The same cumulative histogram with at most ``max_bounds`` finite bounds. Dropping a bound
+    of a cumulative histogram merges two buckets exactly; the largest finite bound is kept."""
+    finite = sorted(b for b in buckets if not math.isinf(b))
+    step = max(1, math.ceil(len(finite) / max_bounds))
+    kept = {b for i, b in enumerate(finite) if (i + 1) % step == 0 or i == len(finite) - 1}
+    return {b: v for b, v in buckets.items() if b in kept or math.isinf(b)}
+
+
+def per_bucket(buckets: Mapping[float, float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Cumulative buckets -> (finite upper bounds, count per bucket with the overflow last)."""
+    bounds = tuple(sorted(b for b in buckets if not math.isinf(b)))
+    counts: list[float] = []
+    below = 0.0
+    for b in (*bounds, math.inf):
+        cumulative = max(buckets.get(b, below), below)  # ensureMonotonic, as for quantiles
+        counts.append(cumulative - below)
+        below = cumulative
+    return bounds, tuple(counts)

@@ -7,6 +7,11 @@ process is mapped PID -> ``/proc/<pid>/cgroup`` -> container id -> pod -> worklo
 container -> pod step is the caller's ``container_lookup`` (the Kubernetes backend knows
 ``containerStatuses[].containerID``), falling back to the container ids carried by the targets.
 
+MIG: on a GPU in MIG mode each GPU instance is reported on its own, with the id dcgm-exporter
+uses, ``<parent GPU UUID>/<GPU instance id>``, its own memory (the MIG device handle's), and the
+processes running on it. NVML gives no utilisation and no power per MIG instance (power is a
+whole-GPU quantity), so both stay missing for instances rather than copied from the parent.
+
 Without a driver (``NVMLError_LibraryNotFound``) or with any other NVML error at init, the source
 logs one WARNING, sets ``available = False`` and reports every field missing with reason
 ``"NVML unavailable: ..."``. It never simulates a GPU. ``pynvml`` is injectable (``nvml=``) so tests
@@ -90,17 +95,60 @@ class NvmlSource:
         per_workload: dict[str, list[GpuSample]] = {}
         nv = self._nvml
         for index in range(nv.nvmlDeviceGetCount()):
-            handle = nv.nvmlDeviceGetHandleByIndex(index)
-            sample, product = self._gpu(handle, index, warnings)
-            keys: set[str] = set()
-            for pod in self._pods_on(handle, sample.gpu_id, by_container, warnings):
-                if pod in owner:
-                    keys.add(owner[pod])
-            inventory.append(NodeGpu(sample=sample, product=product, workloads=tuple(sorted(keys))))
-            for key in keys:
-                per_workload.setdefault(key, []).append(sample)
+            parent = nv.nvmlDeviceGetHandleByIndex(index)
+            for handle, sample, product in self._units(parent, index, warnings):
+                keys: set[str] = set()
+                for pod in self._pods_on(handle, sample.gpu_id, by_container, warnings):
+                    if pod in owner:
+                        keys.add(owner[pod])
+                inventory.append(NodeGpu(sample=sample, product=product, workloads=tuple(sorted(keys))))
+                for key in keys:
+                    per_workload.setdefault(key, []).append(sample)
         samples = gpu_partials(targets, per_workload, NO_PROCESS_REASON)
         return SourceReading(self.name, samples, gpus=tuple(inventory), warnings=tuple(warnings))
+
+    def _units(self, parent: Any, index: int, warnings: list[str]) -> list[tuple[Any, GpuSample, str | None]]:
+        """The schedulable units of one physical GPU: itself, or its MIG instances."""
+        if not self._mig_enabled(parent):
+            sample, product = self._gpu(parent, index, warnings)
+            return [(parent, sample, product)]
+        nv = self._nvml
+        parent_id = _text(nv.nvmlDeviceGetUUID(parent))
+        units = []
+        for slot in range(nv.nvmlDeviceGetMaxMigDeviceCount(parent)):
+            try:
+                handle = nv.nvmlDeviceGetMigDeviceHandleByIndex(parent, slot)
+                instance = nv.nvmlDeviceGetGpuInstanceId(handle)
+            except nv.NVMLError:
+                continue  # an empty MIG slot
+            units.append((handle, *self._mig_instance(handle, f"{parent_id}/{instance}", warnings)))
+        return units
+
+    def _mig_enabled(self, handle: Any) -> bool:
+        try:
+            current, _pending = self._nvml.nvmlDeviceGetMigMode(handle)
+        except self._nvml.NVMLError:
+            return False  # not MIG-capable (NotSupported) or not queryable: a whole GPU
+        return bool(current == getattr(self._nvml, "NVML_DEVICE_MIG_ENABLE", 1))
+
+    def _mig_instance(self, handle: Any, gpu_id: str, warnings: list[str]) -> tuple[GpuSample, str | None]:
+        nv = self._nvml
+        try:
+            memory = nv.nvmlDeviceGetMemoryInfo(handle)
+        except nv.NVMLError as e:
+            warnings.append(f"{gpu_id}: memory: {e}")
+            memory = None
+        try:
+            product: str | None = _text(nv.nvmlDeviceGetName(handle))
+        except nv.NVMLError:
+            product = None
+        sample = GpuSample(
+            gpu_id=gpu_id,
+            node=self.node,
+            memory_used_bytes=None if memory is None else float(memory.used),
+            memory_total_bytes=None if memory is None else float(memory.total),
+        )
+        return sample, product
 
     def _gpu(self, handle: Any, index: int, warnings: list[str]) -> tuple[GpuSample, str | None]:
         nv = self._nvml

@@ -39,6 +39,7 @@ class SourceOutcome:
     """``timeout``, ``unavailable``, ``misconfigured`` or ``error``; None when the read succeeded."""
     message: str | None = None
     warnings: tuple[str, ...] = ()
+    rejected_samples: int = 0
 
 
 @dataclass(slots=True)
@@ -49,6 +50,10 @@ class SourceStats:
 
     def failure_kinds(self) -> Iterator[tuple[str, str]]:
         return ((o.source, o.failure) for o in self.outcomes if o.failure is not None)
+
+    def rejected(self) -> Iterator[tuple[str, int]]:
+        """``(source, sample lines dropped)`` for sources that dropped any."""
+        return ((o.source, o.rejected_samples) for o in self.outcomes if o.rejected_samples)
 
 
 async def _read_one(
@@ -68,7 +73,10 @@ async def _read_one(
         logger.exception("telemetry source %s failed", source.name)
         kind, message = "error", f"{source.name}: {type(e).__name__}: {e}"
     else:
-        return reading, SourceOutcome(source.name, time.monotonic() - started, warnings=reading.warnings)
+        return reading, SourceOutcome(
+            source.name, time.monotonic() - started, warnings=reading.warnings,
+            rejected_samples=reading.rejected_samples,
+        )
     if kind != "error":  # errors were logged with their traceback above
         logger.warning("%s", message)
     reading = SourceReading(source.name, missing_everywhere(source.capabilities, targets, message))

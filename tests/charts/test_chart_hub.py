@@ -13,7 +13,18 @@ import yaml
 from hub.policies.store import parse_policy_file
 from hub.settings import HubSettings
 from shared.natsauth import SEED_FILE
-from tests.charts.chartkit import HUB, container, env, grants, helm, of_kind, only, render, validate_strict
+from tests.charts.chartkit import (
+    HUB,
+    check_prometheus_rules,
+    container,
+    env,
+    grants,
+    helm,
+    of_kind,
+    only,
+    render,
+    validate_strict,
+)
 
 REQUIRED: dict[str, Any] = {"nats": {"url": "nats://nats.fleetscale:4222"}}
 
@@ -66,7 +77,7 @@ ALL_SETTINGS: dict[str, Any] = {
 CHART_KEYS = {
     "global", "nats", "policies", "image", "imagePullSecrets", "nameOverride", "fullnameOverride", "serviceAccount",
     "rbac", "podAnnotations", "podLabels", "resources", "nodeSelector", "tolerations", "affinity", "service",
-    "serviceMonitor", "extraVolumes", "extraVolumeMounts", "auth", "tls",
+    "serviceMonitor", "extraVolumes", "extraVolumeMounts", "auth", "tls", "podDisruptionBudget", "prometheusRule",
 }  # fmt: skip
 
 NOT_RENDERED = {"auth_tokens_file": "the chart mounts the tokens Secret as a directory (auth_tokens_dir)"}
@@ -86,13 +97,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "auth-tls": {**REQUIRED, "auth": {"existingSecret": "hub-api-tokens"}, "tls": {"existingSecret": "hub-tls"},
                  "serviceMonitor": {"enabled": True, "tlsConfig": {"serverName": "fleetscale-hub"}}},
     "mtls": {**REQUIRED, "tls": {"existingSecret": "hub-tls", "clientAuth": True}},
+    "production": yaml.safe_load((HUB / "ci" / "production-values.yaml").read_text()),
+    "optional-objects": {**REQUIRED, "podDisruptionBudget": {"enabled": True}, "prometheusRule": {"enabled": True}},
 }
 
 
 @pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
 def test_every_manifest_is_valid_kubernetes(values: dict[str, Any]) -> None:
-    skipped = validate_strict(render(HUB, values))
-    assert skipped == (["ServiceMonitor"] if values.get("serviceMonitor") else [])
+    docs = render(HUB, values)
+    skipped = validate_strict(docs)
+    assert skipped == [d["kind"] for d in docs if d["kind"] in ("ServiceMonitor", "PrometheusRule")]
 
 
 @pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
@@ -371,3 +385,44 @@ def test_default_values_parse_into_hub_settings_large_numbers_included(monkeypat
     assert settings.decisions_max_bytes == 512 * 1024 * 1024 and settings.decisions_max_msgs == 100_000
     assert settings.decisions_max_age_s == 7 * 86400 and settings.auth_open_paths == ["/healthz", "/readyz", "/metrics"]
     assert not settings.auth_enabled
+
+
+def test_single_replica_with_a_pdb_that_allows_drains() -> None:
+    docs = render(HUB, VARIANTS["optional-objects"])
+    assert only(docs, "Deployment")["spec"]["replicas"] == 1
+    pdb = only(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == only(docs, "Deployment")["spec"]["selector"]
+    assert of_kind(render(HUB, REQUIRED), "PodDisruptionBudget") == []
+
+
+def test_hub_alerts_pass_promtool_and_read_exported_metrics(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from hub.metrics import HubMetrics
+
+    rule = only(render(HUB, VARIANTS["production"]), "PrometheusRule")
+    assert "SUCCESS" in check_prometheus_rules(rule, tmp_path)
+    alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert "fleetscale_hub_tick_seconds_count" in alerts["FleetscaleHubNotDeciding"]
+    metrics = HubMetrics()
+    metrics.tick_seconds.observe(0.1)
+    metrics.cluster_stale.labels(cluster="c").set(1)
+    exported = generate_latest(metrics.registry).decode()
+    assert "fleetscale_hub_tick_seconds_count" in exported and "fleetscale_hub_cluster_stale" in exported
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({**POLICY, "bounds": {"min_replicas": 20, "max_replicas": 16}}, "min_replicas 20 is above max_replicas 16"),
+        ({**POLICY, "bounds": {"min_replicas": 12}}, "min_replicas 12 is above max_replicas 10"),
+        ({**POLICY, "targets": {}}, "/policies/0/targets"),
+        ({**POLICY, "targets": {"workloads": []}}, "/policies/0/targets"),
+        ({k: v for k, v in POLICY.items() if k != "signals"}, "missing property 'signals'"),
+    ],
+)
+def test_policies_with_inverted_bounds_or_no_targets_are_refused(policy: dict[str, Any], message: str) -> None:
+    with pytest.raises(Exception, match=r"fleetscale-hub|policies") as caught:
+        render(HUB, {**REQUIRED, "policies": [policy]})
+    assert message in str(caught.value)

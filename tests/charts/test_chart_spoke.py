@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shared.natsauth import SEED_FILE, issue
 from spoke.settings import SpokeSettings
 from tests.charts.chartkit import (
     RELEASE_NAMESPACE,
     SPOKE,
+    check_prometheus_rules,
     container,
     env,
     grants,
@@ -52,6 +54,13 @@ CHART_KEYS = {
     "serviceMonitor",
     "extraVolumes",
     "extraVolumeMounts",
+    "topologySpreadConstraints",
+    "priorityClassName",
+    "startupProbe",
+    "podDisruptionBudget",
+    "networkPolicy",
+    "podMonitor",
+    "prometheusRule",
 }
 
 # Every settings key of the chart set to a valid non-default value.
@@ -70,7 +79,12 @@ ALL_SETTINGS: dict[str, Any] = {
     "kube_managed_label": "fleetscale.dev/managed=true",
     "kube_namespaces": ["inference", "batch"],
     "kube_create_variants": True,
-    "dcgm_endpoints": ["http://dcgm-exporter.gpu-operator:9400/metrics"],
+    "dcgm_endpoints": ["http://10.0.3.7:9400/metrics"],
+    "dcgm_discover": True,
+    "dcgm_pod_selector": "app=nvidia-dcgm-exporter",
+    "dcgm_pod_namespace": "gpu-operator",
+    "dcgm_pod_port": 9401,
+    "dcgm_pod_path": "/metrics",
     "nvml_enabled": False,
     "engine_metrics_port": 8000,
     "engine_metrics_path": "/metrics",
@@ -96,7 +110,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "simulated": {**REQUIRED, "backend": "simulated"},
     "all-settings": {**ALL_SETTINGS, "nats": REQUIRED["nats"]},
+    "production": yaml.safe_load((SPOKE / "ci" / "production-values.yaml").read_text()),
+    "optional-objects": {
+        **REQUIRED,
+        "podDisruptionBudget": {"enabled": True},
+        "networkPolicy": {"enabled": True},
+        "podMonitor": {"enabled": True, "relabelings": [{"targetLabel": "team", "replacement": "ml"}]},
+        "prometheusRule": {"enabled": True},
+        "serviceMonitor": {"enabled": True, "metricRelabelings": [{"action": "labeldrop", "regex": "pod"}]},
+        "priorityClassName": "system-cluster-critical",
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}
+        ],
+    },
 }
+CRD_KINDS = ("ServiceMonitor", "PodMonitor", "PrometheusRule")
 
 
 def settings_fields() -> set[str]:
@@ -107,8 +135,8 @@ def settings_fields() -> set[str]:
 def test_every_manifest_is_valid_kubernetes(values: dict[str, Any]) -> None:
     docs = render(SPOKE, values)
     skipped = validate_strict(docs)
-    expected_skips = ["ServiceMonitor"] if values.get("serviceMonitor", {}).get("enabled") else []
-    assert skipped == expected_skips
+    # Only the Prometheus Operator's CRD objects go unvalidated (their rules go through promtool).
+    assert skipped == [d["kind"] for d in docs if d["kind"] in CRD_KINDS]
 
 
 @pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
@@ -144,6 +172,12 @@ def test_lint_reports_missing_required_values() -> None:
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "token"}}, "/nats/existingSecret"),
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "auth": "nkey"}}, "/nats/existingSecret"),
         ({**REQUIRED, "clusterid": "typo"}, "'clusterid' not allowed"),
+        ({**REQUIRED, "resources": {"limit": {"memory": "1Gi"}}}, "'limit' not allowed"),
+        ({**REQUIRED, "resources": {"requests": {"memroy": "1Gi"}}}, "'memroy' not allowed"),
+        ({**REQUIRED, "prometheus_queries": {"requests_wating": "sum(x)"}}, "invalid propertyName 'requests_wating'"),
+        ({**REQUIRED, "prometheus_queries": {"ttft.p90_s": "x"}}, "invalid propertyName 'ttft.p90_s'"),
+        ({**REQUIRED, "podDisruptionBudget": {"enabeld": True}}, "'enabeld' not allowed"),
+        ({**REQUIRED, "dcgm_discover": True, "kube_namespaces": ["inference"]}, "dcgm_pod_namespace"),
         # There is no key for a secret value: credentials come only from an existing Secret.
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "token": "s3cret"}}, "'token' not allowed"),
     ],
@@ -331,7 +365,7 @@ ALLOWED_WRITES = {
 READ = {"get", "list", "watch"}
 
 
-@pytest.mark.parametrize("variant", ["defaults", "namespaced", "create-variants"])
+@pytest.mark.parametrize("variant", ["defaults", "namespaced", "create-variants", "production"])
 def test_rbac_is_least_privilege(variant: str) -> None:
     docs = render(SPOKE, VARIANTS[variant])
     granted = grants(docs)
@@ -339,7 +373,8 @@ def test_rbac_is_least_privilege(variant: str) -> None:
         assert "*" not in {g[field] for g in granted}
     assert not {g for g in granted if g[1] in ("secrets", "configmaps")}
     writes = {g for g in granted if g[2] not in READ}
-    extra = {("apps", "deployments", "create")} if variant == "create-variants" else set()
+    creates = variant in ("create-variants", "production")
+    extra = {("apps", r, "create") for r in ("deployments", "statefulsets")} if creates else set()
     assert writes == ALLOWED_WRITES | extra
     assert {("apps", r, "patch") for r in SCALE} <= granted
     assert ("", "nodes", "list") in granted
@@ -378,10 +413,67 @@ def test_kube_namespaces_gives_one_role_per_namespace() -> None:
     assert cluster_rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
 
 
-def test_create_deployments_only_with_create_variants() -> None:
-    assert ("apps", "deployments", "create") not in grants(render(SPOKE, REQUIRED))
-    assert ("apps", "deployments", "create") not in grants(render(SPOKE, {**REQUIRED, "kube_create_variants": False}))
-    assert ("apps", "deployments", "create") in grants(render(SPOKE, VARIANTS["create-variants"]))
+def test_create_variants_default_agrees_with_rbac() -> None:
+    # The process default is true; the chart renders its own default (false) so that the spoke
+    # never tries a create RBAC does not grant (a 403 instead of "variant creation is disabled").
+    docs = render(SPOKE, REQUIRED)
+    assert env(docs)["SPOKE_KUBE_CREATE_VARIANTS"]["value"] == "false"
+    assert not {g for g in grants(docs) if g[2] == "create" and g[0] == "apps"}
+    enabled = render(SPOKE, VARIANTS["create-variants"])
+    assert env(enabled)["SPOKE_KUBE_CREATE_VARIANTS"]["value"] == "true"
+    # Both kinds the spoke scales can get variants, so both can be created.
+    assert {("apps", "deployments", "create"), ("apps", "statefulsets", "create")} <= grants(enabled)
+
+
+def test_each_optional_object_renders() -> None:
+    docs = render(SPOKE, VARIANTS["optional-objects"], name="fleetscale-spoke")
+    pdb = only(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": only(docs, "Deployment")["spec"]["selector"]}
+    policy = only(docs, "NetworkPolicy")
+    egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+    assert {53, 443, 4222, 8000, 9400} <= egress_ports
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8081, "protocol": "TCP"}]
+    (endpoint,) = only(docs, "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert endpoint["relabelings"] == [{"targetLabel": "team", "replacement": "ml"}]
+    (sm_endpoint,) = only(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert sm_endpoint["metricRelabelings"] == [{"action": "labeldrop", "regex": "pod"}]
+    alerts = {r["alert"] for g in only(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+    assert {"FleetscaleSpokeStale", "FleetscaleSpokeCommandsFailing", "FleetscaleSpokeUnknownEngine"} <= alerts
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert container(docs)["startupProbe"]["httpGet"]["path"] == "/healthz"
+    for kind in ("PodDisruptionBudget", "NetworkPolicy", "PodMonitor", "PrometheusRule"):
+        assert of_kind(render(SPOKE, REQUIRED), kind) == []
+
+
+def test_prometheus_rules_pass_promtool(tmp_path: Path) -> None:
+    rule = only(render(SPOKE, VARIANTS["production"]), "PrometheusRule")
+    assert "SUCCESS" in check_prometheus_rules(rule, tmp_path)
+
+
+def test_alerts_read_metric_names_the_spoke_exports() -> None:
+    from prometheus_client import generate_latest
+
+    from spoke.metrics import SpokeMetrics
+
+    metrics = SpokeMetrics(cluster="c")
+    metrics.init_sources(["engines"])
+    metrics.commands.labels(status="failed", reason="forbidden").inc()
+    exported = generate_latest(metrics.registry).decode()
+    rule = only(render(SPOKE, VARIANTS["optional-objects"]), "PrometheusRule")
+    for name in ("fleetscale_spoke_last_report_timestamp_seconds", "fleetscale_spoke_commands_total",
+                 "fleetscale_spoke_source_failures_total", "fleetscale_spoke_unknown_engine_pods"):
+        assert name in json.dumps(rule) and name in exported
+
+
+def test_dcgm_discovery_in_a_namespaced_install_gets_a_role_where_the_exporters_run() -> None:
+    docs = render(SPOKE, VARIANTS["production"])
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")}
+    assert roles["gpu-operator"]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+    entries = env(docs)
+    assert entries["SPOKE_DCGM_DISCOVER"]["value"] == "true"
+    assert entries["SPOKE_DCGM_POD_NAMESPACE"]["value"] == "gpu-operator"
 
 
 def test_simulated_backend_gets_no_rbac() -> None:

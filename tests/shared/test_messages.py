@@ -223,3 +223,28 @@ def test_a_result_with_an_unbounded_count_or_a_naive_time_is_refused() -> None:
         decode(CommandResult, orjson.dumps(base | {"completed_at": "2026-11-22T12:00:00"}))
     with pytest.raises(InvalidMessage, match="command_id"):
         decode(CommandResult, orjson.dumps(base | {"command_id": "c" * 129}))
+
+
+def test_token_histogram_is_bounded_and_consistent() -> None:
+    import math
+
+    import pytest
+    from pydantic import ValidationError
+
+    from shared.messages import MAX_HISTOGRAM_BOUNDS, Samples, TokenHistogram
+
+    ok = TokenHistogram(le_tokens=(128.0, 1024.0), counts=(3.0, 5.0, 1.0))
+    assert ok.total == 9.0
+    assert Samples.model_validate_json(Samples(prompt_tokens=ok).model_dump_json()).prompt_tokens == ok
+    for bad in (
+        {"le_tokens": (128.0,), "counts": (1.0,)},  # no overflow count
+        {"le_tokens": (128.0, 64.0), "counts": (1.0, 1.0, 1.0)},  # not increasing
+        {"le_tokens": (math.inf,), "counts": (1.0, 1.0)},  # not finite
+        {"le_tokens": (1.0,), "counts": (math.nan, 1.0)},
+        {"le_tokens": tuple(float(i) for i in range(1, MAX_HISTOGRAM_BOUNDS + 2)),
+         "counts": (0.0,) * (MAX_HISTOGRAM_BOUNDS + 2)},  # too many buckets
+    ):
+        with pytest.raises(ValidationError):
+            TokenHistogram(**bad)
+    with pytest.raises(ValidationError, match="preemptions_per_s"):
+        Samples(preemptions_per_s=math.inf)

@@ -57,3 +57,59 @@ def test_simulated_backend_settings_are_validated_and_name_the_field() -> None:
     with pytest.raises(ValidationError, match="sim_workload"):
         SpokeSettings(cluster_id="c", sim_workload="llama")
     assert SpokeSettings(cluster_id="c", sim_nodes="H100:2x8,L4:4x4").sim_nodes == "H100:2x8,L4:4x4"
+
+
+@dataclass
+class _PodInfo:
+    name: str
+    namespace: str = "llm"
+    ip: str | None = "127.0.0.1"
+    node: str | None = "n"
+    container_ids: tuple[str, ...] = ()
+    ready: bool = True
+
+
+class _Lister:
+    def __init__(self, pods: list[_PodInfo]) -> None:
+        self._pods = pods
+
+    async def pods(self, ref: WorkloadRef) -> list[_PodInfo]:
+        return self._pods
+
+
+async def test_unknown_engine_is_counted_in_a_metric_and_named_in_readyz_detail() -> None:
+    from aiohttp import web
+    from prometheus_client import generate_latest
+
+    from spoke.backend import WorkloadState
+
+    async def llamacpp(_: web.Request) -> web.Response:
+        return web.Response(text="llamacpp:requests_processing 3\n", content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics", llamacpp)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        metrics = SpokeMetrics()
+        sampler = Sampler(SpokeSettings(cluster_id="c", engine_metrics_port=port), metrics,
+                          build_sources(SpokeSettings(cluster_id="c")))
+        sampler.attach(_Lister([_PodInfo("chat-0")]))  # type: ignore[arg-type]
+        ref = WorkloadRef(namespace="llm", name="chat")
+        samples = await sampler([WorkloadState(ref, 1, 1, labels={"fleetscale.dev/model": "m"})])
+        assert samples["llm/chat"].requests_waiting is None
+        assert "unknown engine" in samples["llm/chat"].missing_reasons["requests_waiting"]
+        assert b"fleetscale_spoke_unknown_engine_pods 1.0" in generate_latest(metrics.registry)
+        detail = sampler.readiness_detail()
+        assert list(detail["unknown_engine_pods"]) == ["llm/chat-0"]  # type: ignore[call-overload]
+        await sampler.aclose()
+    finally:
+        await runner.cleanup()
+
+
+def test_dcgm_discovery_alone_builds_the_dcgm_source() -> None:
+    sources = build_sources(SpokeSettings(cluster_id="c", dcgm_discover=True))
+    assert [s.name for s in sources] == ["engines", "dcgm"]

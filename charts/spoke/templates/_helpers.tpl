@@ -54,7 +54,8 @@ and a Secret).
   "actuator" "keda_scaler_host" "keda_scaler_port"
   "log_level" "log_format" "shutdown_timeout_s"
   "kube_managed_label" "kube_namespaces" "kube_create_variants"
-  "dcgm_endpoints" "nvml_enabled" "engine_metrics_port" "engine_metrics_path"
+  "dcgm_endpoints" "dcgm_discover" "dcgm_pod_selector" "dcgm_pod_namespace" "dcgm_pod_port"
+  "dcgm_pod_path" "nvml_enabled" "engine_metrics_port" "engine_metrics_path"
   "prometheus_url" "prometheus_token_file" "prometheus_ca_file"
   "prometheus_insecure_skip_verify" "prometheus_queries" "source_timeout_s"
   | toJson }}
@@ -119,9 +120,9 @@ pydantic-settings parses for complex fields; scalars as strings.
   resources: ["deployments/scale", "statefulsets/scale", "replicasets/scale"]
   verbs: ["get", "patch", "update"]
 {{- if .Values.kube_create_variants }}
-# Create GPU-type variants of a workload (kube_create_variants).
+# Create GPU-type variants of a workload (kube_create_variants), of either kind it scales.
 - apiGroups: ["apps"]
-  resources: ["deployments"]
+  resources: ["deployments", "statefulsets"]
   verbs: ["create"]
 {{- end }}
 # Pods: find a workload's replicas and their GPUs. "patch" is only used to set the

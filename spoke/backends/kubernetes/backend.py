@@ -36,6 +36,7 @@ from spoke.backends.kubernetes.conflicts import ensure_no_other_scaler
 from spoke.backends.kubernetes.deletion_cost import PodLoads
 from spoke.backends.kubernetes.discovery import Discovery
 from spoke.backends.kubernetes.errors import ConflictError
+from spoke.backends.kubernetes.exporters import ExporterPods
 from spoke.backends.kubernetes.gpus import GpuTypes
 from spoke.backends.kubernetes.inventory import products_of_type, read_inventory
 from spoke.backends.kubernetes.pods import PodInfo, pods_of
@@ -123,6 +124,10 @@ class KubernetesBackend:
         return self._client.api
 
     # --- ClusterBackend ----------------------------------------------------------------------------
+
+    async def exporter_urls(self, exporters: ExporterPods) -> list[str]:
+        """The metrics URLs of the running exporter pods (dcgm-exporter), one per node."""
+        return await exporters.urls(self._client)
 
     async def inventory(self) -> Sequence[GpuNode]:
         return await read_inventory(self._client, self._types)

@@ -100,3 +100,62 @@ async def test_read_raises_unavailable_when_no_exporter_answers(metrics_server) 
             await source.read([DECODE])
     finally:
         await source.aclose()
+
+
+A800 = fixture_text("dcgm-exporter_a800_mig_excerpt.prom")
+A800_GPU0 = "GPU-1f027ee8-6e1e-2b8c-0108-3d370e5f0418"
+
+
+def test_a800_error_lines_cost_their_own_value_only_and_are_counted() -> None:
+    expo = Exposition.parse(A800)
+    # Ten "ERROR - FAILED TO CONVERT TO STRING" values (vGPU per-process utilisation) are dropped.
+    assert expo.rejected == 10
+    assert "FAILED TO CONVERT TO STRING" in expo.rejected_example
+    reading = interpret([expo], [])
+    assert reading.rejected_samples == 10
+    assert any("10 dcgm-exporter sample line(s) did not parse" in w for w in reading.warnings)
+    assert len(reading.gpus) == 10  # 3 MIG instances of GPU 0 and 7 whole GPUs: nothing lost
+
+
+def test_a800_mig_instances_have_their_own_ids_and_no_copied_whole_gpu_power() -> None:
+    by_id = {g.sample.gpu_id: g.sample for g in interpret([Exposition.parse(A800)], []).gpus}
+    instances = [f"{A800_GPU0}/{gi}" for gi in (3, 5, 6)]
+    assert all(i in by_id for i in instances)
+    # dcgm-exporter prints the whole GPU's 78.174 W on every instance: not an instance's power.
+    assert all(by_id[i].power_w is None for i in instances)
+    # Instances are measured by GR_ENGINE_ACTIVE (GPU_UTIL is not exported for MIG).
+    assert all(by_id[i].utilization_ratio == 0.0 for i in instances)
+    whole = by_id["GPU-9e5b8fec-61bf-5124-a0a9-079af1b65cc6"]
+    assert whole.power_w == pytest.approx(55.942) and whole.node == "msxf-hpc-64-35-ai"
+
+
+async def test_read_counts_rejected_lines_from_a_scrape_with_error_values(metrics_server) -> None:
+    metrics_server.bodies["/metrics"] = A800
+    source = DcgmSource([metrics_server.url("/metrics")])
+    reading = await source.read([])
+    assert reading.rejected_samples == 10
+    await source.aclose()
+
+
+async def test_discovered_endpoints_are_scraped_each_read(metrics_server) -> None:
+    metrics_server.bodies["/node-a"] = H100
+    metrics_server.bodies["/node-b"] = T4
+    found = [[metrics_server.url("/node-a")], [metrics_server.url("/node-a"), metrics_server.url("/node-b")]]
+
+    async def discover() -> list[str]:
+        return found.pop(0)
+
+    source = DcgmSource(discover=discover)
+    first = await source.read([DECODE])
+    second = await source.read([DECODE])
+    assert len(first.gpus) == 8
+    assert len(second.gpus) == 8 + len(interpret([Exposition.parse(T4)], []).gpus)
+    await source.aclose()
+
+
+async def test_discovery_that_finds_nothing_is_unavailable_with_reason() -> None:
+    async def nothing() -> list[str]:
+        return []
+
+    with pytest.raises(SourceUnavailable, match="none discovered"):
+        await DcgmSource(discover=nothing).read([DECODE])

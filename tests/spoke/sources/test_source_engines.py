@@ -259,7 +259,7 @@ def test_sglang_names_with_either_separator_map_to_the_same_fields(sep: str) -> 
     assert isinstance(ttft, Percentiles)
     assert ttft.p50_s == pytest.approx(0.1)  # rank 2 of 4: the top of the first bucket
     assert partial.values["prompt_tokens_per_s"] == pytest.approx(20.0)
-    assert "sglang did not export" in partial.missing_reasons["request_rate_per_s"]
+    assert "did not export sglang:num_requests_total" in partial.missing_reasons["request_rate_per_s"]
 
 
 TGI = """\
@@ -297,7 +297,10 @@ def test_tgi_maps_queue_batch_duration_and_says_kv_and_ttft_do_not_exist() -> No
     assert e2e.p50_s == pytest.approx(1.5)
     assert partial.values["request_rate_per_s"] == pytest.approx(1.0)
     assert partial.values["prompt_tokens_per_s"] == pytest.approx(50.0)
-    assert partial.missing_reasons["kv_cache_usage_ratio"] == "TGI exports no KV-cache usage metric"
+    # The KV-budget proxy needs both gauges; this scrape has neither.
+    assert "tgi_batch_current_max_tokens over tgi_batch_max_total_tokens" in partial.missing_reasons[
+        "kv_cache_usage_ratio"
+    ]
     assert partial.missing_reasons["ttft"] == "TGI exports no time-to-first-token metric"
 
 
@@ -313,20 +316,31 @@ nv_inference_count{model="llama",version="1"} {n}
 """
 
 
-def test_triton_pending_requests_are_the_queue_and_latency_fields_are_missing_with_reason() -> None:
+def test_triton_pending_requests_of_the_workloads_model_are_its_queue() -> None:
     source = EngineSource()
-    source.observe(target("a"), {"a": Exposition.parse(TRITON.replace("{n}", "100"))}, now=0.0)
-    partial = source.observe(target("a"), {"a": Exposition.parse(TRITON.replace("{n}", "160"))}, now=20.0)
-    assert partial.values["requests_waiting"] == 7.0
+    chat = SourceTarget("llm", "chat", pods=target("a").pods, model="llama")
+    source.observe(chat, {"a": Exposition.parse(TRITON.replace("{n}", "100"))}, now=0.0)
+    partial = source.observe(chat, {"a": Exposition.parse(TRITON.replace("{n}", "160"))}, now=20.0)
+    # Only llama's 6 pending requests: the embed model's request is not this workload's demand.
+    assert partial.values["requests_waiting"] == 6.0
     assert partial.values["request_rate_per_s"] == pytest.approx(3.0)
-    for name in ("ttft", "itl", "e2e", "kv_cache_usage_ratio", "requests_running"):
+    for name in ("itl", "e2e", "kv_cache_usage_ratio", "requests_running"):
         assert partial.missing_reasons[name].startswith("Triton ")
+    assert "nv_inference_first_response_histogram_ms" in partial.missing_reasons["ttft"]
+
+
+def test_triton_serving_several_models_without_the_workloads_model_is_not_summed() -> None:
+    source = EngineSource()
+    partial = source.observe(target("a"), {"a": Exposition.parse(TRITON.replace("{n}", "100"))}, now=0.0)
+    assert "requests_waiting" not in partial.values
+    assert "serves 2 models (embed, llama)" in partial.missing_reasons["requests_waiting"]
 
 
 def test_engine_named_in_the_target_overrides_detection() -> None:
     source = EngineSource()
     partial = source.observe(target("a", engine="tgi"), {"a": Exposition.parse(V0)}, now=0.0)
-    assert "tgi did not export tgi_queue_size" in partial.missing_reasons["requests_waiting"]
+    assert "tgi (TGI >= 2.0" in partial.missing_reasons["requests_waiting"]
+    assert "did not export tgi_queue_size" in partial.missing_reasons["requests_waiting"]
 
 
 def test_unknown_exposition_makes_every_engine_field_missing() -> None:

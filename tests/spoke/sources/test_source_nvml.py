@@ -97,6 +97,9 @@ class FakeNvml:
     def nvmlDeviceGetCount(self) -> int:
         return 2
 
+    def nvmlDeviceGetMigMode(self, h: int) -> tuple[int, int]:
+        return (0, 0)  # MIG-capable boards in whole-GPU mode answer (disabled, disabled)
+
     def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
         return index
 
@@ -204,3 +207,69 @@ async def test_real_pynvml_without_a_driver_reports_library_not_found() -> None:
     assert reading.samples["llm/chat"].missing_reasons["gpus"] == (
         "NVML unavailable: NVML Shared Library Not Found (NVMLError_LibraryNotFound)"
     )
+
+
+@dataclass(frozen=True)
+class _Mig:
+    parent: int
+    slot: int
+
+
+class FakeMigNvml(FakeNvml):
+    """GPU 0 in MIG mode with instances in slots 0 and 2 (GPU instance ids 3 and 5, as on the A800
+    in tests/fixtures); our pod's process runs on instance 5. GPU 1 is a whole GPU."""
+
+    NVML_DEVICE_MIG_ENABLE = pynvml.NVML_DEVICE_MIG_ENABLE
+
+    def nvmlDeviceGetMigMode(self, h: int) -> tuple[int, int]:
+        if h == 0:
+            return (pynvml.NVML_DEVICE_MIG_ENABLE, pynvml.NVML_DEVICE_MIG_ENABLE)
+        return (0, 0)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h: int) -> int:
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h: int, slot: int) -> _Mig:
+        if slot not in (0, 2):
+            raise pynvml.NVMLError_NotFound()
+        return _Mig(h, slot)
+
+    def nvmlDeviceGetGpuInstanceId(self, mig: _Mig) -> int:
+        return {0: 3, 2: 5}[mig.slot]
+
+    def nvmlDeviceGetName(self, h: int | _Mig) -> bytes:
+        return b"NVIDIA A800-SXM4-80GB MIG 2g.20gb" if isinstance(h, _Mig) else b"NVIDIA A800-SXM4-80GB"
+
+    def nvmlDeviceGetMemoryInfo(self, h: int | _Mig) -> _Memory:
+        if isinstance(h, _Mig):
+            return _Memory(total=20 << 30, free=(20 << 30) - (5 << 30), used=5 << 30)
+        return super().nvmlDeviceGetMemoryInfo(h)
+
+    def nvmlDeviceGetUtilizationRates(self, h: int | _Mig) -> _Util:
+        if isinstance(h, _Mig):
+            raise pynvml.NVMLError_NotSupported()
+        return super().nvmlDeviceGetUtilizationRates(h)
+
+    def nvmlDeviceGetPowerUsage(self, h: int | _Mig) -> int:
+        if isinstance(h, _Mig):
+            raise pynvml.NVMLError_NotSupported()
+        return 78_174  # the whole GPU's
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: int | _Mig) -> list[_Process]:
+        if isinstance(h, _Mig):
+            return [_Process(pid=4242, usedGpuMemory=5 << 30)] if h.slot == 2 else []
+        return [] if h == 0 else super().nvmlDeviceGetComputeRunningProcesses(h)
+
+
+def test_mig_instances_get_dcgm_ids_their_own_memory_and_no_copied_power(proc_root: Path) -> None:
+    reading = NvmlSource(nvml=FakeMigNvml(), proc_root=proc_root, node="n").collect([TARGET])
+    gpus = reading.samples["llm/chat"].values["gpus"]
+    assert isinstance(gpus, tuple)
+    (instance,) = gpus
+    # The id dcgm-exporter gives the same instance: UUID/GPU_I_ID.
+    assert instance.gpu_id == "GPU-fake-0/5"
+    assert instance.memory_total_bytes == 20 << 30 and instance.memory_used_bytes == 5 << 30
+    assert instance.power_w is None and instance.utilization_ratio is None
+    ids = sorted(g.sample.gpu_id for g in reading.gpus)
+    assert ids == ["GPU-fake-0/3", "GPU-fake-0/5", "GPU-fake-1"]
+    assert {g.product for g in reading.gpus if "/" in g.sample.gpu_id} == {"NVIDIA A800-SXM4-80GB MIG 2g.20gb"}
