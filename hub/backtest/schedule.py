@@ -35,9 +35,6 @@ class ScheduleController:
     def gateway_cluster(self) -> str | None:
         return self._gateway
 
-    def initial_replicas(self) -> Mapping[Pool, int]:
-        return self.steps[0][1]
-
     def next_at(self, now_s: float) -> float:
         i = bisect_right(self._times, now_s)
         return self._times[i] if i < len(self._times) else math.inf
