@@ -77,6 +77,7 @@ class HpaController:
         self.max_replicas = max_replicas
         self.behavior = behavior or Behavior.default()
         self.sync_period_s = sync_period_s
+        self.deployed = False
         self.recommendations: list[Recommendation] = []
         self.scale_up_events: list[ScaleEvent] = []
         self.scale_down_events: list[ScaleEvent] = []
@@ -113,6 +114,12 @@ class HpaController:
         self.reconcile(fleet, now_s)
 
     def reconcile(self, fleet: Fleet, now_s: float) -> None:
+        if not self.deployed:
+            # The Deployment is created with minReplicas pods (an HPA never scales up from 0: its
+            # bounds pre-check disables scaling there); they cold-start unless the initial fleet has them.
+            self.deployed = True
+            if self.current(fleet) < self.min_replicas:
+                fleet.set(self.pool[0], {self.pool[1]: self.min_replicas}, pending=True)
         fleet.retire_others(self.pool)
         current = self.current(fleet)
         override = bounds_precheck(current, min_replicas=self.min_replicas, max_replicas=self.max_replicas)
