@@ -54,6 +54,7 @@ class KedaController:
             min_replicas=1,
             max_replicas=capacity,
         )
+        self.hpa.deployed = True  # KEDA owns 0 <-> 1: its Deployment starts from what it has, even 0
         self.min_replica_count = 0
         self.last_active_s: float | None = None
 
