@@ -19,7 +19,7 @@ import argparse
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from hub.backtest.checks import checks
@@ -29,8 +29,8 @@ from hub.backtest.report import headline, markdown_frontier, markdown_table, pct
 from hub.backtest.scenario import Scenario
 from hub.backtest.sweep import COARSE, FINE, Grid
 from shared.simulation import Trace, load_trace
+from shared.simulation.suite import DEFAULT_DURATION_S, suite_trace
 from shared.simulation.suite import names as suite_names
-from shared.simulation.suite import suite_trace
 from shared.simulation.trace import TRACES_DIR
 
 
@@ -67,7 +67,7 @@ def one(trace: Trace, grid: Grid) -> tuple[str, str, str]:
 
 def traces(args: argparse.Namespace) -> list[Trace]:
     out = [] if args.no_bundled else [load_trace(p) for p in sorted(args.traces.glob("*.csv"))]
-    return out + [suite_trace(n, seed=args.seed) for n in args.synthetic]
+    return out + [suite_trace(n, seed=args.seed, duration_s=args.duration_s) for n in args.synthetic]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", nargs="*", default=suite_names(), choices=suite_names(),
                         help="synthetic cases to run (default all; none: --synthetic with no name)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--duration-s", type=float, default=DEFAULT_DURATION_S, help="length of a synthetic case")
     parser.add_argument("--fine", action="store_true", help="the baselines' full grids, every GPU type (slow)")
     parser.add_argument("--jobs", type=int, default=1, help="traces run in parallel processes")
     parser.add_argument("--out", type=Path, default=Path("docs/scaling-quality.md"))
@@ -87,13 +88,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     grid = FINE if args.fine else COARSE
     started = time.perf_counter()
+    done: dict[str, tuple[str, str, str]] = {}
+    order = [t.name for t in todo]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
-            done = list(pool.map(one, todo, [grid] * len(todo)))
+            futures = {pool.submit(one, t, grid): t.name for t in todo}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                report(args, grid, order, done, started)
     else:
-        done = [one(t, grid) for t in todo]
-    for _, _, log in done:
-        print(log, file=sys.stderr)
+        for t in todo:
+            done[t.name] = one(t, grid)
+            report(args, grid, order, done, started)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def report(args: argparse.Namespace, grid: Grid, order: list[str], done: dict[str, tuple[str, str, str]],
+           started: float) -> None:
+    """Write the document with the traces done so far (rewritten as each one finishes)."""
+    ready = [done[n] for n in order if n in done]
+    print(ready[-1][2] if ready else "", file=sys.stderr)
+    missing = [n for n in order if n not in done]
     wall = time.perf_counter() - started
     header = [
         "# Scaling quality",
@@ -115,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         "| trace | Fleetscale attainment (scored) | Fleetscale cost (scored) | hindsight cost (attainment) | "
         "unattainable (scored) | checks passed |",
         "|---|---|---|---|---|---|",
-        *[row for _, row, _ in done],
+        *[row for _, row, _ in ready],
         "",
     ]
-    args.out.write_text("\n".join(header) + "\n" + "\n".join(s for s, _, _ in done))
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    if missing:
+        header += [f"Not run (yet): {', '.join(missing)}.", ""]
+    args.out.write_text("\n".join(header) + "\n" + "\n".join(s for s, _, _ in ready))
 
 
 if __name__ == "__main__":
