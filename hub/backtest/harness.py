@@ -1,6 +1,6 @@
 """The tick loop: one controller drives one fresh ``SimWorld`` through the trace, then the drain.
 
-A controller says when it wants to act next (its sync period, or the oracle's schedule) and acts
+A controller says when it wants to act next (its sync period, or the hindsight plan's schedule) and acts
 through a ``Fleet``, which applies absolute replica counts to the world (new replicas cold-start
 there, removed ones drain) and counts scale events. The loop advances the world from one action
 or timeline sample to the next; between them the simulator is event-driven and exact.
