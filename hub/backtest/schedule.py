@@ -1,7 +1,8 @@
 """A controller that plays a fixed replica schedule: static fleets and the hindsight plan.
 
 Neither looks at telemetry: they were computed from the whole trace before the run. The schedule is
-a list of (time, placement) steps; at each step the fleet is set to exactly that placement.
+a list of (time, placement) steps; at each step the fleet is set to that placement
+(make-before-break: ``Fleet.apply``).
 """
 
 from __future__ import annotations
