@@ -26,6 +26,7 @@ from hub.backtest.checks import checks
 from hub.backtest.comparison import Comparison, compare
 from hub.backtest.policy import default_policy
 from hub.backtest.report import headline, markdown_frontier, markdown_table, pct, title
+from hub.backtest.report import runs as replays
 from hub.backtest.scenario import Scenario
 from hub.backtest.sweep import COARSE, FINE, Grid
 from shared.simulation import Trace, load_trace
@@ -44,7 +45,7 @@ def section(c: Comparison, cpu_s: float) -> str:
     lines += ["", "| check | result | figures |", "|---|---|---|"]
     lines += [f"| {k.name} | **{'PASS' if k.ok else 'FAIL'}** | {k.figures} |" for k in checks(c)]
     lines += [""] + [f"Note: {n}." for n in c.notes]
-    runs = len(c.results) + c.hindsight.rounds
+    runs = replays(c)
     lines += ["", f"Simulated {runs} runs in {c.wall_s:.1f} s wall, {cpu_s:.1f} s CPU.", ""]
     return "\n".join(lines)
 

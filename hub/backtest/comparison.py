@@ -18,11 +18,20 @@ from hub.backtest.attainability import attainable
 from hub.backtest.demand import Supply
 from hub.backtest.fleetscale import FleetscaleController
 from hub.backtest.harness import run
-from hub.backtest.hindsight import DEFAULT_TARGET, DEFAULT_WINDOW_S, Hindsight, hindsight
+from hub.backtest.hindsight import DEFAULT_TARGET, DEFAULT_WINDOW_S, Hindsight, cheapest_valid, hindsight
 from hub.backtest.policy import with_prediction
 from hub.backtest.results import TIMELINE_BIN_S, PolicyResult, load_by_bin, summarize
 from hub.backtest.scenario import Scenario, clip_to_context
-from hub.backtest.sweep import COARSE, FLEETSCALE, Entry, Grid, baseline_entries, best_gpu_type, fleetscale_entries
+from hub.backtest.sweep import (
+    COARSE,
+    FLEETSCALE,
+    STATIC,
+    Entry,
+    Grid,
+    baseline_entries,
+    best_gpu_type,
+    fleetscale_entries,
+)
 from hub.policy.model import Policy
 
 HINDSIGHT = "hindsight"
@@ -111,8 +120,7 @@ def compare(
     scenario = replace(scenario, trace=trace)
     ok = attainable(scenario)
     supply = Supply(scenario)
-    plan = hindsight(scenario, supply, ok, target=target, window_s=window_s)
-    results = [replace(plan.result, family=HINDSIGHT, knob=f"{plan.rounds} raises")]
+    windowed = hindsight(scenario, supply, ok, target=target, window_s=window_s)
     entries = fleetscale_entries(scenario, policies, grid)
     if prediction_variant:
         main = policies[0]
@@ -123,7 +131,13 @@ def compare(
                                           description=desc)
         entries.append(Entry("", f"prediction {'on' if flipped else 'off'}", controller))
     entries += baseline_entries(scenario, supply, ok, grid)
-    results += [_run(scenario, e, ok) for e in entries]
+    runs = [_run(scenario, e, ok) for e in entries]
+    plan = cheapest_valid(windowed, [r for r in runs if r.family == STATIC])
+    results = [replace(plan.result, family=HINDSIGHT, knob=plan.result.knob or f"{plan.rounds} raises")]
+    if plan.windows is not None:
+        results.append(replace(plan.windows, name=f"{HINDSIGHT}-windows", family=f"{HINDSIGHT}-windows",
+                               knob=f"{plan.rounds} raises"))
+    results += runs
     notes = []
     if clipped:
         notes.append(f"{clipped} requests were longer than the {scenario.context_tokens:,}-token context window; "

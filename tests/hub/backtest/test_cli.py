@@ -20,7 +20,7 @@ def test_simulate_writes_results_json_and_a_self_contained_plot(tmp_path, trace_
     out = tmp_path / "out"
     assert cli.main(["simulate", "--trace", str(trace_csv), "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert {p["family"] for p in results["policies"]} == FAMILIES
+    assert {p["family"] for p in results["policies"]} >= FAMILIES
     assert results["policies"][0]["name"] == "hindsight"
     assert results["trace"] == {"name": "tiny", "requests": 80, "duration_s": pytest.approx(118.5),
                                 "clipped_to_context": 0, "context_tokens": 131_072}

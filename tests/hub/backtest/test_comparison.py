@@ -35,11 +35,11 @@ def test_the_hindsight_plan_reaches_its_target_in_its_own_replay(step_comparison
     assert plan.reached and plan.result.scored.attainment >= plan.target == 0.99
 
 
-def test_static_fleets_that_reach_the_slo_cost_more_than_the_hindsight_plan(step_comparison):
+def test_no_static_fleet_reaches_the_target_for_less_than_the_hindsight_plan(step_comparison):
     h = step_comparison.hindsight.result.scored
     reaching = [r for r in step_comparison.family(STATIC) if r.scored.attainment >= 0.99]
     assert reaching
-    assert all(r.scored.cost_usd > h.cost_usd for r in reaching)
+    assert all(r.scored.cost_usd >= h.cost_usd for r in reaching)
 
 
 def test_the_hpa_baseline_scales_up_when_the_load_steps_up(step_comparison):

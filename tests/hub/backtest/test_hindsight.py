@@ -49,3 +49,17 @@ def test_a_plan_that_cannot_reach_the_target_says_so(monkeypatch):
     plan = hs.hindsight(s, Supply(s), attainable(s), max_rounds=0)  # no raise allowed
     assert plan.rounds == 0 and not plan.reached
     assert plan.result.scored.attainment < 0.99
+
+
+def test_a_fixed_fleet_that_reaches_the_target_for_less_becomes_the_reference():
+    from tests.hub.backtest.test_sweep import result
+
+    window = result("hindsight", 0.995, 20.0)
+    plan = hs.Hindsight(result=window, model=window, rounds=0, reached=True, target=0.99)
+    cheap, short, dear = result("static-x1", 0.992, 15.0), result("static-x0.5", 0.95, 5.0), result("static-x2", 1, 40)
+    chosen = hs.cheapest_valid(plan, [cheap, short, dear])
+    assert chosen.result.name == "hindsight" and chosen.result.scored.cost_usd == 15.0
+    assert chosen.windows is window and "static-x1" in chosen.result.description
+    assert hs.cheapest_valid(plan, [short, dear]) is plan  # nothing valid is cheaper: the window plan stays
+    failed = hs.Hindsight(result=result("hindsight", 0.9, 3.0), model=window, rounds=8, reached=False, target=0.99)
+    assert hs.cheapest_valid(failed, [dear]).reached  # a valid fixed fleet replaces a plan that fell short
