@@ -13,7 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hub": ("hub.__main__", "run the hub (settings from HUB_* environment variables)"),
     "spoke": ("spoke.__main__", "run a spoke agent (settings from SPOKE_* environment variables)"),
     "demo": ("spoke.demo", "run NATS, the hub and three simulated GPU clusters on this machine"),
-    "simulate": ("hub.backtest.cli", "replay a request trace against Fleetscale, baselines and an oracle"),
+    "simulate": ("hub.backtest.cli", "replay a trace: Fleetscale vs swept baselines and a hindsight plan"),
     "status": ("hub.operator.cli", "a hub's readiness, clusters and workloads (over its web API)"),
     "policies": ("hub.operator.cli", "get | apply -f | delete | dry-run policies (over the hub's web API)"),
     "decisions": ("hub.operator.cli", "list a hub's recent decisions"),

@@ -1,7 +1,9 @@
-"""``fleetscale simulate``: replay a trace against Fleetscale, four baselines and a cost oracle.
+"""``fleetscale simulate``: replay a trace against Fleetscale, swept baselines and a hindsight plan.
 
-Exit status: 0 when the comparison ran and its outputs were written; 2 for bad input (a trace or
-policy file that is missing or malformed, a bad option), with a message naming the problem.
+Prints the headline table, each baseline's cheapest setting per attainment level, and the checks of
+issue 10 as PASS/FAIL lines. Exit status: 0 when the comparison ran and its outputs were written
+(whatever the checks say); 2 for bad input (a trace or policy file that is missing or malformed, a
+bad option), with a message naming the problem.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from hub.backtest.comparison import compare
-from hub.backtest.oracle import DEFAULT_WINDOW_S
+from hub.backtest.hindsight import DEFAULT_TARGET, DEFAULT_WINDOW_S
 from hub.backtest.plot import write_html
 from hub.backtest.policy import default_policy, load_policies, workload_of
 from hub.backtest.report import print_table, write_json
-from hub.backtest.scenario import Scenario
+from hub.backtest.scenario import DEFAULT_WARMUP_S, Scenario
+from hub.backtest.sweep import COARSE, FINE
 from shared.errors import ConfigurationError
 from shared.simulation import Trace, TraceError, bundled_trace, load_trace
+from shared.simulation.suite import names as suite_names
+from shared.simulation.suite import suite_trace
 from shared.simulation.trace import bundled_names
 
 PROG = "fleetscale simulate"
@@ -31,16 +36,25 @@ class InputError(Exception):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     bundled = ", ".join(bundled_names())
+    synthetic = ", ".join(f"synthetic-{n}" for n in suite_names())
     p.add_argument("--trace", required=True,
-                   help=f"CSV file (timestamp_s,input_tokens,output_tokens) or a bundled trace: {bundled}")
+                   help=f"CSV file (timestamp_s,input_tokens,output_tokens), a bundled trace ({bundled}) or a "
+                        f"synthetic case ({synthetic})")
+    p.add_argument("--seed", type=int, default=0, help="seed of a synthetic case (default 0)")
     p.add_argument("--policy", type=Path, default=None,
                    help="YAML policy file (HUB_POLICY_FILE format); default: the embedded Fleetscale default")
     p.add_argument("--slo-ttft-s", type=float, default=2.0, help="TTFT SLO in seconds (default 2.0)")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for results.json and plot.html (default: simulate-<trace name>)")
     p.add_argument("--cold-start-s", type=float, default=90.0, help="replica cold start, seconds (default 90)")
-    p.add_argument("--oracle-window-s", type=float, default=DEFAULT_WINDOW_S,
-                   help=f"the oracle's provisioning window, seconds (default {DEFAULT_WINDOW_S:g})")
+    p.add_argument("--warmup-s", type=float, default=DEFAULT_WARMUP_S,
+                   help=f"start of the scored window, seconds (default {DEFAULT_WARMUP_S:g})")
+    p.add_argument("--target", type=float, default=DEFAULT_TARGET,
+                   help=f"attainment the hindsight plan must reach in its own replay (default {DEFAULT_TARGET:g})")
+    p.add_argument("--window-s", type=float, default=DEFAULT_WINDOW_S,
+                   help=f"the hindsight plan's provisioning window, seconds (default {DEFAULT_WINDOW_S:g})")
+    p.add_argument("--fine", action="store_true",
+                   help="sweep the baselines' full grids on every GPU type (slow); default: a coarse grid")
     p.add_argument("--prediction-variant", action="store_true",
                    help="also run Fleetscale with the policy's prediction switched the other way")
     args = p.parse_args(argv)
@@ -48,13 +62,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--slo-ttft-s must be > 0")
     if args.cold_start_s < 0:
         p.error("--cold-start-s must be >= 0")
-    if not args.oracle_window_s > 0:
-        p.error("--oracle-window-s must be > 0")
+    if not args.window_s > 0:
+        p.error("--window-s must be > 0")
+    if args.warmup_s < 0:
+        p.error("--warmup-s must be >= 0")
+    if not 0 < args.target < 1:
+        p.error("--target must be between 0 and 1")
     return args
 
 
-def read_trace(spec: str) -> Trace:
+def read_trace(spec: str, seed: int = 0) -> Trace:
     path = Path(spec)
+    if not path.exists() and spec.startswith("synthetic-"):
+        try:
+            return suite_trace(spec.removeprefix("synthetic-"), seed=seed)
+        except TraceError as e:
+            raise InputError(str(e)) from e
     # A bare name is a bundled trace (with or without .csv) unless such a file exists here.
     bundled = not path.exists() and path.name == spec and (path.suffix != ".csv" or path.stem in bundled_names())
     if not bundled:
@@ -79,8 +102,8 @@ def read_trace(spec: str) -> Trace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        trace = read_trace(args.trace)
-        scenario = Scenario(trace, slo_ttft_s=args.slo_ttft_s, cold_start_s=args.cold_start_s)
+        trace = read_trace(args.trace, args.seed)
+        scenario = Scenario(trace, slo_ttft_s=args.slo_ttft_s, cold_start_s=args.cold_start_s, warmup_s=args.warmup_s)
         if args.policy is None:
             policies = [default_policy(scenario)]
         else:
@@ -95,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
-    comparison = compare(scenario, policies, prediction_variant=args.prediction_variant,
-                         oracle_window_s=args.oracle_window_s)
+    comparison = compare(scenario, policies, grid=FINE if args.fine else COARSE, target=args.target,
+                         window_s=args.window_s, prediction_variant=args.prediction_variant)
     out = args.out or Path(f"simulate-{trace.name}")
     out.mkdir(parents=True, exist_ok=True)
     write_json(comparison, out / "results.json")

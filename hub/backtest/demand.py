@@ -1,4 +1,4 @@
-"""Capacity arithmetic shared by the static-peak baseline and the oracle: what a window needs, and
+"""Capacity arithmetic shared by the static baselines and the hindsight plan: what a window needs, and
 the cheapest replicas per GPU type that provide it.
 
 Capability. A GPU type can serve a request at the SLO only if the prompt's prefill alone, on an
@@ -9,9 +9,9 @@ type, whatever the load.
 Demand. A server of rate ``c`` requests/s that must start every request within ``D`` of arrival
 can only do so if, for every interval ``[a, b]``, the arrivals in it are at most ``c (b - a + D)``
 (the deadline condition of a fluid server). A window therefore needs ``max count / (length + D)``
-over sliding intervals of the lengths in ``INTERVALS_S`` and the whole window: burst-scale
-variation. Variation shorter than ``INTERVALS_S[0]`` is Poisson-like and is the queueing model's
-business (``shared.simulation.capacity``), which is why the intervals start at 10 s.
+over sliding intervals of the lengths in ``INTERVALS_S`` and the whole window, from 1 s (a burst of
+hundreds of requests within seconds exists in the code trace) to 5 minutes. The queueing model
+(``shared.simulation.capacity``) adds what Poisson-scale variation needs on top.
 
 The condition is taken for every set ``U`` of GPU types: the requests that only types in ``U``
 can serve need ``D(U)``, and the replicas of the types in ``U`` must supply it (Hall's condition
@@ -37,7 +37,7 @@ from shared.simulation.capacity import TokenMix, solo_ttft_s, sustainable_rate
 CAPABLE_SHARE = 0.75
 """A type is capable of a request if its solo prefill takes at most this share of the SLO."""
 
-INTERVALS_S: tuple[float, ...] = (10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+INTERVALS_S: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 
 TypeSet = frozenset[str]
 

@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from hub.backtest.harness import Fleet
-from hub.backtest.scenario import Pool, Scenario
+from hub.backtest.scenario import Scenario
 from hub.backtest.telemetry import cluster_report
 from hub.control.dispatch import cluster_targets
 from hub.control.planner import Planner
@@ -62,15 +62,6 @@ class FleetscaleController:
     @property
     def gateway_cluster(self) -> str | None:
         return None  # the first cluster, as in the demo
-
-    def initial_replicas(self) -> Mapping[Pool, int]:
-        """The policy's floor, warm, on the cheapest pool it allows (where the placer would grow first)."""
-        policy = self.policies[0]
-        floor = policy.bounds.min_replicas
-        allowed = [p for p in self.scenario.pools() if policy.allows(*p) and p[1] in self.prices]
-        if not floor or not allowed:
-            return {}
-        return {min(allowed, key=lambda p: (self.prices[p[1]], p)): floor}
 
     def next_at(self, now_s: float) -> float:
         if now_s < 0:

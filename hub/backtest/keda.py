@@ -10,41 +10,37 @@ As KEDA does it (docs/reference anchors, KEDA section):
   active for ``cooldownPeriod`` (300 s), it scales to 0 (``minReplicaCount`` 0). At 0 replicas the
   HPA is switched off (its bounds pre-check: ``ScalingDisabled``).
 
-The queue is the cluster's ``requests_waiting``: the replicas' waiting requests plus the gateway's
-queue, which the Deployment's cluster hosts (with 0 replicas there is nowhere else for it to show).
+The queue is the workload's ``requests_waiting`` summed over clusters: the pods' waiting requests
+plus the gateway's queue, which the Deployment's cluster hosts (with 0 replicas there is nowhere
+else for it to show).
 Same Deployment and pool as the HPA baseline.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 from hub.backtest.harness import Fleet
-from hub.backtest.kubernetes_hpa import SYNC_PERIOD_S, HpaController, baseline_pool
-from hub.backtest.scenario import Pool, Scenario
+from hub.backtest.kubernetes_hpa import SYNC_PERIOD_S, HpaController, baseline_pool, read_workload_queue
+from hub.backtest.scenario import Scenario
 from hub.policy.hpa import MetricSource, MetricTarget, TargetType
 
 QUEUE_THRESHOLD = 5
 POLLING_INTERVAL_S = 30.0
 COOLDOWN_PERIOD_S = 300.0
 ACTIVATION_THRESHOLD = 0.0
-QUEUE_WINDOW_S = 1.0
-"""``requests_waiting`` is an instant gauge; any window gives the value now."""
-
-
-def read_queue(fleet: Fleet, pool: Pool) -> float | None:
-    scenario = fleet.scenario
-    samples = fleet.world.samples(pool[0], scenario.namespace, scenario.name, QUEUE_WINDOW_S)
-    return samples.requests_waiting
+read_queue = read_workload_queue
 
 
 class KedaController:
-    def __init__(self, scenario: Scenario) -> None:
-        pool, capacity = baseline_pool(scenario)
-        self.name = "keda-queue"
+    def __init__(
+        self, scenario: Scenario, *, gpu_type: str | None = None, threshold: float = QUEUE_THRESHOLD,
+        name: str = "keda-queue",
+    ) -> None:
+        pool, capacity = baseline_pool(scenario, gpu_type)
+        self.name = name
         self.description = (
-            f"KEDA ScaledObject, queue {QUEUE_THRESHOLD} waiting per replica (AverageValue), activation at 0 -> 1, "
+            f"KEDA ScaledObject, queue {threshold:g} waiting per replica (AverageValue), activation at 0 -> 1, "
             f"{POLLING_INTERVAL_S:g} s polling, {COOLDOWN_PERIOD_S:g} s cooldown; one Deployment on {pool[1]} "
             f"in {pool[0]}, 0..{capacity}"
         )
@@ -53,21 +49,18 @@ class KedaController:
             name=self.name,
             description=self.description,
             pool=pool,
-            target=MetricTarget(MetricSource.EXTERNAL, TargetType.AVERAGE_VALUE, QUEUE_THRESHOLD, name="queue"),
+            target=MetricTarget(MetricSource.EXTERNAL, TargetType.AVERAGE_VALUE, threshold, name="queue"),
             read=read_queue,
             min_replicas=1,
             max_replicas=capacity,
-            initial_replicas=0,
         )
+        self.hpa.deployed = True  # KEDA owns 0 <-> 1: its Deployment starts from what it has, even 0
         self.min_replica_count = 0
         self.last_active_s: float | None = None
 
     @property
     def gateway_cluster(self) -> str | None:
         return self.pool[0]
-
-    def initial_replicas(self) -> Mapping[Pool, int]:
-        return {self.pool: 0}
 
     def next_at(self, now_s: float) -> float:
         # Both loops start at 0; the polling interval is a multiple of the HPA's sync period.
@@ -100,5 +93,5 @@ class KedaController:
                 fleet.set(cluster_id, {gpu_type: 0})
 
 
-def keda_queue(scenario: Scenario) -> KedaController:
-    return KedaController(scenario)
+def keda_queue(scenario: Scenario, **kw: object) -> KedaController:
+    return KedaController(scenario, **kw)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ pod reports nothing (it is not scraped yet), which the HPA's missing-pod rule ha
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from hub.backtest.harness import Fleet
 from hub.backtest.scenario import Pool, Scenario
@@ -35,12 +35,20 @@ Observed = Sequence[PodSample] | float | None
 """What the metric reader saw: pods for a Pods metric, a value for an External one, None if nothing."""
 
 
-def baseline_pool(scenario: Scenario) -> tuple[Pool, int]:
-    """The single pool a one-Deployment baseline runs in: the cheapest replica-hour, and its size."""
+def baseline_pool(scenario: Scenario, gpu_type: str | None = None) -> tuple[Pool, int]:
+    """The single pool a one-Deployment baseline runs in, and its size.
+
+    The largest pool of ``gpu_type``; without one, the cheapest replica-hour's.
+    """
     pools = scenario.pools()
+    if gpu_type is not None:
+        pools = {p: n for p, n in pools.items() if p[1] == gpu_type}
     if not pools:
-        raise ValueError("no GPU type in the scenario can hold the model")
-    pool = min(pools, key=lambda p: (scenario.replica_price(p[1]), p))
+        raise ValueError(f"no pool of {gpu_type or 'any GPU type'} in the scenario can hold the model")
+    if gpu_type is not None:
+        pool = max(pools, key=lambda p: (pools[p], p))
+    else:
+        pool = min(pools, key=lambda p: (scenario.replica_price(p[1]), p))
     return pool, pools[pool]
 
 
@@ -57,7 +65,6 @@ class HpaController:
         read: Callable[[Fleet, Pool], Observed],
         min_replicas: int,
         max_replicas: int,
-        initial_replicas: int,
         behavior: Behavior | None = None,
         sync_period_s: float = SYNC_PERIOD_S,
     ) -> None:
@@ -68,9 +75,9 @@ class HpaController:
         self.read = read
         self.min_replicas = min_replicas
         self.max_replicas = max_replicas
-        self.initial = initial_replicas
         self.behavior = behavior or Behavior.default()
         self.sync_period_s = sync_period_s
+        self.deployed = False
         self.recommendations: list[Recommendation] = []
         self.scale_up_events: list[ScaleEvent] = []
         self.scale_down_events: list[ScaleEvent] = []
@@ -83,9 +90,6 @@ class HpaController:
     @property
     def gateway_cluster(self) -> str | None:
         return self.pool[0]
-
-    def initial_replicas(self) -> Mapping[Pool, int]:
-        return {self.pool: self.initial}
 
     def next_at(self, now_s: float) -> float:
         if now_s < 0:
@@ -110,6 +114,13 @@ class HpaController:
         self.reconcile(fleet, now_s)
 
     def reconcile(self, fleet: Fleet, now_s: float) -> None:
+        if not self.deployed:
+            # The Deployment is created with minReplicas pods (an HPA never scales up from 0: its
+            # bounds pre-check disables scaling there); they cold-start unless the initial fleet has them.
+            self.deployed = True
+            if self.current(fleet) < self.min_replicas:
+                fleet.set(self.pool[0], {self.pool[1]: self.min_replicas}, pending=True)
+        fleet.retire_others(self.pool)
         current = self.current(fleet)
         override = bounds_precheck(current, min_replicas=self.min_replicas, max_replicas=self.max_replicas)
         if override is not None:
@@ -167,20 +178,52 @@ def read_gpu_utilization(fleet: Fleet, pool: Pool) -> Observed:
     return pods
 
 
-def hpa_gpu_utilization(scenario: Scenario) -> HpaController:
-    pool, capacity = baseline_pool(scenario)
+def read_workload_queue(fleet: Fleet, pool: Pool) -> Observed:
+    """Requests waiting for the workload: its pods' queues in every cluster plus the gateway's."""
+    scenario = fleet.scenario
+    values = [
+        fleet.world.samples(cid, scenario.namespace, scenario.name, QUEUE_WINDOW_S).requests_waiting
+        for cid in fleet.world.cluster_ids
+    ]
+    seen = [v for v in values if v is not None]
+    return float(sum(seen)) if seen else None
+
+
+QUEUE_WINDOW_S = 1.0
+"""``requests_waiting`` is an instant gauge; any window gives the value now."""
+
+
+def hpa_gpu_utilization(
+    scenario: Scenario, *, gpu_type: str | None = None, target_percent: int = GPU_UTILIZATION_TARGET_PERCENT,
+    name: str = "hpa-gpu-util",
+) -> HpaController:
+    pool, capacity = baseline_pool(scenario, gpu_type)
     return HpaController(
-        name="hpa-gpu-util",
+        name=name,
         description=(
-            f"Kubernetes HPA, GPU utilisation target {GPU_UTILIZATION_TARGET_PERCENT} %, default behaviour, "
-            f"{SYNC_PERIOD_S:g} s sync; one Deployment on {pool[1]} in {pool[0]} (cheapest type), 1..{capacity}"
+            f"Kubernetes HPA, GPU utilisation target {target_percent} %, default behaviour, "
+            f"{SYNC_PERIOD_S:g} s sync; one Deployment on {pool[1]} in {pool[0]}, 1..{capacity}"
         ),
         pool=pool,
-        target=MetricTarget(
-            MetricSource.PODS, TargetType.AVERAGE_VALUE, GPU_UTILIZATION_TARGET_PERCENT, name="DCGM_FI_DEV_GPU_UTIL"
-        ),
+        target=MetricTarget(MetricSource.PODS, TargetType.AVERAGE_VALUE, target_percent, name="DCGM_FI_DEV_GPU_UTIL"),
         read=read_gpu_utilization,
         min_replicas=1,
         max_replicas=capacity,
-        initial_replicas=1,
+    )
+
+
+def hpa_queue(scenario: Scenario, *, gpu_type: str | None = None, per_replica: float, name: str) -> HpaController:
+    """An HPA on the workload's waiting requests per replica (External metric, ``AverageValue``)."""
+    pool, capacity = baseline_pool(scenario, gpu_type)
+    return HpaController(
+        name=name,
+        description=(
+            f"Kubernetes HPA, {per_replica:g} waiting requests per replica (External AverageValue), default "
+            f"behaviour, {SYNC_PERIOD_S:g} s sync; one Deployment on {pool[1]} in {pool[0]}, 1..{capacity}"
+        ),
+        pool=pool,
+        target=MetricTarget(MetricSource.EXTERNAL, TargetType.AVERAGE_VALUE, per_replica, name="queue"),
+        read=read_workload_queue,
+        min_replicas=1,
+        max_replicas=capacity,
     )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hub.backtest.comparison import Comparison
-from hub.backtest.report import COLUMNS, row, title
+from hub.backtest.report import COLUMNS, headline, row, title
 from hub.backtest.results import TIMELINE_BIN_S
 
 WIDTH, HEIGHT = 900, 180
@@ -99,11 +99,11 @@ def load_chart(c: Comparison) -> str:
 
 
 def replica_charts(c: Comparison) -> list[tuple[str, str]]:
-    types = sorted({t for r in c.results for snapshot in r.timeline.replicas for t in snapshot},
+    types = sorted({t for r in headline(c) for snapshot in r.timeline.replicas for t in snapshot},
                    key=lambda t: (list(TYPE_COLOURS).index(t) if t in TYPE_COLOURS else 99, t))
-    top = max((sum(s.values()) for r in c.results for s in r.timeline.replicas), default=1) * 1.1 or 1.0
+    top = max((sum(s.values()) for r in headline(c) for s in r.timeline.replicas), default=1) * 1.1 or 1.0
     out = []
-    for r in c.results:
+    for r in headline(c):
         f = Frame(c.scenario.duration_s, 0.0, top, height=140)
         body = f.axes(_ticks(top), "replicas")
         ts = r.timeline.replicas_t_s
@@ -132,7 +132,7 @@ def _steps(f: Frame, points: Sequence[tuple[float, float]]) -> list[str]:
 
 
 def ttft_chart(c: Comparison) -> str:
-    values = [v for r in c.results for v in r.timeline.ttft_p95_s if v is not None and v > 0]
+    values = [v for r in headline(c) for v in r.timeline.ttft_p95_s if v is not None and v > 0]
     lo = min([*values, c.scenario.slo_ttft_s / 10])
     hi = max([*values, c.scenario.slo_ttft_s * 2])
     lo, hi = 10 ** math.floor(math.log10(lo)), 10 ** math.ceil(math.log10(hi))
@@ -143,7 +143,7 @@ def ttft_chart(c: Comparison) -> str:
     body.append(f'<line x1="{LEFT}" y1="{slo:.1f}" x2="{WIDTH - RIGHT}" y2="{slo:.1f}" stroke="#000" '
                 'stroke-dasharray="6 4"/>')
     body.append(f'<text x="{LEFT + 4}" y="{slo - 4:.1f}">SLO {c.scenario.slo_ttft_s:g} s</text>')
-    for i, r in enumerate(c.results):
+    for i, r in enumerate(headline(c)):
         colour = LINE_COLOURS[i % len(LINE_COLOURS)]
         bin_s = r.timeline.bin_s
         segment: list[str] = []
@@ -166,8 +166,8 @@ def ttft_chart(c: Comparison) -> str:
 
 def render(c: Comparison) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in COLUMNS)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row(r)) + "</tr>" for r in c.results)
-    legend = "".join(f"<li><b>{html.escape(r.name)}</b>: {html.escape(r.description)}</li>" for r in c.results)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row(r)) + "</tr>" for r in headline(c))
+    legend = "".join(f"<li><b>{html.escape(r.name)}</b>: {html.escape(r.description)}</li>" for r in headline(c))
     replicas = "".join(f"<h3>{html.escape(name)}</h3>{svg}" for name, svg in replica_charts(c))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fleetscale simulate: {html.escape(c.scenario.trace.name)}</title>

@@ -52,3 +52,12 @@ def workload_of(policy: Policy) -> tuple[str, str, dict[str, str]]:
 def with_prediction(policy: Policy, enabled: bool) -> Policy:
     return policy.model_copy(update={"prediction": policy.prediction.model_copy(update={"enabled": enabled})})
 
+
+
+def with_headroom(policy: Policy, headroom_percent: float) -> Policy:
+    """The policy with every latency signal sized ``headroom_percent`` above the load (its one cost knob)."""
+    signals = [
+        s.model_copy(update={"headroom_percent": headroom_percent}) if s.metric.is_latency else s
+        for s in policy.signals
+    ]
+    return policy.model_copy(update={"signals": signals})

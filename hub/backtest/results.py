@@ -1,6 +1,9 @@
 """What a run is judged by: SLO attainment, TTFT percentiles, GPU-hours, cost, scale events, timelines.
 
-Every request of the trace counts. A request that never finished (still queued or running when the
+Every figure comes twice: over the whole run, and over the scored window (requests arriving after
+the scenario's warm-up, the bill from then to the trace's end). Attainment is over the attainable
+requests only (``attainability``); the unattainable ones are counted apart. Every request counts
+in the percentiles. A request that never finished (still queued or running when the
 drain limit ran out) counts as an SLO miss, and as an infinitely late first token for the
 percentiles: a percentile that falls among those is reported as None ("unfinished"), never as a
 made-up number.
@@ -11,11 +14,12 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.backtest.harness import Run
+from hub.backtest.scenario import Pool, Scenario
 
 TIMELINE_BIN_S = 60.0
 """Bin of the load and TTFT-p95 timelines."""
@@ -47,32 +51,41 @@ class Timeline:
 
 
 @dataclass(frozen=True)
-class PolicyResult:
-    name: str
-    description: str
+class Figures:
+    """What a run achieved over one span of arrivals and bill: the whole run, or the scored window."""
+
+    from_s: float
     requests: int
+    """Requests that arrived in the span."""
+    attainable: int
+    """Of those, the ones any allowed GPU type serves within the SLO when idle (``attainability``)."""
     within_slo: int
+    """Attainable requests whose TTFT was within the SLO."""
     unfinished: int
     ttft_p50_s: float | None
     ttft_p95_s: float | None
     ttft_p99_s: float | None
+    """Over every request of the span (attainable or not); None where an unfinished one falls."""
     gpu_hours: float
     gpu_hours_by_type: dict[str, float]
     cost_usd: float
     scale_events: int
-    wall_s: float
-    timeline: Timeline
-    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def unattainable(self) -> int:
+        return self.requests - self.attainable
 
     @property
     def attainment(self) -> float:
-        return self.within_slo / self.requests if self.requests else 1.0
+        """Share of the attainable requests served within the SLO (1.0 when there were none)."""
+        return self.within_slo / self.attainable if self.attainable else 1.0
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "description": self.description,
+            "from_s": self.from_s,
             "requests": self.requests,
+            "attainable": self.attainable,
+            "unattainable": self.unattainable,
             "within_slo": self.within_slo,
             "slo_attainment": self.attainment,
             "unfinished": self.unfinished,
@@ -83,6 +96,43 @@ class PolicyResult:
             "gpu_hours_by_type": self.gpu_hours_by_type,
             "cost_usd": self.cost_usd,
             "scale_events": self.scale_events,
+        }
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    name: str
+    description: str
+    whole: Figures
+    scored: Figures
+    """From the scenario's warm-up to the trace's end (the same as ``whole`` without a warm-up)."""
+    minute_cost_per_hour: tuple[float, ...]
+    """The bill's rate in each minute from time 0 to the trace's end, USD per hour."""
+    wall_s: float
+    timeline: Timeline
+    family: str = ""
+    """Which sweep this run belongs to (``static``, ``hpa-gpu-util``, ...); empty for a single run."""
+    knob: str = ""
+    """The setting swept, in words."""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def attainment(self) -> float:
+        return self.scored.attainment
+
+    @property
+    def cost_usd(self) -> float:
+        return self.scored.cost_usd
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "family": self.family,
+            "knob": self.knob,
+            "whole_run": self.whole.to_json(),
+            "scored_window": self.scored.to_json(),
+            "minute_cost_usd_per_hour": list(self.minute_cost_per_hour),
             "wall_s": self.wall_s,
             "notes": list(self.notes),
             "timeline": {
@@ -94,25 +144,70 @@ class PolicyResult:
         }
 
 
-def summarize(run: Run, *, slo_ttft_s: float, duration_s: float, bin_s: float = TIMELINE_BIN_S) -> PolicyResult:
-    ttfts = sorted(r.ttft_s for r in run.completed)
-    total = run.requests
+def figures(
+    run: Run, *, from_s: float, slo_ttft_s: float, attainable: Sequence[bool], out_of_reach: set[tuple[int, int]],
+    gpu_seconds: Mapping[Pool, float], cost_usd: float, scale_events: int,
+) -> Figures:
+    """Figures over the requests arriving at or after ``from_s``, with the bill given for that span.
+
+    ``attainable`` is per request of the trace; ``out_of_reach`` the (input, output) tokens of the
+    unattainable ones (attainability depends on the tokens alone), to recognise finished requests.
+    """
+    first = bisect_left(run.arrivals_s, from_s)
+    requests = len(run.arrivals_s) - first
+    limit = math.nextafter(slo_ttft_s, math.inf)
+    ttfts = []
+    within = 0
+    for r in run.completed:
+        if r.arrival_s < from_s:
+            continue
+        ttfts.append(r.ttft_s)
+        if r.ttft_s < limit and (r.input_tokens, r.output_tokens) not in out_of_reach:
+            within += 1
+    ttfts.sort()
     by_type: dict[str, float] = {}
-    for (_, gpu_type), s in run.gpu_seconds.items():
-        by_type[gpu_type] = by_type.get(gpu_type, 0.0) + s / 3600.0
+    for (_, gpu_type), sec in gpu_seconds.items():
+        by_type[gpu_type] = by_type.get(gpu_type, 0.0) + sec / 3600.0
+    return Figures(
+        from_s=from_s,
+        requests=requests,
+        attainable=sum(1 for ok in attainable[first:] if ok),
+        within_slo=within,
+        unfinished=requests - len(ttfts),
+        ttft_p50_s=_percentile(ttfts, requests, 50),
+        ttft_p95_s=_percentile(ttfts, requests, 95),
+        ttft_p99_s=_percentile(ttfts, requests, 99),
+        gpu_hours=sum(by_type.values()),
+        gpu_hours_by_type=dict(sorted(by_type.items())),
+        cost_usd=cost_usd,
+        scale_events=scale_events,
+    )
+
+
+def summarize(
+    run: Run, scenario: Scenario, attainable: Sequence[bool] | None = None, *, bin_s: float = TIMELINE_BIN_S,
+) -> PolicyResult:
+    """The run's figures; ``attainable`` per request of the trace (default: all)."""
+    slo_ttft_s, duration_s = scenario.slo_ttft_s, scenario.duration_s
+    ok = tuple(attainable) if attainable is not None else (True,) * run.requests
+    trace = scenario.trace
+    far = {(trace.input_tokens[i], trace.output_tokens[i]) for i, a in enumerate(ok) if not a}
+    whole = figures(run, from_s=0.0, slo_ttft_s=slo_ttft_s, attainable=ok, out_of_reach=far,
+                    gpu_seconds=run.gpu_seconds, cost_usd=run.cost_usd, scale_events=run.scale_events)
+    mark = run.at_scored_start
+    if mark is None:
+        scored = whole
+    else:
+        held = {k: s - mark.gpu_seconds.get(k, 0.0) for k, s in run.gpu_seconds.items()}
+        scored = figures(run, from_s=run.scored_from_s, slo_ttft_s=slo_ttft_s, attainable=ok, out_of_reach=far,
+                         gpu_seconds=held,
+                         cost_usd=run.cost_usd - mark.cost_usd, scale_events=run.scale_events - mark.scale_events)
     return PolicyResult(
         name=run.name,
         description=run.description,
-        requests=total,
-        within_slo=bisect_left(ttfts, math.nextafter(slo_ttft_s, math.inf)),
-        unfinished=run.unfinished,
-        ttft_p50_s=_percentile(ttfts, total, 50),
-        ttft_p95_s=_percentile(ttfts, total, 95),
-        ttft_p99_s=_percentile(ttfts, total, 99),
-        gpu_hours=sum(by_type.values()),
-        gpu_hours_by_type=dict(sorted(by_type.items())),
-        cost_usd=run.cost_usd,
-        scale_events=run.scale_events,
+        whole=whole,
+        scored=scored,
+        minute_cost_per_hour=minute_cost_rates(run, duration_s),
         wall_s=run.wall_s,
         timeline=Timeline(
             replicas_t_s=tuple(run.timeline_s),
@@ -122,6 +217,32 @@ def summarize(run: Run, *, slo_ttft_s: float, duration_s: float, bin_s: float = 
         ),
         notes=tuple(run.notes),
     )
+
+
+def minute_cost_rates(run: Run, duration_s: float) -> tuple[float, ...]:
+    """USD per hour in each whole or partial minute up to ``duration_s``, from the cost samples."""
+    t, c = run.timeline_s, run.timeline_cost_usd
+    if not t:
+        return ()
+
+    def cost_at(x: float) -> float:
+        i = bisect_left(t, x)
+        if i < len(t) and t[i] == x:
+            return c[i]
+        if i == 0:
+            return c[0]
+        if i >= len(t):
+            return c[-1]
+        f = (x - t[i - 1]) / (t[i] - t[i - 1])
+        return c[i - 1] + f * (c[i] - c[i - 1])
+
+    out = []
+    start = 0.0
+    while start < duration_s:
+        end = min(start + 60.0, duration_s)
+        out.append((cost_at(end) - cost_at(start)) / (end - start) * 3600.0)
+        start = end
+    return tuple(out)
 
 
 def bins(duration_s: float, bin_s: float) -> int:

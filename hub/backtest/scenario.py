@@ -1,18 +1,32 @@
 """What a backtest replays: the trace, the fleet it may use, the workload and the SLO it is judged by.
 
 Every policy of one comparison runs on its own fresh ``SimWorld`` built from the same scenario, so
-they see the same requests, the same GPUs and the same physics; only the controller differs.
+they see the same requests, the same GPUs, the same physics and the same start: the scenario's
+initial fleet (default one ready replica of the cheapest GPU type, see ``initial_fleet``), the
+gateway's flow control, and the scored window after ``warmup_s``. Only the controller differs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from shared.simulation import DEFAULT_MODEL, GPU_PROFILES, ModelProfile, ServingProfile, Trace, WorkloadSpec
+from shared.simulation import (
+    DEFAULT_MODEL,
+    GPU_PROFILES,
+    FlowControl,
+    ModelProfile,
+    ServingProfile,
+    Trace,
+    WorkloadSpec,
+)
 from shared.simulation import serving_profile as _serving_profile
 from shared.simulation.fleets import DEMO_CLUSTERS
 from shared.simulation.specs import ClusterSpec
+
+DEFAULT_WARMUP_S = 600.0
+DEFAULT_CONTEXT_TOKENS = 131_072
+"""Llama-3.1-8B-Instruct's context window (128K tokens, model card)."""
 
 Pool = tuple[str, str]
 """(cluster id, GPU type): where replicas of one kind can be placed."""
@@ -35,12 +49,42 @@ class Scenario:
     drain_limit_s: float = 900.0
     """After the trace ends, how long requests still in the system may take to finish; requests
     unfinished by then count as SLO misses. Cost is counted up to the trace's end only."""
+    warmup_s: float = DEFAULT_WARMUP_S
+    """Start of the scored window (to the trace's end); every figure is also given for the whole run."""
+    initial: Mapping[Pool, int] | None = None
+    """Replicas ready at time 0 for every policy; None: ``initial_fleet``'s default."""
+    flow_control: FlowControl | None = field(default_factory=FlowControl)
+    """The gateway's flow control, the same for every policy (None: requests go to pods at once)."""
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS
+    """The model's context window; longer requests are clipped (``clip_to_context``)."""
 
     def __post_init__(self) -> None:
         if self.slo_ttft_s <= 0:
             raise ValueError(f"slo_ttft_s must be positive, got {self.slo_ttft_s}")
-        if self.cold_start_s < 0 or self.sample_s <= 0 or self.drain_limit_s < 0:
-            raise ValueError("cold_start_s and drain_limit_s must be >= 0 and sample_s > 0")
+        if self.cold_start_s < 0 or self.sample_s <= 0 or self.drain_limit_s < 0 or self.warmup_s < 0:
+            raise ValueError("cold_start_s, drain_limit_s and warmup_s must be >= 0 and sample_s > 0")
+        if self.context_tokens < 2:
+            raise ValueError(f"context_tokens must be at least 2, got {self.context_tokens}")
+
+    @property
+    def scored_from_s(self) -> float:
+        """Start of the scored window: the warm-up, or 0 for a trace shorter than twice the warm-up."""
+        return self.warmup_s if self.warmup_s * 2 <= self.duration_s else 0.0
+
+    def initial_fleet(self) -> dict[Pool, int]:
+        """The fleet every policy starts from, ready at time 0.
+
+        Default: one replica of the cheapest GPU type (by replica-hour; first cluster in order on a
+        tie), the smallest fleet that serves at all and what a scale-from-one autoscaler starts
+        with. Everything else a policy wants at time 0 cold-starts, whatever the policy; the first
+        burst is therefore the same surprise for all of them, and the scored window starts after it.
+        """
+        if self.initial is not None:
+            return {k: n for k, n in self.initial.items() if n}
+        pools = self.pools()
+        if not pools:
+            return {}
+        return {min(pools, key=lambda p: (self.replica_price(p[1]), p)): 1}
 
     @property
     def key(self) -> str:
@@ -85,4 +129,24 @@ class Scenario:
             cold_start_s=self.cold_start_s,
             initial_replicas={k: n for k, n in initial.items() if n},
             gateway_cluster=gateway_cluster,
+            flow_control=self.flow_control,
         )
+
+
+def clip_to_context(trace: Trace, context_tokens: int) -> tuple[Trace, int]:
+    """The trace with every request fitted into the context window, and how many were clipped.
+
+    A request of ``input + output`` tokens over the window keeps its output (up to the window less
+    one prompt token) and loses the start of its prompt, as a client truncating history would.
+    """
+    inputs, outputs, clipped = [], [], 0
+    for i, o in zip(trace.input_tokens, trace.output_tokens, strict=True):
+        if i + o > context_tokens:
+            clipped += 1
+            o = min(o, context_tokens - 1)
+            i = context_tokens - o
+        inputs.append(i)
+        outputs.append(o)
+    if not clipped:
+        return trace, 0
+    return replace(trace, input_tokens=tuple(inputs), output_tokens=tuple(outputs)), clipped

@@ -1,7 +1,8 @@
-"""A controller that plays a fixed replica schedule: the static baseline and the oracle.
+"""A controller that plays a fixed replica schedule: static fleets and the hindsight plan.
 
 Neither looks at telemetry: they were computed from the whole trace before the run. The schedule is
-a list of (time, placement) steps; at each step the fleet is set to exactly that placement.
+a list of (time, placement) steps; at each step the fleet is set to that placement
+(make-before-break: ``Fleet.apply``).
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ class ScheduleController:
     @property
     def gateway_cluster(self) -> str | None:
         return self._gateway
-
-    def initial_replicas(self) -> Mapping[Pool, int]:
-        return self.steps[0][1]
 
     def next_at(self, now_s: float) -> float:
         i = bisect_right(self._times, now_s)

@@ -14,6 +14,7 @@ from shared.gpus import (
     serving_profile,
 )
 from shared.simulation.ledger import CompletedRequest
+from shared.simulation.specs import FlowControl
 from shared.simulation.trace import Trace, TraceError, bundled_trace, from_requests, load_trace, synthetic
 from shared.simulation.world import (
     CapacityError,
@@ -31,6 +32,7 @@ __all__ = [
     "CapacityError",
     "ClusterSpec",
     "CompletedRequest",
+    "FlowControl",
     "GpuProfile",
     "ModelProfile",
     "NodeSpec",

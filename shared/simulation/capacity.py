@@ -4,7 +4,7 @@ The replica model (``replica.py``) is event-driven; this module is its steady-st
 derived from the same ``ServingProfile`` numbers plus textbook queueing, and fitted to nothing. It
 answers "how many requests per second of this token mix can ``n`` replicas of one GPU type take
 while at most ``miss_ratio`` of them wait past the TTFT SLO". The backtest's static baseline and
-its cost oracle size fleets with it; docs/simulator.md ("Capacity at the SLO") states the model.
+its hindsight plan size fleets with it; docs/simulator.md ("Capacity at the SLO") states the model.
 
 Engine, at a per-replica rate ``x``. Steps run back to back at ``N`` steps/s; each advances every
 decoding sequence by one token, so ``B = x E[O-1] / N`` sequences decode at once. A decode-only

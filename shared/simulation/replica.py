@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable
 from heapq import heappop, heappush
 
 from shared.gpus import ServingProfile
@@ -90,6 +91,7 @@ class Replica:
         "ready",
         "ready_s",
         "replica_id",
+        "room_listener",
     )
 
     def __init__(
@@ -112,6 +114,8 @@ class Replica:
         self.end_s: float | None = None
         self.last_finish_s = created_s
         self.now = created_s
+        self.room_listener: Callable[[Replica, float], None] | None = None
+        """Called (replica, time) after a request finished here: the gateway's flow control hook."""
         self._waiting: deque[Request] = deque()
         self._prefilling: deque[Request] = deque()
         self._prefill_pending = 0.0
@@ -148,6 +152,11 @@ class Replica:
     def kv_used_tokens(self) -> float:
         held_prompt = self._prefilling_input - self._prefill_pending
         return self._ctx_base + len(self._decoding) * self._steps + held_prompt
+
+    def saturated(self, queue_depth: int, kv_cache_ratio: float) -> bool:
+        """Whether a flow-controlled gateway holds requests back from this replica (``FlowControl``)."""
+        kv_limit = kv_cache_ratio * self.profile.kv_capacity_tokens
+        return len(self._waiting) > queue_depth or self.kv_used_tokens() > kv_limit
 
     def fits(self, request: Request) -> bool:
         return request.input_tokens + request.output_tokens <= self.profile.kv_capacity_tokens
@@ -197,6 +206,8 @@ class Replica:
                 self.now = now
                 self._first_token(now)
                 self._admit()
+                if self.room_listener is not None:
+                    self.room_listener(self, now)
                 continue
             n = len(dec)
             pending = self._prefill_pending
@@ -234,6 +245,8 @@ class Replica:
             else:
                 self._finish_decodes(now)
             self._admit()
+            if self.room_listener is not None:
+                self.room_listener(self, now)
         self.now = t
 
     def _first_token(self, now: float) -> None:

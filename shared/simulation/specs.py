@@ -49,6 +49,27 @@ class ClusterSpec:
             raise ValueError(f"cluster {self.cluster_id}: node names repeat")
 
 
+@dataclass(frozen=True, slots=True)
+class FlowControl:
+    """Gateway flow control: requests wait at the gateway while every ready replica is saturated.
+
+    A replica is saturated when more than ``queue_depth`` requests wait in its own queue or its KV
+    cache holds more than ``kv_cache_ratio`` of its capacity: the saturation detector of the
+    Kubernetes Gateway API Inference Extension (``pkg/epp/saturationdetector``), whose defaults
+    are 5 and 0.8. A waiting request goes to the first replica that stops being saturated (a
+    request finishing there frees room) or becomes ready, oldest request first. Without flow
+    control every request is pushed to a pod at once and stays there, so a scale-up cannot help a
+    backlog already queued at the pods.
+    """
+
+    queue_depth: int = 5
+    kv_cache_ratio: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.queue_depth < 0 or not 0 < self.kv_cache_ratio <= 1:
+            raise ValueError("flow control needs queue_depth >= 0 and 0 < kv_cache_ratio <= 1")
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
     namespace: str
@@ -61,6 +82,9 @@ class WorkloadSpec:
     """Replicas per (cluster_id, gpu_type) that are already ready at time 0 (warm start)."""
     gateway_cluster: str | None = None
     """Cluster whose telemetry shows the gateway queue; None means the first cluster of the world."""
+    flow_control: FlowControl | None = None
+    """Gateway flow control (requests wait at the gateway while every replica is saturated); None
+    pushes every request to a replica as it arrives."""
 
     @property
     def key(self) -> str:

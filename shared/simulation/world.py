@@ -187,6 +187,8 @@ class SimWorld:
         replica.ready = True
         replica.now = t
         w.ready.append(replica)
+        if w.spec.flow_control is not None:
+            replica.room_listener = lambda r, now: self._on_room(w, r, now)
         if w.gateway:
             queued = list(w.gateway)
             w.gateway.clear()
@@ -196,25 +198,50 @@ class SimWorld:
     # --- routing --------------------------------------------------------------------------------
 
     def _route(self, w: _Workload, request: Request, t: float) -> None:
+        flow = w.spec.flow_control
+        for r in w.ready:
+            r.advance(t)  # may hand gateway requests to replicas that freed room (``_on_room``)
+        if flow is not None and w.gateway:
+            self._hold(w, request, t)  # first come, first served: behind those already waiting
+            return
         best: Replica | None = None
         best_delay = float("inf")
         for r in w.ready:
-            r.advance(t)
             if not r.fits(request):
+                continue
+            if flow is not None and r.saturated(flow.queue_depth, flow.kv_cache_ratio):
                 continue
             delay = r.work_s() + r.request_work_s(request)
             if delay < best_delay:
                 best, best_delay = r, delay
         if best is None:
-            w.gateway.append(request)
-            if not request.counted:
-                request.counted = True
-                w.ledgers[w.gateway_cluster].dispatched.append(t)
+            self._hold(w, request, t)
             return
         if not request.counted:
             request.counted = True
             best.ledger.dispatched.append(t)
         best.enqueue(request)
+
+    def _hold(self, w: _Workload, request: Request, t: float) -> None:
+        w.gateway.append(request)
+        if not request.counted:
+            request.counted = True
+            w.ledgers[w.gateway_cluster].dispatched.append(t)
+
+    def _on_room(self, w: _Workload, replica: Replica, now: float) -> None:
+        """Flow control: a request finished on ``replica``; send it the oldest waiting requests it has room for.
+
+        The replica is mid-``advance`` at ``now``. Replicas are advanced one after another, so when
+        two free room within one advance the one advanced first takes the head of the queue even
+        if the other freed room a little earlier: a request can start up to that gap late.
+        """
+        flow = w.spec.flow_control
+        if not w.gateway or flow is None or replica.draining or not replica.ready:
+            return
+        while w.gateway and not replica.saturated(flow.queue_depth, flow.kv_cache_ratio):
+            if not replica.fits(w.gateway[0]):
+                return
+            replica.enqueue(w.gateway.popleft())
 
     # --- scaling --------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ import pytest
 from shared.simulation import (
     CapacityError,
     ClusterSpec,
+    FlowControl,
     NodeSpec,
     SimWorld,
     UnknownTargetError,
@@ -182,3 +183,35 @@ def test_routing_prefers_the_faster_replica_at_light_load():
     world.advance(120)
     served = {r.gpu_type for r in world.completed_requests()}
     assert served == {"H100"}
+
+
+def backlog_world(flow_control):
+    """One L4 ready and seven starting, under a load one L4 cannot keep up with."""
+    trace = synthetic("constant", duration_s=120, rate_per_s=6.0, seed=2, input_tokens=1500, output_tokens=200)
+    workload = WorkloadSpec("llm", "chat", trace, cold_start_s=30.0, initial_replicas={("east", "L4"): 1},
+                            flow_control=flow_control)
+    world = SimWorld([ClusterSpec("east", (NodeSpec("east-l4", "L4", 8),))], [workload])
+    world.set_replicas("east", "llm", "chat", "L4", 8)
+    return world
+
+
+def test_flow_control_holds_requests_at_the_gateway_while_every_replica_is_saturated():
+    world = backlog_world(FlowControl())
+    world.advance(25)  # the new replicas are still starting
+    waiting = world.samples("east", "llm", "chat", 1).requests_waiting
+    assert world.gateway_waiting("llm", "chat") > 0
+    assert waiting == world.gateway_waiting("llm", "chat") + 6  # the pod holds at most queue_depth + 1 waiting
+    world.advance(29.99)
+    before = world.gateway_waiting("llm", "chat")
+    world.advance(30.0)  # seven replicas become ready and take from the gateway until they saturate
+    assert world.gateway_waiting("llm", "chat") < before - 7 * 6
+
+
+def test_with_flow_control_a_scale_up_serves_the_backlog_sooner():
+    def late(flow_control):
+        world = backlog_world(flow_control)
+        world.advance(400)
+        assert world.unfinished_requests() == 0
+        return max(r.ttft_s for r in world.completed_requests())
+
+    assert late(FlowControl()) < late(None) / 2  # without it the backlog stays queued at the first pod

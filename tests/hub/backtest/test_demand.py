@@ -3,7 +3,7 @@ import itertools
 import pytest
 
 from hub.backtest.demand import Supply, cheapest_mix, required_rate, windows
-from hub.backtest.oracle import oracle_steps
+from hub.backtest.hindsight import schedule
 from hub.backtest.scenario import Scenario
 from shared.simulation import ClusterSpec, NodeSpec, from_requests, synthetic
 
@@ -12,8 +12,10 @@ def test_a_steady_window_needs_its_mean_rate_and_a_burst_needs_more():
     steady = [i * 0.5 for i in range(120)]  # 2 req/s over 60 s
     # The longer the interval, the less the deadline's slack helps: the whole window decides.
     assert required_rate(steady, deadline_s=2.0, span_s=60.0) == pytest.approx(120 / 62)
-    burst = [30 + i * 0.1 for i in range(100)]  # 100 requests in 10 s
+    burst = [30 + i * 0.1 for i in range(100)]  # 100 requests in 10 s: 10 in every second
     assert required_rate(burst, deadline_s=2.0, span_s=60.0) == pytest.approx(100 / 12)
+    spike = [30 + i * 0.01 for i in range(50)]  # 50 requests within half a second: the 1 s interval decides
+    assert required_rate(spike, deadline_s=2.0, span_s=60.0) == pytest.approx(50 / 3)
     assert required_rate([], deadline_s=2.0, span_s=60.0) == 0.0
 
 
@@ -51,12 +53,13 @@ def test_cheapest_mix_is_the_exact_optimum():
     assert meets(best.replicas)
 
 
-def test_the_oracle_asks_for_a_window_a_cold_start_ahead_and_releases_at_its_end():
+def test_the_hindsight_plan_asks_for_a_window_a_cold_start_ahead_and_releases_at_its_end():
     # Nothing for 300 s, then 4 req/s for 120 s, then nothing.
     trace = synthetic("step", duration_s=600, rate_per_s=0.0, step_at_s=300, step_rate_per_s=4.0,
                       step_back_at_s=420, seed=5, input_tokens=500, output_tokens=50)
     scenario = small_scenario(trace)
-    steps = oracle_steps(Supply(scenario), window_s=60.0)
+    supply = Supply(scenario)
+    steps = schedule(scenario, [cheapest_mix(w.needs, supply) for w in windows(supply, 60.0)], 60.0)
     assert steps[0] == (0.0, {})
     up = next(t for t, p in steps if p)
     assert up == 300 - scenario.cold_start_s

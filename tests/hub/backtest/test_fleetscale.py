@@ -17,9 +17,8 @@ def policy(**placement) -> Policy:
 
 def test_fleetscale_scales_through_the_hub_planner_within_the_policy_placement_and_bounds():
     trace = synthetic("constant", duration_s=240, rate_per_s=20.0, seed=4, input_tokens=800, output_tokens=100)
-    scenario = Scenario(trace, drain_limit_s=60)
+    scenario = Scenario(trace, drain_limit_s=60, initial={("eu-west", "A100"): 1})
     controller = FleetscaleController(scenario, [policy(gpu_types=["A100"])])
-    assert controller.initial_replicas() == {("eu-west", "A100"): 1}
     run = harness.run(scenario, controller)
     totals = [sum(r.values()) for r in run.timeline_replicas]
     assert set().union(*run.timeline_replicas) == {"A100"}

@@ -25,12 +25,24 @@ def test_a_cluster_without_room_refuses_the_whole_request_unless_pending_pods_ar
     assert fleet.scale_events == 1
 
 
-def test_apply_sets_every_pool_and_zeroes_the_ones_left_out():
+def test_apply_sets_every_pool_and_zeroes_the_ones_left_out_once_the_new_ones_serve():
     s = scenario()
-    fleet = Fleet(SimWorld(s.clusters, [s.workload_spec({("a", "L4"): 2}, None)]), s)
+    world = SimWorld(s.clusters, [s.workload_spec({("a", "L4"): 2}, None)])
+    fleet = Fleet(world, s)
+    fleet.apply({("b", "H100"): 1})
+    assert fleet.replicas() == {("a", "L4"): 2, ("b", "H100"): 1}  # make-before-break: the H100 is starting
+    world.advance(s.cold_start_s)
     fleet.apply({("b", "H100"): 1})
     assert fleet.replicas() == {("a", "L4"): 0, ("b", "H100"): 1}
     assert fleet.scale_events == 2  # one per cluster changed
+
+
+def test_every_controller_starts_from_the_scenarios_initial_fleet():
+    s = scenario(initial={("b", "H100"): 1})
+    hold = ScheduleController("hold", "", [(0.0, {("b", "H100"): 1})])
+    run = harness.run(s, hold)
+    assert run.timeline_replicas[0] == {"H100": 1}
+    assert min(r.arrival_s + r.ttft_s for r in run.completed) < 1.0  # served at once: it was ready at time 0
 
 
 def test_cost_is_billed_to_the_trace_end_while_unfinished_requests_drain_after_it():

@@ -8,7 +8,7 @@ def test_keda_activates_from_zero_on_the_first_poll_that_sees_a_queue_and_return
     # Quiet until 60 s, 2 req/s until 180 s, then quiet again.
     trace = synthetic("step", duration_s=600, rate_per_s=0.0, step_at_s=60, step_rate_per_s=2.0,
                       step_back_at_s=180, seed=1, input_tokens=512, output_tokens=64)
-    scenario = Scenario(trace, drain_limit_s=0)
+    scenario = Scenario(trace, drain_limit_s=0, initial={})  # nothing at time 0, to see the activation
     run = harness.run(scenario, keda_queue(scenario))
     timeline = dict(zip(run.timeline_s, (sum(r.values()) for r in run.timeline_replicas), strict=True))
     first = trace.arrival_s[0]

@@ -1,0 +1,43 @@
+import pytest
+
+from shared.simulation import TraceError
+from shared.simulation.suite import names, suite_trace
+
+
+def test_the_suite_has_every_load_shape_of_issue_10():
+    assert set(names()) >= {"steady", "diurnal", "step", "spike", "ramp", "short-chat", "long-rag", "bimodal"}
+
+
+@pytest.mark.parametrize("name", names())
+def test_a_case_is_deterministic_in_its_seed(name):
+    a, b = suite_trace(name, seed=1, duration_s=300), suite_trace(name, seed=1, duration_s=300)
+    assert a == b and len(a) > 0
+    assert suite_trace(name, seed=2, duration_s=300) != a
+    assert a.name == f"synthetic-{name}" and a.duration_s == 300
+
+
+def count(trace, lo, hi):
+    return sum(1 for t in trace.arrival_s if lo <= t < hi)
+
+
+def test_the_shapes_are_what_they_say():
+    d = 1800.0
+    spike = suite_trace("spike", duration_s=d)
+    at = 2 * d / 3
+    assert count(spike, at, at + 60) > 3 * count(spike, at - 120, at - 60)  # x4 for 60 s
+    step = suite_trace("step", duration_s=d)
+    assert count(step, d / 2, d) > 1.7 * count(step, 0, d / 2)  # x2 after half time
+    ramp = suite_trace("ramp", duration_s=d)
+    assert count(ramp, d - 300, d) > 3 * count(ramp, 0, 300)
+    rag = suite_trace("long-rag", duration_s=d)
+    assert min(rag.input_tokens) >= 10_000 and max(rag.input_tokens) <= 100_000
+    short = suite_trace("short-chat", duration_s=d)
+    assert max(short.input_tokens) <= 500
+    bimodal = suite_trace("bimodal", duration_s=d)
+    long_share = sum(1 for i in bimodal.input_tokens if i >= 6000) / len(bimodal)
+    assert 0.15 < long_share < 0.25
+
+
+def test_an_unknown_case_is_a_trace_error():
+    with pytest.raises(TraceError, match="no synthetic case 'nope'"):
+        suite_trace("nope")
