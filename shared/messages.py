@@ -90,26 +90,20 @@ LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317)]
 LabelValue = Annotated[str, StringConstraints(max_length=MAX_TYPE)]
 
 
-def _bounded_float(lo: float, hi: float) -> Any:
-    """A finite JSON number in [lo, hi]; a numeric string is refused (strict)."""
-    return Annotated[float, Strict(), Field(ge=lo, le=hi, allow_inf_nan=False)]
-
-
-def _bounded_int(hi: int) -> Any:
-    """A JSON integer in [0, hi]: not 3.0, not "3" (strict)."""
-    return Annotated[int, Strict(), Field(ge=0, le=hi)]
-
-
-Ratio = _bounded_float(0.0, 1.0)
-LoadRatio = _bounded_float(0.0, MAX_LOAD_RATIO)
-Seconds = _bounded_float(0.0, MAX_DURATION_S)
-Queue = _bounded_float(0.0, MAX_QUEUE)
-Rate = _bounded_float(0.0, MAX_RATE_PER_S)
-Bytes = _bounded_float(0.0, MAX_BYTES)
-Watts = _bounded_float(0.0, MAX_POWER_W)
-Replicas = _bounded_int(MAX_REPLICAS)
-GpusPerReplica = _bounded_int(MAX_GPUS_PER_REPLICA)
-NodeGpus = _bounded_int(MAX_NODE_GPUS)
+# Strict, finite, bounded numbers: a JSON number in [lo, hi] (never a numeric string), and a JSON
+# integer in [0, hi] (not 3.0, not "3"). Written out, not built by a helper, so type checkers see them.
+Ratio = Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+LoadRatio = Annotated[float, Strict(), Field(ge=0.0, le=MAX_LOAD_RATIO, allow_inf_nan=False)]
+Seconds = Annotated[float, Strict(), Field(ge=0.0, le=MAX_DURATION_S, allow_inf_nan=False)]
+Queue = Annotated[float, Strict(), Field(ge=0.0, le=MAX_QUEUE, allow_inf_nan=False)]
+Rate = Annotated[float, Strict(), Field(ge=0.0, le=MAX_RATE_PER_S, allow_inf_nan=False)]
+Bytes = Annotated[float, Strict(), Field(ge=0.0, le=MAX_BYTES, allow_inf_nan=False)]
+Watts = Annotated[float, Strict(), Field(ge=0.0, le=MAX_POWER_W, allow_inf_nan=False)]
+Replicas = Annotated[int, Strict(), Field(ge=0, le=MAX_REPLICAS)]
+GpusPerReplica = Annotated[int, Strict(), Field(ge=0, le=MAX_GPUS_PER_REPLICA)]
+NodeGpus = Annotated[int, Strict(), Field(ge=0, le=MAX_NODE_GPUS)]
+SequenceNumber = Annotated[int, Strict(), Field(ge=0, le=MAX_SEQUENCE)]
+Interval = Annotated[float, Strict(), Field(ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S, allow_inf_nan=False)]
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -241,7 +235,6 @@ MAX_RATE = 1e9
 MAX_TOKENS = 1e8
 """Upper bound of a token count (prompt length bucket bound)."""
 MAX_HISTOGRAM_BOUNDS = 64
-Rate = Annotated[float, Field(ge=0.0, le=MAX_RATE, allow_inf_nan=False)]
 BoundedSeconds = Annotated[float, Field(ge=0.0, le=86_400.0, allow_inf_nan=False)]
 TokenBound = Annotated[float, Field(gt=0.0, le=MAX_TOKENS, allow_inf_nan=False)]
 BucketCount = Annotated[float, Field(ge=0.0, le=1e12, allow_inf_nan=False)]
@@ -349,14 +342,14 @@ class TelemetryReport(WireModel):
 
     type: Literal["telemetry"] = "telemetry"
     cluster_id: ClusterId
-    sequence: _bounded_int(MAX_SEQUENCE) = Field(  # type: ignore[valid-type]
+    sequence: SequenceNumber = Field(
         description="Monotonic per spoke process; restarts from 0 with the spoke"
     )
     sent_at: WireTime = Field(
         description="When the spoke started reading the cluster for this report: its contents are at least this "
         "fresh. The hub refuses a report dated beyond its clock skew window (HUB_MAX_CLOCK_SKEW_S)"
     )
-    interval_s: _bounded_float(MIN_INTERVAL_S, MAX_INTERVAL_S) = Field(  # type: ignore[valid-type]
+    interval_s: Interval = Field(
         description="The spoke's report interval; the hub marks the cluster stale after 3 missed"
     )
     spoke_version: Annotated[str, StringConstraints(max_length=128)] = ""
@@ -384,7 +377,7 @@ class ScaleCommand(WireModel):
     )
     gpus_per_replica: GpusPerReplica = 1
     policy_id: Name
-    policy_revision: _bounded_int(MAX_SEQUENCE) = 0  # type: ignore[valid-type]
+    policy_revision: SequenceNumber = 0
     reason: Text = ""
     issued_at: WireTime = Field(default_factory=utcnow)
     deadline: WireTime

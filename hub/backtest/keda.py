@@ -78,7 +78,7 @@ class KedaController:
     def poll(self, fleet: Fleet, now_s: float) -> None:
         """KEDA's scale loop: activation and deactivation (``scale_executor``)."""
         value = read_queue(fleet, self.pool)
-        active = value is not None and value > ACTIVATION_THRESHOLD
+        active = isinstance(value, float) and value > ACTIVATION_THRESHOLD
         current = self.hpa.current(fleet)
         cluster_id, gpu_type = self.pool
         # KEDA patches the scale itself; the HPA's own scale-event history does not see it.

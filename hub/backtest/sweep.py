@@ -126,8 +126,8 @@ def baseline_entries(scenario: Scenario, supply: Supply, attainable: Sequence[bo
             c = hpa_queue(scenario, gpu_type=t, per_replica=q, name=f"{HPA_QUEUE}-{t}-{q:g}")
             out.append(Entry(HPA_QUEUE, f"{t}, {q:g} waiting per replica", c))
         for q in grid.queue_per_replica:
-            c = KedaController(scenario, gpu_type=t, threshold=q, name=f"{KEDA}-{t}-{q:g}")
-            out.append(Entry(KEDA, f"{t}, threshold {q:g}", c))
+            keda = KedaController(scenario, gpu_type=t, threshold=q, name=f"{KEDA}-{t}-{q:g}")
+            out.append(Entry(KEDA, f"{t}, threshold {q:g}", keda))
     return out
 
 

@@ -112,10 +112,10 @@ def _storable(policy: Policy) -> dict[str, Any]:
         same = Policy.model_validate(orjson.loads(orjson.dumps(body))).model_dump(exclude={"revision"}) == \
             policy.model_dump(exclude={"revision"})
     except (ValidationError, orjson.JSONEncodeError) as e:
-        raise PolicyUnstorable(policy.id, "policy cannot be stored", field="body", message=str(e)) from None
+        raise PolicyUnstorable(policy.id, f"policy cannot be stored: {e}", field="body") from None
     if not same:
-        raise PolicyUnstorable(policy.id, "policy cannot be stored", field="body",
-                               message="it would not read back as written")
+        raise PolicyUnstorable(policy.id, "policy cannot be stored: it would not read back as written",
+                               field="body")
     return body
 
 

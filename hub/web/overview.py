@@ -123,7 +123,7 @@ class WorkloadCluster(BaseModel):
     desired_replicas: int
     ready_replicas: int
     variants: list[VariantStatus]
-    samples: SampleSummary  # type: ignore[valid-type]
+    samples: SampleSummary
 
 
 class BoundPolicy(BaseModel):

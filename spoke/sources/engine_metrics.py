@@ -253,7 +253,8 @@ RAY_VLLM = EngineSpec(
 
 def _sglang(*names: str, **where: str | Iterable[str]) -> Candidates:
     """SGLang builds differ in the separator after the prefix (``sglang:x`` or ``sglang_x``)."""
-    return tuple(m(f"sglang{sep}{n}", **where) for n in names for sep in (":", "_"))
+    # NB: mypy cannot tell **where from the keyword-only unit/minus/over it could also fill.
+    return tuple(m(f"sglang{sep}{n}", **where) for n in names for sep in (":", "_"))  # type: ignore[arg-type]
 
 
 SGLANG = EngineSpec(
