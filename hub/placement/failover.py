@@ -130,21 +130,28 @@ class FailoverTracker:
             view = snapshot.workloads.get(key)
             if view is None or not (set(view.stale_clusters) | set(view.reports)) & unsettled:
                 del self._baselines[key]  # every cluster of it is healthy again
+        # Per workload, the replicas of *every* cluster lost on this tick: two clusters lost together
+        # (a region partition, a NATS outage) each lose their share, and the survivors must take both.
+        lost_of: dict[str, dict[str, int]] = {}
         for cid in newly_lost:
             for w in snapshot.clusters[cid].report.workloads:
-                view = snapshot.workloads.get(w.workload.key)
-                if view is None:
-                    continue
-                now: dict[str, int] = {}
-                for (_, gpu_type), n in view.placement().items():
-                    now[gpu_type] = now.get(gpu_type, 0) + n
+                lost = lost_of.setdefault(w.workload.key, {})
                 for v in w.variants:
-                    now[v.gpu_type] = now.get(v.gpu_type, 0) + v.desired_replicas
+                    lost[v.gpu_type] = lost.get(v.gpu_type, 0) + v.desired_replicas
                 if not w.variants and w.desired_replicas:
-                    now["unknown"] = now.get("unknown", 0) + w.desired_replicas
-                before = self._baselines.get(w.workload.key)
-                if before is None or _total(now) > _total(before):
-                    self._baselines[w.workload.key] = now
+                    lost["unknown"] = lost.get("unknown", 0) + w.desired_replicas
+        for key, lost in lost_of.items():
+            view = snapshot.workloads.get(key)
+            if view is None:
+                continue
+            now = dict(lost)
+            for (_, gpu_type), n in view.placement().items():
+                now[gpu_type] = now.get(gpu_type, 0) + n
+            before = self._baselines.get(key)
+            # A loss during an earlier one: the fresh clusters already run that loss's replacements,
+            # so the larger of the two counts, never their sum.
+            if before is None or _total(now) > _total(before):
+                self._baselines[key] = now
 
 
 def _total(replicas: Mapping[str, int]) -> int:

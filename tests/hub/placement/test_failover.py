@@ -170,3 +170,24 @@ def test_the_tracker_counts_fresh_reports_by_sequence_when_ticks_miss_some() -> 
     assert tracker.observe(state.snapshot(now=6.5)).clusters["a"].fresh_reports == 1
     state.ingest(report("a", [], [node("L4", 8)], seq=9), now=8.0)  # seq 8 arrived between two ticks
     assert tracker.observe(state.snapshot(now=8.5)).clusters["a"].phase is Phase.HEALTHY
+
+
+def test_two_clusters_lost_on_the_same_tick_re_place_the_sum_of_their_replicas() -> None:
+    # A region partition or a NATS outage silences b and c at once: a must take 4 + 3, not max(4, 3).
+    fleet = Fleet()
+    fleet.replicas, fleet.reachable, fleet.seq = {"a": 1, "b": 4, "c": 3}, {"a": True, "b": True, "c": True}, \
+        {"a": 0, "b": 0, "c": 0}
+    PRICE["c"] = 1.0
+    try:
+        run(fleet, range(1, 11), demand=8)
+        steady = dict(fleet.replicas)
+        assert steady["b"] == 4 and steady["c"] > 0 and sum(steady.values()) == 8
+        fleet.reachable["b"] = fleet.reachable["c"] = False
+        run(fleet, range(11, 13), demand=8)
+        fleet.second(13, demand=1)  # both stale on this tick; a alone sees an eighth of the load
+        assert fleet.phases["b"] is Phase.LOST and fleet.phases["c"] is Phase.LOST
+        assert fleet.replicas["a"] == steady["a"] + steady["b"] + steady["c"]
+        run(fleet, range(14, 20), demand=1)
+        assert fleet.replicas["a"] == 8  # and not again on later ticks
+    finally:
+        del PRICE["c"]
