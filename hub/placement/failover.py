@@ -5,8 +5,8 @@ A cluster is in one of three phases, advanced once per tick by ``FailoverTracker
 * **healthy**: placed on like any other.
 * **lost**: stale (no report for ``stale_after_intervals`` of its report intervals). It offers nothing
   and its replicas do not count as current. On the first tick it is lost, every workload it ran gets
-  a *baseline*: the replicas per GPU type that workload ran on the fresh clusters plus the lost one,
-  as last reported. While any of its clusters is lost, a workload's demand is at least its baseline's
+  a *baseline*: the replicas per GPU type that workload ran on the fresh clusters plus every cluster
+  lost on that tick (two lost together add up), as last reported. While any of its clusters is lost, a workload's demand is at least its baseline's
   load, so the lost replicas are re-placed on healthy clusters at once, and later ticks do not add
   them again (the replacements now count as current). A second loss during the first takes
   ``max(baseline, fresh + newly lost)``: the replacements already placed are not counted twice. The
