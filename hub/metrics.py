@@ -224,6 +224,16 @@ class HubMetrics:
         self.cluster_stale = Gauge(
             "fleetscale_hub_cluster_stale", "1 when the cluster missed its report deadline", ["cluster"], registry=r
         )
+        self.cluster_losses = Counter(
+            "fleetscale_hub_cluster_losses", "Times the cluster went stale and its share was re-placed", ["cluster"],
+            registry=r,
+        )
+        self.loop_stalls = Counter(
+            "fleetscale_hub_loop_stalls",
+            "Times the hub's event loop stood still for over a second (paused, frozen or starved); cluster silence "
+            "is counted again from then",
+            registry=r,
+        )
         self.decisions = Counter(
             "fleetscale_hub_decisions",
             "Decisions recorded, by action, reason class (REASON_CLASSES) and policy mode (dry-run decisions are "
@@ -232,6 +242,10 @@ class HubMetrics:
             registry=r,
         )
         self.commands = Counter("fleetscale_hub_commands_sent", "Scale commands published", ["cluster"], registry=r)
+        self.commands_revoked = Counter(
+            "fleetscale_hub_commands_revoked",
+            "Queued commands deleted from the stream because their cluster went stale", ["cluster"], registry=r,
+        )
         self.results = Counter(
             "fleetscale_hub_command_results", "Command results received", ["cluster", "status", "reason"], registry=r
         )

@@ -112,6 +112,7 @@ async def run_hub(
                 metrics=metrics,
                 prices=settings.gpu_prices,
                 tick_s=settings.tick_s,
+                startup_grace_s=settings.startup_grace_s,
             ),
             feed=feed,
             journal=journal,

@@ -25,6 +25,11 @@ class HubSettings(CommonSettings):
     api_host: str = Field(default="127.0.0.1", description="Bind address of the web API")
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the web API (0: any free port)")
     tick_s: float = Field(default=1.0, gt=0, description="Evaluation period")
+    startup_grace_s: float = Field(
+        default=3.0, ge=0,
+        description="After start, decide nothing for this long, so every cluster reports first "
+        "(a few of the spokes' report intervals)",
+    )
     stale_after_intervals: float = Field(
         default=3.0, gt=0, description="A cluster is stale after this many of its report intervals without one"
     )

@@ -2,9 +2,10 @@
 
 Only ``hub.control.intake`` writes telemetry here and only ``hub.control.dispatch`` writes intents and results;
 everyone else reads an immutable ``FleetSnapshot``. A cluster is *stale* once no report arrived for
-``stale_after_intervals`` of its own report intervals (as OCM marks a cluster Unknown after missed
-lease renewals): its capacity stops counting and its replicas stop counting as current, so policy
-and placement re-place its share on healthy clusters.
+``stale_after_intervals`` of its own report intervals while the hub was listening (as OCM marks a
+cluster Unknown after missed lease renewals; time the hub itself stood still does not count): its
+capacity stops counting and its replicas stop counting as current, so policy and placement re-place
+its share on healthy clusters.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class FleetSnapshot:
 @dataclass
 class FleetState:
     stale_after_intervals: float = 3.0
+    listening_since: float = float("-inf")
+    """Monotonic time since which the hub has been able to hear reports (``listen_from``)."""
     _reports: dict[str, tuple[TelemetryReport, float]] = field(default_factory=dict)
     _intents: dict[tuple[str, str], Intent] = field(default_factory=dict)
 
@@ -150,8 +153,23 @@ class FleetState:
         self._reports[report.cluster_id] = (report, time.monotonic() if now is None else now)
         return True
 
+    def listen_from(self, now: float) -> None:
+        """The hub hears reports again from ``now`` (it started, or its event loop was stalled).
+
+        Silence is only counted while the hub listens: after a pause (SIGSTOP, a VM freeze, a starved
+        loop) every cluster would look silent, though their reports wait unread in the socket.
+        """
+        self.listening_since = max(self.listening_since, now)
+
     def record_intent(self, workload_key: str, cluster_id: str, intent: Intent) -> None:
         self._intents[(workload_key, cluster_id)] = intent
+
+    def forget_intents(self, cluster_id: str) -> int:
+        """Drop what the hub asked of ``cluster_id`` (its commands were revoked); return how many."""
+        gone = [k for k in self._intents if k[1] == cluster_id]
+        for k in gone:
+            del self._intents[k]
+        return len(gone)
 
     def record_result(self, result: CommandResult) -> Intent | None:
         key = (result.workload.key, result.cluster_id)
@@ -165,7 +183,8 @@ class FleetState:
     # --- readers ------------------------------------------------------------------------------
 
     def is_stale(self, report: TelemetryReport, received_at: float, now: float) -> bool:
-        return now - received_at > self.stale_after_intervals * report.interval_s
+        heard_from = max(received_at, self.listening_since)
+        return now - heard_from > self.stale_after_intervals * report.interval_s
 
     def snapshot(self, *, now: float | None = None) -> FleetSnapshot:
         now = time.monotonic() if now is None else now

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from hub.decisions.log import DecisionLog
@@ -55,6 +55,7 @@ class Dispatcher:
         self.metrics = metrics
         self.deadline_s = deadline_s
         self.retry_after_reject_s = retry_after_reject_s
+        self._revoking: set[str] = set()
 
     def needs_command(
         self, snapshot: FleetSnapshot, view: WorkloadView, cluster_id: str, target: Mapping[str, int]
@@ -99,6 +100,27 @@ class Dispatcher:
                 deadline=now + timedelta(seconds=self.deadline_s),
             ))
         return out
+
+    async def revoke(self, clusters: Iterable[str]) -> None:
+        """Revoke the queued commands of clusters that went stale, now or (bus down) on a later call.
+
+        The hub re-places a lost cluster's share at once; a command still queued for it would be
+        applied when its spoke returns (within the command's deadline), undoing that. So it is
+        deleted from the stream, and the hub forgets what it asked there: the returning cluster's
+        reports say what it runs, and any new ask is a new command.
+        """
+        self._revoking.update(clusters)
+        for cluster_id in sorted(self._revoking):
+            try:
+                purged = await self.bus.purge_commands(cluster_id)
+            except BusUnavailable as e:
+                logger.warning("commands queued for stale cluster %s not revoked yet (%s); will retry", cluster_id, e)
+                continue
+            self._revoking.discard(cluster_id)
+            forgotten = self.state.forget_intents(cluster_id)
+            self.metrics.commands_revoked.labels(cluster_id).inc(purged)
+            logger.warning("cluster %s is stale: revoked %d queued commands, forgot %d asks", cluster_id, purged,
+                           forgotten)
 
     async def send(self, commands: list[ScaleCommand]) -> list[str]:
         """Publish commands concurrently (each waits for its JetStream ack); return the ids sent.

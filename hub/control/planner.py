@@ -229,10 +229,12 @@ class Planner:
         self.last_solution: Solution | None = None
         """The last tick's joint solve: method (optimal, incumbent, greedy), time, gap."""
         self._reference: dict[str, float] = {}
+        self.last_health: FleetHealth | None = None
+        """The last plan's cluster phases (the evaluator revokes commands to newly lost clusters)."""
 
     def plan(self, snapshot: FleetSnapshot, policies: list[Policy]) -> list[Plan]:
         recommendations = self.engine.evaluate(snapshot, policies)
-        health = self.failover.observe(snapshot)
+        health = self.last_health = self.failover.observe(snapshot)
         pools = free_gpus(snapshot)
         types_of: dict[str, list[str]] = {}
         for cid, gpu_type in pools:

@@ -23,6 +23,10 @@ from shared.messages import ScaleCommand
 
 logger = logging.getLogger(__name__)
 
+LOOP_STALL_S = 1.0
+"""A tick that wakes this much later than planned means the whole event loop stood still. A loop
+that is merely busy wakes a few tens of milliseconds late; a report interval is a second or more."""
+
 
 class Evaluator:
     def __init__(
@@ -35,6 +39,7 @@ class Evaluator:
         metrics: HubMetrics,
         prices: Mapping[str, float],
         tick_s: float,
+        startup_grace_s: float = 0.0,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -42,6 +47,7 @@ class Evaluator:
         self.decisions = decisions
         self.metrics = metrics
         self.tick_s = tick_s
+        self.startup_grace_s = startup_grace_s
         # Half a tick for the joint placement solve (its deadline holds: hub.placement.solver).
         self.planner = Planner(prices, time_limit_s=tick_s / 2)
 
@@ -55,7 +61,14 @@ class Evaluator:
         commands: list[ScaleCommand] = []
         plans: dict[str, tuple[Policy, Placement]] = {}  # for the per-workload gauges (HubMetrics.record_tick)
         # In a worker thread: HiGHS releases the GIL, so intake and the API keep running while it solves.
-        for plan in await asyncio.to_thread(self.planner.plan, snapshot, self.policies.all()):
+        planned = await asyncio.to_thread(self.planner.plan, snapshot, self.policies.all())
+        health = self.planner.last_health
+        if health is not None:
+            for cid in health.newly_lost:
+                self.metrics.cluster_losses.labels(cid).inc()
+            # Before any new command: what was queued for a lost cluster is re-placed by this tick.
+            await self.dispatcher.revoke(health.newly_lost)
+        for plan in planned:
             rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
             plans[view.key] = (plan.policy, result.placement)
             if not plan.changed:
@@ -104,15 +117,35 @@ class Evaluator:
         return made
 
     async def run(self) -> None:
-        next_at = time.monotonic()
+        started = time.monotonic()
+        self.state.listen_from(started)
+        # A hub that decides before every cluster has reported sees part of the fleet: a workload
+        # whose other replicas run on a cluster not yet heard from looks short, and is grown.
+        decide_from = started + self.startup_grace_s
+        next_at = started
         while True:
-            try:
-                await self.tick()
-            except Exception:
-                logger.exception("evaluation tick failed; the next tick will run as usual")
+            if time.monotonic() >= decide_from:
+                try:
+                    await self.tick()
+                except Exception:
+                    logger.exception("evaluation tick failed; the next tick will run as usual")
             next_at += self.tick_s
             delay = next_at - time.monotonic()
             if delay < 0:
                 next_at = time.monotonic()  # overran: do not try to catch up with a burst of ticks
                 delay = 0
             await asyncio.sleep(delay)
+            self._check_stall(time.monotonic() - next_at)
+
+    def _check_stall(self, late_s: float) -> None:
+        """A wake-up late by more than ``LOOP_STALL_S``: the event loop did not run, so neither did intake.
+
+        Reports waited unread meanwhile (the process was stopped, its VM frozen, or starved of CPU);
+        clusters are not blamed for that silence.
+        """
+        if late_s > LOOP_STALL_S:
+            now = time.monotonic()
+            self.state.listen_from(now)
+            self.metrics.loop_stalls.inc()
+            logger.warning("the hub's event loop stalled for %.1fs; cluster silence is counted again from now",
+                           late_s)

@@ -6,16 +6,19 @@ A cluster is in one of three phases, advanced once per tick by ``FailoverTracker
 * **lost**: stale (no report for ``stale_after_intervals`` of its report intervals). It offers nothing
   and its replicas do not count as current. On the first tick it is lost, every workload it ran gets
   a *baseline*: the replicas per GPU type that workload ran on the fresh clusters plus every cluster
-  lost on that tick (two lost together add up), as last reported. While any of its clusters is lost, a workload's demand is at least its baseline's
-  load, so the lost replicas are re-placed on healthy clusters at once, and later ticks do not add
-  them again (the replacements now count as current). A second loss during the first takes
-  ``max(baseline, fresh + newly lost)``: the replacements already placed are not counted twice. The
-  baseline lasts until every cluster of the workload is healthy again.
-* **recovering**: reports again, but has sent fewer than ``recovery_reports`` fresh reports in a row
-  since it was lost. Its replicas count as current, it gets no growth, and it is not shrunk; a
-  workload that holds replicas on it is not shrunk anywhere. A cluster that flaps (back for a
-  report, then stale again) is the same loss, with the same baseline: it moves nothing, and the
-  surplus of replacements plus returning replicas is left alone until the cluster is trusted.
+  lost on that tick (two lost together add up), as last reported. While any of its clusters is
+  lost, a workload's demand is at least its baseline's load, so the lost replicas are re-placed on
+  healthy clusters at once, and later ticks do not add them again (the replacements now count as
+  current). A second loss during the first takes ``max(baseline, fresh + newly lost)``: the
+  replacements already placed are not counted twice. The baseline lasts until every cluster of the
+  workload is healthy again.
+* **recovering**: reports again, but has not yet reported for ``recovery_reports`` report intervals
+  in a row since it was lost, by both the hub's arrival times and the spoke's send times (a backlog
+  that arrives in one burst counts once: ``reports_in_span``). Its replicas count as current, it
+  gets no growth, and it is not shrunk; a workload that holds replicas on it is not shrunk anywhere.
+  A cluster that flaps (back for a report, then stale again) is the same loss, with the same
+  baseline: it moves nothing, and the surplus of replacements plus returning replicas is left alone
+  until the cluster is trusted.
 * Once it has sent ``recovery_reports`` fresh reports it is healthy, and the surplus is shrunk in one
   step by the solver, from wherever it costs most per unit of load (replacements or returning
   replicas alike). The next tick sees that placement as current and churn keeps it: no oscillation.
@@ -60,6 +63,8 @@ class FleetHealth:
     baselines: Mapping[str, Mapping[str, int]]
     """Per workload with a lost or recovering cluster: replicas per GPU type it ran before the loss."""
     recovery_reports: int = DEFAULT_RECOVERY_REPORTS
+    newly_lost: frozenset[str] = frozenset()
+    """Clusters that went stale on this tick (their pending commands are revoked by dispatch)."""
 
     recovering: frozenset[str] = dataclasses.field(init=False)
     """Clusters back from stale but not yet trusted; every workload's placement asks, so once."""
@@ -74,9 +79,24 @@ class FleetHealth:
 @dataclass
 class _Seen:
     phase: Phase
-    sequence: int
     sent_at: datetime
     fresh_reports: int = 0
+    back_received_at: float = 0.0
+    """Recovering: hub arrival time (monotonic) of the first report after the loss."""
+    back_sent_at: datetime | None = None
+    """Recovering: the spoke's send time of that report."""
+
+
+def reports_in_span(received: float, sent: float, interval_s: float) -> int:
+    """Reports a cluster has sent in a row since it came back, by time, not by count.
+
+    The span is the shorter of the two clocks: a backlog that arrives in one burst (buffered while
+    the spoke was cut off, or while the hub was paused) spans seconds of send time but no arrival
+    time, so it counts as one report; reports that only arrive spaced out but were sent together
+    count as one too. ``1 +`` whole intervals, with a tenth of an interval for jitter.
+    """
+    span = min(received, sent)
+    return 1 + max(0, int(span / interval_s + 0.1)) if interval_s > 0 else 1
 
 
 @dataclass
@@ -97,23 +117,25 @@ class FailoverTracker:
                 # new baseline would count them on top of the returning replicas.
                 if seen is None or seen.phase is Phase.HEALTHY:
                     newly_lost.append(cid)
-                self._seen[cid] = _Seen(Phase.LOST, report.sequence, report.sent_at)
+                self._seen[cid] = _Seen(Phase.LOST, report.sent_at)
                 continue
             if seen is None:
-                self._seen[cid] = _Seen(Phase.HEALTHY, report.sequence, report.sent_at)
+                self._seen[cid] = _Seen(Phase.HEALTHY, report.sent_at)
                 continue
-            new = report.sent_at != seen.sent_at
             if seen.phase is Phase.LOST:
                 # The report that ended the staleness is the first fresh one.
                 seen.phase, seen.fresh_reports = Phase.RECOVERING, 1
-            elif seen.phase is Phase.RECOVERING and new:
-                # Between two ticks a spoke may have sent several reports; the sequence counts them
-                # (and restarts from 0 with the spoke, when only this one is known).
-                gap = report.sequence - seen.sequence
-                seen.fresh_reports += gap if gap > 0 else 1
+                seen.back_received_at, seen.back_sent_at = view.received_at, report.sent_at
+            elif seen.phase is Phase.RECOVERING and report.sent_at != seen.sent_at:
+                back_sent = seen.back_sent_at or report.sent_at
+                seen.fresh_reports = reports_in_span(
+                    view.received_at - seen.back_received_at,
+                    (report.sent_at - back_sent).total_seconds(),
+                    report.interval_s,
+                )
             if seen.phase is Phase.RECOVERING and seen.fresh_reports >= self.recovery_reports:
-                seen.phase, seen.fresh_reports = Phase.HEALTHY, 0
-            seen.sequence, seen.sent_at = report.sequence, report.sent_at
+                seen.phase, seen.fresh_reports, seen.back_sent_at = Phase.HEALTHY, 0, None
+            seen.sent_at = report.sent_at
         for cid in list(self._seen):
             if cid not in snapshot.clusters:
                 del self._seen[cid]
@@ -122,6 +144,7 @@ class FailoverTracker:
             {cid: ClusterHealth(s.phase, s.fresh_reports) for cid, s in self._seen.items()},
             {k: dict(v) for k, v in self._baselines.items()},
             self.recovery_reports,
+            frozenset(newly_lost),
         )
 
     def _update_baselines(self, snapshot: FleetSnapshot, newly_lost: list[str]) -> None:
