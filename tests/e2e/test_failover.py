@@ -74,7 +74,7 @@ async def test_a_paused_hub_does_not_take_live_clusters_for_lost(nats_server, tm
         ):
             async def fresh() -> bool:
                 async with http.get(f"{api}/api/v1/clusters") as r:
-                    body = await r.json()
+                    body = (await r.json())["clusters"]
                 return len(body) == 2 and not any(c["stale"] for c in body)
 
             async with asyncio.timeout(15):

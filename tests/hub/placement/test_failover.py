@@ -191,3 +191,32 @@ def test_two_clusters_lost_on_the_same_tick_re_place_the_sum_of_their_replicas()
         assert fleet.replicas["a"] == 8  # and not again on later ticks
     finally:
         del PRICE["c"]
+
+
+def test_a_backlog_that_arrives_in_one_burst_counts_as_one_fresh_report() -> None:
+    # The spoke was cut off from the bus and its client buffered what it sent: on reconnect, seven
+    # reports arrive at once. They were sent a second apart, but the hub heard them in one instant.
+    state, tracker = FleetState(), FailoverTracker(recovery_reports=3)
+    state.ingest(report("a", [], [node("L4", 8)], seq=1), now=0.0)
+    assert tracker.observe(state.snapshot(now=0.5)).clusters["a"].phase is Phase.HEALTHY
+    assert tracker.observe(state.snapshot(now=5.0)).clusters["a"].phase is Phase.LOST
+    for seq in range(2, 9):
+        state.ingest(report("a", [], [node("L4", 8)], seq=seq), now=6.0)
+    assert tracker.observe(state.snapshot(now=6.01)).clusters["a"].phase is Phase.RECOVERING
+    for seq in (9, 10):  # the rest of the burst, read after the tick
+        state.ingest(report("a", [], [node("L4", 8)], seq=seq), now=6.02)
+    health = tracker.observe(state.snapshot(now=6.5))
+    assert health.clusters["a"].phase is Phase.RECOVERING and health.clusters["a"].fresh_reports == 1
+    state.ingest(report("a", [], [node("L4", 8)], seq=11), now=7.0)
+    assert tracker.observe(state.snapshot(now=7.5)).clusters["a"].fresh_reports == 2
+    state.ingest(report("a", [], [node("L4", 8)], seq=12), now=8.0)
+    assert tracker.observe(state.snapshot(now=8.5)).clusters["a"].phase is Phase.HEALTHY
+
+
+def test_silence_is_counted_only_while_the_hub_listens() -> None:
+    state = FleetState()
+    state.ingest(report("a", [], [node("L4", 8)], seq=1), now=0.0)
+    assert state.snapshot(now=5.0).clusters["a"].stale
+    state.listen_from(4.0)  # the hub stood still until 4.0: a's reports may be waiting unread
+    assert not state.snapshot(now=5.0).clusters["a"].stale
+    assert state.snapshot(now=7.5).clusters["a"].stale  # three intervals of listening, and nothing
