@@ -212,6 +212,14 @@ def engine_load(
     return EngineLoad(demand, throughput, reference, zero, tuple(notes)), None
 
 
+def return_hold_s(policy: Policy) -> float:
+    """How long a failover baseline holds after the workload's clusters are all back: the policy's
+    scale-down stabilisation window (the HPA's default when unset), or its stable window when longer
+    (the latency signals' demand is averaged over it)."""
+    window = policy.behavior.scale_down.rules("down").stabilization_window_seconds
+    return float(max(window, policy.panic.stable_window_seconds if policy.panic.enabled else 0))
+
+
 class Planner:
     def __init__(
         self,
@@ -365,5 +373,6 @@ class Planner:
             floor=floor,
         )
         by_type = (dict(rec.capacity_per_replica) if load is not None else dict(self.throughput)) | speed
-        demand, failover_notes = apply_failover(demand, health, throughput=by_type, failover=spec.failover)
+        demand, failover_notes = apply_failover(demand, health, throughput=by_type, failover=spec.failover,
+                                                hold_s=return_hold_s(rec.policy))
         return demand, notes + failover_notes

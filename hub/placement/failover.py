@@ -19,6 +19,10 @@ A cluster is in one of three phases, advanced once per tick by ``FailoverTracker
   A cluster that flaps (back for a report, then stale again) is the same loss, with the same
   baseline: it moves nothing, and the surplus of replacements plus returning replicas is left alone
   until the cluster is trusted.
+* Once every cluster of a workload is healthy again, its baseline stays a floor for the policy's
+  scale-down window (``apply_failover``'s ``hold_s``): signals read during a long outage saw part of
+  the fleet, and a shrink on them would remove the returning cluster's replicas only to grow them
+  back.
 * Once it has sent ``recovery_reports`` fresh reports it is healthy, and the surplus is shrunk in one
   step by the solver, from wherever it costs most per unit of load (replacements or returning
   replicas alike). The next tick sees that placement as current and churn keeps it: no oscillation.
@@ -38,6 +42,10 @@ from enum import StrEnum
 
 from hub.placement.offers import Offer, WorkloadDemand
 from hub.state import FleetSnapshot
+
+MAX_RETURN_HOLD_S = 3600.0
+"""A baseline is forgotten this long after its clusters returned: the longest scale-down window a
+policy may set."""
 
 DEFAULT_RECOVERY_REPORTS = 3
 """Fresh reports in a row before a returning cluster is healthy: the same count that marks it stale,
@@ -65,6 +73,11 @@ class FleetHealth:
     recovery_reports: int = DEFAULT_RECOVERY_REPORTS
     newly_lost: frozenset[str] = frozenset()
     """Clusters that went stale on this tick (their pending commands are revoked by dispatch)."""
+    returned_at: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Per workload whose clusters are all healthy again: when (snapshot time) that happened. Its
+    baseline stays a floor for a while after (``apply_failover``'s ``hold_s``)."""
+    taken_at: float = 0.0
+    """The snapshot time these phases were observed at."""
 
     recovering: frozenset[str] = dataclasses.field(init=False)
     """Clusters back from stale but not yet trusted; every workload's placement asks, so once."""
@@ -106,6 +119,7 @@ class FailoverTracker:
     recovery_reports: int = DEFAULT_RECOVERY_REPORTS
     _seen: dict[str, _Seen] = field(default_factory=dict)
     _baselines: dict[str, dict[str, int]] = field(default_factory=dict)
+    _returned_at: dict[str, float] = field(default_factory=dict)
 
     def observe(self, snapshot: FleetSnapshot) -> FleetHealth:
         newly_lost = []
@@ -145,14 +159,22 @@ class FailoverTracker:
             {k: dict(v) for k, v in self._baselines.items()},
             self.recovery_reports,
             frozenset(newly_lost),
+            dict(self._returned_at),
+            snapshot.taken_at,
         )
 
     def _update_baselines(self, snapshot: FleetSnapshot, newly_lost: list[str]) -> None:
         unsettled = {cid for cid, s in self._seen.items() if s.phase is not Phase.HEALTHY}
+        now = snapshot.taken_at
         for key in list(self._baselines):
             view = snapshot.workloads.get(key)
-            if view is None or not (set(view.stale_clusters) | set(view.reports)) & unsettled:
-                del self._baselines[key]  # every cluster of it is healthy again
+            returned = self._returned_at.get(key)
+            if view is None or (returned is not None and now - returned > MAX_RETURN_HOLD_S):
+                self._forget(key)
+            elif (set(view.stale_clusters) | set(view.reports)) & unsettled:
+                self._returned_at.pop(key, None)  # lost again (a flap): the same loss goes on
+            elif returned is None:
+                self._returned_at[key] = now  # every cluster of it is healthy again
         # Per workload, the replicas of *every* cluster lost on this tick: two clusters lost together
         # (a region partition, a NATS outage) each lose their share, and the survivors must take both.
         lost_of: dict[str, dict[str, int]] = {}
@@ -170,11 +192,18 @@ class FailoverTracker:
             now = dict(lost)
             for (_, gpu_type), n in view.placement().items():
                 now[gpu_type] = now.get(gpu_type, 0) + n
+            if key in self._returned_at:
+                self._forget(key)  # a new loss after a finished one: counted afresh
             before = self._baselines.get(key)
             # A loss during an earlier one: the fresh clusters already run that loss's replacements,
             # so the larger of the two counts, never their sum.
             if before is None or _total(now) > _total(before):
                 self._baselines[key] = now
+
+
+    def _forget(self, key: str) -> None:
+        self._baselines.pop(key, None)
+        self._returned_at.pop(key, None)
 
 
 def _total(replicas: Mapping[str, int]) -> int:
@@ -187,19 +216,33 @@ def apply_failover(
     *,
     throughput: Mapping[str, float],
     failover: bool = True,
+    hold_s: float = 0.0,
 ) -> tuple[WorkloadDemand, list[str]]:
     """``demand`` with the baseline of its lost clusters and the hold of its recovering ones.
+
+    Once every cluster of the workload is healthy again, the baseline stays a floor for ``hold_s``
+    more (the policy's scale-down window): the counts its signals gave during the outage were read
+    on part of the fleet, and a windowed signal still carries them after the return. Shrinking on
+    them removed replicas of the returning cluster that the next full reading grew back.
 
     ``throughput`` is load per replica by GPU type, in the demand's units; a type it does not know
     (a cluster that reported no GPU type) counts as one reference replica.
     """
     notes: list[str] = []
     baseline = health.baselines.get(demand.key) if failover else None
+    returned = health.returned_at.get(demand.key)
+    if baseline and returned is not None and health.taken_at - returned >= hold_s:
+        baseline = None  # back for a whole scale-down window: the signals speak for the whole fleet
     if baseline:
         load = sum(n * throughput.get(t, demand.reference_throughput) for t, n in baseline.items())
         if load > demand.demand:
-            notes.append(f"failover: held at the {_total(baseline)} replicas it ran before losing a cluster, "
-                         "re-placed on healthy clusters")
+            if returned is None:
+                notes.append(f"failover: held at the {_total(baseline)} replicas it ran before losing a cluster, "
+                             "re-placed on healthy clusters")
+            else:
+                notes.append(f"failover: held at the {_total(baseline)} replicas it ran before losing a cluster "
+                             f"for {hold_s:.0f}s after its return (signals read during the outage saw part of "
+                             "the fleet)")
             demand = dataclasses.replace(demand, demand=load)
     recovering = health.recovering
     if not recovering:

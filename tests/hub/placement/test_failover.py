@@ -33,6 +33,7 @@ class Fleet:
     """Clusters that report their replicas and apply the hub's placement."""
 
     failover: bool = True
+    hold_s: float = 0.0
     state: FleetState = field(default_factory=FleetState)
     tracker: FailoverTracker = field(default_factory=FailoverTracker)
     replicas: dict[str, int] = field(default_factory=lambda: {"a": 2, "b": 4})
@@ -53,7 +54,8 @@ class Fleet:
         pools = free_gpus(snap)
         w = WorkloadDemand(KEY, demand, tuple(Offer(c, g, None, PRICE[c]) for c, g in pools), current=current,
                            held=current, cluster_max={"b": 4})
-        w, self.notes = apply_failover(w, health, throughput={"L4": 1.0}, failover=self.failover)
+        w, self.notes = apply_failover(w, health, throughput={"L4": 1.0}, failover=self.failover,
+                                       hold_s=self.hold_s)
         result = solve(PlacementProblem((w,), pools)).results[KEY]
         for (cid, _), n in result.placement.items():
             if self.reachable[cid]:
@@ -220,3 +222,24 @@ def test_silence_is_counted_only_while_the_hub_listens() -> None:
     state.listen_from(4.0)  # the hub stood still until 4.0: a's reports may be waiting unread
     assert not state.snapshot(now=5.0).clusters["a"].stale
     assert state.snapshot(now=7.5).clusters["a"].stale  # three intervals of listening, and nothing
+
+
+def test_after_an_outage_longer_than_the_scale_down_window_the_return_does_not_shrink_on_outage_counts() -> None:
+    # During the outage a alone saw a third of the load, so the signal asked for 2 for longer than
+    # the 5 s scale-down window; just after b's return the windowed signal still says 2. Shrinking
+    # on that removed b's running replicas, and the next full reading grew them back.
+    fleet = Fleet(hold_s=5.0)
+    run(fleet, range(1, 11), demand=6)
+    lose(fleet, "b", 11, demand_before_stale=6)
+    run(fleet, range(13, 31), demand=2)
+    assert fleet.replicas == {"a": 6, "b": 4}
+    fleet.reachable["b"] = True
+    for t in range(31, 40):
+        fleet.second(t, demand=2 if t < 36 else 6)
+        assert fleet.replicas["b"] == 4 and sum(fleet.replicas.values()) >= 6, (t, fleet.replicas)
+        if t == 34:  # trusted again (t=33), and the signal still says 2
+            assert any("after its return" in n for n in fleet.notes), fleet.notes
+    assert fleet.replicas == {"a": 2, "b": 4}
+    # Back for longer than the window: a low reading now speaks for the whole fleet and is followed.
+    run(fleet, range(40, 46), demand=3)
+    assert sum(fleet.replicas.values()) == 3
