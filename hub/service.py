@@ -10,6 +10,7 @@ from typing import Any
 
 from hub.advisor.advisor import Advisor
 from hub.control.dispatch import Dispatcher
+from hub.control.heartbeat import Heartbeat
 from hub.control.intake import Intake
 from hub.control.tick import Evaluator
 from hub.decisions.journal import DecisionJournal
@@ -145,6 +146,7 @@ async def run_hub(
             "command results": dispatcher.results_listener(),
             "policy watcher": policies.watcher(bus.kv_changes(policies.kv)),
             "evaluator": hub.evaluator.run(),
+            "heartbeat": Heartbeat(bus, interval_s=settings.tick_s).run(),
             "decision journal": journal.run(),
             "live feed": feed.run(),
             "history sampler": hub.history.run(metrics, lambda: decisions.latest),

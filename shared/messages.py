@@ -263,6 +263,15 @@ class CommandResult(WireModel):
     completed_at: datetime = Field(default_factory=utcnow)
 
 
+class HubHeartbeat(WireModel):
+    """The hub is deciding. Core NATS, every ``interval_s``; spokes that stop hearing it hold what
+    they run (``spoke.autonomy``)."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    sent_at: datetime = Field(default_factory=utcnow)
+    interval_s: float = Field(gt=0, le=3600, description="Seconds until the next heartbeat")
+
+
 M = TypeVar("M", bound=WireModel)
 
 CLUSTER_ID_PATTERN = re.compile(_TOKEN)
@@ -274,4 +283,5 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "telemetry-report": TelemetryReport.model_json_schema(mode="validation"),
         "scale-command": ScaleCommand.model_json_schema(mode="validation"),
         "command-result": CommandResult.model_json_schema(mode="validation"),
+        "hub-heartbeat": HubHeartbeat.model_json_schema(mode="validation"),
     }

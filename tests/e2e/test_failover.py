@@ -147,3 +147,33 @@ async def test_a_command_queued_for_a_cluster_that_goes_stale_is_revoked(nats_se
             await asyncio.sleep(2.0)  # the queued command, if it were still there, arrives first
             assert back.executor.ledger.result_of(late.command_id) is None
         assert replicas(world)["beta"] != 3
+
+
+async def test_while_the_hub_is_away_a_spoke_holds_the_last_applied_counts_for_a_bounded_time(
+    nats_server, tmp_path: Path
+) -> None:
+    world = two_cluster_world(low=0.5, high=0.5, initial={("alpha", "H100"): 1})
+    policy = write_policies(tmp_path / "policies.yaml", {
+        "id": "llama", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
+        "bounds": {"min_replicas": 2, "max_replicas": 8}, "signals": [{"metric": "queue_per_replica", "target": 50}],
+    })
+    async with (
+        driven(world, time_scale=4.0),
+        running_spoke(nats_server.url, "alpha", SimulatedBackend(world, "alpha"),
+                      hub_away_after_s=1.0, autonomy_hold_s=4.0) as alpha,
+    ):
+        async with running_hub(nats_server.url, policy_file=policy):
+            await eventually(lambda: replicas(world)["alpha"] == 2)  # the hub's command, applied
+        away_since = asyncio.get_running_loop().time()
+        await eventually(lambda: alpha.autonomy.state() == "holding", timeout_s=3)
+        world.scale("alpha", NS, NAME, {"H100": 1})  # someone scales it down while nobody decides
+        await eventually(lambda: replicas(world)["alpha"] == 2, timeout_s=3)
+        assert alpha.autonomy.reapplied == 1
+        assert alpha.metrics.autonomous._value.get() == 1
+        # Past the bound (1 s to notice + 4 s held) the spoke lets go: the cluster is its operators'.
+        await asyncio.sleep(max(0.0, away_since + 5.5 - asyncio.get_running_loop().time()))
+        assert alpha.autonomy.state() == "released"
+        world.scale("alpha", NS, NAME, {"H100": 1})
+        await asyncio.sleep(1.0)
+        assert replicas(world)["alpha"] == 1 and alpha.autonomy.reapplied == 1
+        assert alpha.metrics.autonomous._value.get() == 0
