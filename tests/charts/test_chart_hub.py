@@ -28,6 +28,7 @@ ALL_SETTINGS: dict[str, Any] = {
     "api_port": 9080,
     "tick_s": 0.5,
     "stale_after_intervals": 4,
+    "startup_grace_s": 5,
     "command_deadline_s": 30,
     "policy_file": "/etc/fleetscale/policies/policies.yaml",
     "policy_dir": "/etc/fleetscale/policies.d",
