@@ -13,7 +13,7 @@ gone rather than stuck at its last value. A value that was not measured is absen
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -190,10 +190,12 @@ class _FleetGauges(Collector):
     """
 
     def __init__(self) -> None:
-        self._latest: tuple[FleetSnapshot, dict[str, tuple[Policy, Placement]], dict[str, float]] | None = None
+        self._latest: tuple[FleetSnapshot | Callable[[], FleetSnapshot], dict[str, tuple[Policy, Placement]],
+                            dict[str, float]] | None = None
 
     def update(
-        self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+        self, snapshot: FleetSnapshot | Callable[[], FleetSnapshot], plans: Mapping[str, tuple[Policy, Placement]],
+        prices: Mapping[str, float],
     ) -> None:
         self._latest = (snapshot, dict(plans), dict(prices))
 
@@ -202,7 +204,11 @@ class _FleetGauges(Collector):
             yield GaugeMetricFamily(name, doc, labels=labels)
 
     def collect(self) -> Iterator[Metric]:
-        frames = fleet_frames(*self._latest) if self._latest is not None else {}
+        frames: Frames = {}
+        if self._latest is not None:
+            snapshot, plans, prices = self._latest
+            # A callable is the fleet's state itself: the snapshot is taken at scrape time, once.
+            frames = fleet_frames(snapshot() if callable(snapshot) else snapshot, plans, prices)
         for key, name, doc, labels in FLEET_GAUGES:
             family = GaugeMetricFamily(name, doc, labels=labels)
             for label_values, value in frames.get(key, {}).items():
@@ -226,6 +232,11 @@ class HubMetrics:
         )
         self.cluster_losses = Counter(
             "fleetscale_hub_cluster_losses", "Times the cluster went stale and its share was re-placed", ["cluster"],
+            registry=r,
+        )
+        self.workloads_planned = Counter(
+            "fleetscale_hub_workloads_planned",
+            "Workloads re-planned (event-driven: only those whose inputs changed or whose timers are due)",
             registry=r,
         )
         self.loop_stalls = Counter(
@@ -308,7 +319,8 @@ class HubMetrics:
         return self.fleet._latest
 
     def record_tick(
-        self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+        self, snapshot: FleetSnapshot | Callable[[], FleetSnapshot], plans: Mapping[str, tuple[Policy, Placement]],
+        prices: Mapping[str, float],
     ) -> None:
         """Keep one tick's inputs for the per-workload gauges: ``plans`` maps each evaluated workload to its
         policy and the placement the hub computed for it (sent or, in dry-run, only recorded)."""

@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from hub.advisor.advisor import Advisor
+from hub.control.changes import moved
 from hub.control.dispatch import Dispatcher
 from hub.control.heartbeat import Heartbeat
 from hub.control.intake import Intake
@@ -86,7 +88,8 @@ async def run_hub(
         policies = PolicyStore(await bus.policies_bucket())
         await policies.load()
         sources = await PolicySources.open(settings, policies)
-        state = FleetState(stale_after_intervals=settings.stale_after_intervals)
+        state = FleetState(stale_after_intervals=settings.stale_after_intervals,
+                           moved=partial(moved, tolerance=settings.change_tolerance))
         decisions = DecisionLog(settings.decision_log_size)
         journal = DecisionJournal(bus, metrics, max_pending=max(settings.decision_log_size, 1000))
         # The history comes back before anything can decide or attach a result; only then do
@@ -114,6 +117,7 @@ async def run_hub(
                 prices=settings.gpu_prices,
                 tick_s=settings.tick_s,
                 startup_grace_s=settings.startup_grace_s,
+                sweep_s=settings.sweep_s,
             ),
             feed=feed,
             journal=journal,

@@ -25,6 +25,15 @@ class HubSettings(CommonSettings):
     api_host: str = Field(default="127.0.0.1", description="Bind address of the web API")
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the web API (0: any free port)")
     tick_s: float = Field(default=1.0, gt=0, description="Evaluation period")
+    sweep_s: float = Field(
+        default=10.0, gt=0,
+        description="Every workload is re-planned at least this often, changed or not (between, only on changes "
+        "and timers)",
+    )
+    change_tolerance: float = Field(
+        default=0.02, ge=0, lt=1,
+        description="A measured sample must move by this share before a workload is re-planned for it",
+    )
     startup_grace_s: float = Field(
         default=3.0, ge=0,
         description="After start, decide nothing for this long, so every cluster reports first "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -135,13 +135,22 @@ class FleetSnapshot:
         return current
 
 
+Moved = Callable[[WorkloadReport | None, WorkloadReport], bool]
+"""Whether a workload's new report (from one cluster) says something its previous one did not."""
+
+
 @dataclass
 class FleetState:
     stale_after_intervals: float = 3.0
     listening_since: float = float("-inf")
     """Monotonic time since which the hub has been able to hear reports (``listen_from``)."""
+    moved: Moved | None = None
+    """When set, ``ingest`` marks the workloads whose reports moved (``take_changed``), and calls
+    ``on_change`` when the first one is marked: event-driven evaluation (``hub.control.tick``)."""
+    on_change: Callable[[], None] | None = None
     _reports: dict[str, tuple[TelemetryReport, float]] = field(default_factory=dict)
     _intents: dict[tuple[str, str], Intent] = field(default_factory=dict)
+    _changed: set[str] = field(default_factory=set)
 
     # --- writers ------------------------------------------------------------------------------
 
@@ -151,7 +160,27 @@ class FleetState:
         if previous is not None and report.sent_at < previous[0].sent_at:
             return False  # re-ordered or replayed: the latest report wins
         self._reports[report.cluster_id] = (report, time.monotonic() if now is None else now)
+        if self.moved is not None:
+            self._mark_moved(previous[0] if previous is not None else None, report)
         return True
+
+    def _mark_moved(self, previous: TelemetryReport | None, report: TelemetryReport) -> None:
+        had = bool(self._changed)
+        before = {w.workload.key: w for w in previous.workloads} if previous is not None else {}
+        moved = self.moved
+        assert moved is not None
+        for w in report.workloads:
+            key = w.workload.key
+            if moved(before.pop(key, None), w):
+                self._changed.add(key)
+        self._changed.update(before)  # gone from the cluster's report
+        if not had and self._changed and self.on_change is not None:
+            self.on_change()
+
+    def take_changed(self) -> set[str]:
+        """The workloads whose reports moved since the last call (and forget them)."""
+        out, self._changed = self._changed, set()
+        return out
 
     def listen_from(self, now: float) -> None:
         """The hub hears reports again from ``now`` (it started, or its event loop was stalled).
@@ -178,6 +207,11 @@ class FleetState:
             return None  # a result for a superseded command: nothing to update
         updated = dataclasses.replace(intent, result=result)
         self._intents[key] = updated
+        if self.moved is not None:  # a result is an input: the workload may shrink now, or retry
+            had = bool(self._changed)
+            self._changed.add(result.workload.key)
+            if not had and self.on_change is not None:
+                self.on_change()
         return updated
 
     # --- readers ------------------------------------------------------------------------------
@@ -186,7 +220,11 @@ class FleetState:
         heard_from = max(received_at, self.listening_since)
         return now - heard_from > self.stale_after_intervals * report.interval_s
 
-    def snapshot(self, *, now: float | None = None) -> FleetSnapshot:
+    def workload_keys(self) -> set[str]:
+        return {w.workload.key for report, _ in self._reports.values() for w in report.workloads}
+
+    def snapshot(self, *, now: float | None = None, only: Collection[str] | None = None) -> FleetSnapshot:
+        """The fleet now; with ``only``, just those workloads (and their intents), every cluster."""
         now = time.monotonic() if now is None else now
         clusters = {
             cid: ClusterView(cid, report, received_at, self.is_stale(report, received_at, now))
@@ -196,6 +234,8 @@ class FleetState:
         stale_of: dict[str, list[str]] = {}
         for cid, view in clusters.items():
             for w in view.report.workloads:
+                if only is not None and w.workload.key not in only:
+                    continue
                 if view.stale:
                     stale_of.setdefault(w.workload.key, []).append(cid)
                 else:
@@ -204,4 +244,9 @@ class FleetState:
         workloads = {
             k: WorkloadView(k, reports.get(k, {}), tuple(sorted(stale_of.get(k, ())))) for k in sorted(keys)
         }
-        return FleetSnapshot(clusters, workloads, dict(self._intents), now)
+        if only is None:
+            intents = dict(self._intents)
+        else:
+            intents = {k: i for k in ((key, cid) for key in workloads for cid in clusters)
+                       if (i := self._intents.get(k)) is not None}
+        return FleetSnapshot(clusters, workloads, intents, now)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from hub.placement import (
@@ -240,8 +240,11 @@ class Planner:
         self.last_health: FleetHealth | None = None
         """The last plan's cluster phases (the evaluator revokes commands to newly lost clusters)."""
 
-    def plan(self, snapshot: FleetSnapshot, policies: list[Policy]) -> list[Plan]:
-        recommendations = self.engine.evaluate(snapshot, policies)
+    def plan(self, snapshot: FleetSnapshot, policies: list[Policy], *, partial: bool = False) -> list[Plan]:
+        """Plans for the workloads of ``snapshot``; ``partial`` when it holds only some of the fleet's
+        (event-driven evaluation): the others keep what the engine and the planner remember of them,
+        and their current placements, already in the reported free GPUs, are left as they are."""
+        recommendations = self.engine.evaluate(snapshot, policies, forget=not partial)
         health = self.last_health = self.failover.observe(snapshot)
         pools = free_gpus(snapshot)
         types_of: dict[str, list[str]] = {}
@@ -253,7 +256,8 @@ class Planner:
             before = snapshot.current_placement(view)
             demand, notes = self._demand(snapshot, rec, view, before, types_of, pools, health)
             inputs.append((rec, view, before, demand, notes))
-        self._reference = {k: v for k, v in self._reference.items() if k in snapshot.workloads}
+        if not partial:
+            self._reference = {k: v for k, v in self._reference.items() if k in snapshot.workloads}
         if not inputs:
             return []
         solution = solve(PlacementProblem(tuple(i[3] for i in inputs), pools), time_limit_s=self.time_limit_s)
@@ -264,6 +268,11 @@ class Planner:
             result = dataclasses.replace(result, notes=(*notes, *result.notes, *solution.notes))
             plans.append(Plan(rec, view, before, result))
         return plans
+
+    def forget(self, keep: Collection[str]) -> None:
+        """Forget workloads not in ``keep`` (partial plans never do: the evaluator calls this)."""
+        self.engine.forget(keep)
+        self._reference = {k: v for k, v in self._reference.items() if k in keep}
 
     def reference(self, snapshot: FleetSnapshot, view: WorkloadView, offered: list[str]) -> float:
         """Load of one of the replicas the recommendation counts.

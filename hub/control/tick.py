@@ -1,13 +1,26 @@
-"""The evaluator: on a fixed tick, snapshot -> plan (policy, placement) -> dispatch, and record why.
+"""The evaluator: snapshot -> plan (policy, placement) -> dispatch, on events, and record why.
 
 It owns the order of the pipeline and nothing else: planning is pure (``hub.control.planner``), dispatch
-owns the bus. A tick that fails is logged and the next one runs; the loop itself never dies of one bad tick.
+owns the bus. An evaluation that fails is logged and the next one runs; the loop never dies of one.
 Dry-run policies are evaluated and recorded, but no command is sent for them.
+
+**Event-driven.** A workload is re-planned when its inputs change: a report that moved it
+(``hub.control.changes``, marked by ``FleetState.ingest``) or a command result, evaluated a few
+milliseconds after it arrives (``settle_s`` gathers a burst). The tick (``tick_s``) is an upper
+bound, not the loop: each tick re-plans the *hot* workloads, those a timer may move without any new
+input (the engine's answer differs from its signals' proposal: a stabilisation window, a rate
+limit, panic, an idle or activation hold; or a command that did not go out; or replicas left
+unplaced), and a slice of all workloads, so every one is re-planned at least every ``sweep_s``.
+Everything is re-planned together when the policies change, and while any cluster is anything but
+healthy (new, stale, recovering, or a failover baseline still held): failover moves shares between
+workloads' clusters at once. Placement is solved jointly for the workloads planned together; the
+others' replicas are already in the free GPUs the clusters report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -40,6 +53,8 @@ class Evaluator:
         prices: Mapping[str, float],
         tick_s: float,
         startup_grace_s: float = 0.0,
+        sweep_s: float = 10.0,
+        settle_s: float = 0.005,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -48,20 +63,67 @@ class Evaluator:
         self.metrics = metrics
         self.tick_s = tick_s
         self.startup_grace_s = startup_grace_s
+        self.sweep_s = sweep_s
+        self.settle_s = settle_s
         # Half a tick for the joint placement solve (its deadline holds: hub.placement.solver).
         self.planner = Planner(prices, time_limit_s=tick_s / 2)
+        self.evaluations = 0
+        self._wake = asyncio.Event()
+        state.on_change = self._wake.set
+        self._hot: set[str] = set()
+        self._sweep: list[str] = []
+        self._policies_seen: list[Policy] | None = None
+        self._plans: dict[str, tuple[Policy, Placement]] = {}
+        """The latest plan of every workload, for the per-workload gauges (HubMetrics.record_tick)."""
+
+    def _due(self, tick: bool, policies: list[Policy], now: float) -> set[str] | None:
+        """The workloads to re-plan now; ``None`` for all of them."""
+        changed = self.state.take_changed()
+        if policies is not self._policies_seen:
+            self._policies_seen = policies
+            return None
+        # The same instant as the evaluation's snapshot: a cluster that goes stale in between would
+        # otherwise be lost in a partial plan, and get baselines for part of its workloads only.
+        if not self.planner.failover.quiet(self.state.snapshot(now=now, only=())):
+            return None
+        if not tick:
+            return changed
+        if not self._sweep:
+            keys = self.state.workload_keys()
+            self._sweep = sorted(keys, reverse=True)
+            self.planner.forget(keys)
+            self._plans = {k: v for k, v in self._plans.items() if k in keys}
+        share = max(1, -(-len(self._sweep) * self.tick_s // self.sweep_s))
+        swept = {self._sweep.pop() for _ in range(min(int(share), len(self._sweep)))}
+        return changed | self._hot | swept
 
     async def tick(self) -> list[Decision]:
+        """Re-plan every workload now."""
+        return await self.evaluate(tick=True, full=True)
+
+    async def evaluate(self, *, tick: bool, full: bool = False) -> list[Decision]:
+        """Re-plan the workloads that are due (every one with ``full``); return the decisions made."""
         started = time.perf_counter()
-        snapshot = self.state.snapshot()
+        policies = self.policies.all()
+        now = time.monotonic()
+        keys = self._due(tick, policies, now)
+        if full:
+            keys = None
+        if keys is not None and not keys:
+            return []
+        snapshot = self.state.snapshot(now=now, only=keys)
+        self.evaluations += 1
+        self.metrics.workloads_planned.inc(len(snapshot.workloads))
         for cid, cluster in snapshot.clusters.items():
             self.metrics.report_age.labels(cid).set(snapshot.taken_at - cluster.received_at)
             self.metrics.cluster_stale.labels(cid).set(1 if cluster.stale else 0)
         pending: list[Decision] = []
         commands: list[ScaleCommand] = []
-        plans: dict[str, tuple[Policy, Placement]] = {}  # for the per-workload gauges (HubMetrics.record_tick)
         # In a worker thread: HiGHS releases the GIL, so intake and the API keep running while it solves.
-        planned = await asyncio.to_thread(self.planner.plan, snapshot, self.policies.all())
+        planned = await asyncio.to_thread(self.planner.plan, snapshot, policies, partial=keys is not None)
+        if keys is None:
+            self._plans = {}
+        hot: set[str] = set()
         health = self.planner.last_health
         if health is not None:
             for cid in health.newly_lost:
@@ -70,7 +132,9 @@ class Evaluator:
             await self.dispatcher.revoke(health.newly_lost)
         for plan in planned:
             rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
-            plans[view.key] = (plan.policy, result.placement)
+            self._plans[view.key] = (plan.policy, result.placement)
+            if rec.proposal != rec.desired_replicas or result.unplaced:
+                hot.add(view.key)  # held by a timer, or short of room: may move with no new input
             if not plan.changed:
                 continue  # nothing to do and nothing new to say
             mine: list[ScaleCommand] = []
@@ -108,11 +172,13 @@ class Evaluator:
         for decision in pending:
             decision.commands = [c for c in decision.commands if c in sent]
             if decision.mode == "enforce" and not decision.commands:
+                hot.add(decision.workload)
                 continue  # nothing went out (bus down): decided again next tick
             self.decisions.add(decision)
             self.metrics.count_decision(decision)
             made.append(decision)
-        self.metrics.record_tick(snapshot, plans, self.planner.prices)
+        self._hot = hot if keys is None else (self._hot - set(snapshot.workloads)) | hot
+        self.metrics.record_tick(self.state.snapshot, self._plans, self.planner.prices)
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
 
@@ -122,20 +188,31 @@ class Evaluator:
         # A hub that decides before every cluster has reported sees part of the fleet: a workload
         # whose other replicas run on a cluster not yet heard from looks short, and is grown.
         decide_from = started + self.startup_grace_s
-        next_at = started
+        next_tick = started
         while True:
-            if time.monotonic() >= decide_from:
-                try:
-                    await self.tick()
-                except Exception:
-                    logger.exception("evaluation tick failed; the next tick will run as usual")
-            next_at += self.tick_s
-            delay = next_at - time.monotonic()
-            if delay < 0:
-                next_at = time.monotonic()  # overran: do not try to catch up with a burst of ticks
-                delay = 0
-            await asyncio.sleep(delay)
-            self._check_stall(time.monotonic() - next_at)
+            deadline = next_tick
+            # NB: asyncio.timeout, not wait_for: a change that arrives just as the tick is due must
+            # not be lost to a cancelled wait.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self._wake.wait()
+            now = time.monotonic()
+            self._check_stall(now - deadline)
+            tick = now >= next_tick
+            if tick:
+                next_tick += self.tick_s
+                if next_tick < now:
+                    next_tick = now + self.tick_s  # overran: do not try to catch up with a burst of ticks
+            else:
+                await asyncio.sleep(self.settle_s)  # let a burst of reports land: one evaluation for all
+            self._wake.clear()
+            if now < decide_from:
+                self.state.take_changed()
+                continue
+            try:
+                await self.evaluate(tick=tick)
+            except Exception:
+                logger.exception("evaluation failed; the next one will run as usual")
 
     def _check_stall(self, late_s: float) -> None:
         """A wake-up late by more than ``LOOP_STALL_S``: the event loop did not run, so neither did intake.

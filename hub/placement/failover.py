@@ -163,6 +163,13 @@ class FailoverTracker:
             snapshot.taken_at,
         )
 
+    def quiet(self, snapshot: FleetSnapshot) -> bool:
+        """Every cluster of ``snapshot`` known and healthy, fresh in it, and no baseline held: nothing
+        for failover to do, so part of the fleet may be planned alone."""
+        if self._baselines or self._seen.keys() != snapshot.clusters.keys():
+            return False
+        return all(not c.stale and self._seen[cid].phase is Phase.HEALTHY for cid, c in snapshot.clusters.items())
+
     def _update_baselines(self, snapshot: FleetSnapshot, newly_lost: list[str]) -> None:
         unsettled = {cid for cid, s in self._seen.items() if s.phase is not Phase.HEALTHY}
         now = snapshot.taken_at

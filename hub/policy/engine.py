@@ -22,6 +22,7 @@ For each workload its policy binds, in this order (docs/engine.md has the formul
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -94,14 +95,20 @@ class Engine:
         self._memory: dict[str, WorkloadMemory] = {}
         self.capacity = CapacityModel()
 
-    def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy]) -> list[Recommendation]:
+    def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy], *, forget: bool = True) -> list[Recommendation]:
+        """One recommendation per bound workload of ``snapshot``. ``forget=False`` for a snapshot of
+        part of the fleet (event-driven evaluation): the others' memory is kept."""
         bindings = [b for b in bind(policies, snapshot.workloads) if b.view.reports]
-        keep = {b.view.key for b in bindings}
-        # State of workloads no policy covers any more would otherwise grow without bound.
-        for gone in self._memory.keys() - keep:
-            del self._memory[gone]
-        self.capacity.forget(keep)
+        if forget:
+            self.forget({b.view.key for b in bindings})
         return [self._recommend(snapshot, b.view, b.policy) for b in bindings]
+
+    def forget(self, keep: Collection[str]) -> None:
+        """Drop what is remembered of workloads not in ``keep``: state of workloads no policy covers
+        any more would otherwise grow without bound."""
+        for gone in self._memory.keys() - set(keep):
+            del self._memory[gone]
+        self.capacity.forget(set(keep))
 
     def _memory_for(self, key: str, policy: Policy) -> WorkloadMemory:
         mem = self._memory.get(key)

@@ -59,17 +59,18 @@ async def commands_seen(nats_url: str) -> tuple[nats.aio.client.Client, list[dic
 
 
 async def test_a_paused_hub_does_not_take_live_clusters_for_lost(nats_server, tmp_path: Path) -> None:
-    # alpha reports every 0.2 s (stale after 0.6 s of silence), beta every 1 s (after 3 s). Paused
-    # for 2 s, the hub used to find alpha silent on its first tick back, before reading the reports
+    # alpha reports every 0.5 s (stale after 1.5 s of silence), beta every 2 s (after 6 s). Paused
+    # for 3.5 s, the hub used to find alpha silent on its first tick back, before reading the reports
     # waiting in its socket, and move alpha's replica to beta.
     world = quiet_world()
     nc, seen = await commands_seen(nats_server.url)
     try:
         async with (
             driven(world, time_scale=4.0),
-            running_spoke(nats_server.url, "alpha", SimulatedBackend(world, "alpha"), interval_s=0.2),
-            running_spoke(nats_server.url, "beta", SimulatedBackend(world, "beta"), interval_s=1.0),
-            hub_process(nats_server.url, HUB_POLICY_FILE=str(half_and_half(tmp_path))) as (hub, api),
+            running_spoke(nats_server.url, "alpha", SimulatedBackend(world, "alpha"), interval_s=0.5),
+            running_spoke(nats_server.url, "beta", SimulatedBackend(world, "beta"), interval_s=2.0),
+            hub_process(nats_server.url, HUB_POLICY_FILE=str(half_and_half(tmp_path)),
+                        HUB_STARTUP_GRACE_S="2.5") as (hub, api),
             aiohttp.ClientSession() as http,
         ):
             async def fresh() -> bool:
@@ -80,18 +81,20 @@ async def test_a_paused_hub_does_not_take_live_clusters_for_lost(nats_server, tm
             async with asyncio.timeout(15):
                 while not await fresh():
                     await asyncio.sleep(0.1)
-            await asyncio.sleep(1.5)  # decided, and nothing to do
-            assert seen == [] and replicas(world) == {"alpha": 1, "beta": 1}
+            await asyncio.sleep(3.0)  # decided, and nothing to do
+            assert seen == [] and replicas(world) == {"alpha": 1, "beta": 1}, seen
             for _ in range(2):
                 hub.send_signal(signal.SIGSTOP)
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(3.5)
                 hub.send_signal(signal.SIGCONT)
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(2.5)
             async with http.get(f"{api}/metrics") as r:
                 metrics = await r.text()
         assert seen == [], f"commands after a hub pause: {seen}"
         assert replicas(world) == {"alpha": 1, "beta": 1}
-        assert "fleetscale_hub_loop_stalls_total 2.0" in metrics
+        stalls = [float(line.split()[1]) for line in metrics.splitlines()
+                  if line.startswith("fleetscale_hub_loop_stalls_total ")]
+        assert stalls and stalls[0] >= 2  # (a machine this loaded may starve it once more)
         assert "fleetscale_hub_cluster_losses_total{" not in metrics
     finally:
         await nc.close()
