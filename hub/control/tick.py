@@ -30,6 +30,7 @@ from hub.control.planner import Planner
 from hub.decisions.log import Decision, DecisionLog, placement_json
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
+from hub.policy.engine import Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetState, Placement
 from shared.messages import ScaleCommand
@@ -39,6 +40,19 @@ logger = logging.getLogger(__name__)
 LOOP_STALL_S = 1.0
 """A tick that wakes this much later than planned means the whole event loop stood still. A loop
 that is merely busy wakes a few tens of milliseconds late; a report interval is a second or more."""
+
+
+def held(rec: Recommendation) -> bool:
+    """The engine answered other than its signals' proposal within the policy's bounds: something
+    with a clock (a stabilisation window, a rate limit, panic, an idle or activation hold) decided,
+    and may decide otherwise later with no new input."""
+    if rec.proposal is None:
+        return True
+    bounds = rec.policy.bounds
+    bounded = max(bounds.min_replicas, rec.proposal)
+    if bounds.max_replicas is not None:
+        bounded = min(bounded, bounds.max_replicas)
+    return rec.desired_replicas != bounded
 
 
 class Evaluator:
@@ -133,7 +147,7 @@ class Evaluator:
         for plan in planned:
             rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
             self._plans[view.key] = (plan.policy, result.placement)
-            if rec.proposal != rec.desired_replicas or result.unplaced:
+            if held(rec) or result.unplaced:
                 hot.add(view.key)  # held by a timer, or short of room: may move with no new input
             if not plan.changed:
                 continue  # nothing to do and nothing new to say
