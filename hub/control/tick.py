@@ -11,7 +11,8 @@ bound, not the loop: each tick re-plans the *hot* workloads, those a timer may m
 input (the engine's answer differs from its signals' proposal: a stabilisation window, a rate
 limit, panic, an idle or activation hold; or a command that did not go out; or replicas left
 unplaced), and a slice of all workloads, so every one is re-planned at least every ``sweep_s``.
-Everything is re-planned together when the policies change, and while any cluster is anything but
+A policy change re-plans the workloads it names (everything, for a label selector), and
+everything is re-planned together while any cluster is anything but
 healthy (new, stale, recovering, or a failover baseline still held): failover moves shares between
 workloads' clusters at once. Placement is solved jointly for the workloads planned together; the
 others' replicas are already in the free GPUs the clusters report.
@@ -55,6 +56,26 @@ def held(rec: Recommendation) -> bool:
     return rec.desired_replicas != bounded
 
 
+def policy_targets(before: list[Policy] | None, after: list[Policy]) -> set[str] | None:
+    """The workloads that policies added, changed or removed between two lists name; ``None`` when
+    that is not known from names alone (the first list, or a label selector among the changes)."""
+    if before is None:
+        return None
+    old, new = {p.id: p for p in before}, {p.id: p for p in after}
+    out: set[str] = set()
+    for pid in old.keys() | new.keys():
+        a, b = old.get(pid), new.get(pid)
+        if a is b or (a is not None and b is not None and a.revision == b.revision and a == b):
+            continue
+        for p in (a, b):
+            if p is None:
+                continue
+            if p.targets.selector is not None:
+                return None
+            out.update(w.key for w in p.targets.workloads)
+    return out
+
+
 class Evaluator:
     def __init__(
         self,
@@ -94,8 +115,11 @@ class Evaluator:
         """The workloads to re-plan now; ``None`` for all of them."""
         changed = self.state.take_changed()
         if policies is not self._policies_seen:
+            touched = policy_targets(self._policies_seen, policies)
             self._policies_seen = policies
-            return None
+            if touched is None:
+                return None
+            changed |= touched
         # The same instant as the evaluation's snapshot: a cluster that goes stale in between would
         # otherwise be lost in a partial plan, and get baselines for part of its workloads only.
         if not self.planner.failover.quiet(self.state.snapshot(now=now, only=())):
@@ -223,10 +247,15 @@ class Evaluator:
             if now < decide_from:
                 self.state.take_changed()
                 continue
+            begun = time.monotonic()
             try:
                 await self.evaluate(tick=tick)
             except Exception:
                 logger.exception("evaluation failed; the next one will run as usual")
+            # NB: the planner runs in a thread but holds the interpreter most of the time, so intake
+            # reads little while it works: a long evaluation (the first one at 10,000 workloads takes
+            # seconds) is a stall too, or the reports queued meanwhile would make every cluster stale.
+            self._check_stall(time.monotonic() - begun)
 
     def _check_stall(self, late_s: float) -> None:
         """A wake-up late by more than ``LOOP_STALL_S``: the event loop did not run, so neither did intake.

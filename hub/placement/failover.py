@@ -166,9 +166,12 @@ class FailoverTracker:
     def quiet(self, snapshot: FleetSnapshot) -> bool:
         """Every cluster of ``snapshot`` known and healthy, fresh in it, and no baseline held: nothing
         for failover to do, so part of the fleet may be planned alone."""
-        if self._baselines or self._seen.keys() != snapshot.clusters.keys():
+        if self._baselines or self._seen.keys() - snapshot.clusters.keys():
             return False
-        return all(not c.stale and self._seen[cid].phase is Phase.HEALTHY for cid, c in snapshot.clusters.items())
+        # A cluster seen for the first time and fresh becomes healthy with no baseline; its
+        # workloads' first reports mark them changed anyway.
+        return all(not c.stale and (cid not in self._seen or self._seen[cid].phase is Phase.HEALTHY)
+                   for cid, c in snapshot.clusters.items())
 
     def _update_baselines(self, snapshot: FleetSnapshot, newly_lost: list[str]) -> None:
         unsettled = {cid for cid, s in self._seen.items() if s.phase is not Phase.HEALTHY}
