@@ -29,6 +29,8 @@ ALL_SETTINGS: dict[str, Any] = {
     "tick_s": 0.5,
     "stale_after_intervals": 4,
     "startup_grace_s": 5,
+    "change_tolerance": 0.05,
+    "sweep_s": 20,
     "command_deadline_s": 30,
     "policy_file": "/etc/fleetscale/policies/policies.yaml",
     "policy_dir": "/etc/fleetscale/policies.d",
