@@ -315,8 +315,14 @@ class HubMetrics:
     def latest_tick(
         self,
     ) -> tuple[FleetSnapshot, dict[str, tuple[Policy, Placement]], dict[str, float]] | None:
-        """The latest tick's snapshot, plans and prices, for readers off the control path (the advisor)."""
-        return self.fleet._latest
+        """The latest tick's snapshot, plans and prices, for readers off the control path (the advisor).
+
+        Event-driven evaluation records the fleet's state itself, not a snapshot of part of it: the
+        snapshot is taken now, whole."""
+        if self.fleet._latest is None:
+            return None
+        snapshot, plans, prices = self.fleet._latest
+        return (snapshot() if callable(snapshot) else snapshot), plans, prices
 
     def record_tick(
         self, snapshot: FleetSnapshot | Callable[[], FleetSnapshot], plans: Mapping[str, tuple[Policy, Placement]],
