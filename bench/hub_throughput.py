@@ -12,8 +12,11 @@ Reported:
 * hub CPU, as a share of one core (user + system time from /proc/PID/stat);
 * latency from the report that carried a change being published to the resulting command arriving
   on the bus (observed from outside with a core-NATS subscription on the commands subjects), p50
-  and p99; it includes the wait for the hub's next tick (``--tick``) and NATS in both directions;
-* the hub's evaluation tick duration (mean, and p99 from its histogram's buckets).
+  and p99; it includes NATS in both directions, the hub's intake and its evaluation (event-driven:
+  a changed report is evaluated as it lands, not on the next ``--tick``);
+* evaluations per second, workloads re-planned per second, and an evaluation's duration (mean, and
+  p99 from its histogram's buckets);
+* the hub's CPU per workload (µs of CPU per second per workload), to show how cost scales.
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                 rng = random.Random(7)
                 round_no = 0
                 warmup = 3
-                cpu0 = wall0 = reports0 = None
+                cpu0 = wall0 = reports0 = ticks0 = planned0 = None
                 deadline = time.monotonic() + seconds + warmup
                 while time.monotonic() < deadline:
                     start = time.monotonic()
@@ -182,7 +185,10 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                     if round_no == warmup:
                         cpu0, wall0 = cpu_seconds(hub.pid), time.monotonic()
                         async with http.get(f"{api}/metrics") as r:
-                            reports0 = metric_value(await r.text(), "fleetscale_hub_reports_total")
+                            text0 = await r.text()
+                        reports0 = metric_value(text0, "fleetscale_hub_reports_total")
+                        ticks0 = metric_value(text0, "fleetscale_hub_tick_seconds_count")
+                        planned0 = metric_value(text0, "fleetscale_hub_workloads_planned_total")
                     round_no += 1
                     await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - start)))
                 await asyncio.sleep(tick + 0.5)
@@ -204,8 +210,13 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                 "unanswered_changes": len(changed_at),
                 "latency_p50_ms": round(quantile(lat, 0.5) * 1000, 1),
                 "latency_p99_ms": round(quantile(lat, 0.99) * 1000, 1),
-                "tick_mean_ms": round(metric_value(text, "fleetscale_hub_tick_seconds_sum") / max(ticks, 1) * 1000, 1),
-                "tick_p99_le_ms": hist_quantile(text, "fleetscale_hub_tick_seconds", 0.99) * 1000,
+                "evaluations_per_s": round((ticks - (ticks0 or 0)) / elapsed, 1),
+                "workloads_planned_per_s": round(
+                    (metric_value(text, "fleetscale_hub_workloads_planned_total") - (planned0 or 0)) / elapsed, 1),
+                "evaluation_mean_ms": round(metric_value(text, "fleetscale_hub_tick_seconds_sum")
+                                            / max(ticks, 1) * 1000, 1),
+                "evaluation_p99_le_ms": hist_quantile(text, "fleetscale_hub_tick_seconds", 0.99) * 1000,
+                "hub_cpu_us_per_workload_s": round((cpu1 - (cpu0 or cpu1)) / elapsed / total * 1e6, 1),
             }
         finally:
             hub.terminate()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -228,10 +228,12 @@ class _FleetGauges(Collector):
     """
 
     def __init__(self) -> None:
-        self._latest: tuple[FleetSnapshot, dict[str, tuple[Policy, Placement]], dict[str, float]] | None = None
+        self._latest: tuple[FleetSnapshot | Callable[[], FleetSnapshot], dict[str, tuple[Policy, Placement]],
+                            dict[str, float]] | None = None
 
     def update(
-        self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+        self, snapshot: FleetSnapshot | Callable[[], FleetSnapshot], plans: Mapping[str, tuple[Policy, Placement]],
+        prices: Mapping[str, float],
     ) -> None:
         self._latest = (snapshot, dict(plans), dict(prices))
 
@@ -240,7 +242,11 @@ class _FleetGauges(Collector):
             yield GaugeMetricFamily(name, doc, labels=labels)
 
     def collect(self) -> Iterator[Metric]:
-        frames = fleet_frames(*self._latest) if self._latest is not None else {}
+        frames: Frames = {}
+        if self._latest is not None:
+            snapshot, plans, prices = self._latest
+            # A callable is the fleet's state itself: the snapshot is taken at scrape time, once.
+            frames = fleet_frames(snapshot() if callable(snapshot) else snapshot, plans, prices)
         for key, name, doc, labels in FLEET_GAUGES:
             family = GaugeMetricFamily(name, doc, labels=labels)
             for label_values, value in frames.get(key, {}).items():
@@ -262,6 +268,21 @@ class HubMetrics:
         self.cluster_stale = Gauge(
             "fleetscale_hub_cluster_stale", "1 when the cluster missed its report deadline", ["cluster"], registry=r
         )
+        self.cluster_losses = Counter(
+            "fleetscale_hub_cluster_losses", "Times the cluster went stale and its share was re-placed", ["cluster"],
+            registry=r,
+        )
+        self.workloads_planned = Counter(
+            "fleetscale_hub_workloads_planned",
+            "Workloads re-planned (event-driven: only those whose inputs changed or whose timers are due)",
+            registry=r,
+        )
+        self.loop_stalls = Counter(
+            "fleetscale_hub_loop_stalls",
+            "Times the hub's event loop stood still for over a second (paused, frozen or starved); cluster silence "
+            "is counted again from then",
+            registry=r,
+        )
         self.decisions = Counter(
             "fleetscale_hub_decisions",
             "Decisions recorded, by action, reason class (REASON_CLASSES) and policy mode (dry-run decisions are "
@@ -270,6 +291,10 @@ class HubMetrics:
             registry=r,
         )
         self.commands = Counter("fleetscale_hub_commands_sent", "Scale commands published", ["cluster"], registry=r)
+        self.commands_revoked = Counter(
+            "fleetscale_hub_commands_revoked",
+            "Queued commands deleted from the stream because their cluster went stale", ["cluster"], registry=r,
+        )
         self.results = Counter(
             "fleetscale_hub_command_results", "Command results received", ["cluster", "status", "reason"], registry=r
         )
@@ -354,7 +379,7 @@ class HubMetrics:
     def forget_cluster(self, cluster_id: str) -> None:
         """Drop a forgotten cluster's series, so /metrics does not keep every cluster id ever seen."""
         for metric in (self.reports, self.report_age, self.cluster_stale, self.commands, self.command_latency,
-                       self.drift_resends):
+                       self.drift_resends, self.cluster_losses, self.commands_revoked):
             with contextlib.suppress(KeyError):
                 metric.remove(cluster_id)
         for labels in [k for k in self.results._metrics if k and k[0] == cluster_id]:  # (cluster, status, reason)
@@ -368,11 +393,18 @@ class HubMetrics:
     def latest_tick(
         self,
     ) -> tuple[FleetSnapshot, dict[str, tuple[Policy, Placement]], dict[str, float]] | None:
-        """The latest tick's snapshot, plans and prices, for readers off the control path (the advisor)."""
-        return self.fleet._latest
+        """The latest tick's snapshot, plans and prices, for readers off the control path (the advisor).
+
+        Event-driven evaluation records the fleet's state itself, not a snapshot of part of it: the
+        snapshot is taken now, whole."""
+        if self.fleet._latest is None:
+            return None
+        snapshot, plans, prices = self.fleet._latest
+        return (snapshot() if callable(snapshot) else snapshot), plans, prices
 
     def record_tick(
-        self, snapshot: FleetSnapshot, plans: Mapping[str, tuple[Policy, Placement]], prices: Mapping[str, float]
+        self, snapshot: FleetSnapshot | Callable[[], FleetSnapshot], plans: Mapping[str, tuple[Policy, Placement]],
+        prices: Mapping[str, float],
     ) -> None:
         """Keep one tick's inputs for the per-workload gauges: ``plans`` maps each evaluated workload to its
         policy and the placement the hub computed for it (sent or, in dry-run, only recorded)."""

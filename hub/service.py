@@ -6,11 +6,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from hub.advisor.advisor import Advisor
 from hub.control.admission import Admission
+from hub.control.changes import moved
 from hub.control.dispatch import Dispatcher
+from hub.control.heartbeat import Heartbeat
 from hub.control.intake import Intake
 from hub.control.ledger import IssuedCommands
 from hub.control.tick import Evaluator
@@ -92,7 +95,8 @@ async def run_hub(
         policies = PolicyStore(await bus.policies_bucket())
         await policies.load()
         sources = await PolicySources.open(settings, policies)
-        state = FleetState(stale_after_intervals=settings.stale_after_intervals)
+        state = FleetState(stale_after_intervals=settings.stale_after_intervals,
+                           moved=partial(moved, tolerance=settings.change_tolerance))
         decisions = DecisionLog(settings.decision_log_size)
         journal = DecisionJournal(bus, metrics, max_pending=max(settings.decision_log_size, 1000))
         # The history comes back before anything can decide or attach a result; only then do
@@ -138,6 +142,8 @@ async def run_hub(
                 tick_s=settings.tick_s,
                 unready_after_failed_ticks=settings.unready_after_failed_ticks,
                 journal=journal,
+                startup_grace_s=settings.startup_grace_s,
+                sweep_s=settings.sweep_s,
             ),
             feed=feed,
             journal=journal,
@@ -170,6 +176,7 @@ async def run_hub(
             "command results": dispatcher.results_listener(),
             "policy watcher": policies.watcher(bus.kv_changes(policies.kv)),
             "evaluator": hub.evaluator.run(),
+            "heartbeat": Heartbeat(bus, interval_s=settings.tick_s).run(),
             "decision journal": journal.run(),
             "live feed": feed.run(),
             "history sampler": hub.history.run(metrics, lambda: decisions.latest),

@@ -29,6 +29,20 @@ class HubSettings(CommonSettings):
     unready_after_failed_ticks: int = Field(
         default=3, ge=1, description="/readyz fails once this many evaluation ticks in a row have failed"
     )
+    sweep_s: float = Field(
+        default=10.0, gt=0,
+        description="Every workload is re-planned at least this often, changed or not (between, only on changes "
+        "and timers)",
+    )
+    change_tolerance: float = Field(
+        default=0.02, ge=0, lt=1,
+        description="A measured sample must move by this share before a workload is re-planned for it",
+    )
+    startup_grace_s: float = Field(
+        default=3.0, ge=0,
+        description="After start, decide nothing for this long, so every cluster reports first "
+        "(a few of the spokes' report intervals)",
+    )
     stale_after_intervals: float = Field(
         default=3.0, gt=0, description="A cluster is stale after this many of its report intervals without one"
     )

@@ -2,16 +2,17 @@
 
 Only ``hub.control.intake`` writes telemetry here and only ``hub.control.dispatch`` writes intents and results;
 everyone else reads an immutable ``FleetSnapshot``. A cluster is *stale* once no report arrived for
-``stale_after_intervals`` of its own report intervals (as OCM marks a cluster Unknown after missed
-lease renewals): its capacity stops counting and its replicas stop counting as current, so policy
-and placement re-place its share on healthy clusters.
+``stale_after_intervals`` of its own report intervals while the hub was listening (as OCM marks a
+cluster Unknown after missed lease renewals; time the hub itself stood still does not count): its
+capacity stops counting and its replicas stop counting as current, so policy and placement re-place
+its share on healthy clusters.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -168,9 +169,19 @@ class FleetSnapshot:
         return current
 
 
+Moved = Callable[[WorkloadReport | None, WorkloadReport], bool]
+"""Whether a workload's new report (from one cluster) says something its previous one did not."""
+
+
 @dataclass
 class FleetState:
     stale_after_intervals: float = 3.0
+    listening_since: float = float("-inf")
+    """Monotonic time since which the hub has been able to hear reports (``listen_from``)."""
+    moved: Moved | None = None
+    """When set, ``ingest`` marks the workloads whose reports moved (``take_changed``), and calls
+    ``on_change`` when the first one is marked: event-driven evaluation (``hub.control.tick``)."""
+    on_change: Callable[[], None] | None = None
     _reports: dict[str, tuple[TelemetryReport, float]] = field(default_factory=dict)
     _intents: dict[tuple[str, str], Intent] = field(default_factory=dict)
     _unseen: dict[str, set[str]] = field(default_factory=dict)
@@ -178,6 +189,7 @@ class FleetState:
     so a report looks only at those."""
     _workload_refs: dict[str, int] = field(default_factory=dict)
     """Workload key -> how many clusters' latest reports carry it (the hub's bound counts keys)."""
+    _changed: set[str] = field(default_factory=set)
 
     # --- writers ------------------------------------------------------------------------------
 
@@ -193,6 +205,8 @@ class FleetState:
         waiting = self._unseen.pop(report.cluster_id, set())
         for workload_key in waiting:
             self._mark_if_seen(workload_key, report)
+        if self.moved is not None:
+            self._mark_moved(previous[0] if previous is not None else None, report)
         return True
 
     def forget(self, cluster_id: str) -> None:
@@ -211,11 +225,44 @@ class FleetState:
             else:
                 self._workload_refs.pop(w.workload.key, None)
 
+    def _mark_moved(self, previous: TelemetryReport | None, report: TelemetryReport) -> None:
+        had = bool(self._changed)
+        before = {w.workload.key: w for w in previous.workloads} if previous is not None else {}
+        moved = self.moved
+        assert moved is not None
+        for w in report.workloads:
+            key = w.workload.key
+            if moved(before.pop(key, None), w):
+                self._changed.add(key)
+        self._changed.update(before)  # gone from the cluster's report
+        if not had and self._changed and self.on_change is not None:
+            self.on_change()
+
+    def take_changed(self) -> set[str]:
+        """The workloads whose reports moved since the last call (and forget them)."""
+        out, self._changed = self._changed, set()
+        return out
+
+    def listen_from(self, now: float) -> None:
+        """The hub hears reports again from ``now`` (it started, or its event loop was stalled).
+
+        Silence is only counted while the hub listens: after a pause (SIGSTOP, a VM freeze, a starved
+        loop) every cluster would look silent, though their reports wait unread in the socket.
+        """
+        self.listening_since = max(self.listening_since, now)
+
     def record_intent(self, workload_key: str, cluster_id: str, intent: Intent) -> None:
         self._intents[(workload_key, cluster_id)] = intent
         self._unseen.get(cluster_id, set()).discard(workload_key)
         if intent.phase is Phase.APPLIED_UNSEEN:
             self._watch(workload_key, cluster_id)
+
+    def forget_intents(self, cluster_id: str) -> int:
+        """Drop what the hub asked of ``cluster_id`` (its commands were revoked); return how many."""
+        gone = [k for k in self._intents if k[1] == cluster_id]
+        for k in gone:
+            del self._intents[k]
+        return len(gone)
 
     def record_result(self, result: CommandResult) -> Intent | None:
         key = (result.workload.key, result.cluster_id)
@@ -225,6 +272,11 @@ class FleetState:
         self._intents[key] = dataclasses.replace(intent, result=result, seen=False)
         if result.status is ResultStatus.APPLIED:
             self._watch(*key)
+        if self.moved is not None:  # a result is an input: the workload may shrink now, or retry
+            had = bool(self._changed)
+            self._changed.add(result.workload.key)
+            if not had and self.on_change is not None:
+                self.on_change()
         return self._intents[key]
 
     def _watch(self, workload_key: str, cluster_id: str) -> None:
@@ -279,9 +331,14 @@ class FleetState:
 
 
     def is_stale(self, report: TelemetryReport, received_at: float, now: float) -> bool:
-        return now - received_at > self.stale_after_intervals * report.interval_s
+        heard_from = max(received_at, self.listening_since)
+        return now - heard_from > self.stale_after_intervals * report.interval_s
 
-    def snapshot(self, *, now: float | None = None) -> FleetSnapshot:
+    def workload_keys(self) -> set[str]:
+        return {w.workload.key for report, _ in self._reports.values() for w in report.workloads}
+
+    def snapshot(self, *, now: float | None = None, only: Collection[str] | None = None) -> FleetSnapshot:
+        """The fleet now; with ``only``, just those workloads (and their intents), every cluster."""
         now = time.monotonic() if now is None else now
         clusters = {
             cid: ClusterView(cid, report, received_at, self.is_stale(report, received_at, now))
@@ -291,6 +348,8 @@ class FleetState:
         stale_of: dict[str, list[str]] = {}
         for cid, view in clusters.items():
             for w in view.report.workloads:
+                if only is not None and w.workload.key not in only:
+                    continue
                 if view.stale:
                     stale_of.setdefault(w.workload.key, []).append(cid)
                 else:
@@ -299,4 +358,9 @@ class FleetState:
         workloads = {
             k: WorkloadView(k, reports.get(k, {}), tuple(sorted(stale_of.get(k, ())))) for k in sorted(keys)
         }
-        return FleetSnapshot(clusters, workloads, dict(self._intents), now)
+        if only is None:
+            intents = dict(self._intents)
+        else:
+            intents = {k: i for k in ((key, cid) for key in workloads for cid in clusters)
+                       if (i := self._intents.get(k)) is not None}
+        return FleetSnapshot(clusters, workloads, intents, now)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -421,6 +422,21 @@ class Bus:
         except (nats.errors.Error, TimeoutError) as e:
             raise BusUnavailable(f"cannot create consumer {durable}: {e!r}", delay_s=1.0) from e
         self._spoke_consumers.add(cluster_id)
+    async def purge_commands(self, cluster_id: str) -> int:
+        """Delete the commands still queued for ``cluster_id`` (unacknowledged ones too); return how many.
+
+        The hub revokes them when the cluster goes stale: it re-places that share elsewhere, and the
+        queued commands would otherwise be applied when the spoke comes back.
+        """
+        request = json.dumps({"filter": subjects.commands(cluster_id)}).encode()
+        try:
+            reply = await self.nc.request(f"$JS.API.STREAM.PURGE.{subjects.COMMANDS_STREAM}", request, timeout=5.0)
+        except (nats.errors.Error, TimeoutError) as e:
+            raise BusUnavailable(f"purging the commands of {cluster_id} failed: {e!r}", delay_s=1.0) from e
+        body = json.loads(reply.data)
+        if "error" in body:
+            raise BusUnavailable(f"purging the commands of {cluster_id} failed: {body['error']}", delay_s=1.0)
+        return int(body.get("purged", 0))
 
     async def _back_off(self, what: str, error: BaseException, attempt: int) -> None:
         """Wait before re-establishing ``what`` after its ``attempt``-th consecutive loss."""

@@ -427,6 +427,15 @@ class CommandResult(WireModel):
     completed_at: WireTime = Field(default_factory=utcnow)
 
 
+class HubHeartbeat(WireModel):
+    """The hub is deciding. Core NATS, every ``interval_s``; spokes that stop hearing it hold what
+    they run (``spoke.autonomy``)."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    sent_at: datetime = Field(default_factory=utcnow)
+    interval_s: float = Field(gt=0, le=3600, description="Seconds until the next heartbeat")
+
+
 M = TypeVar("M", bound=WireModel)
 
 CLUSTER_ID_PATTERN = re.compile(_TOKEN)
@@ -445,4 +454,5 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "telemetry-report": json_schema(TelemetryReport),
         "scale-command": json_schema(ScaleCommand),
         "command-result": json_schema(CommandResult),
+        "hub-heartbeat": json_schema(HubHeartbeat),
     }

@@ -15,6 +15,7 @@ DECISION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 # Core NATS: at-most-once, latest report wins.
 TELEMETRY_ALL = f"{PREFIX}.telemetry.*"
+HUB_HEARTBEAT = f"{PREFIX}.hub.heartbeat"
 
 # JetStream streams.
 COMMANDS_STREAM = "FLEETSCALE_COMMANDS"

@@ -16,6 +16,7 @@ from shared import subjects
 from shared.bus import Bus
 from shared.lifecycle import run_until_stopped
 from shared.web import serve
+from spoke.autonomy import Autonomy
 from spoke.backend import ClusterBackend
 from spoke.executor import Executor
 from spoke.health import make_app
@@ -38,6 +39,7 @@ class Spoke:
     metrics: SpokeMetrics
     reporter: Reporter
     executor: Executor
+    autonomy: Autonomy
     health_port: int | None = None
     keda_targets: KedaTargets | None = None
     """The hub's targets served to KEDA (``SPOKE_ACTUATOR=keda``); None when the spoke writes /scale."""
@@ -64,17 +66,23 @@ async def run_agent(
     # NB: no ensure_topology: the streams and this spoke's consumer are the hub's to create (a spoke's
     # NATS permissions allow none of it); until the hub has, results wait unacked and fetches retry.
     async with Bus.connect(options) as bus:
+        # Through the actuator, as commands go: with KEDA, holding a count sets KEDA's target.
+        autonomy = Autonomy(bus, actuator, metrics, away_after_s=settings.hub_away_after_s,
+                            hold_s=settings.autonomy_hold_s, interval_s=settings.report_interval_s)
         spoke = Spoke(
             settings=settings,
             bus=bus,
             metrics=metrics,
             reporter=Reporter(bus, backend, settings.cluster_id, metrics, interval_s=settings.report_interval_s),
-            executor=Executor(bus, actuator, settings.cluster_id, metrics),
+            executor=Executor(bus, actuator, settings.cluster_id, metrics, on_applied=autonomy.record_applied),
             keda_targets=keda_targets,
+            autonomy=autonomy,
         )
         tasks: dict[str, Coroutine[Any, Any, Any]] = {
             "telemetry reporter": spoke.reporter.run(),
             "command executor": spoke.executor.run(),
+            "hub heartbeat listener": autonomy.listen(),
+            "autonomy": autonomy.run(),
         }
         if serve_health:
 

@@ -9,6 +9,7 @@ result says why. A temporary failure is retried by re-delivery (nak with delay) 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,13 +33,15 @@ class RetryLater:
 
 class Executor:
     def __init__(
-        self, bus: Bus, backend: ClusterBackend, cluster_id: str, metrics: SpokeMetrics, ledger: Ledger | None = None
+        self, bus: Bus, backend: ClusterBackend, cluster_id: str, metrics: SpokeMetrics, ledger: Ledger | None = None,
+        on_applied: Callable[[ScaleCommand], None] | None = None,
     ) -> None:
         self.bus = bus
         self.backend = backend
         self.cluster_id = cluster_id
         self.metrics = metrics
         self.ledger = ledger or Ledger()
+        self.on_applied = on_applied
         self.applied = 0
         self.duplicates = 0
 
@@ -90,6 +93,8 @@ class Executor:
             else:
                 out = result(ResultStatus.APPLIED, ResultReason.APPLIED, observed=dict(observed))
                 self.applied += 1
+                if self.on_applied is not None:
+                    self.on_applied(command)
         self.ledger.record(out, issued_at=command.issued_at, applied=out.status is ResultStatus.APPLIED)
         return out
 

@@ -70,6 +70,14 @@ class SpokeMetrics:
             "Scraped pods whose metrics match no known inference engine: their load is unknown, not zero",
             registry=r,
         )
+        self.autonomous = Gauge(
+            "fleetscale_spoke_autonomous",
+            "1 while the hub is away and the spoke holds the last applied counts (spoke.autonomy)", registry=r,
+        )
+        self.autonomy_reapplied = Counter(
+            "fleetscale_spoke_autonomy_reapplied",
+            "Workloads restored to the hub's last applied count while the hub was away", registry=r,
+        )
         self.last_report = Gauge(
             "fleetscale_spoke_last_report_timestamp_seconds", "Unix time of the last published report", registry=r
         )

@@ -20,6 +20,12 @@ class SpokeSettings(CommonSettings):
     cluster_id: ClusterId = Field(description="This cluster's id; a NATS subject token")
     backend: Literal["simulated", "kubernetes"] = Field(default="kubernetes")
     report_interval_s: float = Field(default=1.0, gt=0, description="Telemetry period; the hub's staleness unit")
+    hub_away_after_s: float = Field(
+        default=10.0, gt=0, description="No hub heartbeat for this long: the hub is away (autonomy starts)"
+    )
+    autonomy_hold_s: float = Field(
+        default=3600.0, ge=0, description="While the hub is away, hold its last applied counts for at most this long"
+    )
     health_host: str = Field(default="0.0.0.0", description="Bind address of /healthz, /readyz, /metrics")
     health_port: int = Field(default=8081, ge=0, le=65535)
     actuator: Literal["scale", "keda"] = Field(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from hub.control.admission import Admission
@@ -76,6 +76,7 @@ class Dispatcher:
         """Command id -> its send number for the same target (above 1: a drift re-send), until sent."""
         self.notes: dict[str, str] = {}
         """Command id -> a note for its decision (drift re-sends); the evaluator takes them."""
+        self._revoking: set[str] = set()
 
     def withdraw(self, command_id: str) -> None:
         """Forget a command built but not to be sent (its decision could not be journalled)."""
@@ -155,6 +156,27 @@ class Dispatcher:
                 )
             out.append(command)
         return out
+
+    async def revoke(self, clusters: Iterable[str]) -> None:
+        """Revoke the queued commands of clusters that went stale, now or (bus down) on a later call.
+
+        The hub re-places a lost cluster's share at once; a command still queued for it would be
+        applied when its spoke returns (within the command's deadline), undoing that. So it is
+        deleted from the stream, and the hub forgets what it asked there: the returning cluster's
+        reports say what it runs, and any new ask is a new command.
+        """
+        self._revoking.update(clusters)
+        for cluster_id in sorted(self._revoking):
+            try:
+                purged = await self.bus.purge_commands(cluster_id)
+            except BusUnavailable as e:
+                logger.warning("commands queued for stale cluster %s not revoked yet (%s); will retry", cluster_id, e)
+                continue
+            self._revoking.discard(cluster_id)
+            forgotten = self.state.forget_intents(cluster_id)
+            self.metrics.commands_revoked.labels(cluster_id).inc(purged)
+            logger.warning("cluster %s is stale: revoked %d queued commands, forgot %d asks", cluster_id, purged,
+                           forgotten)
 
     async def send(self, commands: list[ScaleCommand]) -> list[str]:
         """Publish commands concurrently (each waits for its JetStream ack); return the ids sent.

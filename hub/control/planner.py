@@ -29,7 +29,7 @@ are weighed against each other instead of served first come, first served:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from hub.placement import (
@@ -209,6 +209,14 @@ def engine_load(
     return EngineLoad(demand, throughput, reference, zero, tuple(notes)), None
 
 
+def return_hold_s(policy: Policy) -> float:
+    """How long a failover baseline holds after the workload's clusters are all back: the policy's
+    scale-down stabilisation window (the HPA's default when unset), or its stable window when longer
+    (the latency signals' demand is averaged over it)."""
+    window = policy.behavior.scale_down.rules("down").stabilization_window_seconds
+    return float(max(window, policy.panic.stable_window_seconds if policy.panic.enabled else 0))
+
+
 class Planner:
     def __init__(
         self,
@@ -226,10 +234,15 @@ class Planner:
         self.last_solution: Solution | None = None
         """The last tick's joint solve: method (optimal, incumbent, greedy), time, gap."""
         self._reference: dict[str, float] = {}
+        self.last_health: FleetHealth | None = None
+        """The last plan's cluster phases (the evaluator revokes commands to newly lost clusters)."""
 
-    def plan(self, snapshot: FleetSnapshot, policies: list[Policy]) -> list[Plan]:
-        recommendations = self.engine.evaluate(snapshot, policies)
-        health = self.failover.observe(snapshot)
+    def plan(self, snapshot: FleetSnapshot, policies: list[Policy], *, partial: bool = False) -> list[Plan]:
+        """Plans for the workloads of ``snapshot``; ``partial`` when it holds only some of the fleet's
+        (event-driven evaluation): the others keep what the engine and the planner remember of them,
+        and their current placements, already in the reported free GPUs, are left as they are."""
+        recommendations = self.engine.evaluate(snapshot, policies, forget=not partial)
+        health = self.last_health = self.failover.observe(snapshot)
         pools = free_gpus(snapshot)
         types_of: dict[str, list[str]] = {}
         for cid, gpu_type in pools:
@@ -240,7 +253,8 @@ class Planner:
             before = snapshot.current_placement(view)
             demand, notes = self._demand(snapshot, rec, view, before, types_of, pools, health)
             inputs.append((rec, view, before, demand, notes))
-        self._reference = {k: v for k, v in self._reference.items() if k in snapshot.workloads}
+        if not partial:
+            self._reference = {k: v for k, v in self._reference.items() if k in snapshot.workloads}
         if not inputs:
             return []
         solution = solve(PlacementProblem(tuple(i[3] for i in inputs), pools), time_limit_s=self.time_limit_s)
@@ -251,6 +265,11 @@ class Planner:
             result = dataclasses.replace(result, notes=(*notes, *result.notes, *solution.notes))
             plans.append(Plan(rec, view, before, result))
         return plans
+
+    def forget(self, keep: Collection[str]) -> None:
+        """Forget workloads not in ``keep`` (partial plans never do: the evaluator calls this)."""
+        self.engine.forget(keep)
+        self._reference = {k: v for k, v in self._reference.items() if k in keep}
 
     def reference(self, snapshot: FleetSnapshot, view: WorkloadView, offered: list[str]) -> float:
         """Load of one of the replicas the recommendation counts.
@@ -360,5 +379,6 @@ class Planner:
             floor=floor,
         )
         by_type = (dict(rec.capacity_per_replica) if load is not None else dict(self.throughput)) | speed
-        demand, failover_notes = apply_failover(demand, health, throughput=by_type, failover=spec.failover)
+        demand, failover_notes = apply_failover(demand, health, throughput=by_type, failover=spec.failover,
+                                                hold_s=return_hold_s(rec.policy))
         return demand, notes + failover_notes

@@ -1,18 +1,31 @@
-"""The evaluator: on a fixed tick, snapshot -> plan (policy, placement) -> dispatch, and record why.
+"""The evaluator: snapshot -> plan (policy, placement) -> dispatch, on events, and record why.
 
 It owns the order of the pipeline and nothing else: planning is pure (``hub.control.planner``), dispatch
-owns the bus. A tick that fails is logged and counted, and the next one runs: the loop itself never
-dies of one bad tick (a transient error must not stop the fleet's autoscaling). But it does not fail
-quietly either: after ``unready_after_failed_ticks`` failures in a row, ``problems()`` says so and the
-hub's ``/readyz`` fails with it, until a tick succeeds again.
+owns the bus. An evaluation that fails is logged and counted, and the next one runs: the loop never dies
+of one. But it does not fail quietly either: after ``unready_after_failed_ticks`` failures in a row,
+``problems()`` says so and the hub's ``/readyz`` fails with it, until an evaluation succeeds again.
 Dry-run policies are evaluated and recorded, but no command is sent for them. A decision that sends
 commands is journalled durably first (``DecisionJournal.store``); only then do its commands go out, so
 every applied command is in the decision history even if the hub dies in between.
+
+**Event-driven.** A workload is re-planned when its inputs change: a report that moved it
+(``hub.control.changes``, marked by ``FleetState.ingest``) or a command result, evaluated a few
+milliseconds after it arrives (``settle_s`` gathers a burst). The tick (``tick_s``) is an upper
+bound, not the loop: each tick re-plans the *hot* workloads, those a timer may move without any new
+input (the engine's answer differs from its signals' proposal: a stabilisation window, a rate
+limit, panic, an idle or activation hold; or a command that did not go out; or replicas left
+unplaced), and a slice of all workloads, so every one is re-planned at least every ``sweep_s``.
+A policy change re-plans the workloads it names (everything, for a label selector), and
+everything is re-planned together while any cluster is anything but
+healthy (new, stale, recovering, or a failover baseline still held): failover moves shares between
+workloads' clusters at once. Placement is solved jointly for the workloads planned together; the
+others' replicas are already in the free GPUs the clusters report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -24,11 +37,49 @@ from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
+from hub.policy.engine import Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetState, Placement
 from shared.messages import ScaleCommand
 
 logger = logging.getLogger(__name__)
+
+LOOP_STALL_S = 1.0
+"""A tick that wakes this much later than planned means the whole event loop stood still. A loop
+that is merely busy wakes a few tens of milliseconds late; a report interval is a second or more."""
+
+
+def held(rec: Recommendation) -> bool:
+    """The engine answered other than its signals' proposal within the policy's bounds: something
+    with a clock (a stabilisation window, a rate limit, panic, an idle or activation hold) decided,
+    and may decide otherwise later with no new input."""
+    if rec.proposal is None:
+        return True
+    bounds = rec.policy.bounds
+    bounded = max(bounds.min_replicas, rec.proposal)
+    if bounds.max_replicas is not None:
+        bounded = min(bounded, bounds.max_replicas)
+    return rec.desired_replicas != bounded
+
+
+def policy_targets(before: list[Policy] | None, after: list[Policy]) -> set[str] | None:
+    """The workloads that policies added, changed or removed between two lists name; ``None`` when
+    that is not known from names alone (the first list, or a label selector among the changes)."""
+    if before is None:
+        return None
+    old, new = {p.id: p for p in before}, {p.id: p for p in after}
+    out: set[str] = set()
+    for pid in old.keys() | new.keys():
+        a, b = old.get(pid), new.get(pid)
+        if a is b or (a is not None and b is not None and a.revision == b.revision and a == b):
+            continue
+        for p in (a, b):
+            if p is None:
+                continue
+            if p.targets.selector is not None:
+                return None
+            out.update(w.key for w in p.targets.workloads)
+    return out
 
 
 class Evaluator:
@@ -42,6 +93,9 @@ class Evaluator:
         metrics: HubMetrics,
         prices: Mapping[str, float],
         tick_s: float,
+        startup_grace_s: float = 0.0,
+        sweep_s: float = 10.0,
+        settle_s: float = 0.005,
         unready_after_failed_ticks: int = 3,
         journal: DecisionJournal | None = None,
     ) -> None:
@@ -51,34 +105,94 @@ class Evaluator:
         self.decisions = decisions
         self.metrics = metrics
         self.tick_s = tick_s
+        self.startup_grace_s = startup_grace_s
+        self.sweep_s = sweep_s
+        self.settle_s = settle_s
         self.journal = journal
-        self.decisions_added: set[str] = set()
         """None only in tests without a bus: then commands go out without waiting for the history."""
-        # Half a tick for the joint placement solve (its deadline holds: hub.placement.solver).
-        self.planner = Planner(prices, time_limit_s=tick_s / 2)
+        self.decisions_added: set[str] = set()
         self.unready_after_failed_ticks = unready_after_failed_ticks
         self.failed_in_a_row = 0
         self.last_error: str | None = None
+        # Half a tick for the joint placement solve (its deadline holds: hub.placement.solver).
+        self.planner = Planner(prices, time_limit_s=tick_s / 2)
+        self.evaluations = 0
+        self._wake = asyncio.Event()
+        state.on_change = self._wake.set
+        self._hot: set[str] = set()
+        self._sweep: list[str] = []
+        self._policies_seen: list[Policy] | None = None
+        self._plans: dict[str, tuple[Policy, Placement]] = {}
+        """The latest plan of every workload, for the per-workload gauges (HubMetrics.record_tick)."""
 
     def problems(self) -> dict[str, str]:
-        """What keeps the evaluator from being ready: empty while its ticks succeed."""
+        """What keeps the evaluator from being ready: empty while its evaluations succeed."""
         if self.failed_in_a_row < self.unready_after_failed_ticks:
             return {}
         return {"evaluator": f"{self.failed_in_a_row} evaluation ticks in a row failed; the last: {self.last_error}"}
 
+    def _due(self, tick: bool, policies: list[Policy], now: float) -> set[str] | None:
+        """The workloads to re-plan now; ``None`` for all of them."""
+        changed = self.state.take_changed()
+        if policies is not self._policies_seen:
+            touched = policy_targets(self._policies_seen, policies)
+            self._policies_seen = policies
+            if touched is None:
+                return None
+            changed |= touched
+        # The same instant as the evaluation's snapshot: a cluster that goes stale in between would
+        # otherwise be lost in a partial plan, and get baselines for part of its workloads only.
+        if not self.planner.failover.quiet(self.state.snapshot(now=now, only=())):
+            return None
+        if not tick:
+            return changed
+        if not self._sweep:
+            keys = self.state.workload_keys()
+            self._sweep = sorted(keys, reverse=True)
+            self.planner.forget(keys)
+            self._plans = {k: v for k, v in self._plans.items() if k in keys}
+        share = max(1, -(-len(self._sweep) * self.tick_s // self.sweep_s))
+        swept = {self._sweep.pop() for _ in range(min(int(share), len(self._sweep)))}
+        return changed | self._hot | swept
+
     async def tick(self) -> list[Decision]:
+        """Re-plan every workload now."""
+        return await self.evaluate(tick=True, full=True)
+
+    async def evaluate(self, *, tick: bool, full: bool = False) -> list[Decision]:
+        """Re-plan the workloads that are due (every one with ``full``); return the decisions made."""
         started = time.perf_counter()
-        snapshot = self.state.snapshot()
+        policies = self.policies.all()
+        now = time.monotonic()
+        keys = self._due(tick, policies, now)
+        if full or (tick and self.failed_in_a_row):
+            keys = None  # a failed evaluation lost the changes it took: the next tick re-plans everything
+        if keys is not None and not keys:
+            return []
+        snapshot = self.state.snapshot(now=now, only=keys)
+        self.evaluations += 1
+        self.metrics.workloads_planned.inc(len(snapshot.workloads))
         for cid, cluster in snapshot.clusters.items():
             self.metrics.report_age.labels(cid).set(snapshot.taken_at - cluster.received_at)
             self.metrics.cluster_stale.labels(cid).set(1 if cluster.stale else 0)
         pending: list[Decision] = []
         commands: list[ScaleCommand] = []
-        plans: dict[str, tuple[Policy, Placement]] = {}  # for the per-workload gauges (HubMetrics.record_tick)
         # In a worker thread: HiGHS releases the GIL, so intake and the API keep running while it solves.
-        for plan in await asyncio.to_thread(self.planner.plan, snapshot, self.policies.all()):
+        planned = await asyncio.to_thread(self.planner.plan, snapshot, policies, partial=keys is not None)
+        if keys is None:
+            self._plans = {}
+        hot: set[str] = set()
+        health = self.planner.last_health
+        if health is not None:
+            for cid in health.newly_lost:
+                self.metrics.cluster_losses.labels(cid).inc()
+            # Before any new command: what was queued for a lost cluster is re-placed by this tick.
+            await self.dispatcher.revoke(health.newly_lost)
+        for plan in planned:
             rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
-            plans[view.key] = (plan.policy, result.placement)
+            self._plans[view.key] = (plan.policy, result.placement)
+            if held(rec) or result.unplaced:
+                hot.add(view.key)  # held by a timer, or short of room: may move with no new input
             if not plan.changed:
                 continue  # nothing to do and nothing new to say
             mine: list[ScaleCommand] = []
@@ -115,41 +229,26 @@ class Evaluator:
         sent = set(await self.dispatcher.send(commands)) if commands else set()
         made = []
         for draft in pending:
-            planned = draft.commands
-            decision = draft.with_commands(c for c in planned if c in sent)
+            asked = draft.commands
+            decision = draft.with_commands(c for c in asked if c in sent)
             shown = decision.id in self.decisions_added
             if decision.mode == "enforce" and not decision.commands:
+                hot.add(decision.workload)
                 if shown:
                     # Journalled and shown already: its stored revision must not claim commands.
                     decision = decision.model_copy(update={"notes": [
                         *decision.notes, "no command went out (bus unavailable); decided again next tick"]})
                     self.decisions.add(decision)
                 continue  # nothing went out (bus down): decided again next tick
-            if not shown or decision.commands != planned:
+            if not shown or decision.commands != asked:
                 self.decisions.add(decision)  # (again, when some of its commands did not go out)
             self.metrics.count_decision(decision)
             made.append(decision)
         self.decisions_added.clear()
-        self.metrics.record_tick(snapshot, plans, self.planner.prices)
+        self._hot = hot if keys is None else (self._hot - set(snapshot.workloads)) | hot
+        self.metrics.record_tick(self.state.snapshot, self._plans, self.planner.prices)
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
-
-    def _failed(self, e: Exception) -> None:
-        self.failed_in_a_row += 1
-        self.last_error = f"{type(e).__name__}: {e}"
-        self.metrics.tick_failures.inc()
-        n = self.failed_in_a_row
-        # NB: the traceback on the 1st, the Nth (not ready from now on) and every 100th failure in a
-        # row; a broken planner fails every tick, once a second.
-        if n in (1, self.unready_after_failed_ticks) or n % 100 == 0:
-            logger.exception("evaluation tick failed (%d in a row; not ready from %d); the next tick runs as usual",
-                             n, self.unready_after_failed_ticks)
-
-    def _succeeded(self) -> None:
-        if self.failed_in_a_row:
-            logger.info("evaluation tick succeeded after %d failed ones", self.failed_in_a_row)
-        self.failed_in_a_row = 0
-        self.last_error = None
 
     async def _journal_first(self, pending: list[Decision], commands: list[ScaleCommand]) -> list[ScaleCommand]:
         """Store the decisions that send commands, then list only the commands of those stored.
@@ -171,18 +270,71 @@ class Evaluator:
                 self.dispatcher.withdraw(c.command_id)
         return [c for c in commands if c.command_id in ok]
 
+    def _failed(self, e: Exception) -> None:
+        self.failed_in_a_row += 1
+        self.last_error = f"{type(e).__name__}: {e}"
+        self.metrics.tick_failures.inc()
+        n = self.failed_in_a_row
+        # NB: the traceback on the 1st, the Nth (not ready from now on) and every 100th failure in a
+        # row; a broken planner fails every tick, once a second.
+        if n in (1, self.unready_after_failed_ticks) or n % 100 == 0:
+            logger.exception("evaluation tick failed (%d in a row; not ready from %d); the next tick runs as usual",
+                             n, self.unready_after_failed_ticks)
+
+    def _succeeded(self) -> None:
+        if self.failed_in_a_row:
+            logger.info("evaluation tick succeeded after %d failed ones", self.failed_in_a_row)
+        self.failed_in_a_row = 0
+        self.last_error = None
+
     async def run(self) -> None:
-        next_at = time.monotonic()
+        started = time.monotonic()
+        self.state.listen_from(started)
+        # A hub that decides before every cluster has reported sees part of the fleet: a workload
+        # whose other replicas run on a cluster not yet heard from looks short, and is grown.
+        decide_from = started + self.startup_grace_s
+        next_tick = started
         while True:
+            deadline = next_tick
+            # NB: asyncio.timeout, not wait_for: a change that arrives just as the tick is due must
+            # not be lost to a cancelled wait.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self._wake.wait()
+            now = time.monotonic()
+            self._check_stall(now - deadline)
+            tick = now >= next_tick
+            if tick:
+                next_tick += self.tick_s
+                if next_tick < now:
+                    next_tick = now + self.tick_s  # overran: do not try to catch up with a burst of ticks
+            else:
+                await asyncio.sleep(self.settle_s)  # let a burst of reports land: one evaluation for all
+            self._wake.clear()
+            if now < decide_from:
+                self.state.take_changed()
+                continue
+            begun = time.monotonic()
             try:
-                await self.tick()
+                await self.evaluate(tick=tick)
             except Exception as e:
                 self._failed(e)
             else:
                 self._succeeded()
-            next_at += self.tick_s
-            delay = next_at - time.monotonic()
-            if delay < 0:
-                next_at = time.monotonic()  # overran: do not try to catch up with a burst of ticks
-                delay = 0
-            await asyncio.sleep(delay)
+            # NB: the planner runs in a thread but holds the interpreter most of the time, so intake
+            # reads little while it works: a long evaluation (the first one at 10,000 workloads takes
+            # seconds) is a stall too, or the reports queued meanwhile would make every cluster stale.
+            self._check_stall(time.monotonic() - begun)
+
+    def _check_stall(self, late_s: float) -> None:
+        """A wake-up late by more than ``LOOP_STALL_S``: the event loop did not run, so neither did intake.
+
+        Reports waited unread meanwhile (the process was stopped, its VM frozen, or starved of CPU);
+        clusters are not blamed for that silence.
+        """
+        if late_s > LOOP_STALL_S:
+            now = time.monotonic()
+            self.state.listen_from(now)
+            self.metrics.loop_stalls.inc()
+            logger.warning("the hub's event loop stalled for %.1fs; cluster silence is counted again from now",
+                           late_s)

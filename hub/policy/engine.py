@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -151,14 +151,20 @@ class Engine:
         self._memory: dict[str, WorkloadMemory] = {}
         self.capacity = CapacityModel()
 
-    def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy]) -> list[Recommendation]:
+    def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy], *, forget: bool = True) -> list[Recommendation]:
+        """One recommendation per bound workload of ``snapshot``. ``forget=False`` for a snapshot of
+        part of the fleet (event-driven evaluation): the others' memory is kept."""
         bindings = [b for b in bind(policies, snapshot.workloads) if b.view.reports]
-        keep = {b.view.key for b in bindings}
-        # State of workloads no policy covers any more would otherwise grow without bound.
-        for gone in self._memory.keys() - keep:
-            del self._memory[gone]
-        self.capacity.forget(keep)
+        if forget:
+            self.forget({b.view.key for b in bindings})
         return [self._recommend(snapshot, b.view, b.policy) for b in bindings]
+
+    def forget(self, keep: Collection[str]) -> None:
+        """Drop what is remembered of workloads not in ``keep``: state of workloads no policy covers
+        any more would otherwise grow without bound."""
+        for gone in self._memory.keys() - set(keep):
+            del self._memory[gone]
+        self.capacity.forget(set(keep))
 
     def _memory_for(self, key: str, policy: Policy) -> WorkloadMemory:
         mem = self._memory.get(key)

@@ -68,6 +68,8 @@ ALL_SETTINGS: dict[str, Any] = {
     "cluster_id": "gpu-us-east",
     "backend": "kubernetes",
     "report_interval_s": 2.5,
+    "hub_away_after_s": 20,
+    "autonomy_hold_s": 600,
     "health_host": "0.0.0.0",
     "health_port": 9091,
     "actuator": "keda",

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import yaml
 
 from hub.service import Hub, run_hub
 from hub.settings import HubSettings
+from shared.natsserver import free_port
 from spoke.agent import Spoke, run_agent
 from spoke.backend import ClusterBackend
 from spoke.settings import SpokeSettings
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def eventually(check: Callable[[], Any], *, timeout_s: float = 15.0, every_s: float = 0.05) -> Any:
@@ -61,6 +67,9 @@ async def _running(
 
 
 def running_hub(nats_url: str, **settings: Any) -> AbstractAsyncContextManager[Hub]:
+    # The start-up grace is three of the test spokes' 0.2 s report intervals, as the default is
+    # three of a real spoke's 1 s ones.
+    settings = {"startup_grace_s": 0.6} | settings
     cfg = HubSettings(nats_url=nats_url, api_port=0, tick_s=0.2, shutdown_timeout_s=3, **settings)
     return _running(lambda stop, ready: run_hub(cfg, stop=stop, on_ready=ready))
 
@@ -71,3 +80,36 @@ def running_spoke(
     cfg = SpokeSettings(cluster_id=cluster_id, backend="simulated", nats_url=nats_url, report_interval_s=interval_s,
                         health_host="127.0.0.1", health_port=0, shutdown_timeout_s=3, **settings)
     return _running(lambda stop, ready: run_agent(cfg, backend, stop=stop, on_ready=ready))
+
+
+@asynccontextmanager
+async def hub_process(nats_url: str, **env: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """The real hub as its own process (``python -m hub``), for faults a process suffers (SIGSTOP).
+
+    Yields the process and its API's base URL once ``/readyz`` answers 200.
+    """
+    port = free_port()
+    environ = os.environ | {"HUB_NATS_URL": nats_url, "HUB_API_PORT": str(port), "HUB_TICK_S": "0.2",
+                            "HUB_STARTUP_GRACE_S": "0.6", "HUB_LOG_LEVEL": "WARNING"} | env
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hub", cwd=ROOT, env=environ)
+    api = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> bool:
+                try:
+                    async with http.get(f"{api}/readyz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            async with asyncio.timeout(20):
+                while not await ready():
+                    assert proc.returncode is None, f"the hub exited with {proc.returncode}"
+                    await asyncio.sleep(0.1)
+        yield proc, api
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGCONT)  # a test that failed while it was stopped
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 
 import pytest
@@ -199,8 +200,16 @@ async def test_series_that_leave_the_frame_are_removed_not_left_at_their_last_va
     b = report("b", [workload(variants={"L4": (1, 1)}, waiting=None)], [node("L4", 8)], seq=1)
     state.ingest(b, now=time.monotonic() - 100)
     ev.policies = FixedPolicies(policy(mode="dry-run"))  # type: ignore[assignment]
+    revoked: list[str] = []
+
+    async def revoke(clusters: Iterable[str]) -> None:  # this dispatcher has no bus to purge
+        revoked.extend(clusters)
+
+    ev.dispatcher.revoke = revoke  # type: ignore[method-assign]
     await ev.tick()
+    assert revoked == ["b"]  # b's queued commands are taken back as it is lost
     m = ev.metrics
+    assert value(m, "fleetscale_hub_cluster_losses_total", cluster="b") == 1
     assert value(m, "fleetscale_hub_current_replicas", workload=KEY, cluster="b", gpu_type="L4") is None
     assert value(m, "fleetscale_hub_current_replicas", workload=KEY, cluster="a", gpu_type="H100") == 2
     assert names(m, "fleetscale_hub_ttft_slo_seconds") == []

@@ -50,7 +50,7 @@ and a Secret).
 */}}
 {{- define "spoke.settingKeys" -}}
 {{- list
-  "cluster_id" "backend" "report_interval_s" "health_host" "health_port"
+  "cluster_id" "backend" "report_interval_s" "hub_away_after_s" "autonomy_hold_s" "health_host" "health_port"
   "actuator" "keda_scaler_host" "keda_scaler_port"
   "log_level" "log_format" "shutdown_timeout_s"
   "kube_managed_label" "kube_namespaces" "kube_create_variants"

@@ -33,6 +33,7 @@ class Fleet:
     """Clusters that report their replicas and apply the hub's placement."""
 
     failover: bool = True
+    hold_s: float = 0.0
     state: FleetState = field(default_factory=FleetState)
     tracker: FailoverTracker = field(default_factory=FailoverTracker)
     replicas: dict[str, int] = field(default_factory=lambda: {"a": 2, "b": 4})
@@ -53,7 +54,8 @@ class Fleet:
         pools = free_gpus(snap)
         w = WorkloadDemand(KEY, demand, tuple(Offer(c, g, None, PRICE[c]) for c, g in pools), current=current,
                            held=current, cluster_max={"b": 4})
-        w, self.notes = apply_failover(w, health, throughput={"L4": 1.0}, failover=self.failover)
+        w, self.notes = apply_failover(w, health, throughput={"L4": 1.0}, failover=self.failover,
+                                       hold_s=self.hold_s)
         result = solve(PlacementProblem((w,), pools)).results[KEY]
         for (cid, _), n in result.placement.items():
             if self.reachable[cid]:
@@ -170,3 +172,74 @@ def test_the_tracker_counts_fresh_reports_by_sequence_when_ticks_miss_some() -> 
     assert tracker.observe(state.snapshot(now=6.5)).clusters["a"].fresh_reports == 1
     state.ingest(report("a", [], [node("L4", 8)], seq=9), now=8.0)  # seq 8 arrived between two ticks
     assert tracker.observe(state.snapshot(now=8.5)).clusters["a"].phase is Phase.HEALTHY
+
+
+def test_two_clusters_lost_on_the_same_tick_re_place_the_sum_of_their_replicas() -> None:
+    # A region partition or a NATS outage silences b and c at once: a must take 4 + 3, not max(4, 3).
+    fleet = Fleet()
+    fleet.replicas, fleet.reachable, fleet.seq = {"a": 1, "b": 4, "c": 3}, {"a": True, "b": True, "c": True}, \
+        {"a": 0, "b": 0, "c": 0}
+    PRICE["c"] = 1.0
+    try:
+        run(fleet, range(1, 11), demand=8)
+        steady = dict(fleet.replicas)
+        assert steady["b"] == 4 and steady["c"] > 0 and sum(steady.values()) == 8
+        fleet.reachable["b"] = fleet.reachable["c"] = False
+        run(fleet, range(11, 13), demand=8)
+        fleet.second(13, demand=1)  # both stale on this tick; a alone sees an eighth of the load
+        assert fleet.phases["b"] is Phase.LOST and fleet.phases["c"] is Phase.LOST
+        assert fleet.replicas["a"] == steady["a"] + steady["b"] + steady["c"]
+        run(fleet, range(14, 20), demand=1)
+        assert fleet.replicas["a"] == 8  # and not again on later ticks
+    finally:
+        del PRICE["c"]
+
+
+def test_a_backlog_that_arrives_in_one_burst_counts_as_one_fresh_report() -> None:
+    # The spoke was cut off from the bus and its client buffered what it sent: on reconnect, seven
+    # reports arrive at once. They were sent a second apart, but the hub heard them in one instant.
+    state, tracker = FleetState(), FailoverTracker(recovery_reports=3)
+    state.ingest(report("a", [], [node("L4", 8)], seq=1), now=0.0)
+    assert tracker.observe(state.snapshot(now=0.5)).clusters["a"].phase is Phase.HEALTHY
+    assert tracker.observe(state.snapshot(now=5.0)).clusters["a"].phase is Phase.LOST
+    for seq in range(2, 9):
+        state.ingest(report("a", [], [node("L4", 8)], seq=seq), now=6.0)
+    assert tracker.observe(state.snapshot(now=6.01)).clusters["a"].phase is Phase.RECOVERING
+    for seq in (9, 10):  # the rest of the burst, read after the tick
+        state.ingest(report("a", [], [node("L4", 8)], seq=seq), now=6.02)
+    health = tracker.observe(state.snapshot(now=6.5))
+    assert health.clusters["a"].phase is Phase.RECOVERING and health.clusters["a"].fresh_reports == 1
+    state.ingest(report("a", [], [node("L4", 8)], seq=11), now=7.0)
+    assert tracker.observe(state.snapshot(now=7.5)).clusters["a"].fresh_reports == 2
+    state.ingest(report("a", [], [node("L4", 8)], seq=12), now=8.0)
+    assert tracker.observe(state.snapshot(now=8.5)).clusters["a"].phase is Phase.HEALTHY
+
+
+def test_silence_is_counted_only_while_the_hub_listens() -> None:
+    state = FleetState()
+    state.ingest(report("a", [], [node("L4", 8)], seq=1), now=0.0)
+    assert state.snapshot(now=5.0).clusters["a"].stale
+    state.listen_from(4.0)  # the hub stood still until 4.0: a's reports may be waiting unread
+    assert not state.snapshot(now=5.0).clusters["a"].stale
+    assert state.snapshot(now=7.5).clusters["a"].stale  # three intervals of listening, and nothing
+
+
+def test_after_an_outage_longer_than_the_scale_down_window_the_return_does_not_shrink_on_outage_counts() -> None:
+    # During the outage a alone saw a third of the load, so the signal asked for 2 for longer than
+    # the 5 s scale-down window; just after b's return the windowed signal still says 2. Shrinking
+    # on that removed b's running replicas, and the next full reading grew them back.
+    fleet = Fleet(hold_s=5.0)
+    run(fleet, range(1, 11), demand=6)
+    lose(fleet, "b", 11, demand_before_stale=6)
+    run(fleet, range(13, 31), demand=2)
+    assert fleet.replicas == {"a": 6, "b": 4}
+    fleet.reachable["b"] = True
+    for t in range(31, 40):
+        fleet.second(t, demand=2 if t < 36 else 6)
+        assert fleet.replicas["b"] == 4 and sum(fleet.replicas.values()) >= 6, (t, fleet.replicas)
+        if t == 34:  # trusted again (t=33), and the signal still says 2
+            assert any("after its return" in n for n in fleet.notes), fleet.notes
+    assert fleet.replicas == {"a": 2, "b": 4}
+    # Back for longer than the window: a low reading now speaks for the whole fleet and is followed.
+    run(fleet, range(40, 46), demand=3)
+    assert sum(fleet.replicas.values()) == 3

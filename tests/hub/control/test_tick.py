@@ -1,0 +1,101 @@
+"""Event-driven evaluation: what is re-planned when, on real fleet state and the real planner."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from hub.control.changes import moved
+from hub.control.dispatch import Dispatcher
+from hub.control.tick import Evaluator
+from hub.decisions.log import DecisionLog
+from hub.metrics import HubMetrics
+from hub.policy.model import Policy
+from hub.state import FleetState
+from shared.messages import Percentiles, Samples
+from tests.hub.factories import FixedPolicies, node, report, workload
+
+PRICES = {"H100": 12.0}
+
+
+def test_a_report_moves_a_workload_only_past_the_tolerance() -> None:
+    base = workload("x", waiting=100.0)
+    assert not moved(base, workload("x", waiting=100.0))
+    assert not moved(base, workload("x", waiting=101.0))  # 1 %: noise
+    assert moved(base, workload("x", waiting=103.0))
+    assert moved(base, workload("x", waiting=None))  # measured, then missing
+    assert moved(base, workload("x", waiting=100.0, variants={"H100": (3, 2)}))
+    assert moved(None, base)
+    ttft = base.model_copy(update={"samples": Samples(requests_waiting=100.0, ttft=Percentiles(p95_s=0.5))})
+    assert moved(ttft, ttft.model_copy(update={"samples": Samples(requests_waiting=100.0,
+                                                                   ttft=Percentiles(p95_s=0.6))}))
+
+
+def test_ingest_marks_the_moved_workloads_and_wakes_once() -> None:
+    woken = []
+    state = FleetState(moved=moved, on_change=lambda: woken.append(1))
+    state.ingest(report("a", [workload("x"), workload("y")], [node("H100", 8)], seq=1), now=0.0)
+    assert state.take_changed() == {"inference/x", "inference/y"} and woken == [1]
+    state.ingest(report("a", [workload("x"), workload("y", waiting=9.0)], [node("H100", 8)], seq=2), now=1.0)
+    state.ingest(report("a", [workload("x"), workload("y", waiting=9.0)], [node("H100", 8)], seq=3), now=2.0)
+    assert state.take_changed() == {"inference/y"} and woken == [1, 1]
+    state.ingest(report("a", [workload("x")], [node("H100", 8)], seq=4), now=3.0)
+    assert state.take_changed() == {"inference/y"}  # gone from the report: that is a change too
+
+
+def policy(name: str, **kw: Any) -> Policy:
+    return Policy.model_validate({
+        "id": name, "targets": {"workloads": [{"namespace": "inference", "name": name}]},
+        "signals": [{"metric": "queue_per_replica", "target": 5}], "mode": "dry-run",
+        "bounds": {"min_replicas": 1, "max_replicas": 40}, "panic": {"enabled": False}, **kw,
+    })
+
+
+def evaluator(state: FleetState, *policies: Policy) -> Evaluator:
+    metrics, decisions = HubMetrics(), DecisionLog()
+    dispatcher = Dispatcher(None, state, decisions, metrics, deadline_s=60)  # type: ignore[arg-type]  # dry-run sends nothing
+    return Evaluator(state=state, policies=FixedPolicies(*policies), dispatcher=dispatcher,  # type: ignore[arg-type]
+                     decisions=decisions, metrics=metrics, prices=PRICES, tick_s=1.0, sweep_s=1000.0)
+
+
+def planned(ev: Evaluator) -> float:
+    return ev.metrics.workloads_planned._value.get()
+
+
+def fleet(waiting: dict[str, float]) -> list[Any]:
+    return [workload(n, waiting=w) for n, w in sorted(waiting.items())]
+
+
+async def test_only_workloads_whose_inputs_moved_are_re_planned_between_ticks() -> None:
+    state = FleetState(moved=partial(moved, tolerance=0.02))
+    names = [f"w{i}" for i in range(20)]
+    waiting = dict.fromkeys(names, 10.0)  # 2 replicas, 5 waiting each: steady
+    state.ingest(report("a", fleet(waiting), [node("H100", 80)], seq=1))
+    ev = evaluator(state, *(policy(n) for n in names))
+    await ev.evaluate(tick=True)  # the first look is at everything
+    assert planned(ev) == 20
+    state.ingest(report("a", fleet(waiting), [node("H100", 80)], seq=2))  # nothing moved
+    assert await ev.evaluate(tick=False) == [] and planned(ev) == 20
+    waiting["w3"] = 40.0
+    state.ingest(report("a", fleet(waiting), [node("H100", 80)], seq=3))
+    (decision,) = await ev.evaluate(tick=False)
+    assert decision.workload == "inference/w3" and decision.desired_replicas > 2
+    assert planned(ev) == 21
+
+
+async def test_a_workload_held_by_a_timer_is_re_planned_every_tick_until_it_lets_go() -> None:
+    # w1's load drops: the scale-down window (2 s here) holds it at 8 replicas, so its answer will
+    # change with no new report once the window passes; w2 is steady and is left alone.
+    state = FleetState(moved=moved)
+    hold = {"behavior": {"scale_down": {"stabilization_window_seconds": 2}}}
+    state.ingest(report("a", [workload("w1", waiting=40.0, variants={"H100": (8, 8)}),
+                              workload("w2", waiting=10.0)], [node("H100", 80)], seq=1))
+    ev = evaluator(state, policy("w1", **hold), policy("w2"))
+    await ev.evaluate(tick=True)
+    state.ingest(report("a", [workload("w1", waiting=8.0, variants={"H100": (8, 8)}),
+                              workload("w2", waiting=10.0)], [node("H100", 80)], seq=2))
+    await ev.evaluate(tick=False)  # the drop: held by the window
+    before = planned(ev)
+    await ev.evaluate(tick=True)
+    assert planned(ev) == before + 1  # w1 alone, though no report came
+    assert "inference/w1" in ev._hot and "inference/w2" not in ev._hot
