@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from hub.backtest.comparison import compare
 from hub.backtest.hindsight import DEFAULT_TARGET, DEFAULT_WINDOW_S
@@ -99,6 +104,23 @@ def read_trace(spec: str, seed: int = 0) -> Trace:
     return trace
 
 
+@contextmanager
+def run_progress() -> Iterator[Callable[[str, str], None]]:
+    """One progress line per policy run on stderr (rich): spinning while it replays, done with its time."""
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def tell(event: str, name: str) -> None:
+            if event == "start":
+                tasks[name] = bars.add_task(name, total=1)
+            elif name in tasks:
+                bars.update(tasks[name], completed=1)
+
+        yield tell
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -118,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
-    comparison = compare(scenario, policies, grid=FINE if args.fine else COARSE, target=args.target,
-                         window_s=args.window_s, prediction_variant=args.prediction_variant)
+    with run_progress() as progress:
+        comparison = compare(scenario, policies, grid=FINE if args.fine else COARSE, target=args.target,
+                             window_s=args.window_s, prediction_variant=args.prediction_variant, progress=progress)
     out = args.out or Path(f"simulate-{trace.name}")
     out.mkdir(parents=True, exist_ok=True)
     write_json(comparison, out / "results.json")

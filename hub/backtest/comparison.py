@@ -10,7 +10,7 @@ the model's context window and every request is classed attainable or not (``att
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -112,7 +112,9 @@ def compare(
     target: float = DEFAULT_TARGET,
     window_s: float = DEFAULT_WINDOW_S,
     prediction_variant: bool = False,
+    progress: Callable[[str, str], None] | None = None,
 ) -> Comparison:
+    """Every policy on the scenario; ``progress(event, name)`` hears "start" and "done" per run."""
     if not policies:
         raise ValueError("need at least one Fleetscale policy")
     started = time.perf_counter()
@@ -120,7 +122,10 @@ def compare(
     scenario = replace(scenario, trace=trace)
     ok = attainable(scenario)
     supply = Supply(scenario)
+    tell = progress or (lambda event, name: None)
+    tell("start", HINDSIGHT)
     windowed = hindsight(scenario, supply, ok, target=target, window_s=window_s)
+    tell("done", HINDSIGHT)
     entries = fleetscale_entries(scenario, policies, grid)
     if prediction_variant:
         main = policies[0]
@@ -131,7 +136,12 @@ def compare(
                                           description=desc)
         entries.append(Entry("", f"prediction {'on' if flipped else 'off'}", controller))
     entries += baseline_entries(scenario, supply, ok, grid)
-    runs = [_run(scenario, e, ok) for e in entries]
+    runs = []
+    for e in entries:
+        name = e.controller.name
+        tell("start", name)
+        runs.append(_run(scenario, e, ok))
+        tell("done", name)
     plan = cheapest_valid(windowed, [r for r in runs if r.family == STATIC])
     results = [replace(plan.result, family=HINDSIGHT, knob=plan.result.knob or f"{plan.rounds} raises")]
     if plan.windows is not None:

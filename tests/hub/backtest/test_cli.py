@@ -35,8 +35,13 @@ def test_simulate_writes_results_json_and_a_self_contained_plot(tmp_path, trace_
     page = (out / "plot.html").read_text()
     assert page.count("<svg") >= 2 + len(FAMILIES)
     assert "<script" not in page and "src=" not in page and "href=" not in page
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "hindsight" in printed and "fleetscale" in printed and "attainment (scored)" in printed
+    # One progress line per policy run, on stderr (the table stays alone on stdout).
+    for p in results["policies"]:
+        if p["family"] != "hindsight-windows":
+            assert p["name"] in captured.err
     checks = [line for line in printed.splitlines() if line.startswith(("PASS  ", "FAIL  "))]
     assert len(checks) == 7
 
