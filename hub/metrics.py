@@ -390,6 +390,13 @@ class HubMetrics:
         mode = decision.mode if decision.mode in MODES else "other"
         self.decisions.labels(decision.action, reason_class(decision), mode).inc()
 
+    def latest_plans(self) -> tuple[dict[str, tuple[Policy, Placement]], dict[str, float]] | None:
+        """The latest plans and prices, without a fleet snapshot (cheap, for a reader that may not need one)."""
+        if self.fleet._latest is None:
+            return None
+        _, plans, prices = self.fleet._latest
+        return plans, prices
+
     def latest_tick(
         self,
     ) -> tuple[FleetSnapshot, dict[str, tuple[Policy, Placement]], dict[str, float]] | None:

@@ -126,6 +126,27 @@ class Advisor:
             logger.info("advisor for %s: %s; the engine's count stands", key, error)
         return exchange
 
+    def _start_due(self, session: aiohttp.ClientSession, pending: set[asyncio.Task[Exchange]],
+                   bounded: Callable[[Any], Any]) -> None:
+        """Start the questions that are due. NB: the fleet snapshot is taken only when one is: with
+        no advisor configured this costs a look at the plans, not a whole-fleet snapshot a second."""
+        latest = self.metrics.latest_plans()
+        if latest is None:
+            return
+        plans, prices = latest
+        busy = {t.get_name() for t in pending}
+        due = [(key, policy, placement) for key, policy, placement in self.due(plans) if key not in busy]
+        if not due:
+            return
+        tick = self.metrics.latest_tick()
+        if tick is None:
+            return
+        snapshot = tick[0]
+        for key, policy, placement in due:
+            task = asyncio.create_task(bounded(self.ask(session, key, policy, snapshot, placement, prices)), name=key)
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
     async def run(self, *, period_s: float = 1.0) -> None:
         gate = asyncio.Semaphore(self.concurrency)
         pending: set[asyncio.Task[Exchange]] = set()
@@ -137,17 +158,7 @@ class Advisor:
         async with aiohttp.ClientSession() as session:
             try:
                 while True:
-                    tick = self.metrics.latest_tick()
-                    if tick is not None:
-                        snapshot, plans, prices = tick
-                        busy = {t.get_name() for t in pending}
-                        for key, policy, placement in self.due(plans):
-                            if key in busy:
-                                continue
-                            task = asyncio.create_task(
-                                bounded(self.ask(session, key, policy, snapshot, placement, prices)), name=key)
-                            pending.add(task)
-                            task.add_done_callback(pending.discard)
+                    self._start_due(session, pending, bounded)
                     await asyncio.sleep(period_s)
             finally:
                 for task in pending:
