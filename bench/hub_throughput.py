@@ -45,6 +45,12 @@ from shared.natsserver import NatsServer, free_port  # noqa: E402
 CLK = os.sysconf("SC_CLK_TCK")
 
 
+NODE_GPUS = 1024
+"""The wire's bound on one node's GPUs (shared.messages.MAX_NODE_GPUS); capacity comes as many such nodes."""
+NODES_PER_SPOKE = 100
+"""About 100k free GPUs per spoke, so placement never runs out of room and the bench measures the pipeline."""
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK
@@ -167,9 +173,9 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                         report = {
                             "protocol_version": 1, "type": "telemetry", "cluster_id": f"spoke-{s}",
                             "sequence": round_no, "sent_at": datetime.now(UTC).isoformat(), "interval_s": 1.0,
-                            "inventory": [{"node": f"n{s}", "gpu_product": "H100", "gpu_type": "H100",
-                                           "capacity_gpus": 100_000, "allocatable_gpus": 100_000,
-                                           "free_gpus": 100_000}],
+                            "inventory": [{"node": f"n{s}-{k}", "gpu_product": "H100", "gpu_type": "H100",
+                                           "capacity_gpus": NODE_GPUS, "allocatable_gpus": NODE_GPUS,
+                                           "free_gpus": NODE_GPUS} for k in range(NODES_PER_SPOKE)],
                             "workloads": [workload_json(i, busy[i], replicas[i]) for i in idx],
                         }
                         now = time.perf_counter()

@@ -41,7 +41,7 @@ def _decision(d: Decision) -> dict[str, Any]:
         "action": d.action,
         "from": d.current_replicas,
         "to": d.desired_replicas,
-        "cause": _text(getattr(d, "cause", None) or d.reason),
+        "cause": _text(d.cause or d.reason),
         "inputs": {k: v for k, v in d.inputs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
     }
 

@@ -7,6 +7,7 @@ Each verb takes the parsed arguments and a ``HubClient`` and returns what to pri
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ async def policies_get(args: argparse.Namespace, hub: HubClient) -> str:
 
 def read_policy_file(path: str) -> list[dict[str, Any]]:
     try:
-        text = Path(path).read_text() if path != "-" else _stdin()
+        text = Path(path).read_text() if path != "-" else sys.stdin.read()
         data = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as e:
         raise OperatorError(f"cannot read {path}: {e}", ExitCode.USAGE) from e
@@ -97,12 +98,6 @@ def read_policy_file(path: str) -> list[dict[str, Any]]:
     if not items or not all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in items):
         raise OperatorError(f"{path}: expected a policy or a list of policies, each with an id", ExitCode.USAGE)
     return items
-
-
-def _stdin() -> str:
-    import sys
-
-    return sys.stdin.read()
 
 
 async def policies_apply(args: argparse.Namespace, hub: HubClient) -> str:
