@@ -373,30 +373,30 @@ def _window_histogram(name: str, reads: Sequence[_PodRead]) -> tuple[bool, list[
     return exported, increases
 
 
-def _percentiles(partial: PartialSample, name: str, reads: Sequence[_PodRead]) -> None:
+def _window(partial: PartialSample, name: str, reads: Sequence[_PodRead]) -> histograms.Buckets | None:
+    """The window's histogram of ``name`` over the pods, or None with the reason recorded as missing."""
     exported, increases = _window_histogram(name, reads)
     if not increases:
         partial.missing(name, FIRST_SCRAPE if exported else _not_exported(name, reads))
-        return
+        return None
     window = histograms.add(increases)
     if histograms.observations(window) <= 0:
         partial.missing(name, NO_REQUESTS)
-        return
-    values = {label: histograms.quantile(q, window) for label, q in QUANTILES}
-    partial.measured(name, Percentiles(**values))
+        return None
+    return window
+
+
+def _percentiles(partial: PartialSample, name: str, reads: Sequence[_PodRead]) -> None:
+    window = _window(partial, name, reads)
+    if window is not None:
+        partial.measured(name, Percentiles(**{label: histograms.quantile(q, window) for label, q in QUANTILES}))
 
 
 def _distribution(partial: PartialSample, name: str, reads: Sequence[_PodRead]) -> None:
-    exported, increases = _window_histogram(name, reads)
-    if not increases:
-        partial.missing(name, FIRST_SCRAPE if exported else _not_exported(name, reads))
-        return
-    window = histograms.add(increases)
-    if histograms.observations(window) <= 0:
-        partial.missing(name, NO_REQUESTS)
-        return
-    bounds, counts = histograms.per_bucket(histograms.coarsen(window, MAX_WIRE_BUCKETS))
-    partial.measured(name, TokenHistogram(le_tokens=bounds, counts=counts))
+    window = _window(partial, name, reads)
+    if window is not None:
+        bounds, counts = histograms.per_bucket(histograms.coarsen(window, MAX_WIRE_BUCKETS))
+        partial.measured(name, TokenHistogram(le_tokens=bounds, counts=counts))
 
 
 def _sleeping(partial: PartialSample, reads: Sequence[_PodRead]) -> None:
