@@ -299,7 +299,9 @@ class AdvisorSpec(Spec):
     """An LLM asked for a second opinion, with guard rails (docs/advisor.md)."""
 
     mode: Literal["off", "advisory", "bounded"] = Field(
-        default="off", description="advisory: record and show, never apply; bounded: apply within the guard rails"
+        default="off",
+        description="advisory: record and show, never apply; bounded: apply within the guard rails (not applied yet: "
+        "in this release the planner does not take advice, so bounded behaves as advisory; docs/advisor.md)"
     )
     endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
         default=None,
