@@ -102,6 +102,14 @@ class NatsServer:
         if self.proc is not None:
             self.proc.send_signal(signal.SIGHUP)
 
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would stop it: no flush, no goodbye to its clients. The store
+        stays, so ``start`` brings it back as it was on disk."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
     def stop(self, timeout_s: float = 5.0) -> None:
         if self.proc is not None:
             terminate(self.proc, timeout_s)

@@ -210,8 +210,9 @@ class Dispatcher:
             self.metrics.drift_resends.labels(cluster_id).inc()
             logger.warning("%s on %s: re-sent %s (attempt %d): the cluster applied it and drifted away",
                            key, cluster_id, command.replicas_by_gpu_type, attempts)
-        logger.debug("sent %s to %s: %s (%s)", command.command_id, cluster_id,
-                     command.replicas_by_gpu_type, command.reason)
+        # With its id as a field: the chaos test reads what each hub process sent from its JSON log.
+        logger.debug("sent %s to %s: %s (%s)", command.command_id, cluster_id, command.replicas_by_gpu_type,
+                     command.reason, extra={"command_id": command.command_id, "cluster": cluster_id})
         return True
 
     async def results_listener(self) -> None:

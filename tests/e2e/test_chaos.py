@@ -1,0 +1,251 @@
+"""Chaos: nats-server and the hub crash again and again in one run while load keeps the hub scaling.
+
+One run, against a real nats-server and the real hub process (``python -m hub``), with simulated
+spokes in this process: the server is killed with SIGKILL and started again on the same store
+``NATS_KILLS`` times, and the hub is killed with SIGKILL and started again after three of those
+cycles, while a sine-shaped load keeps moving the replicas the hub asks for. Then, from the records
+each side keeps (what every hub process logged as sent, after JetStream's ack; what every spoke
+applied, counted where it scales; the decision journal in JetStream, as a restarted hub reads it):
+
+* 0 lost: every command a hub sent was answered by its spoke (applied, or refused as the protocol
+  says: superseded, expired);
+* 0 applied twice: no command id reached the cluster twice;
+* every applied command is in the decision history.
+
+Each fault waits for the hub to have sent a new command since the last one (polls with deadlines,
+no fixed pauses), so the faults land while commands flow, on a loaded machine too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+import aiohttp
+import nats
+import pytest
+
+from shared import subjects
+from shared.messages import ResultReason, ResultStatus, ScaleCommand
+from shared.natsserver import NatsServer, free_port
+from shared.replay import tail
+from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, synthetic
+from spoke.backends.simulated import SimulatedBackend
+from tests.e2e.conftest import ROOT, eventually, running_spoke, write_policies
+from tests.e2e.world import NAME, NS, driven
+
+pytestmark = [pytest.mark.nats, pytest.mark.slow]
+
+NATS_KILLS = 10
+HUB_KILLED_AFTER = (3, 6, 9)
+"""The nats-server cycles after which the hub is killed and started again too."""
+NATS_DOWN_S = (0.1, 0.5, 1.0, 2.5, 0.1, 0.5, 1.0, 2.5, 0.3, 1.5)
+"""How long the server stays dead each cycle: some outages outlast the journal's 2 s publish timeout."""
+CLUSTERS = ("alpha", "beta")
+INTERVAL_S = 0.5
+"""The spokes' report interval."""
+
+
+class CountingBackend(SimulatedBackend):
+    """The simulated cluster, counting every command it applied, by id: where "applied twice" shows."""
+
+    def __init__(self, world: SimWorld, cluster_id: str) -> None:
+        super().__init__(world, cluster_id, window_s=5.0)
+        self.applies: Counter[str] = Counter()
+
+    async def apply(self, command: ScaleCommand):  # type: ignore[no-untyped-def]  # (the parent's type)
+        observed = await super().apply(command)
+        self.applies[command.command_id] += 1
+        return observed
+
+
+class HubProcess:
+    """The real hub as a process the test kills (SIGKILL) and starts again, on one API port.
+
+    ``sent`` collects, across every process, the ids each one logged as sent: the dispatcher logs a
+    command (at debug, with its id as a JSON field) only once JetStream acknowledged it.
+    """
+
+    def __init__(self, nats_url: str, policy_file: Path) -> None:
+        self.port = free_port()
+        self.env = os.environ | {
+            "HUB_NATS_URL": nats_url, "HUB_API_PORT": str(self.port), "HUB_TICK_S": "0.2",
+            "HUB_STARTUP_GRACE_S": str(3 * INTERVAL_S), "HUB_POLICY_FILE": str(policy_file),
+            "HUB_LOG_LEVEL": "DEBUG", "HUB_LOG_FORMAT": "json", "HUB_SHUTDOWN_TIMEOUT_S": "5",
+            "PYTHONPATH": str(ROOT),
+        }
+        self.sent: dict[str, str] = {}
+        self.starts = 0
+        self.log: deque[str] = deque(maxlen=200)
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hub", cwd=ROOT, env=self.env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE, limit=1 << 20,
+        )
+        self.starts += 1
+        self._reader = asyncio.create_task(self._read(self.proc))
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(40):
+                while not await self._ready(http):
+                    assert self.proc.returncode is None, f"the hub exited with {self.proc.returncode}: {self.tail()}"
+                    await asyncio.sleep(0.1)
+
+    async def _ready(self, http: aiohttp.ClientSession) -> bool:
+        try:
+            async with http.get(f"{self.api}/readyz") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while line := await proc.stderr.readline():
+            text = line.decode(errors="replace").rstrip()
+            self.log.append(text)
+            with contextlib.suppress(ValueError):
+                record = json.loads(text)
+                if record.get("logger") == "hub.control.dispatch" and str(record.get("msg", "")).startswith("sent "):
+                    self.sent[record["command_id"]] = record["cluster"]
+
+    async def kill(self) -> None:
+        """SIGKILL: nothing flushed, nothing closed; what the process had in memory is gone."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self._reaped()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+        await self._reaped()
+
+    async def _reaped(self) -> None:
+        if self.proc is not None:
+            await asyncio.wait_for(self.proc.wait(), 15)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, 5)  # every line the process wrote before it died
+        self.proc, self._reader = None, None
+
+    def tail(self) -> str:
+        return "\n".join(list(self.log)[-30:])
+
+
+def swinging_world() -> SimWorld:
+    # A sine load (period 40 s of world time, 10 s of the test's at 4x) swings the replicas the
+    # policy asks for between one and several, all run long.
+    trace = synthetic("sine", duration_s=3600.0, rate_per_s=20.0, period_s=40.0, amplitude_ratio=0.95,
+                      input_tokens=512, output_tokens=64, seed=5)
+    return SimWorld(
+        (
+            ClusterSpec("alpha", (NodeSpec("a-0", "H100", 8),)),
+            ClusterSpec("beta", tuple(NodeSpec(f"b-{i}", "L4", 4) for i in range(4))),
+        ),
+        (WorkloadSpec(NS, NAME, trace, cold_start_s=2.0, initial_replicas={("alpha", "H100"): 1,
+                                                                          ("beta", "L4"): 1}),),
+    )
+
+
+def swinging_policy(tmp_path: Path) -> Path:
+    # Both clusters in every placement, so each change of the count is a command to each; no
+    # stabilisation and no panic, so the count follows the load.
+    return write_policies(tmp_path / "policies.yaml", {
+        "id": "llama", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
+        "bounds": {"min_replicas": 2, "max_replicas": 12},
+        "signals": [{"metric": "request_rate_per_replica", "target": 3}],
+        "behavior": {"scale_down": {"stabilization_window_seconds": 0}}, "panic": {"enabled": False},
+        "placement": {"strategy": "static_weights", "weights": {"alpha": 1, "beta": 1}},
+    })
+
+
+async def journalled_commands(nats_url: str) -> set[str]:
+    """Every command id a decision in the journal names, read as a starting hub reads it."""
+    nc = await nats.connect(nats_url)
+    try:
+        payloads = await tail(nc.jetstream(), subjects.DECISIONS_STREAM, subjects.DECISIONS_ALL, last=100_000)
+    finally:
+        await nc.close()
+    return {c for data in payloads for c in json.loads(data)["commands"]}
+
+
+async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    world = swinging_world()
+    backends = {c: CountingBackend(world, c) for c in CLUSTERS}
+    hub = HubProcess(nats_server.url, swinging_policy(tmp_path))
+
+    async def progress(timeout_s: float = 30.0) -> None:
+        """Wait for the hub to send a command it had not sent before this call."""
+        before = len(hub.sent)
+        try:
+            await eventually(lambda: len(hub.sent) > before, timeout_s=timeout_s)
+        except TimeoutError:
+            pytest.fail(f"the hub sent no command for {timeout_s}s; its log ends:\n{hub.tail()}")
+
+    async with (
+        driven(world, time_scale=4.0),
+        running_spoke(nats_server.url, "alpha", backends["alpha"], interval_s=INTERVAL_S) as alpha,
+        running_spoke(nats_server.url, "beta", backends["beta"], interval_s=INTERVAL_S) as beta,
+    ):
+        spokes = {"alpha": alpha, "beta": beta}
+        await hub.start()
+        try:
+            for cycle, down_s in enumerate(NATS_DOWN_S, start=1):
+                await progress()
+                nats_server.kill()
+                await asyncio.sleep(down_s)
+                await asyncio.to_thread(nats_server.start)
+                if cycle in HUB_KILLED_AFTER:
+                    await progress()
+                    await hub.kill()
+                    await hub.start()
+            await progress()  # commands flow again after the last fault
+        finally:
+            await hub.stop()  # gracefully: from here on nothing new is sent
+        sent = dict(hub.sent)
+
+        def unanswered() -> list[str]:
+            return [c for c, cid in sent.items() if spokes[cid].executor.ledger.result_of(c) is None]
+
+        # A command fetched but not acknowledged when the server died comes back after the
+        # consumer's ack wait (30 s): the deadline covers one.
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: not unanswered(), timeout_s=45)
+        lost = unanswered()
+        results = {c: spokes[cid].executor.ledger.result_of(c) for c, cid in sent.items()}
+        redelivered = sum(s.executor.duplicates for s in spokes.values())
+    journalled = await journalled_commands(nats_server.url)
+    applies = backends["alpha"].applies + backends["beta"].applies
+    twice = {c: n for c, n in applies.items() if n > 1}
+    unjournalled = sorted(set(applies) - journalled)
+    outcomes = Counter(f"{r.status.value}/{r.reason.value}" for r in results.values() if r is not None)
+    wall_s = time.monotonic() - started
+    print(f"\nchaos: {NATS_KILLS} nats-server kills, {len(HUB_KILLED_AFTER)} hub kills ({hub.starts} hub "
+          f"processes); {len(sent)} commands sent, {sum(applies.values())} applies of {len(applies)} ids, "
+          f"outcomes {dict(outcomes)}, {redelivered} re-deliveries answered from the ledger, "
+          f"{len(twice)} applied twice, {len(lost)} lost, {len(unjournalled)} applied but not journalled; "
+          f"{wall_s:.0f}s")
+
+    assert hub.starts == 1 + len(HUB_KILLED_AFTER)
+    assert len(sent) >= 2 * (NATS_KILLS + len(HUB_KILLED_AFTER)), "too little load to mean anything"
+    assert not lost, f"{len(lost)} commands sent and never answered: {lost[:5]}"
+    assert not twice, f"commands applied more than once: {twice}"
+    assert not unjournalled, f"{len(unjournalled)} applied commands missing from the decision history: {unjournalled[:5]}"
+    assert set(sent) <= journalled, "a command went out before its decision was stored"
+    refused = {k for k in outcomes if not k.startswith("applied/")}
+    assert refused <= {f"rejected/{ResultReason.SUPERSEDED.value}", f"rejected/{ResultReason.EXPIRED.value}"}, outcomes
+    assert all(applies[c] == 1 for c, r in results.items() if r is not None and r.status is ResultStatus.APPLIED)
