@@ -144,6 +144,7 @@ async def run_hub(
                 journal=journal,
                 startup_grace_s=settings.startup_grace_s,
                 sweep_s=settings.sweep_s,
+                listening=lambda: bus.connected,
             ),
             feed=feed,
             journal=journal,

@@ -244,7 +244,8 @@ class FleetState:
         return out
 
     def listen_from(self, now: float) -> None:
-        """The hub hears reports again from ``now`` (it started, or its event loop was stalled).
+        """The hub hears reports again from ``now`` (it started, its event loop was stalled, or its NATS
+        connection was down; a time ahead grants the clusters a grace to be heard from again).
 
         Silence is only counted while the hub listens: after a pause (SIGSTOP, a VM freeze, a starved
         loop) every cluster would look silent, though their reports wait unread in the socket.

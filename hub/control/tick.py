@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from hub.control.dispatch import Dispatcher
 from hub.control.planner import Planner
@@ -98,6 +98,7 @@ class Evaluator:
         settle_s: float = 0.005,
         unready_after_failed_ticks: int = 3,
         journal: DecisionJournal | None = None,
+        listening: Callable[[], bool] | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -110,6 +111,8 @@ class Evaluator:
         self.settle_s = settle_s
         self.journal = journal
         """None only in tests without a bus: then commands go out without waiting for the history."""
+        self.listening = listening
+        """Whether the hub can hear reports now (its NATS connection is up); None: always."""
         self.decisions_added: set[str] = set()
         self.unready_after_failed_ticks = unready_after_failed_ticks
         self.failed_in_a_row = 0
@@ -303,6 +306,7 @@ class Evaluator:
                     await self._wake.wait()
             now = time.monotonic()
             self._check_stall(now - deadline)
+            self._check_deaf(now)
             tick = now >= next_tick
             if tick:
                 next_tick += self.tick_s
@@ -325,6 +329,17 @@ class Evaluator:
             # reads little while it works: a long evaluation (the first one at 10,000 workloads takes
             # seconds) is a stall too, or the reports queued meanwhile would make every cluster stale.
             self._check_stall(time.monotonic() - begun)
+
+    def _check_deaf(self, now: float) -> None:
+        """While the hub's NATS connection is down it hears nobody: that silence is not the clusters'.
+
+        NB: counted, a NATS outage longer than the staleness limit made the hub take every cluster for
+        lost and revoke the commands queued for them (the chaos run, tests/e2e/test_chaos.py). Silence
+        counts again from the start-up grace after the connection is back, as at start: the spokes
+        reconnect too, each after its own back-off.
+        """
+        if self.listening is not None and not self.listening():
+            self.state.listen_from(now + self.startup_grace_s)
 
     def _check_stall(self, late_s: float) -> None:
         """A wake-up late by more than ``LOOP_STALL_S``: the event loop did not run, so neither did intake.

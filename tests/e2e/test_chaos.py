@@ -73,7 +73,7 @@ class HubProcess:
     command (at debug, with its id as a JSON field) only once JetStream acknowledged it.
     """
 
-    def __init__(self, nats_url: str, policy_file: Path) -> None:
+    def __init__(self, nats_url: str, policy_file: Path, log_file: Path) -> None:
         self.port = free_port()
         self.env = os.environ | {
             "HUB_NATS_URL": nats_url, "HUB_API_PORT": str(self.port), "HUB_TICK_S": "0.2",
@@ -84,6 +84,8 @@ class HubProcess:
         self.sent: dict[str, str] = {}
         self.starts = 0
         self.log: deque[str] = deque(maxlen=200)
+        self.log_file = log_file
+        """Every line every hub process wrote, for a failure's post-mortem."""
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -116,6 +118,8 @@ class HubProcess:
         while line := await proc.stderr.readline():
             text = line.decode(errors="replace").rstrip()
             self.log.append(text)
+            with self.log_file.open("a") as f:
+                f.write(text + "\n")
             with contextlib.suppress(ValueError):
                 record = json.loads(text)
                 if record.get("logger") == "hub.control.dispatch" and str(record.get("msg", "")).startswith("sent "):
@@ -140,7 +144,7 @@ class HubProcess:
         self.proc, self._reader = None, None
 
     def tail(self) -> str:
-        return "\n".join(list(self.log)[-30:])
+        return "\n".join(list(self.log)[-30:]) + f"\n(the whole log: {self.log_file})"
 
 
 def swinging_world() -> SimWorld:
@@ -186,7 +190,7 @@ async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
     started = time.monotonic()
     world = swinging_world()
     backends = {c: CountingBackend(world, c) for c in CLUSTERS}
-    hub = HubProcess(nats_server.url, swinging_policy(tmp_path))
+    hub = HubProcess(nats_server.url, swinging_policy(tmp_path), tmp_path / "hub.log")
 
     async def progress(timeout_s: float = 30.0) -> None:
         """Wait for the hub to send a command it had not sent before this call."""

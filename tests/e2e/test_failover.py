@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 from shared.messages import ScaleCommand, WorkloadRef
 from shared.simulation import SimWorld
 from spoke.backends.simulated import SimulatedBackend
-from tests.e2e.conftest import eventually, hub_process, running_hub, running_spoke, write_policies
+from tests.e2e.conftest import eventually, hub_process, next_tick, running_hub, running_spoke, write_policies
 from tests.e2e.world import NAME, NS, driven, two_cluster_world
 
 pytestmark = pytest.mark.nats
@@ -180,3 +181,32 @@ async def test_while_the_hub_is_away_a_spoke_holds_the_last_applied_counts_for_a
         await asyncio.sleep(1.0)
         assert replicas(world)["alpha"] == 1 and alpha.autonomy.reapplied == 1
         assert alpha.metrics.autonomous._value.get() == 0
+
+
+async def test_a_nats_outage_does_not_make_the_hub_take_every_cluster_for_lost(nats_server, tmp_path: Path) -> None:
+    # While its NATS connection is down the hub hears nobody; that silence is not the clusters'. The
+    # hub used to count it, and after an outage longer than the staleness limit (3 x 0.2 s here)
+    # took every cluster for lost and revoked the commands queued for them (found by the chaos run,
+    # tests/e2e/test_chaos.py). Clusters get the start-up grace to be heard from again, as at start.
+    world = quiet_world()
+    async with (
+        driven(world, time_scale=4.0),
+        running_spoke(nats_server.url, "alpha", SimulatedBackend(world, "alpha")),
+        running_spoke(nats_server.url, "beta", SimulatedBackend(world, "beta")),
+        running_hub(nats_server.url, policy_file=half_and_half(tmp_path), startup_grace_s=3.0) as hub,
+    ):
+        await eventually(lambda: len(hub.state.snapshot().fresh) == 2 and hub.evaluator.evaluations > 0,
+                         timeout_s=15)
+        nats_server.kill()
+        await eventually(lambda: not hub.bus.connected, timeout_s=5)
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(nats_server.start)
+        await eventually(lambda: hub.bus.connected, timeout_s=10)
+        back = time.monotonic()
+        clusters = lambda: hub.state.snapshot().clusters  # noqa: E731
+        await eventually(lambda: all(clusters()[c].received_at > back for c in ("alpha", "beta")), timeout_s=10)
+        await next_tick(hub)
+    losses = {c: hub.metrics.cluster_losses.labels(c)._value.get() for c in ("alpha", "beta")}
+    assert losses == {"alpha": 0, "beta": 0}, f"clusters taken for lost during the hub's own NATS outage: {losses}"
+    assert replicas(world) == {"alpha": 1, "beta": 1}
+
