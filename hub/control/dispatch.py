@@ -179,7 +179,9 @@ class Dispatcher:
                            forgotten)
 
     async def send(self, commands: list[ScaleCommand]) -> list[str]:
-        """Publish commands concurrently (each waits for its JetStream ack); return the ids sent.
+        """Publish commands concurrently (each waits for its JetStream ack); return the ids confirmed.
+
+        The others were not confirmed, which does not mean they were not stored (``_send_one``).
 
         NB: concurrently, not one by one: at thousands of commands a tick, sequential publish-acks
         (~1-2 ms each) made one tick outlast the tick period.
@@ -200,10 +202,15 @@ class Dispatcher:
         try:
             await self.bus.publish_command(command)
         except BusUnavailable as e:
+            # Not confirmed is not "not sent": nats-py keeps a publish made while it reconnects and
+            # sends it once the server is back, and a server may store a command and die before
+            # its ack. So the ledger keeps it (its result counts if it comes) and its decision keeps
+            # naming it (tick.py); the previous intent comes back, so the workload is decided again.
+            # NB: discarded, such a command was applied with no decision naming it (the chaos run).
             self.state.restore_intent(key, cluster_id, previous)
-            self.ledger.discard(command.command_id)
             self.notes.pop(command.command_id, None)
-            logger.warning("command for %s on %s not sent (%s); will retry next tick", key, cluster_id, e)
+            logger.warning("command %s for %s on %s not confirmed (%s); it may still be delivered; deciding "
+                           "again next tick", command.command_id, key, cluster_id, e)
             return False
         self.metrics.commands.labels(cluster_id).inc()
         if attempts > 1:

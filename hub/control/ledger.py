@@ -37,10 +37,6 @@ class IssuedCommands:
     def add(self, command_id: str, cluster_id: str, workload: str) -> None:
         self._put(command_id, Issued(workload, frozenset((cluster_id,))))
 
-    def discard(self, command_id: str) -> None:
-        """Forget a command that was never published."""
-        self._issued.pop(command_id, None)
-
     def restore(self, decisions: Iterable[Decision]) -> None:
         for d in decisions:
             clusters = frozenset(d.clusters)

@@ -229,21 +229,27 @@ class Evaluator:
                 audit=None if rec.audit is None else rec.audit.to_json(),
             ))
         commands = await self._journal_first(pending, commands)
+        published = {c.command_id for c in commands}
         sent = set(await self.dispatcher.send(commands)) if commands else set()
         made = []
         for draft in pending:
             asked = draft.commands
-            decision = draft.with_commands(c for c in asked if c in sent)
+            # Withheld (its decision was not journalled): it never went. Published but not
+            # confirmed: it may still be delivered (Dispatcher._send_one), so the record keeps it.
+            decision = draft.with_commands(c for c in asked if c in published)
+            unconfirmed = [c for c in decision.commands if c not in sent]
+            if unconfirmed:
+                hot.add(decision.workload)  # decided again next tick
+                decision = decision.model_copy(update={"notes": [*decision.notes, (
+                    f"not confirmed by NATS (bus unavailable), so they may or may not be delivered: "
+                    f"{', '.join(unconfirmed)}; decided again next tick")]})
             shown = decision.id in self.decisions_added
-            if decision.mode == "enforce" and not decision.commands:
+            if decision.mode == "enforce" and len(unconfirmed) == len(decision.commands):
                 hot.add(decision.workload)
                 if shown:
-                    # Journalled and shown already: its stored revision must not claim commands.
-                    decision = decision.model_copy(update={"notes": [
-                        *decision.notes, "no command went out (bus unavailable); decided again next tick"]})
-                    self.decisions.add(decision)
-                continue  # nothing went out (bus down): decided again next tick
-            if not shown or decision.commands != asked:
+                    self.decisions.add(decision)  # the journalled record, now with the note
+                continue  # nothing confirmed: decided again next tick
+            if not shown or decision.commands != asked or unconfirmed:
                 self.decisions.add(decision)  # (again, when some of its commands did not go out)
             self.metrics.count_decision(decision)
             made.append(decision)

@@ -83,7 +83,7 @@ class Decision(BaseModel):
         return out
 
     def with_commands(self, command_ids: Iterable[str]) -> Decision:
-        """This record with only these commands (those that went out)."""
+        """This record with only these commands (those that were published)."""
         return self.model_copy(update={"commands": list(command_ids)})
 
     def with_result(self, result: CommandResult) -> Decision:

@@ -210,3 +210,38 @@ async def test_a_nats_outage_does_not_make_the_hub_take_every_cluster_for_lost(n
     assert losses == {"alpha": 0, "beta": 0}, f"clusters taken for lost during the hub's own NATS outage: {losses}"
     assert replicas(world) == {"alpha": 1, "beta": 1}
 
+
+
+async def test_a_command_whose_publish_was_not_confirmed_is_delivered_and_its_result_counts(
+    nats_server, tmp_path: Path
+) -> None:
+    # nats-py keeps a publish made while it reconnects and sends it once the server is back, so a
+    # command whose publish timed out was stored and applied all the same. The hub used to forget
+    # it (and rewrite its decision without it), and refused the result of a command its cluster
+    # had applied as "unknown_command" (found by the chaos run, tests/e2e/test_chaos.py).
+    world = quiet_world()
+    async with (
+        driven(world, time_scale=4.0),
+        running_spoke(nats_server.url, "alpha", SimulatedBackend(world, "alpha")),
+        running_spoke(nats_server.url, "beta", SimulatedBackend(world, "beta")) as beta,
+        running_hub(nats_server.url, policy_file=half_and_half(tmp_path)) as hub,
+    ):
+        await eventually(lambda: len(hub.state.snapshot().fresh) == 2 and hub.evaluator.evaluations > 0)
+
+        def ask() -> ScaleCommand:  # the count beta runs: nothing for the hub to undo
+            now = datetime.now(UTC)
+            return ScaleCommand(cluster_id="beta", workload=WorkloadRef(namespace=NS, name=NAME),
+                                replicas_by_gpu_type={"L4": 1}, policy_id="llama", issued_at=now,
+                                deadline=now + timedelta(seconds=60))
+
+        first = ask()  # (also creates beta's consumer, which a publish while NATS is down cannot)
+        assert await hub.dispatcher.send([first]) == [first.command_id]
+        nats_server.kill()
+        await eventually(lambda: not hub.bus.connected, timeout_s=5)
+        late = ask()
+        assert await hub.dispatcher.send([late]) == []  # its publish times out: not confirmed
+        await asyncio.to_thread(nats_server.start)
+        await eventually(lambda: beta.executor.ledger.result_of(late.command_id) is not None, timeout_s=20)
+        applied = hub.metrics.results.labels("beta", "applied", "applied")
+        await eventually(lambda: applied._value.get() >= 2, timeout_s=10)
+    assert hub.metrics.refused.labels("result", "unknown_command")._value.get() == 0

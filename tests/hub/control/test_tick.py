@@ -12,6 +12,7 @@ from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policy.model import Policy
 from hub.state import FleetState
+from shared.errors import BusUnavailable
 from shared.messages import Percentiles, Samples
 from tests.hub.factories import FixedPolicies, node, report, workload
 
@@ -99,3 +100,30 @@ async def test_a_workload_held_by_a_timer_is_re_planned_every_tick_until_it_lets
     await ev.evaluate(tick=True)
     assert planned(ev) == before + 1  # w1 alone, though no report came
     assert "inference/w1" in ev._hot and "inference/w2" not in ev._hot
+
+
+async def test_a_decision_whose_commands_are_not_confirmed_keeps_naming_them() -> None:
+    # A publish NATS did not confirm may still be delivered (nats-py sends what it buffered while
+    # reconnecting once the server is back): the stored record must keep naming the command, or an
+    # applied command has no decision. It used to be rewritten without it (the chaos run).
+    class Journal:
+        async def store(self, decisions: list[Any]) -> set[str]:
+            return {d.id for d in decisions}
+
+    class DownBus:
+        async def publish_command(self, command: Any) -> None:
+            raise BusUnavailable("publish timed out", delay_s=1.0)
+
+    state = FleetState(moved=moved)
+    state.ingest(report("a", [workload("w1", waiting=40.0)], [node("H100", 80)], seq=1))
+    metrics, decisions = HubMetrics(), DecisionLog()
+    dispatcher = Dispatcher(DownBus(), state, decisions, metrics, deadline_s=60)  # type: ignore[arg-type]
+    ev = Evaluator(state=state, policies=FixedPolicies(policy("w1", mode="enforce")), dispatcher=dispatcher,  # type: ignore[arg-type]
+                   decisions=decisions, metrics=metrics, prices=PRICES, tick_s=1.0, sweep_s=1000.0,
+                   journal=Journal())  # type: ignore[arg-type]
+    assert await ev.evaluate(tick=True) == []  # nothing confirmed: not counted as made
+    [decision] = decisions.recent()
+    [command] = decision.commands
+    assert "not confirmed by NATS" in decision.notes[-1] and command in decision.notes[-1]
+    assert "inference/w1" in ev._hot  # decided again next tick
+    assert state.intent("inference/w1", "a") is None
