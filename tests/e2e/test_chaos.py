@@ -39,7 +39,7 @@ from shared.replay import tail
 from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, synthetic
 from spoke.backends.simulated import SimulatedBackend
 from tests.e2e.conftest import ROOT, eventually, running_spoke, write_policies
-from tests.e2e.world import NAME, NS, driven
+from tests.e2e.world import NS, driven
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
@@ -49,8 +49,10 @@ HUB_KILLED_AFTER = (3, 6, 9)
 NATS_DOWN_S = (0.1, 0.5, 1.0, 2.5, 0.1, 0.5, 1.0, 2.5, 0.3, 1.5)
 """How long the server stays dead each cycle: some outages outlast the journal's 2 s publish timeout."""
 CLUSTERS = ("alpha", "beta")
-INTERVAL_S = 0.5
-"""The spokes' report interval."""
+INTERVAL_S = 1.0
+"""The spokes' report interval, and the hub's start-up grace below: the defaults. Together they
+give a spoke 6 s after the hub is back on NATS to report again, more than its longest reconnect
+back-off (5 s), so no outage here makes a live cluster stale."""
 
 
 class CountingBackend(SimulatedBackend):
@@ -77,11 +79,13 @@ class HubProcess:
         self.port = free_port()
         self.env = os.environ | {
             "HUB_NATS_URL": nats_url, "HUB_API_PORT": str(self.port), "HUB_TICK_S": "0.2",
-            "HUB_STARTUP_GRACE_S": str(3 * INTERVAL_S), "HUB_POLICY_FILE": str(policy_file),
+            "HUB_STARTUP_GRACE_S": "3", "HUB_POLICY_FILE": str(policy_file),
             "HUB_LOG_LEVEL": "DEBUG", "HUB_LOG_FORMAT": "json", "HUB_SHUTDOWN_TIMEOUT_S": "5",
             "PYTHONPATH": str(ROOT),
         }
         self.sent: dict[str, str] = {}
+        self.losses: list[str] = []
+        """The hub's log lines for clusters it took for lost (and whose queued commands it revoked)."""
         self.starts = 0
         self.log: deque[str] = deque(maxlen=200)
         self.log_file = log_file
@@ -122,8 +126,11 @@ class HubProcess:
                 f.write(text + "\n")
             with contextlib.suppress(ValueError):
                 record = json.loads(text)
-                if record.get("logger") == "hub.control.dispatch" and str(record.get("msg", "")).startswith("sent "):
+                msg = str(record.get("msg", ""))
+                if record.get("logger") == "hub.control.dispatch" and msg.startswith("sent "):
                     self.sent[record["command_id"]] = record["cluster"]
+                elif " is stale: revoked " in msg:
+                    self.losses.append(msg)
 
     async def kill(self) -> None:
         """SIGKILL: nothing flushed, nothing closed; what the process had in memory is gone."""
@@ -147,27 +154,34 @@ class HubProcess:
         return "\n".join(list(self.log)[-30:]) + f"\n(the whole log: {self.log_file})"
 
 
+WORKLOADS = ("llama", "mistral", "qwen")
+
+
 def swinging_world() -> SimWorld:
-    # A sine load (period 40 s of world time, 10 s of the test's at 4x) swings the replicas the
-    # policy asks for between one and several, all run long.
-    trace = synthetic("sine", duration_s=3600.0, rate_per_s=20.0, period_s=40.0, amplitude_ratio=0.95,
-                      input_tokens=512, output_tokens=64, seed=5)
+    # Sine loads (periods of 40-56 s of world time, 10-14 s of the test's at 4x, out of phase) swing
+    # the replicas each workload's policy asks for between two and eight, all run long.
+    def load(i: int) -> WorkloadSpec:
+        trace = synthetic("sine", duration_s=3600.0, rate_per_s=12.0, period_s=40.0 + 8 * i, amplitude_ratio=0.95,
+                          input_tokens=512, output_tokens=64, seed=5 + i)
+        return WorkloadSpec(NS, WORKLOADS[i], trace, cold_start_s=2.0,
+                            initial_replicas={("alpha", "H100"): 1, ("beta", "L4"): 1})
+
     return SimWorld(
         (
-            ClusterSpec("alpha", (NodeSpec("a-0", "H100", 8),)),
+            ClusterSpec("alpha", tuple(NodeSpec(f"a-{i}", "H100", 8) for i in range(2))),
             ClusterSpec("beta", tuple(NodeSpec(f"b-{i}", "L4", 4) for i in range(4))),
         ),
-        (WorkloadSpec(NS, NAME, trace, cold_start_s=2.0, initial_replicas={("alpha", "H100"): 1,
-                                                                          ("beta", "L4"): 1}),),
+        tuple(load(i) for i in range(len(WORKLOADS))),
     )
 
 
 def swinging_policy(tmp_path: Path) -> Path:
-    # Both clusters in every placement, so each change of the count is a command to each; no
-    # stabilisation and no panic, so the count follows the load.
+    # Both clusters in every placement, so each change of a count is a command to each; no
+    # stabilisation and no panic, so the counts follow the load. At most 4 replicas of each
+    # workload per cluster: 12 GPUs of the 16 each cluster has, so nothing is refused for room.
     return write_policies(tmp_path / "policies.yaml", {
-        "id": "llama", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
-        "bounds": {"min_replicas": 2, "max_replicas": 12},
+        "id": "swing", "targets": {"workloads": [{"namespace": NS, "name": n} for n in WORKLOADS]},
+        "bounds": {"min_replicas": 2, "max_replicas": 8},
         "signals": [{"metric": "request_rate_per_replica", "target": 3}],
         "behavior": {"scale_down": {"stabilization_window_seconds": 0}}, "panic": {"enabled": False},
         "placement": {"strategy": "static_weights", "weights": {"alpha": 1, "beta": 1}},
@@ -246,6 +260,8 @@ async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
 
     assert hub.starts == 1 + len(HUB_KILLED_AFTER)
     assert len(sent) >= 2 * (NATS_KILLS + len(HUB_KILLED_AFTER)), "too little load to mean anything"
+    # A revoked command is never answered, by design; none may be revoked here: every spoke lives.
+    assert not hub.losses, f"live clusters taken for lost: {hub.losses}"
     assert not lost, f"{len(lost)} commands sent and never answered: {lost[:5]}"
     assert not twice, f"commands applied more than once: {twice}"
     assert not unjournalled, f"{len(unjournalled)} applied commands missing from the decision history: {unjournalled[:5]}"
