@@ -206,7 +206,8 @@ class Dispatcher:
             # sends it once the server is back, and a server may store a command and die before
             # its ack. So the ledger keeps it (its result counts if it comes) and its decision keeps
             # naming it (tick.py); the previous intent comes back, so the workload is decided again.
-            # NB: discarded, such a command was applied with no decision naming it (the chaos run).
+            # NB: discarded, such a command could be applied with no decision naming it, and its result was
+            # refused (seen building the chaos run, tests/e2e/test_chaos.py; shown by test_failover.py).
             self.state.restore_intent(key, cluster_id, previous)
             self.notes.pop(command.command_id, None)
             logger.warning("command %s for %s on %s not confirmed (%s); it may still be delivered; deciding "

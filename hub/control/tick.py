@@ -6,7 +6,8 @@ of one. But it does not fail quietly either: after ``unready_after_failed_ticks`
 ``problems()`` says so and the hub's ``/readyz`` fails with it, until an evaluation succeeds again.
 Dry-run policies are evaluated and recorded, but no command is sent for them. A decision that sends
 commands is journalled durably first (``DecisionJournal.store``); only then do its commands go out, so
-every applied command is in the decision history even if the hub dies in between.
+every applied command is in the decision history even if the hub dies in between. A command whose
+publish NATS did not confirm stays named in its decision: it may still be delivered.
 
 **Event-driven.** A workload is re-planned when its inputs change: a report that moved it
 (``hub.control.changes``, marked by ``FleetState.ingest``) or a command result, evaluated a few

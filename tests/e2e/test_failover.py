@@ -218,7 +218,7 @@ async def test_a_command_whose_publish_was_not_confirmed_is_delivered_and_its_re
     # nats-py keeps a publish made while it reconnects and sends it once the server is back, so a
     # command whose publish timed out was stored and applied all the same. The hub used to forget
     # it (and rewrite its decision without it), and refused the result of a command its cluster
-    # had applied as "unknown_command" (found by the chaos run, tests/e2e/test_chaos.py).
+    # had applied as "unknown_command" (seen building the chaos run, tests/e2e/test_chaos.py).
     world = quiet_world()
     async with (
         driven(world, time_scale=4.0),

@@ -105,7 +105,7 @@ async def test_a_workload_held_by_a_timer_is_re_planned_every_tick_until_it_lets
 async def test_a_decision_whose_commands_are_not_confirmed_keeps_naming_them() -> None:
     # A publish NATS did not confirm may still be delivered (nats-py sends what it buffered while
     # reconnecting once the server is back): the stored record must keep naming the command, or an
-    # applied command has no decision. It used to be rewritten without it (the chaos run).
+    # applied command has no decision. It used to be rewritten without it.
     class Journal:
         async def store(self, decisions: list[Any]) -> set[str]:
             return {d.id for d in decisions}
