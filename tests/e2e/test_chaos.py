@@ -37,6 +37,7 @@ from shared.messages import ResultReason, ResultStatus, ScaleCommand
 from shared.natsserver import NatsServer, free_port
 from shared.replay import tail
 from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, synthetic
+from spoke.agent import Spoke
 from spoke.backends.simulated import SimulatedBackend
 from tests.e2e.conftest import ROOT, eventually, running_spoke, write_policies
 from tests.e2e.world import NS, driven
@@ -86,6 +87,8 @@ class HubProcess:
         self.sent: dict[str, str] = {}
         self.losses: list[str] = []
         """The hub's log lines for clusters it took for lost (and whose queued commands it revoked)."""
+        self.unconfirmed = 0
+        """Commands whose publish NATS did not confirm (they may still be delivered)."""
         self.starts = 0
         self.log: deque[str] = deque(maxlen=200)
         self.log_file = log_file
@@ -131,6 +134,8 @@ class HubProcess:
                     self.sent[record["command_id"]] = record["cluster"]
                 elif " is stale: revoked " in msg:
                     self.losses.append(msg)
+                elif record.get("logger") == "hub.control.dispatch" and " not confirmed (" in msg:
+                    self.unconfirmed += 1
 
     async def kill(self) -> None:
         """SIGKILL: nothing flushed, nothing closed; what the process had in memory is gone."""
@@ -198,6 +203,42 @@ async def journalled_commands(nats_url: str) -> set[str]:
     return {c for data in payloads for c in json.loads(data)["commands"]}
 
 
+Spokes = dict[str, Spoke]
+
+
+def unanswered(sent: dict[str, str], spokes: Spokes) -> list[str]:
+    """The commands sent that their cluster's spoke has no result for (in its ledger of handled ids)."""
+    return [c for c, cluster in sent.items() if spokes[cluster].executor.ledger.result_of(c) is None]
+
+
+async def crash_repeatedly(nats_server: NatsServer, hub: HubProcess, spokes: Spokes) -> int:
+    """The faults, each once the hub has sent a new command; return how many commands were in
+    flight (sent, not yet handled by their spoke) when one struck."""
+    in_flight = 0
+
+    async def progress(timeout_s: float = 30.0) -> None:
+        before = len(hub.sent)
+        try:
+            await eventually(lambda: len(hub.sent) > before, timeout_s=timeout_s)
+        except TimeoutError:
+            pytest.fail(f"the hub sent no command for {timeout_s}s; its log ends:\n{hub.tail()}")
+
+    for cycle, down_s in enumerate(NATS_DOWN_S, start=1):
+        await progress()
+        in_flight += len(unanswered(hub.sent, spokes))
+        nats_server.kill()
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(nats_server.start)
+        if cycle in HUB_KILLED_AFTER:
+            await progress()
+            in_flight += len(unanswered(hub.sent, spokes))
+            await hub.kill()
+            await hub.start()
+    await progress()  # commands flow again after the last fault
+    return in_flight
+
+
+@pytest.mark.timeout(240)
 async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
@@ -205,15 +246,6 @@ async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
     world = swinging_world()
     backends = {c: CountingBackend(world, c) for c in CLUSTERS}
     hub = HubProcess(nats_server.url, swinging_policy(tmp_path), tmp_path / "hub.log")
-
-    async def progress(timeout_s: float = 30.0) -> None:
-        """Wait for the hub to send a command it had not sent before this call."""
-        before = len(hub.sent)
-        try:
-            await eventually(lambda: len(hub.sent) > before, timeout_s=timeout_s)
-        except TimeoutError:
-            pytest.fail(f"the hub sent no command for {timeout_s}s; its log ends:\n{hub.tail()}")
-
     async with (
         driven(world, time_scale=4.0),
         running_spoke(nats_server.url, "alpha", backends["alpha"], interval_s=INTERVAL_S) as alpha,
@@ -222,28 +254,15 @@ async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
         spokes = {"alpha": alpha, "beta": beta}
         await hub.start()
         try:
-            for cycle, down_s in enumerate(NATS_DOWN_S, start=1):
-                await progress()
-                nats_server.kill()
-                await asyncio.sleep(down_s)
-                await asyncio.to_thread(nats_server.start)
-                if cycle in HUB_KILLED_AFTER:
-                    await progress()
-                    await hub.kill()
-                    await hub.start()
-            await progress()  # commands flow again after the last fault
+            in_flight = await crash_repeatedly(nats_server, hub, spokes)
         finally:
             await hub.stop()  # gracefully: from here on nothing new is sent
         sent = dict(hub.sent)
-
-        def unanswered() -> list[str]:
-            return [c for c, cid in sent.items() if spokes[cid].executor.ledger.result_of(c) is None]
-
         # A command fetched but not acknowledged when the server died comes back after the
         # consumer's ack wait (30 s): the deadline covers one.
         with contextlib.suppress(TimeoutError):
-            await eventually(lambda: not unanswered(), timeout_s=45)
-        lost = unanswered()
+            await eventually(lambda: not unanswered(sent, spokes), timeout_s=45)
+        lost = unanswered(sent, spokes)
         results = {c: spokes[cid].executor.ledger.result_of(c) for c, cid in sent.items()}
         redelivered = sum(s.executor.duplicates for s in spokes.values())
     journalled = await journalled_commands(nats_server.url)
@@ -251,12 +270,12 @@ async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
     twice = {c: n for c, n in applies.items() if n > 1}
     unjournalled = sorted(set(applies) - journalled)
     outcomes = Counter(f"{r.status.value}/{r.reason.value}" for r in results.values() if r is not None)
-    wall_s = time.monotonic() - started
     print(f"\nchaos: {NATS_KILLS} nats-server kills, {len(HUB_KILLED_AFTER)} hub kills ({hub.starts} hub "
-          f"processes); {len(sent)} commands sent, {sum(applies.values())} applies of {len(applies)} ids, "
+          f"processes); {len(sent)} commands sent ({in_flight} in flight when a fault struck, "
+          f"{hub.unconfirmed} publishes not confirmed), {sum(applies.values())} applies of {len(applies)} ids, "
           f"outcomes {dict(outcomes)}, {redelivered} re-deliveries answered from the ledger, "
           f"{len(twice)} applied twice, {len(lost)} lost, {len(unjournalled)} applied but not journalled; "
-          f"{wall_s:.0f}s")
+          f"{time.monotonic() - started:.0f}s")
 
     assert hub.starts == 1 + len(HUB_KILLED_AFTER)
     assert len(sent) >= 2 * (NATS_KILLS + len(HUB_KILLED_AFTER)), "too little load to mean anything"
@@ -264,7 +283,7 @@ async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
     assert not hub.losses, f"live clusters taken for lost: {hub.losses}"
     assert not lost, f"{len(lost)} commands sent and never answered: {lost[:5]}"
     assert not twice, f"commands applied more than once: {twice}"
-    assert not unjournalled, f"{len(unjournalled)} applied commands missing from the decision history: {unjournalled[:5]}"
+    assert not unjournalled, f"{len(unjournalled)} applied commands not in the decision history: {unjournalled[:5]}"
     assert set(sent) <= journalled, "a command went out before its decision was stored"
     refused = {k for k in outcomes if not k.startswith("applied/")}
     assert refused <= {f"rejected/{ResultReason.SUPERSEDED.value}", f"rejected/{ResultReason.EXPIRED.value}"}, outcomes
