@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -63,7 +64,7 @@ class CountingBackend(SimulatedBackend):
         super().__init__(world, cluster_id, window_s=5.0)
         self.applies: Counter[str] = Counter()
 
-    async def apply(self, command: ScaleCommand):  # type: ignore[no-untyped-def]  # (the parent's type)
+    async def apply(self, command: ScaleCommand) -> Mapping[str, int]:
         observed = await super().apply(command)
         self.applies[command.command_id] += 1
         return observed
