@@ -12,8 +12,8 @@ applied, counted where it scales; the decision journal in JetStream, as a restar
 * 0 applied twice: no command id reached the cluster twice;
 * every applied command is in the decision history.
 
-Each fault waits for the hub to have sent a new command since the last one (polls with deadlines,
-no fixed pauses), so the faults land while commands flow, on a loaded machine too.
+Each fault waits for the hub to have sent two new commands since the last one (polls with
+deadlines, no fixed pauses), so the faults land while commands flow, on a loaded machine too.
 """
 
 from __future__ import annotations
@@ -213,14 +213,14 @@ def unanswered(sent: dict[str, str], spokes: Spokes) -> list[str]:
 
 
 async def crash_repeatedly(nats_server: NatsServer, hub: HubProcess, spokes: Spokes) -> int:
-    """The faults, each once the hub has sent a new command; return how many commands were in
+    """The faults, each once the hub has sent two new commands; return how many commands were in
     flight (sent, not yet handled by their spoke) when one struck."""
     in_flight = 0
 
     async def progress(timeout_s: float = 30.0) -> None:
         before = len(hub.sent)
         try:
-            await eventually(lambda: len(hub.sent) > before, timeout_s=timeout_s)
+            await eventually(lambda: len(hub.sent) >= before + 2, timeout_s=timeout_s)
         except TimeoutError:
             pytest.fail(f"the hub sent no command for {timeout_s}s; its log ends:\n{hub.tail()}")
 
@@ -278,8 +278,7 @@ async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
           f"{len(twice)} applied twice, {len(lost)} lost, {len(unjournalled)} applied but not journalled; "
           f"{time.monotonic() - started:.0f}s")
 
-    assert hub.starts == 1 + len(HUB_KILLED_AFTER)
-    assert len(sent) >= 2 * (NATS_KILLS + len(HUB_KILLED_AFTER)), "too little load to mean anything"
+    assert hub.starts == 1 + len(HUB_KILLED_AFTER)  # (and two new commands before each fault: progress)
     # A revoked command is never answered, by design; none may be revoked here: every spoke lives.
     assert not hub.losses, f"live clusters taken for lost: {hub.losses}"
     assert not lost, f"{len(lost)} commands sent and never answered: {lost[:5]}"
