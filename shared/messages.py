@@ -39,9 +39,10 @@ from pydantic import (
 
 PROTOCOL_VERSION = 1
 """Major version of the wire protocol spoken by this code."""
-PROTOCOL_MINOR_VERSION = 1
+PROTOCOL_MINOR_VERSION = 2
 """Minor version: additive changes within the major (docs/protocol.md lists them). 1.1 added the
-engine signals of issue 12 to ``Samples``. Not sent on the wire: optional fields need no version."""
+engine signals of issue 12 to ``Samples``; 1.2 the routing rules of ``ScaleCommand``. Not sent on
+the wire: optional fields need no version."""
 
 # --- bounds (docs/protocol.md, "Bounds", states the same numbers) ---------------------------------
 # Every number on the wire is finite and bounded, every string and list is length-limited: one
@@ -363,6 +364,44 @@ CommandId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 ReplicasByGpuType = Annotated[dict[GpuType, Replicas], Field(max_length=MAX_GPU_TYPES)]
 
 
+MAX_ROUTES = 16
+
+
+class RoutingRule(Part):
+    """Which GPU types serve the prompts of one length class, and in what shares (protocol 1.2).
+
+    The hub places a workload's demand by prompt-length class (docs/engine.md, "Request classes"):
+    cheap GPUs for short prompts, fast ones for long. That only pays off if the gateway sends each
+    request to a replica of a type its class may use; docs/routing.md says how a gateway reads this.
+    """
+
+    min_prompt_tokens: Annotated[float, Field(ge=0.0, le=MAX_TOKENS, allow_inf_nan=False)] = Field(
+        default=0.0, description="Prompts longer than this (tokens)")
+    max_prompt_tokens: TokenBound | None = Field(
+        default=None, description="... and at most this long; null: no upper bound")
+    gpu_types: tuple[GpuType, ...] = Field(
+        min_length=1, max_length=MAX_GPU_TYPES,
+        description="GPU types fast enough for these prompts: send them to no other")
+    weights: dict[GpuType, Ratio] = Field(
+        min_length=1, max_length=MAX_GPU_TYPES,
+        description="GPU type -> share of this class's load the plan gives its replicas (sum 1): a "
+                    "preference, since planned replicas may still be starting")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.max_prompt_tokens is not None and self.max_prompt_tokens <= self.min_prompt_tokens:
+            raise ValueError("max_prompt_tokens must be above min_prompt_tokens")
+        if abs(sum(self.weights.values()) - 1.0) > 1e-3:
+            raise ValueError("weights must add up to 1")
+        if not set(self.weights) <= set(self.gpu_types):
+            raise ValueError("weights may only name gpu_types")
+        return self
+
+    def covers(self, prompt_tokens: float) -> bool:
+        return prompt_tokens > self.min_prompt_tokens and (
+            self.max_prompt_tokens is None or prompt_tokens <= self.max_prompt_tokens)
+
+
 class ScaleCommand(WireModel):
     """Set a workload's replicas in one cluster, absolutely, split by GPU type. Over JetStream."""
 
@@ -381,6 +420,9 @@ class ScaleCommand(WireModel):
     reason: Text = ""
     issued_at: WireTime = Field(default_factory=utcnow)
     deadline: WireTime
+    routing: tuple[RoutingRule, ...] = Field(
+        default=(), max_length=MAX_ROUTES,
+        description="Which GPU types each prompt-length class may use (1.2); empty: any replica serves any request")
 
     @property
     def total_replicas(self) -> int:

@@ -79,7 +79,12 @@ class FleetscaleController:
         self.sequence += 1
         snapshot = self.state.snapshot(now=now_s)
         for plan in self.planner.plan(snapshot, self.policies):
-            if plan.policy.mode != "enforce" or not plan.changed:
+            if plan.policy.mode != "enforce":
+                continue
+            # The gateway follows the plan's routing rules, as a real one reads them from the spoke.
+            namespace, name = plan.view.key.split("/", 1)
+            world.set_routing(namespace, name, plan.routing)
+            if not plan.changed:
                 continue
             for cluster_id, by_type in sorted(cluster_targets(plan.result.placement, plan.view).items()):
                 fleet.set(cluster_id, by_type)

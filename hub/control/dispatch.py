@@ -31,7 +31,7 @@ from hub.state import FleetSnapshot, FleetState, Intent, Placement, WorkloadView
 from shared import subjects
 from shared.bus import Bus
 from shared.errors import BusUnavailable, InvalidMessage
-from shared.messages import CommandResult, ResultStatus, ScaleCommand, WorkloadKind, WorkloadRef
+from shared.messages import CommandResult, ResultStatus, RoutingRule, ScaleCommand, WorkloadKind, WorkloadRef
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +118,13 @@ class Dispatcher:
         return True
 
     def commands_for(
-        self, snapshot: FleetSnapshot, view: WorkloadView, policy: Policy, placement: Placement, reason: str
+        self, snapshot: FleetSnapshot, view: WorkloadView, policy: Policy, placement: Placement, reason: str,
+        routing: tuple[RoutingRule, ...] = (),
     ) -> list[ScaleCommand]:
-        """The commands this placement needs (none for clusters already there or already asked)."""
+        """The commands this placement needs (none for clusters already there or already asked).
+
+        ``routing`` (the plan's rules per prompt-length class) travels with them: each cluster's spoke
+        hands it to the gateway in front of its replicas (docs/routing.md)."""
         out = []
         now = datetime.now(UTC)
         for cluster_id, target in sorted(cluster_targets(placement, view).items()):
@@ -146,6 +150,7 @@ class Dispatcher:
                 reason=reason,
                 issued_at=now,
                 deadline=now + timedelta(seconds=self.deadline_s),
+                routing=routing,
             )
             if attempt > 1:
                 self._attempts[command.command_id] = attempt

@@ -37,6 +37,7 @@ from hub.placement import (
     FailoverTracker,
     FleetHealth,
     Key,
+    LoadClass,
     Offer,
     PlacementProblem,
     PlacementResult,
@@ -48,11 +49,13 @@ from hub.placement import (
 )
 from hub.placement.division import divide
 from hub.placement.failover import DEFAULT_RECOVERY_REPORTS
+from hub.placement.routing import routing_rules
 from hub.placement.throughput import PROFILE_THROUGHPUT, mean_throughput
 from hub.policy.capacity import mix_capacity
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement, WorkloadView
+from shared.messages import RoutingRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,8 @@ class Plan:
     before: Placement
     """What the workload has, or was last asked to have, per (cluster, GPU type)."""
     result: PlacementResult
+    routing: tuple[RoutingRule, ...] = ()
+    """Which GPU types each prompt-length class may use (``hub.placement.routing``); empty without classes."""
 
     @property
     def policy(self) -> Policy:
@@ -127,6 +132,8 @@ class EngineLoad:
     no_growth: frozenset[str]
     """Types the engine says cannot meet the target at all: offered only to keep what runs there."""
     notes: tuple[str, ...]
+    classes: tuple[LoadClass, ...] = ()
+    """The demand by request class (the engine's ``Recommendation.classes``), for the offered types."""
 
 
 ZERO_CAPACITY_SHARE = 0.01
@@ -168,7 +175,11 @@ def engine_load(
     missing = [t for t in types if caps.get(t) is None]
     if missing:
         return None, f"no capacity estimate for {', '.join(missing)}: placed in replicas of the reference"
-    capable = {t: caps[t] for t in types if caps[t] > 0}
+    classes = _load_classes(rec, types)
+    # A type that serves some class is capable: an L4 too slow for the whole mix takes its short prompts.
+    by_class = {t for c in classes for t in c.throughput}
+    capable = {t: caps[t] if caps[t] > 0 else ZERO_CAPACITY_SHARE * max(caps.values())
+               for t in types if caps[t] > 0 or t in by_class}
     if not capable:
         return None, "no offered GPU type meets the latency target: placed in replicas of the reference"
     ready: dict[str, int] = {}
@@ -206,7 +217,25 @@ def engine_load(
     slowest = min(capable.values())
     throughput = {t: capable.get(t, ZERO_CAPACITY_SHARE * slowest) for t in types}
     reference = ready_pr if ready_pr > 0 else max(capable.values())
-    return EngineLoad(demand, throughput, reference, zero, tuple(notes)), None
+    if classes:
+        notes.append("request classes: " + "; ".join(
+            f"{c.name} {100 * c.share:.0f} % on " + ", ".join(f"{t} {v:.0f}" for t, v in sorted(c.throughput.items()))
+            for c in classes))
+    return EngineLoad(demand, throughput, reference, zero, tuple(notes), classes), None
+
+
+def _load_classes(rec: Recommendation, types: list[str]) -> tuple[LoadClass, ...]:
+    """The engine's request classes on the offered types; () unless every class has a type to run on."""
+    out = []
+    for c in rec.classes:
+        throughput = {t: v for t, v in c.capacity.items() if t in types and v > 0}
+        if not throughput:
+            return ()  # a class nothing offered serves: the classes say nothing placement can use
+        out.append(LoadClass(c.name, c.token_share, throughput))
+    total = sum(c.share for c in out)
+    if len(out) < 2 or total <= 0:
+        return ()
+    return tuple(dataclasses.replace(c, share=c.share / total) for c in out)
 
 
 def return_hold_s(policy: Policy) -> float:
@@ -263,7 +292,9 @@ class Planner:
         for rec, view, before, demand, notes in inputs:
             result = make_before_break(demand, solution.results[demand.key])
             result = dataclasses.replace(result, notes=(*notes, *result.notes, *solution.notes))
-            plans.append(Plan(rec, view, before, result))
+            bounds = [(c.lower_tokens, c.upper_tokens) for c in rec.classes]
+            routing = routing_rules(demand.classes, bounds, demand.demand, result.placement)
+            plans.append(Plan(rec, view, before, result, routing))
         return plans
 
     def forget(self, keep: Collection[str]) -> None:
@@ -377,6 +408,7 @@ class Planner:
             cluster_min=cluster_min,
             cluster_max=cluster_max,
             floor=floor,
+            classes=load.classes if load is not None else (),
         )
         by_type = (dict(rec.capacity_per_replica) if load is not None else dict(self.throughput)) | speed
         demand, failover_notes = apply_failover(demand, health, throughput=by_type, failover=spec.failover,

@@ -201,7 +201,8 @@ class Evaluator:
                 continue  # nothing to do and nothing new to say
             mine: list[ScaleCommand] = []
             if rec.policy.mode == "enforce":
-                mine = self.dispatcher.commands_for(snapshot, view, rec.policy, result.placement, rec.reason)
+                mine = self.dispatcher.commands_for(snapshot, view, rec.policy, result.placement, rec.reason,
+                                                    plan.routing)
                 if not mine:
                     continue  # already asked for; waiting for the clusters to catch up
             else:
@@ -224,6 +225,7 @@ class Evaluator:
                 inputs=dict(rec.inputs),
                 placement_before=placement_json(before),
                 placement_after=placement_json(result.placement),
+                routing=[r.model_dump(mode="json") for r in plan.routing],
                 unplaced=result.unplaced,
                 notes=notes,
                 commands=[c.command_id for c in mine],

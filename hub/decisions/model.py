@@ -60,6 +60,9 @@ class Decision(BaseModel):
     placement_after: dict[str, int] = Field(description='Replicas by "cluster/gpu_type" decided')
     unplaced: int = Field(default=0, description="Replicas wanted that no offered GPU could take")
     notes: list[str] = Field(default_factory=list, description="Placement's notes: failover, make before break...")
+    routing: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The plan's routing rules by prompt-length class (docs/routing.md); empty without request classes")
     commands: list[str] = Field(default_factory=list, description="Ids of the commands sent for it")
     results: dict[str, CommandResult] = Field(
         default_factory=dict, description="Command id -> what became of it; grows as results arrive")

@@ -13,7 +13,7 @@ from hub.placement.failover import (
     apply_failover,
 )
 from hub.placement.formulation import PRICE_RESOLUTION, Weights
-from hub.placement.offers import Key, Offer, PlacementProblem, WorkloadDemand, free_gpus
+from hub.placement.offers import Key, LoadClass, Offer, PlacementProblem, WorkloadDemand, free_gpus
 from hub.placement.results import PlacementResult, Solution
 from hub.placement.solver import DEFAULT_TIME_LIMIT_S, place, solve
 
@@ -24,6 +24,7 @@ __all__ = [
     "FailoverTracker",
     "FleetHealth",
     "Key",
+    "LoadClass",
     "Offer",
     "Phase",
     "PlacementProblem",

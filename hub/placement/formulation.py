@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hub.placement.assignment import assign
 from hub.placement.offers import Key, Offer, PlacementProblem, WorkloadDemand
 
 PRICE_RESOLUTION = 0.001
@@ -83,7 +84,8 @@ class WorkloadForm:
 
     def __post_init__(self) -> None:
         slowest = min((o.offer.throughput_per_replica for o in self.options), default=math.inf)
-        self.unit = min(LOAD_RESOLUTION * self.demand.reference_throughput, slowest)
+        by_class = [v for c in self.demand.classes for v in c.throughput.values()]
+        self.unit = min(LOAD_RESOLUTION * self.demand.reference_throughput, slowest, *by_class)
 
     @property
     def max_unmet(self) -> int:
@@ -92,6 +94,17 @@ class WorkloadForm:
     def unmet_units(self, load: float) -> int:
         """Units of demand that ``load`` leaves unserved, rounded up."""
         return max(0, math.ceil((self.demand.demand - load) / self.unit - LOAD_EPSILON))
+
+    def unmet_of(self, placement: Mapping[Key, int]) -> int:
+        """Units of demand ``placement`` leaves unserved: by throughput, or by class (``assignment.py``)."""
+        if self.demand.classes:
+            served = assign(self.demand.classes, self.demand.demand, placement)
+            return self.class_units(served.unserved)
+        load = sum(placement.get(o.offer.key, 0) * o.offer.throughput_per_replica for o in self.options)
+        return self.unmet_units(load)
+
+    def class_units(self, unserved: tuple[float, ...]) -> int:
+        return sum(max(0, math.ceil(u / self.unit - LOAD_EPSILON)) for u in unserved)
 
     def unplaced(self, units: int) -> int:
         """Unmet units in reference replicas, rounded up."""
@@ -143,6 +156,9 @@ def _workload_form(w: WorkloadDemand, pools: Mapping[Key, int]) -> WorkloadForm:
         # keeps the churn bound, and with it every weight, small enough for exact integer arithmetic.
         useful = (sum(lower.values()) + w.min_replicas + math.ceil((w.demand + fastest) / slowest)
                   + sum(max(w.current.get(o.key, 0), floors[o.key]) for o in w.offers))
+        # With classes a replica serves one class's share at that class's (smaller) throughput.
+        useful += sum(math.ceil(w.demand * c.share / min(c.throughput.values())) + 1
+                      for c in w.classes if c.throughput)
     else:
         useful = 0
     max_total = useful if w.max_replicas is None else min(w.max_replicas, useful)
@@ -211,7 +227,7 @@ def score(form: Formulation, wf: WorkloadForm, placement: Mapping[Key, int]) -> 
     total = sum(per_cluster.values())
     if total > wf.max_total:
         violations.append(f"total {total} above {wf.max_total}")
-    units = wf.unmet_units(load)
+    units = wf.unmet_of(placement) if w.classes else wf.unmet_units(load)
     shortfall = sum(max(0, n - per_cluster.get(c, 0)) for c, n in wf.cluster_lower.items())
     shortfall += max(0, w.min_replicas - total)
     churn = sum(abs(placement.get(o.offer.key, 0) - o.current) for o in wf.options)

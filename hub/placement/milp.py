@@ -7,6 +7,9 @@ Variables, per workload ``w`` and offer ``o`` (a GPU type in a cluster):
   ``n[o] + r[o] >= current[o]``, churn ``|n - current|`` is ``n - current + 2 r`` (linear);
 * ``u[w]`` integer units of unmet demand: ``sum(throughput[o] n[o]) + unit[w] u[w] >= demand[w]``, so
   the problem is always feasible and what does not fit is measured, not dropped;
+* with request classes (``assignment.py``) instead: continuous ``x[o,k]``, the replicas of ``o``
+  serving class ``k``, with ``sum_k x[o,k] <= n[o]``, and per class ``sum_o throughput[o,k] x[o,k] +
+  unit[w] u[w,k] >= share[k] demand[w]``: a replica's time is split between the classes it can serve;
 * ``s[w,c]``, ``t[w]`` integer shortfalls below the soft per-cluster lower bound (spread, minimum)
   and the soft total minimum.
 
@@ -18,13 +21,15 @@ integer, so the objective is integral: HiGHS proves optimality with any gap belo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 
-from hub.placement.formulation import Formulation
+from hub.placement.assignment import assign
+from hub.placement.formulation import LOAD_EPSILON, Formulation, WorkloadForm
 from hub.placement.offers import Key
 
 
@@ -40,6 +45,10 @@ class Columns:
     t: int | None = None
     classes: list[tuple[int, list[int]]] = field(default_factory=list)
     """Column of replicas per throughput class, and the place columns it sums."""
+    x: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(option index, request class index) -> column of replicas serving that class there."""
+    uc: list[int] = field(default_factory=list)
+    """Per request class: the column of its unmet units."""
 
 
 class Model:
@@ -54,11 +63,14 @@ class Model:
         self.starts: list[int] = []
         self.index: list[int] = []
         self.value: list[float] = []
+        self.continuous: list[int] = []
 
-    def col(self, cost: int, lower: int, upper: int) -> int:
+    def col(self, cost: int, lower: int, upper: float, *, integer: bool = True) -> int:
         self.cost.append(float(cost))
         self.lower.append(float(lower))
         self.upper.append(float(upper))
+        if not integer:
+            self.continuous.append(len(self.cost) - 1)
         return len(self.cost) - 1
 
     def row(self, terms: list[tuple[int, float]], lower: float, upper: float) -> None:
@@ -80,7 +92,9 @@ class Model:
         h.addCols(n, np.array(self.cost), np.array(self.lower), np.array(self.upper), 0, empty, empty,
                   np.array([], dtype=np.float64))
         if integer:
-            h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
+            kinds = np.full(n, highspy.HighsVarType.kInteger)
+            kinds[self.continuous] = highspy.HighsVarType.kContinuous
+            h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), kinds)
         if self.row_lower:
             h.addRows(len(self.row_lower), np.array(self.row_lower), np.array(self.row_upper), len(self.index),
                       np.array(self.starts, dtype=np.int32), np.array(self.index, dtype=np.int32),
@@ -113,7 +127,9 @@ def build(form: Formulation) -> tuple[Model, list[Columns]]:
                 m.row([(j, 1.0), (mine.r[i], 1.0)], o.current, inf)
             if o.offer.key in form.pools:
                 pool_terms.setdefault(o.offer.key, []).append((j, float(w.gpus_per_replica)))
-        if wf.max_unmet > 0:
+        if w.classes:
+            _class_rows(m, wf, cols, mine, w_.unmet)
+        elif wf.max_unmet > 0:
             mine.u = m.col(w_.unmet, 0, wf.max_unmet)
             # Replicas per throughput class (a GPU type, for one workload) as integers of their own:
             # the demand row is then a knapsack over a few classes, which branching and cover cuts
@@ -152,6 +168,27 @@ def build(form: Formulation) -> tuple[Model, list[Columns]]:
     return m, columns
 
 
+def _class_rows(m: Model, wf: WorkloadForm, cols: list[int], mine: Columns, unmet_weight: int) -> None:
+    """The request classes' rows: each place's replicas split between the classes it serves."""
+    inf = highspy.kHighsInf
+    w = wf.demand
+    by_option: dict[int, list[int]] = {}
+    for k, c in enumerate(w.classes):
+        load = w.demand * c.share
+        terms: list[tuple[int, float]] = []
+        for i, o in enumerate(wf.options):
+            thr = c.throughput.get(o.offer.gpu_type, 0.0)
+            if thr > 0 and o.ub > 0:
+                mine.x[(i, k)] = j = m.col(0, 0, o.ub, integer=False)
+                by_option.setdefault(i, []).append(j)
+                terms.append((j, thr))
+        u = m.col(unmet_weight, 0, max(0, math.ceil(load / wf.unit - LOAD_EPSILON)))
+        mine.uc.append(u)
+        m.row([*terms, (u, wf.unit)], load, inf)
+    for i, xs in by_option.items():
+        m.row([(cols[i], 1.0), *((j, -1.0) for j in xs)], 0.0, inf)
+
+
 def read(form: Formulation, columns: list[Columns], values: list[float]) -> dict[str, dict[Key, int]]:
     """Replicas per place from an integer answer's column vector."""
     return {wf.demand.key: {o.offer.key: round(values[j]) for j, o in zip(cols.n, wf.options, strict=True)}
@@ -181,6 +218,13 @@ def start_vector(form: Formulation, columns: list[Columns], size: int,
                 x[cols.r[i]] = max(0, o.current - n)
         if cols.u is not None:
             x[cols.u] = wf.unmet_units(load)
+        if cols.uc:
+            served = assign(wf.demand.classes, wf.demand.demand, placement)
+            index = {o.offer.key: i for i, o in enumerate(wf.options)}
+            for (key, k), v in served.share.items():
+                x[cols.x[(index[key], k)]] = v
+            for k, u in enumerate(served.unserved):
+                x[cols.uc[k]] = wf.class_units((u,))
         for agg, members in cols.classes:
             x[agg] = sum(x[j] for j in members)
         for c, j in cols.s.items():

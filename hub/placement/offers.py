@@ -47,6 +47,17 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadClass:
+    """A share of a workload's demand that only some GPU types serve, each at its own throughput."""
+
+    name: str
+    share: float
+    """Of the workload's ``demand`` (the classes' shares add up to 1)."""
+    throughput: Mapping[str, float]
+    """GPU type -> load one replica serves when it serves only this class; absent: it cannot serve it."""
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadDemand:
     """One workload's part of a placement problem. Replica counts are of this workload's replicas."""
 
@@ -74,6 +85,9 @@ class WorkloadDemand:
     """Hard upper bound per cluster."""
     floor: Mapping[Key, int] = field(default_factory=dict)
     """Hard lower bound per place, clamped to what is held there (failover holds replicas with it)."""
+    classes: tuple[LoadClass, ...] = ()
+    """The demand split by request class (``assignment.py``); empty: one class that every offer serves
+    at its ``throughput_per_replica``."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` on inputs no caller should build (they are programming errors)."""
@@ -95,6 +109,12 @@ class WorkloadDemand:
                 raise ValueError(f"{self.key}: offer {o.key}: price_per_replica_hour must be >= 0")
             if o.capacity_replicas is not None and o.capacity_replicas < 0:
                 raise ValueError(f"{self.key}: offer {o.key}: capacity_replicas must be >= 0")
+        if self.classes:
+            if not math.isclose(sum(c.share for c in self.classes), 1.0, abs_tol=1e-6):
+                raise ValueError(f"{self.key}: class shares must add up to 1")
+            for c in self.classes:
+                if not (0 <= c.share <= 1) or not all(v > 0 and math.isfinite(v) for v in c.throughput.values()):
+                    raise ValueError(f"{self.key}: class {c.name}: share in [0, 1] and throughputs > 0")
 
 
 @dataclass(frozen=True, slots=True)

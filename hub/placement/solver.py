@@ -187,7 +187,7 @@ def _split(form: Formulation) -> tuple[dict[str, dict[Key, int]], Formulation]:
     for wf in form.workloads:
         if not wf.options:
             closed[wf.demand.key] = {}
-        elif len(wf.options) == 1 and wf.options[0].offer.key not in contended:
+        elif len(wf.options) == 1 and wf.options[0].offer.key not in contended and not wf.demand.classes:
             closed[wf.demand.key] = _closed_form(wf)
         else:
             rest.append(wf)
@@ -215,7 +215,9 @@ def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT
         lp.run()
         if lp.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             x = np.asarray(lp.getSolution().col_value)
-            if np.all(np.abs(x - np.round(x)) < 1e-6):
+            whole = np.ones(len(x), dtype=bool)
+            whole[model.continuous] = False
+            if np.all(np.abs(x[whole] - np.round(x[whole])) < 1e-6):
                 # An integral LP optimum is the MIP's optimum too (its bound is met): no branching.
                 placements, method, gap = read(sub, columns, list(x)), "optimal", 0.0
                 if _scores(sub, placements) is None:

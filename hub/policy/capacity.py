@@ -38,8 +38,9 @@ makes a replica faster. Then:
   lowest ``u`` above it whose share is higher;
 * with both: the factor lies between them; it is 1 (the prior) clamped into
   ``[ok, sqrt(ok x bad)]``;
-* with ``ok`` only (never saturated): 1 clamped into ``[ok, ok x PROBE]``: the model trusts a
-  little more than it has seen work, so an over-provisioned fleet can shrink and find out;
+* with ``ok`` only (never saturated): the prior, or ``ok`` when that is higher (without a prior,
+  ``ok x PROBE``: a little more than seen to work, so an over-provisioned fleet can shrink and find
+  out). Loads that worked are no evidence that more would not;
 * with ``bad`` only: ``bad / PROBE`` or 1 if lower;
 * with no evidence: 1, the prior;
 * never below ``FACTOR_FLOOR``: a target missed at a twentieth of the prior capacity is not a
@@ -181,7 +182,12 @@ def estimate(prior: float | None, evidence: Evidence) -> float | None:
         assert bad is not None
         ceiling = bad / PROBE
         return ceiling if prior is None else min(prior, ceiling)
-    ceiling = ok * PROBE if bad is None else math.sqrt(ok * bad)
+    if bad is None:
+        # Never saturated: loads that worked say nothing against the prior. Taking the prior down to
+        # what an over-provisioned fleet happened to carry (0.05 of it after a start-up overshoot)
+        # sized the next fleet 20x too large, whose load then kept the factor there.
+        return ok * PROBE if prior is None else max(prior, ok)
+    ceiling = math.sqrt(ok * bad)
     guess = ceiling if prior is None else prior
     return min(max(guess, ok), max(ceiling, ok))
 

@@ -33,10 +33,11 @@ from hub.policy.behavior import Behavior, apply_behavior
 from hub.policy.binding import bind
 from hub.policy.capacity import CapacityModel, mix_capacity
 from hub.policy.cause import Cause
+from hub.policy.classes import ExponentialPrompts, RequestClass, bounds_of, effective_capacity, request_classes
 from hub.policy.hpa import MetricProposal, MetricsDecision, Tolerances, replicas_for_metrics
 from hub.policy.memory import WorkloadMemory
 from hub.policy.model import BehaviorSpec, Metric, Policy, SignalSpec
-from hub.policy.prior import infeasible_share, longest_prompt, prior_capacity
+from hub.policy.prior import PERCENTILES, class_capacity, infeasible_share, longest_prompt, prior_capacity
 from hub.policy.proposals import (
     LatencyContext,
     hpa_proposal,
@@ -91,6 +92,10 @@ class Recommendation:
     demand_is_load: bool = False
     """``demand`` is the load itself (the capacity model sized the count from it, or today's GPU types
     cannot serve it at all), not a count of today's replicas."""
+    classes: tuple[RequestClass, ...] = ()
+    """The demand split by prompt length (``classes.py``), capacities in the units of
+    ``capacity_per_replica`` (correction and headroom applied); empty when one class is all there is
+    to know (no prompt-bound latency signal, no token mix yet, or a single class)."""
 
     @property
     def changed(self) -> bool:
@@ -140,6 +145,26 @@ class _Proposed:
     """Latency signal -> share of requests no allowed GPU type prefills within its target."""
     infeasible_rate: float | None = None
     """Requests/s of those (the largest over the latency signals)."""
+    classes: dict[str, tuple[RequestClass, ...]] = field(default_factory=dict)
+    """Latency signal -> its request classes (prompt-bound signals only)."""
+    per_signal: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Latency signal -> GPU type -> capacity per replica after headroom (for ``request_classes``)."""
+
+    def request_classes(self) -> tuple[RequestClass, ...]:
+        """The classes placement sizes by: the first prompt-bound signal's, each type's capacity capped
+        by every other latency signal's (an ITL target caps a replica whatever its prompts)."""
+        if not self.classes:
+            return ()
+        name, classes = next(iter(self.classes.items()))
+        if len(classes) < 2:
+            return ()
+        others = [caps for sig, caps in self.per_signal.items() if sig != name]
+        out = []
+        for c in classes:
+            caps = {t: min([v, *(o[t] for o in others if t in o)]) for t, v in c.capacity.items()}
+            out.append(RequestClass(c.lower_tokens, c.upper_tokens, c.request_share, c.token_share, c.mean_input,
+                                    caps))
+        return tuple(out)
 
 
 class Engine:
@@ -210,9 +235,9 @@ class Engine:
         window = max((p.samples.window_s or 0.0 for p in parts), default=0.0)
         if lat.value is None or lat.partial or load.partial or not load.token_rate or not ready_by_type:
             return
-        if mem.ready_since is None or now - mem.ready_since < window + lat.value:
+        if not mem.settled(now, window, lat.value):
             # The window's requests arrived up to `latency` before it: if the ready fleet changed
-            # since, their latency (a backlog from before, a cold start) is not this fleet's.
+            # since, or a backlog just drained, their latency is not this fleet's.
             return
         fleet_prior = 0.0
         for t, n in ready_by_type.items():
@@ -256,7 +281,7 @@ class Engine:
         stable_s = float(policy.panic.stable_window_seconds)
         panic_s = stable_s * policy.panic.panic_window_percent / 100.0
         load = read_load(parts)
-        mem.learn_mix(now, load)
+        mem.learn_mix(now, load, window_s=max((p.samples.window_s or 0.0 for p in parts), default=0.0))
         demand_now = mem.arrival_demand(load, drain_s=stable_s)
         mem.record_demand(now, demand_now, keep_s=stable_s)
         stable_demand = mem.mean_demand(now, stable_s)
@@ -355,9 +380,16 @@ class Engine:
 
     def _latency(self, ctx: _Context, spec: SignalSpec, tol: Tolerances, out: _Proposed
                  ) -> tuple[MetricProposal, Proposal, SignalInput]:
-        """A latency signal through the capacity model, learning from this window first."""
+        """A latency signal through the capacity model, learning from this window first.
+
+        With request classes, a GPU type's prior is what it serves of the classes it can serve
+        (``classes.effective_capacity``): an L4 that takes only the short prompts is rated on those,
+        not 0 on the whole mix's long tail, and counts of a mix with L4s mean what they serve."""
         lat = read_latency(ctx.parts, spec)
         priors = self._priors(spec, ctx.types, ctx.mem, ctx.view.gpus_per_replica)
+        classes = self._classes(ctx, spec)
+        if len(classes) > 1:
+            priors = {t: (effective_capacity(classes, t), "datasheet roofline by request class") for t in priors}
         self._observe(ctx.view.key, spec, lat, ctx.load, priors, ctx.ready_by_type, ctx.parts, ctx.mem, ctx.now)
         factor, ev = self.capacity.factor(ctx.view.key, spec.name, now=ctx.now)
         caps = {t: None if prior is None else factor * prior for t, (prior, _) in priors.items()}
@@ -370,7 +402,12 @@ class Engine:
             cap = caps[t]
             if cap is not None:
                 out.effective[t] = min(out.effective.get(t, math.inf), cap / head)
-        lctx = LatencyContext(ctx.current, ctx.ready, ctx.demand, ctx.load.partial, caps, ctx.mix)
+                out.per_signal.setdefault(spec.name, {})[t] = cap / head
+        if len(classes) > 1:
+            out.classes[spec.name] = tuple(c.scaled(factor / head) for c in classes)
+        window = max((p.samples.window_s or 0.0 for p in ctx.parts), default=0.0)
+        settled = ctx.current == ctx.ready and ctx.mem.latency_is_current(ctx.now, window, lat.value or 0.0)
+        lctx = LatencyContext(ctx.current, ctx.ready, ctx.demand, ctx.load.partial, caps, ctx.mix, settled)
         mp, prop, sig, per_replica = latency_proposal(lat, lctx, tol)
         if per_replica:
             if ctx.panic_demand is not None:
@@ -378,6 +415,38 @@ class Engine:
             if ctx.forecast_tok is not None:
                 out.forecast.append((spec.name, math.ceil(ctx.forecast_tok * head / per_replica - 1e-9)))
         return mp, prop, sig
+
+    def _classes(self, ctx: _Context, spec: SignalSpec) -> tuple[RequestClass, ...]:
+        """The signal's request classes at the datasheet priors (``classes.py``), when its target bounds
+        the prompt; () otherwise.
+
+        Priced per GPU (a replica's GPUs scale every type alike). A policy that gives capacities
+        per replica has measured its whole mix: no classes then. The split is chosen on the fluid
+        cost, which depends on the prompt lengths and prices only, so it stays put while the load
+        moves; placement then buys whole replicas against the classes (sharing replicas between
+        them), so a small load still lands on one A100 where that is cheapest."""
+        gpr = ctx.view.gpus_per_replica
+        mix = ctx.mem.mean_tokens()
+        if mix is None or spec.metric is Metric.ITL or spec.capacity_per_replica \
+                or not ctx.policy.placement.request_classes:
+            return ()
+        longest = {t: x for t in ctx.types
+                   if (x := longest_prompt(t, gpus_per_replica=gpr, metric=spec.metric, target_s=spec.target))}
+        prices = {t: p for t in longest if (p := self._price(ctx.policy, t)) is not None}
+
+        def capacity(t: str, mean_in: float, prompt_q: float) -> float | None:
+            return class_capacity(t, gpus_per_replica=gpr, metric=spec.metric, target_s=spec.target,
+                                  mean_input=mean_in, mean_output=mix[1], prompt_at_percentile=prompt_q)
+
+        classes = request_classes(ExponentialPrompts(mix[0]), mix[1], longest, prices, capacity,
+                                  percentile=PERCENTILES[spec.percentile or "p95"],
+                                  keep=ctx.mem.class_bounds.get(spec.name))
+        ctx.mem.class_bounds[spec.name] = bounds_of(classes)
+        return classes
+
+    def _price(self, policy: Policy, gpu_type: str) -> float | None:
+        price = policy.placement.price("*", gpu_type)
+        return self.prices.get(gpu_type) if price is None else price
 
     @staticmethod
     def _infeasible(ctx: _Context, spec: SignalSpec, out: _Proposed) -> None:
@@ -444,8 +513,7 @@ class Engine:
         for t, n in ctx.mix.items():
             if n <= 0:
                 continue
-            price = ctx.policy.placement.price("*", t)
-            price = self.prices.get(t) if price is None else price
+            price = self._price(ctx.policy, t)
             if price is None:
                 return None
             cost += n * price * max(ctx.view.gpus_per_replica, 1)
@@ -498,7 +566,8 @@ class Engine:
         )
         return Recommendation(ctx.view.key, policy, ctx.current, ctx.ready, merged_value, step.value, reason, inputs,
                               proposals, dict(sorted(props.effective.items())), demand_out, audit,
-                              cause=step.cause, deciding_signal=step.signal, demand_is_load=is_load)
+                              cause=step.cause, deciding_signal=step.signal, demand_is_load=is_load,
+                              classes=props.request_classes())
 
     @staticmethod
     def _sized_by_load(step: Step, props: _Proposed, demand: float | None) -> bool:

@@ -75,17 +75,40 @@ class WorkloadMemory:
     request_forecast: RateForecaster | None = None
     token_forecast: RateForecaster | None = None
     forecast_season_s: int | None = None
+    class_bounds: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per latency signal: the prompt bounds its request classes were last split at (kept unless
+    another split saves enough, ``classes.KEEP_SAVING``)."""
     observed_at: dict[str, float] = field(default_factory=dict)
     """Per latency signal: when its capacity evidence was last recorded."""
     mix: dict[str, int] | None = None
     """Replicas per GPU type the counts of this memory are expressed in (see ``rescale``)."""
+    calm_since: float | None = None
+    """Since when nothing has waited (the token mix is learnt from calm windows)."""
     ready_fleet: tuple[tuple[str, int], ...] | None = None
     ready_since: float | None = None
+    ready_changed_at: float | None = None
+    """When the ready fleet last changed while this memory watched (None: not since first seen)."""
     """Since when the ready replicas per GPU type have been what they are now."""
+
+    def settled(self, now: float, window_s: float, latency_s: float) -> bool:
+        """This window's latency is evidence about the fleet that is ready now: it has not changed since
+        the window's requests arrived (``window + latency`` ago), and nothing has waited for two
+        windows (the requests of a drained backlog report their wait for a window after the queue
+        empties)."""
+        if self.ready_since is None or now - self.ready_since < window_s + latency_s:
+            return False
+        return self.calm_since is not None and now - self.calm_since >= 2 * window_s
+
+    def latency_is_current(self, now: float, window_s: float, latency_s: float) -> bool:
+        """The latency cannot be the wait of requests from before a change of the ready fleet that this
+        memory saw (a fleet first seen as it is counts as current: its history is unknown)."""
+        return self.ready_changed_at is None or now - self.ready_changed_at >= window_s + latency_s
 
     def note_ready(self, now: float, ready_by_type: dict[str, int]) -> None:
         fleet = tuple(sorted((t, n) for t, n in ready_by_type.items() if n))
         if fleet != self.ready_fleet:
+            if self.ready_since is not None:
+                self.ready_changed_at = now
             self.ready_fleet, self.ready_since = fleet, now
 
     # --- load --------------------------------------------------------------------------------------
@@ -117,8 +140,21 @@ class WorkloadMemory:
         backlog = 0.0 if tpr is None or not load.waiting else load.waiting * tpr / drain_s
         return max(known) + backlog
 
-    def learn_mix(self, now: float, load: LoadReading) -> None:
-        """Fold this window's rates into the token mix (prompt and generated tokens per request)."""
+    def learn_mix(self, now: float, load: LoadReading, *, window_s: float) -> None:
+        """Fold this window's rates into the token mix (prompt and generated tokens per request).
+
+        Once a mix is known, only from windows of a calm fleet: nothing waiting for two windows. The
+        request rate counts arrivals and the token rates what was processed, so while a backlog
+        drains (and for the window after, while the batch it filled finishes) they are different
+        requests. Taken then, a fleet catching up after a cold start read its mean prompt as 3x the
+        real one, rated an L4 at 0 tokens/s and sized its start-up fleet in L4s at 64 GPUs."""
+        if load.waiting:
+            self.calm_since = None
+        elif self.calm_since is None:
+            self.calm_since = now
+        calm = self.calm_since is not None and now - self.calm_since >= 2 * window_s
+        if not calm and self.mean_tokens() is not None:
+            return
         if load.request_rate is not None and load.prompt_rate is not None and load.generation_rate is not None \
                 and not load.partial:
             self.requests.add(now, load.request_rate)

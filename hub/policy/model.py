@@ -346,6 +346,11 @@ class PlacementSpec(Spec):
         default=0, ge=0, le=MAX_REPLICAS, description="At least this many in each allowed cluster"
     )
     failover: bool = Field(default=True, description="Re-place a stale cluster's replicas on healthy ones")
+    request_classes: bool = Field(
+        default=False,
+        description="Split the demand by prompt length and place each class on the GPU types fast enough for it, "
+                    "with routing rules for the gateway (docs/engine.md, Request classes). Off by default until it "
+                    "wins in the backtest (docs/scaling-quality.md); off: one load for the whole mix")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

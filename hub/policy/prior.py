@@ -71,10 +71,10 @@ def _step_bounds(
     return shortest, longest
 
 
-def _sustainable_rate(p: ServingProfile, metric: Metric, target_s: float, i: float, o: float, q: float) -> float:
+def _sustainable_rate(p: ServingProfile, metric: Metric, target_s: float, i: float, o: float, i_q: float) -> float:
+    """The largest request rate at which the target holds for a prompt of ``i_q`` tokens."""
     if i + o > p.kv_capacity_tokens:
         return 0.0
-    i_q = i * math.log(1.0 / (1.0 - q))
     lo_s, hi_s = _step_bounds(p, 0.0, metric, target_s, i, o, i_q)
     if lo_s > hi_s:
         return 0.0  # even one request alone misses the target on this GPU type
@@ -118,7 +118,30 @@ def _prior(gpu_type: str, gpr: int, metric: Metric, q: float, target_s: float, i
         profile = serving_profile(GPU_PROFILES[gpu_type], DEFAULT_MODEL, gpus_per_replica=gpr)
     except ValueError:
         return None  # the reference model does not fit this GPU: no prior
-    return KNATIVE_TARGET_UTILIZATION * _sustainable_rate(profile, metric, target_s, i, o, q) * (i + o)
+    i_q = i * math.log(1.0 / (1.0 - q))
+    return KNATIVE_TARGET_UTILIZATION * _sustainable_rate(profile, metric, target_s, i, o, i_q) * (i + o)
+
+
+def class_capacity(
+    gpu_type: str, *, gpus_per_replica: int, metric: Metric, target_s: float, mean_input: float, mean_output: float,
+    prompt_at_percentile: float,
+) -> float | None:
+    """``prior_capacity`` for a request class whose target-percentile prompt is known (``classes.py``),
+    instead of taken from the exponential law over the whole mix."""
+    if gpu_type not in GPU_PROFILES or mean_input <= 0 or mean_output <= 0 or target_s <= 0:
+        return None
+    return _class_prior(gpu_type, gpus_per_replica, metric, _round(target_s), _round(mean_input), _round(mean_output),
+                        _round(max(prompt_at_percentile, 1.0)))
+
+
+@lru_cache(maxsize=16384)
+def _class_prior(gpu_type: str, gpr: int, metric: Metric, target_s: float, i: float, o: float, i_q: float
+                 ) -> float | None:
+    try:
+        profile = serving_profile(GPU_PROFILES[gpu_type], DEFAULT_MODEL, gpus_per_replica=gpr)
+    except ValueError:
+        return None
+    return KNATIVE_TARGET_UTILIZATION * _sustainable_rate(profile, metric, target_s, i, o, i_q) * (i + o)
 
 
 def longest_prompt(gpu_type: str, *, gpus_per_replica: int, metric: Metric, target_s: float) -> float | None:

@@ -67,6 +67,11 @@ class LatencyContext:
     """This signal's capacity per replica by GPU type, before headroom."""
     replicas_by_type: Mapping[str, int]
     """The fleet's current mix, which the proposal assumes it keeps."""
+    settled: bool = True
+    """The latency belongs to the fleet that serves now: nothing is starting and the ready fleet has
+    not changed since the window's requests arrived (``WorkloadMemory.latency_is_current``).
+    Otherwise it is the wait of requests from before, which more replicas do not shorten: the guard
+    then only holds the count."""
 
 
 def latency_proposal(
@@ -77,7 +82,11 @@ def latency_proposal(
     * sized: ``ceil(demand x (1 + headroom) / capacity of the current mix)``, kept at the current
       count when within the HPA tolerance of it;
     * guard: latency above target never proposes fewer than today, and outside the tolerance
-      scales the ready replicas up by the latency ratio (at most ``LATENCY_GUARD_MAX_RATIO``);
+      scales the ready replicas up by the latency ratio (at most ``LATENCY_GUARD_MAX_RATIO``), but
+      only when the fleet is settled: while replicas start, or for ``window + latency`` after the
+      ready fleet changed, latency is the wait of earlier requests (a start-up doubled the ready
+      count every 90 s on it, 1 L4 to 64 GPUs, for a load 5 L4s serve), and the demand already
+      counts the backlog to drain;
     * the proposal is the larger; with no capacity estimate a latency within target holds.
     """
     spec = reading.spec
@@ -96,7 +105,7 @@ def latency_proposal(
     if latency is not None and latency > spec.target:
         ratio = latency / spec.target
         guard = ctx.current
-        if ratio > 1.0 + tol.scale_up:
+        if ratio > 1.0 + tol.scale_up and ctx.settled:
             guard = max(ctx.current, math.ceil(max(ctx.ready, 1) * min(ratio, LATENCY_GUARD_MAX_RATIO)))
         detail["guard"] = guard
         detail["latency_ratio"] = ratio

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 
 from shared.gpus import GPU_PROFILES, ServingProfile, serving_profile
-from shared.messages import GpuNode, Samples, VariantStatus, WorkloadRef
+from shared.messages import GpuNode, RoutingRule, Samples, VariantStatus, WorkloadRef
 from shared.simulation.ledger import CompletedRequest, Ledger
 from shared.simulation.replica import Replica, Request
 from shared.simulation.sampling import build_samples
@@ -56,7 +56,7 @@ class _Node:
 
 class _Workload:
     __slots__ = ("gateway", "gateway_cluster", "key", "ledgers", "live", "next_index", "profiles", "ready",
-                 "ref", "retired", "spec", "types_seen")
+                 "ref", "retired", "routing", "spec", "types_seen")
 
     def __init__(self, spec: WorkloadSpec, clusters: Sequence[str], sink: list[CompletedRequest]) -> None:
         self.spec = spec
@@ -73,6 +73,15 @@ class _Workload:
         self.ledgers = {c: Ledger(c, spec.key, sink) for c in clusters}
         self.profiles: dict[str, ServingProfile] = {}
         self.types_seen: dict[str, set[str]] = {c: set() for c in clusters}
+        self.routing: tuple[RoutingRule, ...] = ()
+        """The hub's routing rules (``set_routing``): a request goes only to GPU types its class may use."""
+
+    def allowed(self, request: Request) -> frozenset[str] | None:
+        """GPU types ``request`` may be sent to under the routing rules; None: any."""
+        for rule in self.routing:
+            if rule.covers(request.input_tokens):
+                return frozenset(rule.gpu_types)
+        return None
 
     def profile(self, gpu_type: str) -> ServingProfile:
         if gpu_type not in self.profiles:
@@ -206,8 +215,11 @@ class SimWorld:
             return
         best: Replica | None = None
         best_delay = float("inf")
+        allowed = w.allowed(request)
+        if allowed is not None and not any(r.gpu_type in allowed for r in w.ready):
+            allowed = None  # none of its types is ready yet: any replica rather than none
         for r in w.ready:
-            if not r.fits(request):
+            if not r.fits(request) or (allowed is not None and r.gpu_type not in allowed):
                 continue
             if flow is not None and r.saturated(flow.queue_depth, flow.kv_cache_ratio):
                 continue
@@ -239,11 +251,37 @@ class SimWorld:
         if not w.gateway or flow is None or replica.draining or not replica.ready:
             return
         while w.gateway and not replica.saturated(flow.queue_depth, flow.kv_cache_ratio):
-            if not replica.fits(w.gateway[0]):
+            i = self._next_for(w, replica)
+            if i is None or not replica.fits(w.gateway[i]):
                 return
-            replica.enqueue(w.gateway.popleft())
+            request = w.gateway[i]
+            del w.gateway[i]
+            replica.enqueue(request)
+
+    @staticmethod
+    def _next_for(w: _Workload, replica: Replica) -> int | None:
+        """The oldest waiting request the routing rules let ``replica`` serve (the head, without rules)."""
+        if not w.routing:
+            return 0
+        has_allowed_ready: dict[frozenset[str], bool] = {}
+        for i, request in enumerate(w.gateway):
+            allowed = w.allowed(request)
+            if allowed is None or replica.gpu_type in allowed:
+                return i
+            if allowed not in has_allowed_ready:
+                has_allowed_ready[allowed] = any(r.gpu_type in allowed for r in w.ready)
+            if not has_allowed_ready[allowed]:
+                return i  # none of its types is ready: any replica rather than none
+        return None
 
     # --- scaling --------------------------------------------------------------------------------
+
+    def set_routing(self, namespace: str, name: str, rules: Sequence[RoutingRule]) -> None:
+        """The gateway's routing rules for a workload (the hub's ``ScaleCommand.routing``): each request
+        goes, by shortest expected delay, only to ready replicas of the GPU types fast enough for its
+        prompt-length class, or to any replica while none of those is ready. The rules' weights (the
+        plan's preference) are not followed: shortest expected delay balances by itself."""
+        self._workload(namespace, name).routing = tuple(rules)
 
     def set_replicas(self, cluster_id: str, namespace: str, name: str, gpu_type: str, replicas: int) -> int:
         """Set the absolute replica count of one GPU type; returns the replicas now desired."""

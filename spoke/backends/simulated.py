@@ -85,6 +85,8 @@ class SimulatedBackend:
         try:
             wanted = command.replicas_by_gpu_type
             observed = self._world.scale(self._cluster_id, ref.namespace, ref.name, wanted)
+            # The simulated gateway follows the hub's routing rules, as a real one reads the spoke's.
+            self._world.set_routing(ref.namespace, ref.name, command.routing)
         except CapacityError as e:
             raise PermanentApplyError(ResultReason.CAPACITY, str(e)) from e
         except UnknownTargetError as e:

@@ -215,3 +215,30 @@ def test_with_flow_control_a_scale_up_serves_the_backlog_sooner():
         return max(r.ttft_s for r in world.completed_requests())
 
     assert late(FlowControl()) < late(None) / 2  # without it the backlog stays queued at the first pod
+
+
+def test_the_gateway_follows_routing_rules_by_prompt_length():
+    from shared.messages import RoutingRule
+    from shared.simulation import Trace
+
+    # Bursts of four 6,000-token prompts and four 300-token ones on one L4 and one A100: by shortest
+    # expected delay alone, some long prompts go to the idle L4 (and take it seconds to prefill).
+    arrivals = tuple(float(10 * (i // 8)) for i in range(48))
+    inputs = tuple(6000 if i % 8 < 4 else 300 for i in range(48))
+    trace = Trace("mixed", arrivals, inputs, tuple(50 for _ in range(48)), 60.0)
+
+    def served_long(rules):
+        cluster = ClusterSpec("east", (NodeSpec("a", "L4", 1), NodeSpec("b", "A100", 1)))
+        workload = WorkloadSpec("llm", "chat", trace, initial_replicas={("east", "L4"): 1, ("east", "A100"): 1})
+        world = SimWorld([cluster], [workload])
+        world.set_routing("llm", "chat", rules)
+        world.advance(300)
+        done = world.completed_requests()
+        assert len(done) == 48
+        return {r.gpu_type for r in done if r.input_tokens > 1000}
+
+    assert "L4" in served_long([])
+    assert served_long([
+        RoutingRule(max_prompt_tokens=1000, gpu_types=("L4", "A100"), weights={"L4": 1.0}),
+        RoutingRule(min_prompt_tokens=1000, gpu_types=("A100",), weights={"A100": 1.0}),
+    ]) == {"A100"}

@@ -288,3 +288,42 @@ def test_a_refused_command_does_not_hold_the_workload_unsettled() -> None:
     plan = plans(s, p, planner=planner, now=1.5)["inference/llama"]
     assert plan.recommendation.desired_replicas == 1
     assert plan.result.placement == {("a", "H100"): 1}
+
+
+def classed_policy(classes: bool) -> Policy:
+    """TTFT p95 <= 1 s on the datasheet priors (no policy capacities), request classes on or off."""
+    return Policy.model_validate({
+        "id": "llama", "targets": {"workloads": [{"namespace": "inference", "name": "llama"}]},
+        "signals": [{"metric": "ttft", "target": 1.0, "headroom_percent": 0}],
+        "bounds": {"min_replicas": 1, "max_replicas": 40}, "panic": {"enabled": False},
+        "placement": {"request_classes": classes},
+    })
+
+
+def long_prompt_mix(variants: dict[str, tuple[int, int]]) -> WorkloadReport:
+    """6 requests/s of 2,000-token prompts and 30-token outputs: at a 1 s target an L4 cannot take the
+    mix's 95th-percentile prompt (6,000 tokens), but it can take the short ones."""
+    samples = Samples.model_validate({"window_s": 10.0, "ttft": {"p95_s": 0.4}, "request_rate_per_s": 6.0,
+                                      "prompt_tokens_per_s": 12000.0, "generation_tokens_per_s": 180.0,
+                                      "requests_waiting": 0})
+    return workload(variants=variants).model_copy(update={"samples": samples})
+
+
+def test_request_classes_put_short_prompts_on_cheap_gpus_and_route_long_ones_away_from_them() -> None:
+    prices = {"L4": 0.5, "A100": 4.096}  # an L4 cheaper per token than an A100 on short prompts only
+    inventory = [node("A100", 8), node("L4", 8)]
+    whole = FleetState()
+    whole.ingest(report("a", [long_prompt_mix({"A100": (4, 4)})], inventory), now=10.0)
+    flat = plans(whole, classed_policy(False), planner=Planner(prices))["inference/llama"]
+    assert all(t != "L4" or n == 0 for (_, t), n in flat.result.placement.items())  # L4 rated 0 on the mix
+    assert flat.routing == ()
+    split = FleetState()
+    split.ingest(report("a", [long_prompt_mix({"A100": (4, 4)})], inventory), now=10.0)
+    plan = plans(split, classed_policy(True), planner=Planner(prices))["inference/llama"]
+    assert len(plan.recommendation.classes) >= 2
+    assert plan.result.placement.get(("a", "L4"), 0) > 0
+    assert plan.result.cost_per_hour < flat.result.cost_per_hour
+    longest = plan.routing[-1]
+    assert longest.max_prompt_tokens is None and "L4" not in longest.gpu_types
+    assert "L4" in plan.routing[0].gpu_types
+    assert sum(plan.routing[0].weights.values()) == pytest.approx(1.0)

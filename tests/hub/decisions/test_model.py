@@ -36,11 +36,11 @@ def test_history_in_the_previous_format_reads_back_into_the_model(without: tuple
     assert d.id == old["id"] and d.at == datetime.fromisoformat(old["at"])
     assert d.action == old["action"] == "scale_up"  # recomputed, not read
     assert d.results["cmd-b"].status is ResultStatus.APPLIED and d.clusters == {"alpha", "beta"}
-    assert d.cause is None and d.deciding_signal is None  # not known then
+    assert d.cause is None and d.deciding_signal is None and d.routing == []  # not known then
     new = d.model_dump(mode="json")
     # The same object as before, field for field (the time in its canonical RFC 3339 spelling), plus
     # the fields the previous format did not have.
-    assert set(new) - set(old) == {"cause", "deciding_signal", *without}
+    assert set(new) - set(old) == {"cause", "deciding_signal", "routing", *without}
     for key, value in old.items():
         if key == "at":
             assert datetime.fromisoformat(new["at"]) == datetime.fromisoformat(value)

@@ -45,3 +45,47 @@ def test_requests_no_gpu_type_prefills_in_time_are_reported() -> None:
     assert rec.inputs["infeasible_requests_per_s"] == share * 1.0
     h100 = Fleet([Cluster("a", gpu_type="H100", samples=long_prompts)]).evaluate(p, now=0)
     assert h100.audit.load["infeasible_share"]["ttft_p95"] < share
+
+
+GUARD_ONLY = [{"metric": "ttft", "target": 2.0, "capacity_per_replica": {"H100": 1000.0}}]
+
+
+def test_the_latency_guard_does_not_multiply_replicas_that_are_still_starting() -> None:
+    # 4 asked, 2 ready, TTFT 10 s from the backlog the cold start left: the demand (arrivals plus the
+    # backlog over the stable window) sizes the fleet; doubling the ready count on the wait of
+    # requests from before is how a start-up ran from 1 L4 to 64 GPUs.
+    p = policy(GUARD_ONLY, panic={"enabled": False})
+    fleet = Fleet([Cluster("a", desired=4, ready=2, samples={**RATES, "requests_waiting": 0, "ttft": 0.5})])
+    fleet.evaluate(p, now=0)
+    fleet.clusters[0].samples = {**RATES, "requests_waiting": 30, "ttft": 10.0}
+    rec = fleet.evaluate(p, now=10)
+    prop = next(x for x in rec.audit.proposals if x.source == "ttft_p95")
+    assert prop.detail["guard"] == 4  # holds what is asked, no more
+    assert rec.desired_replicas == max(4, prop.detail["sized"])
+
+
+def test_the_guard_waits_for_the_latency_of_the_fleet_that_is_ready_now() -> None:
+    p = policy(GUARD_ONLY, panic={"enabled": False})
+    fleet = Fleet([Cluster("a", desired=2, ready=2, samples={**RATES, "requests_waiting": 0, "ttft": 5.0})])
+    first = fleet.evaluate(p, now=0)  # first seen like this: its history is unknown, the guard acts
+    assert next(x for x in first.audit.proposals if x.source == "ttft_p95").detail["guard"] == 4
+    fleet.clusters[0].desired = fleet.clusters[0].ready = 4  # the fleet grew
+    grown = fleet.evaluate(p, now=5)
+    assert next(x for x in grown.audit.proposals if x.source == "ttft_p95").detail["guard"] == 4  # held
+    later = fleet.evaluate(p, now=5 + 10 + 5 + 1)  # window + latency later, still slow: its own latency
+    assert next(x for x in later.audit.proposals if x.source == "ttft_p95").detail["guard"] == 8
+
+
+def test_the_token_mix_is_not_learnt_while_a_backlog_drains() -> None:
+    # Arrivals of 2 requests/s while the fleet processes 6,000 prompt tokens/s of a backlog: the
+    # ratio is not the prompt of an arriving request.
+    p = policy(SIGNALS, panic={"enabled": False})
+    fleet = Fleet([Cluster("a", samples={**RATES, "requests_waiting": 0, "ttft": 0.5})])
+    rec = fleet.evaluate(p, now=0)
+    fleet.clusters[0].samples = {**RATES, "prompt_tokens_per_s": 6000.0, "requests_waiting": 50, "ttft": 5.0}
+    fleet.evaluate(p, now=10)
+    fleet.clusters[0].samples = {**RATES, "prompt_tokens_per_s": 6000.0, "requests_waiting": 0, "ttft": 5.0}
+    fleet.evaluate(p, now=20)  # queue empty, but the batch it filled is still finishing
+    assert rec.inputs["demand_tokens_per_s"] is not None
+    engine_mix = fleet.engine._memory["inference/llama"].mean_tokens()
+    assert engine_mix is not None and engine_mix[0] == 1000.0

@@ -38,7 +38,10 @@ def test_isotonic_pools_violators_weighted() -> None:
 
 def test_estimate_follows_the_evidence_around_the_prior() -> None:
     assert estimate(1.0, Evidence(None, None, 0)) == 1.0  # nothing seen: the prior
-    assert estimate(1.0, Evidence(0.2, None, 10)) == pytest.approx(0.2 * PROBE)  # trust a little past what worked
+    # Loads that worked far below the prior say nothing against it (an over-provisioned fleet's load
+    # took the factor to 0.075 and kept the fleet 13x too large).
+    assert estimate(1.0, Evidence(0.05, None, 10)) == 1.0
+    assert estimate(None, Evidence(0.2, None, 10)) == pytest.approx(0.2 * PROBE)  # no prior: a little past it
     assert estimate(0.25, Evidence(0.2, None, 10)) == 0.25  # the prior, inside that range
     assert estimate(1.0, Evidence(0.4, 0.9, 10)) == pytest.approx((0.4 * 0.9) ** 0.5)  # between ok and bad
     assert estimate(0.5, Evidence(0.4, 0.9, 10)) == 0.5
