@@ -368,6 +368,13 @@ class HubMetrics:
             ["cluster"],
             registry=r,
         )
+        self.infeasible = Gauge(
+            "fleetscale_hub_infeasible_requests_per_second",
+            "Requests per second whose prompt no allowed GPU type prefills within the latency target, even "
+            "on an idle replica: reported, never sized for (docs/engine.md)",
+            ["workload"],
+            registry=r,
+        )
         self.fleet = _FleetGauges()
         r.register(self.fleet)
         # Known label values start at 0, so rate() and dashboards see the series before the first event.
@@ -385,6 +392,20 @@ class HubMetrics:
         for labels in [k for k in self.results._metrics if k and k[0] == cluster_id]:  # (cluster, status, reason)
             with contextlib.suppress(KeyError):
                 self.results.remove(*labels)
+
+    def set_infeasible(self, workload: str, rate: float | int | None) -> None:
+        """The engine's infeasible request rate for a workload; absent when it did not estimate one."""
+        if rate is None:
+            with contextlib.suppress(KeyError):
+                self.infeasible.remove(workload)
+        else:
+            self.infeasible.labels(workload).set(float(rate))
+
+    def forget_workloads(self, keep: set[str]) -> None:
+        """Drop the per-workload series of workloads no longer held."""
+        for (workload,) in [k for k in self.infeasible._metrics if k[0] not in keep]:
+            with contextlib.suppress(KeyError):
+                self.infeasible.remove(workload)
 
     def count_decision(self, decision: Decision) -> None:
         mode = decision.mode if decision.mode in MODES else "other"

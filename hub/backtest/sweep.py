@@ -135,6 +135,13 @@ def fleetscale_entries(scenario: Scenario, policies: Sequence[Policy], grid: Gri
     """The policy as given (named ``fleetscale``), then its headroom variants."""
     main = policies[0]
     out = [Entry(FLEETSCALE, "policy as given", FleetscaleController(scenario, policies, name=FLEETSCALE))]
+    # Request classes the other way, shown beside it (not on its frontier: a feature, not its knob).
+    flipped = not main.placement.request_classes
+    classes = main.model_copy(update={"placement": main.placement.model_copy(update={"request_classes": flipped})})
+    out.append(Entry("", f"request classes {'on' if flipped else 'off'}", FleetscaleController(
+        scenario, [classes, *policies[1:]], name=f"{FLEETSCALE}-classes-{'on' if flipped else 'off'}",
+        description=f"Fleetscale, policy {main.id!r} with request classes and routing rules "
+                    f"{'on' if flipped else 'off'}")))
     own = {s.headroom_percent for s in main.signals if s.metric.is_latency}
     if not own:
         return out  # no latency signal: nothing to sweep

@@ -155,6 +155,7 @@ class Evaluator:
             self._sweep = sorted(keys, reverse=True)
             self.planner.forget(keys)
             self._plans = {k: v for k, v in self._plans.items() if k in keys}
+            self.metrics.forget_workloads(set(keys))
         share = max(1, -(-len(self._sweep) * self.tick_s // self.sweep_s))
         swept = {self._sweep.pop() for _ in range(min(int(share), len(self._sweep)))}
         return changed | self._hot | swept
@@ -195,6 +196,8 @@ class Evaluator:
         for plan in planned:
             rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
             self._plans[view.key] = (plan.policy, result.placement)
+            infeasible = rec.inputs.get("infeasible_requests_per_s")
+            self.metrics.set_infeasible(view.key, infeasible if isinstance(infeasible, (int, float)) else None)
             if held(rec) or result.unplaced:
                 hot.add(view.key)  # held by a timer, or short of room: may move with no new input
             if not plan.changed:

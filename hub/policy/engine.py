@@ -390,7 +390,11 @@ class Engine:
         classes = self._classes(ctx, spec)
         if len(classes) > 1:
             priors = {t: (effective_capacity(classes, t), "datasheet roofline by request class") for t in priors}
-        self._observe(ctx.view.key, spec, lat, ctx.load, priors, ctx.ready_by_type, ctx.parts, ctx.mem, ctx.now)
+        if all(any(ctx.ready_by_type.get(t) for t in c.capacity) for c in classes):
+            # With classes, only a fleet with a ready type for every class says what it can take:
+            # the start-up L4 serving 6,000-token prompts misses at any load, and learnt as capacity
+            # that miss sized every type 3x too large.
+            self._observe(ctx.view.key, spec, lat, ctx.load, priors, ctx.ready_by_type, ctx.parts, ctx.mem, ctx.now)
         factor, ev = self.capacity.factor(ctx.view.key, spec.name, now=ctx.now)
         caps = {t: None if prior is None else factor * prior for t, (prior, _) in priors.items()}
         out.learned[spec.name] = {"factor": factor, "seen_ok": ev.ok, "seen_miss": ev.bad,

@@ -238,3 +238,17 @@ async def test_exposition_passes_promtool_check_metrics_and_uses_one_prefix() ->
     assert lint.returncode == 0, out.decode()
     assert all(f.name.startswith("fleetscale_hub_") for f in text_string_to_metric_families(text.decode()))
     assert value(ev.metrics, "fleetscale_hub_malformed_messages_total", kind="result") == 0  # starts at 0
+
+
+def test_the_infeasible_rate_is_a_gauge_per_workload_absent_when_unknown_and_forgotten_with_it() -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    m = HubMetrics(registry)
+    name = "fleetscale_hub_infeasible_requests_per_second"
+    m.set_infeasible("inference/rag", 0.25)
+    m.set_infeasible("inference/chat", None)
+    assert registry.get_sample_value(name, {"workload": "inference/rag"}) == 0.25
+    assert registry.get_sample_value(name, {"workload": "inference/chat"}) is None  # not estimated: absent
+    m.forget_workloads({"inference/chat"})
+    assert registry.get_sample_value(name, {"workload": "inference/rag"}) is None
