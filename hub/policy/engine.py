@@ -281,7 +281,7 @@ class Engine:
         stable_s = float(policy.panic.stable_window_seconds)
         panic_s = stable_s * policy.panic.panic_window_percent / 100.0
         load = read_load(parts)
-        mem.learn_mix(now, load, window_s=max((p.samples.window_s or 0.0 for p in parts), default=0.0))
+        mem.learn_mix(now, load)
         demand_now = mem.arrival_demand(load, drain_s=stable_s)
         mem.record_demand(now, demand_now, keep_s=stable_s)
         stable_demand = mem.mean_demand(now, stable_s)

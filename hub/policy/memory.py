@@ -140,21 +140,18 @@ class WorkloadMemory:
         backlog = 0.0 if tpr is None or not load.waiting else load.waiting * tpr / drain_s
         return max(known) + backlog
 
-    def learn_mix(self, now: float, load: LoadReading, *, window_s: float) -> None:
-        """Fold this window's rates into the token mix (prompt and generated tokens per request).
+    def learn_mix(self, now: float, load: LoadReading) -> None:
+        """Fold this window's rates into the token mix (prompt and generated tokens per request), and
+        note since when nothing has waited (``settled``).
 
-        Once a mix is known, only from windows of a calm fleet: nothing waiting for two windows. The
-        request rate counts arrivals and the token rates what was processed, so while a backlog
-        drains (and for the window after, while the batch it filled finishes) they are different
-        requests. Taken then, a fleet catching up after a cold start read its mean prompt as 3x the
-        real one, rated an L4 at 0 tokens/s and sized its start-up fleet in L4s at 64 GPUs."""
+        Every window counts, backlogs included. While a backlog drains the request rate counts
+        arrivals and the token rates the backlog, so the mean prompt reads long (3x after a cold
+        start); learnt from calm windows only, the start-up overshoot went, but so did the headroom
+        that reading gave under bursts: the spike case fell from 100 % to 91.7 % (docs/decisions.md)."""
         if load.waiting:
             self.calm_since = None
         elif self.calm_since is None:
             self.calm_since = now
-        calm = self.calm_since is not None and now - self.calm_since >= 2 * window_s
-        if not calm and self.mean_tokens() is not None:
-            return
         if load.request_rate is not None and load.prompt_rate is not None and load.generation_rate is not None \
                 and not load.partial:
             self.requests.add(now, load.request_rate)

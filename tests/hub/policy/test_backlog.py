@@ -74,18 +74,3 @@ def test_the_guard_waits_for_the_latency_of_the_fleet_that_is_ready_now() -> Non
     assert next(x for x in grown.audit.proposals if x.source == "ttft_p95").detail["guard"] == 4  # held
     later = fleet.evaluate(p, now=5 + 10 + 5 + 1)  # window + latency later, still slow: its own latency
     assert next(x for x in later.audit.proposals if x.source == "ttft_p95").detail["guard"] == 8
-
-
-def test_the_token_mix_is_not_learnt_while_a_backlog_drains() -> None:
-    # Arrivals of 2 requests/s while the fleet processes 6,000 prompt tokens/s of a backlog: the
-    # ratio is not the prompt of an arriving request.
-    p = policy(SIGNALS, panic={"enabled": False})
-    fleet = Fleet([Cluster("a", samples={**RATES, "requests_waiting": 0, "ttft": 0.5})])
-    rec = fleet.evaluate(p, now=0)
-    fleet.clusters[0].samples = {**RATES, "prompt_tokens_per_s": 6000.0, "requests_waiting": 50, "ttft": 5.0}
-    fleet.evaluate(p, now=10)
-    fleet.clusters[0].samples = {**RATES, "prompt_tokens_per_s": 6000.0, "requests_waiting": 0, "ttft": 5.0}
-    fleet.evaluate(p, now=20)  # queue empty, but the batch it filled is still finishing
-    assert rec.inputs["demand_tokens_per_s"] is not None
-    engine_mix = fleet.engine._memory["inference/llama"].mean_tokens()
-    assert engine_mix is not None and engine_mix[0] == 1000.0
