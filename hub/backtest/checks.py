@@ -70,9 +70,12 @@ def runaway(c: Comparison, f: PolicyResult) -> Check:
     name = f"no minute above {RUNAWAY_FACTOR:g}x the hindsight plan's cost rate"
     if at is None:
         return Check(name, True, "no minute scored")
+    plan = h.minute_cost_per_hour[at]
+    against = f"${plan:,.2f}/h"
+    if plan < floor:
+        against = f"${floor:,.2f}/h (one replica of the cheapest type; the plan: {against})"
     return Check(name, worst <= RUNAWAY_FACTOR,
-                 f"worst minute {at}: ${f.minute_cost_per_hour[at]:,.2f}/h vs ${h.minute_cost_per_hour[at]:,.2f}/h "
-                 f"({worst:.2f}x)")
+                 f"worst minute {at}: ${f.minute_cost_per_hour[at]:,.2f}/h vs {against} ({worst:.2f}x)")
 
 
 def checks(c: Comparison) -> list[Check]:
