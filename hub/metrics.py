@@ -22,6 +22,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from hub.decisions.log import Decision
+from hub.policy.advice import OUTCOMES as ADVICE_OUTCOMES
 from hub.policy.cause import Cause
 from hub.policy.model import Metric as PolicyMetric
 from hub.policy.model import Policy
@@ -35,7 +36,8 @@ SIGNAL_NAMES = tuple(
                                              else [m.value])
 )
 REASON_CLASSES = (*SIGNAL_NAMES, "bounds", "stabilisation", "rate_limited", "panic", "forecast", "starting",
-                  "fallback", "zero", "activation", "missing_data", "cost_ceiling", "rebalance", "failover", "other")
+                  "fallback", "zero", "activation", "missing_data", "cost_ceiling", "advice", "rebalance", "failover",
+                  "other")
 """The ``reason`` label of ``fleetscale_hub_decisions_total``: which rule decided the count.
 
 Read from the engine's structured cause (``hub.policy.cause.Cause``, in the decision's audit): a
@@ -49,7 +51,7 @@ CAUSE_CLASSES: dict[str, str] = {
     Cause.BOUNDS: "bounds", Cause.STABILISED: "stabilisation", Cause.RATE_LIMITED: "rate_limited",
     Cause.PANIC: "panic", Cause.FORECAST: "forecast", Cause.STARTING: "starting", Cause.FALLBACK: "fallback",
     Cause.ZERO: "zero", Cause.ACTIVATION: "activation", Cause.MISSING_DATA: "missing_data",
-    Cause.COST_CEILING: "cost_ceiling",
+    Cause.COST_CEILING: "cost_ceiling", Cause.ADVICE: "advice",
 }
 
 _STALE_NOTE = "stale clusters excluded"
@@ -375,6 +377,14 @@ class HubMetrics:
             ["workload"],
             registry=r,
         )
+        self.advice = Counter(
+            "fleetscale_hub_advice",
+            "LLM advice by what the engine's advice stage did with it: applied, clamped (cut to a guard rail), "
+            "agreed (the engine's own count), stale (ignored), advisory (recorded only); each answer counted once "
+            "per outcome it reaches",
+            ["outcome"], registry=r,
+        )
+        self._advice_seen: dict[str, tuple[str, set[str]]] = {}
         self.fleet = _FleetGauges()
         r.register(self.fleet)
         # Known label values start at 0, so rate() and dashboards see the series before the first event.
@@ -382,6 +392,8 @@ class HubMetrics:
             self.malformed.labels(kind)
         for kind, reason in REFUSALS:
             self.refused.labels(kind, reason)
+        for outcome in ADVICE_OUTCOMES:
+            self.advice.labels(outcome)
 
     def forget_cluster(self, cluster_id: str) -> None:
         """Drop a forgotten cluster's series, so /metrics does not keep every cluster id ever seen."""
@@ -410,6 +422,28 @@ class HubMetrics:
     def count_decision(self, decision: Decision) -> None:
         mode = decision.mode if decision.mode in MODES else "other"
         self.decisions.labels(decision.action, reason_class(decision), mode).inc()
+
+    def count_advice(self, workload: str, verdict: Mapping[str, object] | None) -> None:
+        """Count what the advice stage did (the audit's ``advice``), once per answer and outcome: the
+        engine sees the same answer at every evaluation until the next one arrives."""
+        if not verdict:
+            return
+        exchange = verdict.get("exchange")
+        answered = str(exchange.get("answered_at")) if isinstance(exchange, Mapping) else ""
+        outcome = str(verdict.get("outcome"))
+        if outcome not in ADVICE_OUTCOMES:
+            return
+        seen = self._advice_seen.get(workload)
+        if seen is None or seen[0] != answered:
+            seen = self._advice_seen[workload] = (answered, set())
+        if outcome not in seen[1]:
+            seen[1].add(outcome)
+            self.advice.labels(outcome).inc()
+
+    def forget_advice(self, keep: set[str]) -> None:
+        """Drop what is remembered of the advice of workloads not in ``keep``."""
+        for gone in self._advice_seen.keys() - keep:
+            del self._advice_seen[gone]
 
     def latest_plans(self) -> tuple[dict[str, tuple[Policy, Placement]], dict[str, float]] | None:
         """The latest plans and prices, without a fleet snapshot (cheap, for a reader that may not need one)."""

@@ -120,6 +120,7 @@ async def run_hub(
         )
         feed = Feed(metrics, fleet=lambda: fleet_json(state.snapshot(), decisions, policies))
         decisions.listeners.append(feed.on_decision)
+        advisor = Advisor(metrics, decisions)
         hub = Hub(
             settings=settings,
             bus=bus,
@@ -145,11 +146,12 @@ async def run_hub(
                 startup_grace_s=settings.startup_grace_s,
                 sweep_s=settings.sweep_s,
                 listening=lambda: bus.connected,
+                advice=advisor.advice,
             ),
             feed=feed,
             journal=journal,
             history=FleetHistory(fine_s=settings.history_interval_s),
-            advisor=Advisor(metrics, decisions),
+            advisor=advisor,
             tokens=tokens,
             sources=sources,
             api_scheme="https" if ssl_context is not None else "http",

@@ -2,8 +2,10 @@
 
 It reads the hub's latest tick (the snapshot and the plans the metrics keep, ``HubMetrics.latest_tick``)
 and the decision log; it writes only its own records (``latest``): the summary sent, the answer,
-the parsed advice or the error. The planner reads ``advice_for`` and applies it through the guard
-rails; the API and the page show ``latest``. Questions run concurrently up to a bound, each under
+the parsed advice or the error. The evaluator hands ``advice`` (each workload's latest answer, if
+usable, with its age) to the engine, whose advice stage applies it through the guard rails
+(``hub.policy.advice``); the API and the page show ``latest``. An answer that failed (timeout,
+error, unusable) leaves no advice: the engine's count stands until the next usable one. Questions run concurrently up to a bound, each under
 the policy's timeout; every outcome is counted.
 """
 
@@ -26,6 +28,7 @@ from hub.advisor.client import AdvisorUnavailable, chat, read_api_key
 from hub.advisor.summary import SYSTEM_PROMPT, summarise
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
+from hub.policy.advice import WorkloadAdvice
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement
 
@@ -86,15 +89,22 @@ class Advisor:
                 out.append((key, policy, placement))
         return out
 
-    def advice_for(self, key: str, policy: Policy) -> Advice | None:
-        """The workload's latest usable advice, if younger than two of its intervals."""
-        exchange = self.latest.get(key)
-        at = self._received_at.get(key)
-        if exchange is None or exchange.advice is None or at is None or exchange.policy_id != policy.id:
-            return None
-        if self.clock() - at > 2 * policy.advisor.interval_s:
-            return None
-        return exchange.advice
+    def advice(self, now: float) -> dict[str, WorkloadAdvice]:
+        """Each workload's latest answer, where it was usable, with its age at ``now`` (this clock).
+
+        Old advice is handed in too: the engine ignores it past two intervals and says so (counted
+        as ``stale``), rather than it vanishing unexplained."""
+        out = {}
+        for key, exchange in self.latest.items():
+            at = self._received_at.get(key)
+            if exchange.advice is None or at is None:
+                continue
+            a = exchange.advice
+            out[key] = WorkloadAdvice(
+                replicas=a.replicas, age_s=max(0.0, now - at), policy_id=exchange.policy_id,
+                answered_at=exchange.at.isoformat(), confidence=a.confidence, rationale=a.rationale,
+                summary=exchange.summary, answer=exchange.answer)
+        return out
 
     async def ask(
         self, session: aiohttp.ClientSession, key: str, policy: Policy, snapshot: FleetSnapshot,

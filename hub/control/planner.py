@@ -51,6 +51,7 @@ from hub.placement.division import divide
 from hub.placement.failover import DEFAULT_RECOVERY_REPORTS
 from hub.placement.routing import routing_rules
 from hub.placement.throughput import PROFILE_THROUGHPUT, mean_throughput
+from hub.policy.advice import WorkloadAdvice
 from hub.policy.capacity import mix_capacity
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
@@ -266,11 +267,13 @@ class Planner:
         self.last_health: FleetHealth | None = None
         """The last plan's cluster phases (the evaluator revokes commands to newly lost clusters)."""
 
-    def plan(self, snapshot: FleetSnapshot, policies: list[Policy], *, partial: bool = False) -> list[Plan]:
+    def plan(self, snapshot: FleetSnapshot, policies: list[Policy], *, partial: bool = False,
+             advice: Mapping[str, WorkloadAdvice] | None = None) -> list[Plan]:
         """Plans for the workloads of ``snapshot``; ``partial`` when it holds only some of the fleet's
         (event-driven evaluation): the others keep what the engine and the planner remember of them,
-        and their current placements, already in the reported free GPUs, are left as they are."""
-        recommendations = self.engine.evaluate(snapshot, policies, forget=not partial)
+        and their current placements, already in the reported free GPUs, are left as they are.
+        ``advice``: the LLM advisor's latest answer per workload, for the engine's advice stage."""
+        recommendations = self.engine.evaluate(snapshot, policies, forget=not partial, advice=advice)
         health = self.last_health = self.failover.observe(snapshot)
         pools = free_gpus(snapshot)
         types_of: dict[str, list[str]] = {}

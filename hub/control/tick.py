@@ -16,6 +16,7 @@ bound, not the loop: each tick re-plans the *hot* workloads, those a timer may m
 input (the engine's answer differs from its signals' proposal: a stabilisation window, a rate
 limit, panic, an idle or activation hold; or a command that did not go out; or replicas left
 unplaced), and a slice of all workloads, so every one is re-planned at least every ``sweep_s``.
+A new answer from the LLM advisor re-plans its workload too (``advice``: the engine's advice stage).
 A policy change re-plans the workloads it names (everything, for a label selector), and
 everything is re-planned together while any cluster is anything but
 healthy (new, stale, recovering, or a failover baseline still held): failover moves shares between
@@ -38,6 +39,7 @@ from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
+from hub.policy.advice import WorkloadAdvice
 from hub.policy.engine import Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetState, Placement
@@ -100,6 +102,7 @@ class Evaluator:
         unready_after_failed_ticks: int = 3,
         journal: DecisionJournal | None = None,
         listening: Callable[[], bool] | None = None,
+        advice: Callable[[float], Mapping[str, WorkloadAdvice]] | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -114,6 +117,10 @@ class Evaluator:
         """None only in tests without a bus: then commands go out without waiting for the history."""
         self.listening = listening
         """Whether the hub can hear reports now (its NATS connection is up); None: always."""
+        self.advice = advice
+        """The LLM advisor's latest answer per workload at a monotonic time (``Advisor.advice``); None: no advisor."""
+        self._advice_at: dict[str, str] = {}
+        """Workload -> the answer the engine last saw (a new one re-plans the workload)."""
         self.decisions_added: set[str] = set()
         self.unready_after_failed_ticks = unready_after_failed_ticks
         self.failed_in_a_row = 0
@@ -156,6 +163,8 @@ class Evaluator:
             self.planner.forget(keys)
             self._plans = {k: v for k, v in self._plans.items() if k in keys}
             self.metrics.forget_workloads(set(keys))
+            self._advice_at = {k: v for k, v in self._advice_at.items() if k in keys}
+            self.metrics.forget_advice(keys)
         share = max(1, -(-len(self._sweep) * self.tick_s // self.sweep_s))
         swept = {self._sweep.pop() for _ in range(min(int(share), len(self._sweep)))}
         return changed | self._hot | swept
@@ -170,6 +179,11 @@ class Evaluator:
         policies = self.policies.all()
         now = time.monotonic()
         keys = self._due(tick, policies, now)
+        advice = self.advice(now) if self.advice is not None else {}
+        fresh = {k for k, a in advice.items() if self._advice_at.get(k) != a.answered_at}
+        self._advice_at.update((k, advice[k].answered_at) for k in fresh)
+        if keys is not None:
+            keys |= fresh
         if full or (tick and self.failed_in_a_row):
             keys = None  # a failed evaluation lost the changes it took: the next tick re-plans everything
         if keys is not None and not keys:
@@ -183,7 +197,8 @@ class Evaluator:
         pending: list[Decision] = []
         commands: list[ScaleCommand] = []
         # In a worker thread: HiGHS releases the GIL, so intake and the API keep running while it solves.
-        planned = await asyncio.to_thread(self.planner.plan, snapshot, policies, partial=keys is not None)
+        planned = await asyncio.to_thread(self.planner.plan, snapshot, policies, partial=keys is not None,
+                                          advice=advice)
         if keys is None:
             self._plans = {}
         hot: set[str] = set()
@@ -198,6 +213,8 @@ class Evaluator:
             self._plans[view.key] = (plan.policy, result.placement)
             infeasible = rec.inputs.get("infeasible_requests_per_s")
             self.metrics.set_infeasible(view.key, infeasible if isinstance(infeasible, (int, float)) else None)
+            if view.key in advice:
+                self.metrics.count_advice(view.key, None if rec.audit is None else rec.audit.advice)
             if held(rec) or result.unplaced:
                 hot.add(view.key)  # held by a timer, or short of room: may move with no new input
             if not plan.changed:

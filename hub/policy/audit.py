@@ -6,10 +6,12 @@ Every ``Recommendation`` carries one. It reads top to bottom as the engine worke
    why (a partial reading may scale up but not down);
 2. ``proposals``: what each signal proposed and by which method (``hpa``, ``capacity-model``,
    ``forecast``, ``panic``, ``activation``, ``fallback``), with the numbers behind it;
-3. ``clamps``: each step that changed the count after the merge (stabilised, rate-limited,
+3. ``clamps``: each step that changed the count after the merge (advice, stabilised, rate-limited,
    bounded, held for partial data or starting replicas, panic floor, scale to zero), with the
    HPA's condition reason where the step is the HPA's;
-4. ``desired``: the result.
+4. ``desired``: the result;
+5. ``advice``: where the policy has an advisor, what the LLM said, the rails it was cut to, what was
+   applied and why, and the exchange (summary sent, answer) (``hub.policy.advice``).
 
 It is a frozen dataclass whose ``to_json`` gives plain JSON types, so the decision log, the API
 and a backtest report can store it as it is (Dynamo's planner audit events are the model,
@@ -75,7 +77,7 @@ class Proposal:
 @dataclass(frozen=True, slots=True)
 class Clamp:
     stage: str
-    """merge, hold, forecast, stabilised, rate-limited, bounds, panic, starting, fallback, zero."""
+    """merge, hold, forecast, advice, stabilised, rate-limited, bounds, panic, starting, fallback, zero."""
     before: int
     after: int
     reason: str
@@ -112,6 +114,8 @@ class Audit:
     """Which rule decided the count (``hub.policy.cause.Cause``)."""
     deciding_signal: str | None = None
     """The signal whose proposal the count came from; None for a hold."""
+    advice: Mapping[str, Any] | None = None
+    """The advice stage's verdict (``hub.policy.advice.AdviceVerdict.to_json``); None: no advice consulted."""
 
     def to_json(self) -> Json:
         return {
@@ -132,4 +136,5 @@ class Audit:
             "cause": str(self.cause),
             "deciding_signal": self.deciding_signal,
             "reason": self.reason,
+            "advice": None if self.advice is None else dict(self.advice),
         }

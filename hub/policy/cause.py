@@ -36,10 +36,13 @@ class Cause(StrEnum):
     """A signal missing (wholly or on some clusters) held the count."""
     COST_CEILING = "cost-ceiling"
     """The policy's cost ceiling ($/h) capped the count."""
+    ADVICE = "advice"
+    """The LLM advisor's count, inside the guard rails (``advisor.mode: bounded``; ``hub.policy.advice``)."""
 
 
 STAGE_CAUSES: dict[str, Cause] = {
     "forecast": Cause.FORECAST,
+    "advice": Cause.ADVICE,
     "stabilised": Cause.STABILISED,
     "rate-limited": Cause.RATE_LIMITED,
     "bounds": Cause.BOUNDS,

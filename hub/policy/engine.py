@@ -9,6 +9,7 @@ For each workload its policy binds, in this order (docs/engine.md has the formul
    scale-down; every signal failing counts toward KEDA's fallback. A reading that some serving
    cluster did not measure may scale up but never down.
 3. **prediction.** The forecast load's proposal may raise the merged proposal, never lower it.
+   **advice.** With ``advisor.mode: bounded``, the LLM's count inside the guard rails (``advice.py``).
 4. **behaviour.** ``apply_behavior``: the HPA's stabilisation windows, rate limits and bounds, with
    the per-workload recommendation history and scale events kept here.
 5. **overrides.** Knative's panic floor (jump to the burst's proposal, no scale-down while
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from hub.policy import steps
+from hub.policy.advice import WorkloadAdvice
 from hub.policy.audit import Audit, Proposal, SignalInput
 from hub.policy.behavior import Behavior, apply_behavior
 from hub.policy.binding import bind
@@ -126,6 +128,8 @@ class _Context:
     types: set[str]
     mix: dict[str, int]
     """The GPU mix the counts are replicas of: ready, else asked, else one of each type."""
+    advice: WorkloadAdvice | None = None
+    """The LLM advisor's latest answer, handed in by the hub (``Engine.evaluate``)."""
 
 
 @dataclass(slots=True)
@@ -176,13 +180,15 @@ class Engine:
         self._memory: dict[str, WorkloadMemory] = {}
         self.capacity = CapacityModel()
 
-    def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy], *, forget: bool = True) -> list[Recommendation]:
+    def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy], *, forget: bool = True,
+                 advice: Mapping[str, WorkloadAdvice] | None = None) -> list[Recommendation]:
         """One recommendation per bound workload of ``snapshot``. ``forget=False`` for a snapshot of
-        part of the fleet (event-driven evaluation): the others' memory is kept."""
+        part of the fleet (event-driven evaluation): the others' memory is kept. ``advice``: the LLM
+        advisor's latest answer per workload key, with its age (the hub's; the engine does no I/O)."""
         bindings = [b for b in bind(policies, snapshot.workloads) if b.view.reports]
         if forget:
             self.forget({b.view.key for b in bindings})
-        return [self._recommend(snapshot, b.view, b.policy) for b in bindings]
+        return [self._recommend(snapshot, b.view, b.policy, (advice or {}).get(b.view.key)) for b in bindings]
 
     def forget(self, keep: Collection[str]) -> None:
         """Drop what is remembered of workloads not in ``keep``: state of workloads no policy covers
@@ -262,9 +268,11 @@ class Engine:
 
     # --- one workload: the stages ------------------------------------------------------------------
 
-    def _recommend(self, snapshot: FleetSnapshot, view: WorkloadView, policy: Policy) -> Recommendation:
+    def _recommend(self, snapshot: FleetSnapshot, view: WorkloadView, policy: Policy,
+                   advice: WorkloadAdvice | None = None) -> Recommendation:
         """read -> signals (proposals) -> merge -> decide (the named stages of ``steps``) -> record."""
         ctx = self._read(snapshot, view, policy)
+        ctx.advice = advice
         props = self._propose(ctx)
         merged = replicas_for_metrics(ctx.current, props.metric)
         self._follow_mix(ctx.mem, props.effective, ctx.mix)
@@ -498,6 +506,7 @@ class Engine:
         step.value = merged.replicas  # the stages below are counted from the proposal
         step.signal = None if merged.metric is None else merged.metric.target.name
         steps.forecast(step, max((n for _, n in props.forecast), default=None), policy.prediction.horizon_seconds)
+        steps.advise(step, ctx.advice, policy, props.audit, props.signals)
         self._behaviour(ctx, props, step)
         panic_proposal = max((n for _, n in props.panic), default=None)
         decision = mem.panic.update(policy.panic, now=now, proposal=panic_proposal, ready=ctx.ready)
@@ -566,7 +575,7 @@ class Engine:
                   "idle_for_s": None if mem.idle_since is None else now - mem.idle_since},
             capacity=props.capacity, proposals=tuple(props.audit), merged=merged_value,
             clamps=tuple(step.clamps), desired_replicas=step.value, reason=reason, panic=panic_state,
-            correction=props.learned, cause=step.cause, deciding_signal=step.signal,
+            correction=props.learned, cause=step.cause, deciding_signal=step.signal, advice=step.advice,
         )
         return Recommendation(ctx.view.key, policy, ctx.current, ctx.ready, merged_value, step.value, reason, inputs,
                               proposals, dict(sorted(props.effective.items())), demand_out, audit,

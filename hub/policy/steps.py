@@ -1,6 +1,6 @@
 """Steps: the named stages the count passes after the merge, each move recorded for the audit.
 
-The engine passes the merged proposal through a fixed sequence of stages (``forecast``,
+The engine passes the merged proposal through a fixed sequence of stages (``forecast``, ``advice``,
 ``behaviour``, ``panic``, ``starting``, ``scale_to_zero``) or, when the signals cannot decide,
 through one of the holds (``outside_bounds``, ``all_missing`` with KEDA's fallback, ``from_zero``
 with activation, ``merge_hold``). ``Step`` carries the count, collects a ``Clamp`` for every stage
@@ -11,8 +11,11 @@ by table (tests/hub/policy/test_steps.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from hub.policy.advice import WorkloadAdvice, judge
 from hub.policy.audit import Clamp, Proposal, SignalInput
 from hub.policy.behavior import BehaviorResult
 from hub.policy.cause import STAGE_CAUSES, Cause
@@ -34,6 +37,8 @@ class Step:
     cause: Cause = Cause.SIGNAL
     signal: str | None = None
     """The signal whose proposal the count started from (``deciding_signal``); None for a hold."""
+    advice: dict[str, Any] | None = None
+    """What the advice stage did (``advice.AdviceVerdict.to_json``); None when no advice was handed in."""
 
     def to(self, value: int, stage: str, reason: str, message: str, text: str | None = None) -> None:
         if value != self.value:
@@ -141,6 +146,20 @@ def forecast(step: Step, proposal: int | None, horizon_s: int) -> None:
     if proposal is not None and proposal > step.value:
         step.to(proposal, "forecast", "Forecast", "the forecast load needs more replicas ahead of time",
                 f"forecast over {horizon_s}s needs {proposal}")
+
+
+def advise(step: Step, advice: WorkloadAdvice | None, policy: Policy, proposals: Sequence[Proposal],
+           inputs: Sequence[SignalInput]) -> None:
+    """The LLM advisor's count, inside the guard rails (``hub.policy.advice``), in ``bounded`` mode only.
+
+    Recorded in every mode but ``off``; the behaviour after it treats the result as any proposal."""
+    if advice is None:
+        return
+    verdict = judge(advice, policy, step.value, proposals, inputs)
+    if verdict is None:
+        return
+    step.advice = verdict.to_json()
+    step.to(verdict.desired, "advice", "Advice", verdict.reason, f"advisor: {verdict.reason}")
 
 
 def panic(step: Step, decision: PanicDecision, current: int, ceiling: int) -> None:

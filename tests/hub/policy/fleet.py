@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from hub.policy.advice import WorkloadAdvice
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetState
@@ -67,11 +69,11 @@ class Fleet:
     state: FleetState = field(default_factory=FleetState)
     seq: int = 0
 
-    def evaluate(self, p: Policy, now: float) -> Recommendation:
+    def evaluate(self, p: Policy, now: float, advice: Mapping[str, WorkloadAdvice] | None = None) -> Recommendation:
         self.seq += 1
         for c in self.clusters:
             self.state.ingest(c.report(self.seq), now=now)
-        recs = self.engine.evaluate(self.state.snapshot(now=now), [p])
+        recs = self.engine.evaluate(self.state.snapshot(now=now), [p], advice=advice)
         assert len(recs) == 1
         return recs[0]
 
