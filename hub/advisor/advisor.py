@@ -5,8 +5,8 @@ and the decision log; it writes only its own records (``latest``): the summary s
 the parsed advice or the error. The evaluator hands ``advice`` (each workload's latest answer, if
 usable, with its age) to the engine, whose advice stage applies it through the guard rails
 (``hub.policy.advice``); the API and the page show ``latest``. An answer that failed (timeout,
-error, unusable) leaves no advice: the engine's count stands until the next usable one. Questions run concurrently up to a bound, each under
-the policy's timeout; every outcome is counted.
+error, unusable) leaves no advice: the engine's count stands until the next usable one. Questions
+run concurrently up to a bound, each under the policy's timeout; every outcome is counted.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from hub.control.dispatch import Dispatcher
 from hub.control.tick import Evaluator
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
+from hub.policy.advice import WorkloadAdvice
 from hub.policy.model import Policy
 from hub.state import FleetState
 from shared.errors import BusUnavailable
@@ -127,3 +128,31 @@ async def test_a_decision_whose_commands_are_not_confirmed_keeps_naming_them() -
     assert "not confirmed by NATS" in decision.notes[-1] and command in decision.notes[-1]
     assert "inference/w1" in ev._hot  # decided again next tick
     assert state.intent("inference/w1", "a") is None
+
+
+async def test_the_advisors_answer_is_handed_to_the_engine_applied_in_bounded_mode_and_counted_once() -> None:
+    state = FleetState(moved=moved)
+    state.ingest(report("a", [workload("w", waiting=10.0)], [node("H100", 80)], seq=1))  # 2 replicas: steady
+    answers: dict[str, WorkloadAdvice] = {}
+    bounded = {"mode": "bounded", "endpoint": "http://llm:8000/v1", "interval_s": 60, "max_delta_replicas": 2}
+    ev = evaluator(state, policy("w", advisor=bounded))
+    ev.advice = lambda now: answers
+    assert [d.desired_replicas for d in await ev.evaluate(tick=True)] == []  # no advice: 2 stands
+    answers["inference/w"] = WorkloadAdvice(replicas=9, age_s=1.0, policy_id="w", answered_at="t1",
+                                            summary={"workload": "inference/w"}, answer='{"replicas": 9}')
+    before = planned(ev)
+    (decision,) = await ev.evaluate(tick=False)  # no report moved: the new answer alone re-plans it
+    assert planned(ev) == before + 1
+    assert decision.desired_replicas == 4 and decision.audit is not None
+    assert decision.audit["cause"] == "advice"
+    advice = decision.audit["advice"]
+    assert (advice["advised"], advice["engine"], advice["outcome"], advice["exchange"]["answer"]) == (
+        9, 2, "clamped", '{"replicas": 9}')
+    counted = ev.metrics.advice.labels("clamped")._value.get()
+    await ev.evaluate(tick=True)  # the same answer again: not counted again
+    assert counted == 1 and ev.metrics.advice.labels("clamped")._value.get() == 1
+    seen = planned(ev)
+    assert await ev.evaluate(tick=False) == [] and planned(ev) == seen  # and not re-planned for it
+    answers["inference/w"] = WorkloadAdvice(replicas=3, age_s=200.0, policy_id="w", answered_at="t2")
+    await ev.evaluate(tick=True)
+    assert ev.metrics.advice.labels("stale")._value.get() == 1

@@ -198,7 +198,8 @@ def test_whatever_the_model_answers_the_count_stays_inside_every_rail(
            "advisor": advisor(mode, max_delta_replicas=delta)}
 
     def fleet() -> Fleet:
-        return Fleet([Cluster("a", desired=ready, ready=ready, samples={"gpu_util": util, "requests_waiting": waiting})])
+        samples = {"gpu_util": util, "requests_waiting": waiting}
+        return Fleet([Cluster("a", desired=ready, ready=ready, samples=samples)])
 
     p = policy(**doc)  # type: ignore[arg-type]
     alone = fleet().evaluate(p, now=0)
