@@ -300,8 +300,9 @@ class AdvisorSpec(Spec):
 
     mode: Literal["off", "advisory", "bounded"] = Field(
         default="off",
-        description="advisory: record and show, never apply; bounded: apply within the guard rails (not applied yet: "
-        "in this release the planner does not take advice, so bounded behaves as advisory; docs/advisor.md)"
+        description="advisory: record and show, never apply; bounded: apply the model's count within the guard rails "
+        "(the policy's bounds, max_delta_replicas of the engine's proposal, never below the engine's SLO-safe floor), "
+        "then the behaviour's stabilisation and rate limits; docs/advisor.md"
     )
     endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
         default=None,
@@ -316,7 +317,8 @@ class AdvisorSpec(Spec):
         default=None, description="File holding the API key (a mounted Secret's key); none: no Authorization header"
     )
     max_delta_replicas: int = Field(
-        default=2, ge=0, le=1000, description="bounded: at most this many replicas away from the engine's count"
+        default=2, ge=0, le=1000,
+        description="bounded: at most this many replicas away from the engine's proposal (before the behaviour)"
     )
 
     @model_validator(mode="after")
