@@ -9,22 +9,27 @@ bus round trip is skipped: the backtest's "spoke" applies the command at once an
 shows it, which is what an intent in flight stands for in the hub.
 
 Nothing here looks inside the engine or the placer: whatever they become behind ``Planner.plan``
-is what gets backtested.
+is what gets backtested. ``advice`` hands the planner the LLM advisor's answers, as the hub's
+evaluator does (``bench/advisor_backtest.py`` asks a real model on simulated time).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hub.backtest.harness import Fleet
 from hub.backtest.scenario import Scenario
 from hub.backtest.telemetry import cluster_report
 from hub.control.dispatch import cluster_targets
-from hub.control.planner import Planner
+from hub.control.planner import Plan, Planner
+from hub.policy.advice import WorkloadAdvice
 from hub.policy.model import Policy
 from hub.settings import DEFAULT_GPU_PRICES
-from hub.state import FleetState
+from hub.state import FleetSnapshot, FleetState
+
+AdviceSource = Callable[[FleetSnapshot, float], Mapping[str, WorkloadAdvice]]
+"""(snapshot, simulated time) -> each workload's latest usable answer, with its age."""
 
 REPORT_INTERVAL_S = 1.0
 """The spoke's default report interval; the hub's default tick is the same."""
@@ -43,6 +48,7 @@ class FleetscaleController:
         prices: Mapping[str, float] | None = None,
         report_interval_s: float = REPORT_INTERVAL_S,
         window_s: float = SAMPLES_WINDOW_S,
+        advice: AdviceSource | None = None,
     ) -> None:
         if not policies:
             raise ValueError("Fleetscale needs at least one policy")
@@ -58,6 +64,9 @@ class FleetscaleController:
         self.state = FleetState()
         self.planner = Planner(self.prices)
         self.sequence = 0
+        self.advice = advice
+        self.plans: list[Plan] = []
+        """The latest plans (an advisor's summary reads them, as the hub's reads its latest tick)."""
 
     @property
     def gateway_cluster(self) -> str | None:
@@ -78,7 +87,9 @@ class FleetscaleController:
             self.state.ingest(report, now=now_s)
         self.sequence += 1
         snapshot = self.state.snapshot(now=now_s)
-        for plan in self.planner.plan(snapshot, self.policies):
+        advice = self.advice(snapshot, now_s) if self.advice is not None else None
+        self.plans = self.planner.plan(snapshot, self.policies, advice=advice)
+        for plan in self.plans:
             if plan.policy.mode != "enforce":
                 continue
             # The gateway follows the plan's routing rules, as a real one reads them from the spoke.
