@@ -149,6 +149,8 @@ class RealAdvisor:
             error, outcome = str(e), "invalid" if isinstance(e, AnswerError) else "unavailable"
             self._latest.pop(key, None)  # the latest exchange decides: the engine's count stands
         self.asked.append(Asked(now_s, answer, replicas, error, outcome, time.perf_counter() - started))
+        print(f"t={now_s:.0f}s {outcome} in {self.asked[-1].latency_s:.1f}s: {answer!r:.120} {error or ''}",
+              file=sys.stderr, flush=True)
 
     async def _chat(self, policy: Policy, summary: dict[str, Any]) -> str:
         async with aiohttp.ClientSession() as session:
