@@ -162,6 +162,7 @@ def figures(r: PolicyResult) -> dict[str, Any]:
     s = r.scored
     return {"attainment": s.within_slo / s.attainable if s.attainable else None, "within_slo": s.within_slo,
             "attainable": s.attainable, "cost_usd": round(s.cost_usd, 4), "gpu_hours": round(s.gpu_hours, 4),
+            "gpu_hours_by_type": {t: round(h, 4) for t, h in sorted(s.gpu_hours_by_type.items())},
             "ttft_p95_s": s.ttft_p95_s, "scale_events": s.scale_events, "wall_s": round(r.wall_s, 1)}
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from hub.decisions.log import Decision
 from hub.metrics import REASON_CLASSES, HubMetrics, reason_class
+from hub.policy.advice import WorkloadAdvice
 from hub.policy.cause import Cause
 from hub.policy.engine import Recommendation
 from tests.hub.policy.fleet import Cluster, Fleet, policy
@@ -105,6 +106,15 @@ def cost_ceiling() -> Recommendation:
                placement={"prices": {"*": {"H100": 10.0}}}), now=0)
 
 
+def advice() -> Recommendation:
+    # GPUs busy (4 by utilisation), queue short (1): bounded advice of 3 is inside every rail.
+    p = policy([{"metric": "gpu_utilization", "target": 50}, *QUEUE], panic={"enabled": False},
+               advisor={"mode": "bounded", "endpoint": "http://llm:8000/v1"})
+    given = WorkloadAdvice(replicas=3, age_s=1.0, policy_id="llama", answered_at="t")
+    return Fleet([Cluster("a", samples={"gpu_util": 1.0, "requests_waiting": 2})]).evaluate(
+        p, now=0, advice={"inference/llama": given})
+
+
 CASES: list[tuple[Callable[[], Recommendation], Cause, str | None, str]] = [
     (signal, Cause.SIGNAL, "queue_per_replica", "queue_per_replica"),
     (bounds, Cause.BOUNDS, "queue_per_replica", "bounds"),
@@ -119,6 +129,7 @@ CASES: list[tuple[Callable[[], Recommendation], Cause, str | None, str]] = [
     (missing_data, Cause.MISSING_DATA, None, "missing_data"),
     (partial_missing, Cause.MISSING_DATA, None, "missing_data"),
     (cost_ceiling, Cause.COST_CEILING, "queue_per_replica", "cost_ceiling"),
+    (advice, Cause.ADVICE, "gpu_utilization", "advice"),
 ]
 
 
