@@ -414,10 +414,12 @@ class HubMetrics:
             self.infeasible.labels(workload).set(float(rate))
 
     def forget_workloads(self, keep: set[str]) -> None:
-        """Drop the per-workload series of workloads no longer held."""
+        """Drop the per-workload series, and what is remembered of their advice, of workloads no longer held."""
         for (workload,) in [k for k in self.infeasible._metrics if k[0] not in keep]:
             with contextlib.suppress(KeyError):
                 self.infeasible.remove(workload)
+        for gone in self._advice_seen.keys() - keep:
+            del self._advice_seen[gone]
 
     def count_decision(self, decision: Decision) -> None:
         mode = decision.mode if decision.mode in MODES else "other"
@@ -439,11 +441,6 @@ class HubMetrics:
         if outcome not in seen[1]:
             seen[1].add(outcome)
             self.advice.labels(outcome).inc()
-
-    def forget_advice(self, keep: set[str]) -> None:
-        """Drop what is remembered of the advice of workloads not in ``keep``."""
-        for gone in self._advice_seen.keys() - keep:
-            del self._advice_seen[gone]
 
     def latest_plans(self) -> tuple[dict[str, tuple[Policy, Placement]], dict[str, float]] | None:
         """The latest plans and prices, without a fleet snapshot (cheap, for a reader that may not need one)."""

@@ -164,7 +164,6 @@ class Evaluator:
             self._plans = {k: v for k, v in self._plans.items() if k in keys}
             self.metrics.forget_workloads(set(keys))
             self._advice_at = {k: v for k, v in self._advice_at.items() if k in keys}
-            self.metrics.forget_advice(keys)
         share = max(1, -(-len(self._sweep) * self.tick_s // self.sweep_s))
         swept = {self._sweep.pop() for _ in range(min(int(share), len(self._sweep)))}
         return changed | self._hot | swept
