@@ -259,7 +259,7 @@ def _classes(lengths: PromptLengths, mean_output: float, types: Sequence[str], b
 
     A type serves a class when the roofline gives it a capacity there at all: an idle replica
     prefills the class's target-percentile prompt within the target. The last class may hold
-    prompts no type serves in time; the fastest types still serve them, late, and are sized for
+    prompts no type serves in time; the fastest type still serves them, late, and is sized for
     them at the class's shortest prompt (what they are certain to take)."""
     edges = (0.0, *bounds, math.inf)
     # The target's percentile is the workload's: the prompts above its overall quantile are the share

@@ -290,6 +290,7 @@ class Engine:
         panic_s = stable_s * policy.panic.panic_window_percent / 100.0
         load = read_load(parts)
         mem.learn_mix(now, load)
+        mem.learn_prompts(now, [p.samples.prompt_tokens for p in parts])
         demand_now = mem.arrival_demand(load, drain_s=stable_s)
         mem.record_demand(now, demand_now, keep_s=stable_s)
         stable_demand = mem.mean_demand(now, stable_s)
@@ -450,7 +451,8 @@ class Engine:
             return class_capacity(t, gpus_per_replica=gpr, metric=spec.metric, target_s=spec.target,
                                   mean_input=mean_in, mean_output=mix[1], prompt_at_percentile=prompt_q)
 
-        classes = request_classes(ExponentialPrompts(mix[0]), mix[1], longest, prices, capacity,
+        lengths = ctx.mem.prompt_lengths() or ExponentialPrompts(mix[0])
+        classes = request_classes(lengths, mix[1], longest, prices, capacity,
                                   percentile=PERCENTILES[spec.percentile or "p95"],
                                   keep=ctx.mem.class_bounds.get(spec.name))
         ctx.mem.class_bounds[spec.name] = bounds_of(classes)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hub.policy.behavior import MAX_PERIOD_SECONDS, Recommendation, ScaleEvent
+from hub.policy.classes import HistogramPrompts
 from hub.policy.forecast import RateForecaster
 from hub.policy.panic import PanicState
 from hub.policy.signals import LoadReading
+from shared.messages import TokenHistogram
 
 LoadRecommendation = tuple[float, int, float | None]
 """(time, replicas proposed, tokens/s one replica of the GPU mix of that time took; None without an
@@ -29,6 +32,9 @@ capacity it asked for, it is turned into whole replicas of today's mix only when
 once. The whole count is kept, not the demand it was sized from: the HPA's window holds the
 capacity recommended, and that rounding is headroom bursts use (holding the bare demand lost
 half a point of attainment on the bursty code trace)."""
+
+MIN_HISTOGRAM_REQUESTS = 50.0
+"""Requests' worth of (decayed) histogram before it replaces the exponential law of the mean."""
 
 MIX_TAU_S = 300.0
 """Time constant of the token-mix averages (tokens per request): a mix drifts over minutes."""
@@ -82,6 +88,10 @@ class WorkloadMemory:
     """Per latency signal: when its capacity evidence was last recorded."""
     mix: dict[str, int] | None = None
     """Replicas per GPU type the counts of this memory are expressed in (see ``rescale``)."""
+    prompt_bounds: tuple[float, ...] | None = None
+    prompt_counts: list[float] = field(default_factory=list)
+    """Decayed prompt-length histogram from the engines (``learn_prompts``), on ``prompt_bounds``."""
+    prompt_at: float | None = None
     calm_since: float | None = None
     """Since when nothing has waited (the token mix is learnt from calm windows)."""
     ready_fleet: tuple[tuple[str, int], ...] | None = None
@@ -157,6 +167,29 @@ class WorkloadMemory:
             self.requests.add(now, load.request_rate)
             self.prompt.add(now, load.prompt_rate)
             self.generation.add(now, load.generation_rate)
+
+    def learn_prompts(self, now: float, histograms: Sequence[TokenHistogram | None]) -> None:
+        """Fold this window's prompt-length histograms (one per cluster) into a decayed one.
+
+        Histograms with other buckets than the rest cannot be added; then the window is skipped (and
+        a change of buckets starts the sum again)."""
+        hs = [h for h in histograms if h is not None and h.total > 0]
+        if not hs or any(h.le_tokens != hs[0].le_tokens for h in hs):
+            return
+        counts = [float(sum(c)) for c in zip(*(h.counts for h in hs), strict=True)]
+        if self.prompt_bounds != hs[0].le_tokens:
+            self.prompt_bounds, self.prompt_counts = hs[0].le_tokens, [0.0] * len(counts)
+        elif self.prompt_at is not None and now > self.prompt_at:
+            f = math.exp(-(now - self.prompt_at) / MIX_TAU_S)
+            self.prompt_counts = [c * f for c in self.prompt_counts]
+        self.prompt_counts = [a + b for a, b in zip(self.prompt_counts, counts, strict=True)]
+        self.prompt_at = now if self.prompt_at is None else max(self.prompt_at, now)
+
+    def prompt_lengths(self) -> HistogramPrompts | None:
+        """The prompt-length distribution the engines measured, once it holds enough requests."""
+        if self.prompt_bounds is None or sum(self.prompt_counts) < MIN_HISTOGRAM_REQUESTS:
+            return None
+        return HistogramPrompts(tuple(self.prompt_bounds), tuple(self.prompt_counts))
 
     def record_demand(self, now: float, demand: float | None, keep_s: float) -> None:
         if demand is not None:

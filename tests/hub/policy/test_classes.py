@@ -90,3 +90,28 @@ def test_the_last_split_is_kept_unless_another_saves_enough() -> None:
     assert near == first or bounds_of(near) == ()
     # A split that does not exist among the candidates is not kept.
     assert bounds_of(classes_for(2000.0, None, keep=(1.0,))) == bounds_of(first)
+
+
+def test_the_engines_prompt_histogram_replaces_the_exponential_law() -> None:
+    # A bimodal mix, as the engines' histograms show it: 80 % of prompts up to 800 tokens, 20 % of
+    # 6,000-12,000. The mean (2,300) alone, read as exponential, puts 32 % above 2,600.
+    from hub.policy.engine import Engine
+    from hub.settings import DEFAULT_GPU_PRICES
+    from tests.hub.policy.fleet import Cluster, Fleet, policy
+
+    hist = {"le_tokens": [200.0, 800.0, 6000.0, 12000.0], "counts": [40.0, 120.0, 0.0, 40.0, 0.0]}
+    rates = {"request_rate_per_s": 20.0, "prompt_tokens_per_s": 46000.0, "generation_tokens_per_s": 3000.0,
+             "requests_waiting": 0, "ttft": 0.3}
+    p = policy([{"metric": "ttft", "target": 1.0}], placement={"request_classes": True}, panic={"enabled": False})
+    measured = {**rates, "prompt_tokens": hist}
+    with_hist = Fleet([Cluster("a", gpu_type="A100", samples=measured), Cluster("b", gpu_type="L4", samples=measured)],
+                      engine=Engine(DEFAULT_GPU_PRICES))
+    without = Fleet([Cluster("a", gpu_type="A100", samples=rates), Cluster("b", gpu_type="L4", samples=rates)],
+                    engine=Engine(DEFAULT_GPU_PRICES))
+    with_hist.evaluate(p, now=0)
+    rec = with_hist.evaluate(p, now=1)
+    plain = without.evaluate(p, now=1)
+    lengths = with_hist.engine._memory["inference/llama"].prompt_lengths()
+    assert lengths is not None and lengths.share(0, 800) == pytest.approx(0.8)
+    assert without.engine._memory["inference/llama"].prompt_lengths() is None
+    assert rec.classes and rec.classes != plain.classes  # the split follows what the engines measured
