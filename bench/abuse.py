@@ -47,6 +47,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.hub_process import wait_ready  # noqa: E402
 from shared.natsserver import NatsServer, free_port  # noqa: E402
 
 
@@ -311,14 +312,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, Any] = {"cores": os.cpu_count()}
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-                for _ in range(600):
-                    try:
-                        async with http.get(f"{api}/readyz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await wait_ready(http, api, hub)
                 nc = await nats.connect(server.url, pending_size=256 * 1024 * 1024)
                 good = GoodClusters(nc)
                 reporter = asyncio.create_task(good.run())

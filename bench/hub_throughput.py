@@ -40,6 +40,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.hub_process import wait_ready  # noqa: E402
 from shared.natsserver import NatsServer, free_port  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -124,14 +125,7 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
         api = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as http:
-                for _ in range(600):
-                    try:
-                        async with http.get(f"{api}/readyz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await wait_ready(http, api, hub)
                 nc = await nats.connect(server.url, pending_size=64 * 1024 * 1024)
                 busy = [False] * total
                 replicas = [1] * total

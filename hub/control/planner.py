@@ -176,11 +176,10 @@ def engine_load(
     missing = [t for t in types if caps.get(t) is None]
     if missing:
         return None, f"no capacity estimate for {', '.join(missing)}: placed in replicas of the reference"
+    # With request classes the engine's capacity of a type is already what it serves of the classes it
+    # can take (``classes.effective_capacity``): an L4 too slow for the whole mix is capable of its share.
     classes = _load_classes(rec, types)
-    # A type that serves some class is capable: an L4 too slow for the whole mix takes its short prompts.
-    by_class = {t for c in classes for t in c.throughput}
-    capable = {t: caps[t] if caps[t] > 0 else ZERO_CAPACITY_SHARE * max(caps.values())
-               for t in types if caps[t] > 0 or t in by_class}
+    capable = {t: caps[t] for t in types if caps[t] > 0}
     if not capable:
         return None, "no offered GPU type meets the latency target: placed in replicas of the reference"
     ready: dict[str, int] = {}

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hub.placement.assignment import assign
+from hub.placement.assignment import Assignment, assign
 from hub.placement.offers import Key, Offer, PlacementProblem, WorkloadDemand
 
 PRICE_RESOLUTION = 0.001
@@ -78,6 +78,8 @@ class WorkloadForm:
     gone: dict[Key, int]
     """Current replicas in places not offered (stale, not allowed, unpriced): they are not kept."""
     notes: list[str] = field(default_factory=list)
+    assignments: dict[tuple[tuple[Key, int], ...], Assignment] = field(default_factory=dict, repr=False)
+    """Class splits already computed, by placement (``served``)."""
     unit: float = 0.0
     """Load of one unit of unmet demand: a thousandth of a reference replica, or less if some offer
     serves less (so that every replica placed serves at least one unit)."""
@@ -95,13 +97,14 @@ class WorkloadForm:
         """Units of demand that ``load`` leaves unserved, rounded up."""
         return max(0, math.ceil((self.demand.demand - load) / self.unit - LOAD_EPSILON))
 
-    def unmet_of(self, placement: Mapping[Key, int]) -> int:
-        """Units of demand ``placement`` leaves unserved: by throughput, or by class (``assignment.py``)."""
-        if self.demand.classes:
-            served = assign(self.demand.classes, self.demand.demand, placement)
-            return self.class_units(served.unserved)
-        load = sum(placement.get(o.offer.key, 0) * o.offer.throughput_per_replica for o in self.options)
-        return self.unmet_units(load)
+    def served(self, placement: Mapping[Key, int]) -> Assignment:
+        """How ``placement``'s replicas split between the request classes (``assignment.py``). Kept per
+        placement: the score, the start vector and the greedy's checks ask about the same ones."""
+        key = tuple(sorted((k, n) for k, n in placement.items() if n))
+        hit = self.assignments.get(key)
+        if hit is None:
+            hit = self.assignments[key] = assign(self.demand.classes, self.demand.demand, placement)
+        return hit
 
     def class_units(self, unserved: tuple[float, ...]) -> int:
         return sum(max(0, math.ceil(u / self.unit - LOAD_EPSILON)) for u in unserved)
@@ -227,7 +230,7 @@ def score(form: Formulation, wf: WorkloadForm, placement: Mapping[Key, int]) -> 
     total = sum(per_cluster.values())
     if total > wf.max_total:
         violations.append(f"total {total} above {wf.max_total}")
-    units = wf.unmet_of(placement) if w.classes else wf.unmet_units(load)
+    units = wf.class_units(wf.served(placement).unserved) if w.classes else wf.unmet_units(load)
     shortfall = sum(max(0, n - per_cluster.get(c, 0)) for c, n in wf.cluster_lower.items())
     shortfall += max(0, w.min_replicas - total)
     churn = sum(abs(placement.get(o.offer.key, 0) - o.current) for o in wf.options)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
-from hub.placement.assignment import assign
 from hub.placement.formulation import LOAD_EPSILON, Formulation, WorkloadForm
 from hub.placement.offers import Key
 
@@ -219,7 +218,7 @@ def start_vector(form: Formulation, columns: list[Columns], size: int,
         if cols.u is not None:
             x[cols.u] = wf.unmet_units(load)
         if cols.uc:
-            served = assign(wf.demand.classes, wf.demand.demand, placement)
+            served = wf.served(placement)
             index = {o.offer.key: i for i, o in enumerate(wf.options)}
             for (key, k), v in served.share.items():
                 x[cols.x[(index[key], k)]] = v
