@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,12 @@ FIELD = {"desired": "desired", "load": "load_tokens_per_s", "ttft": "ttft_p95_s"
 
 def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-3)
+
+
+def marker_on_axis(hub: Any) -> bool:
+    window = hub.history.window(KEY, 900) or {"t": []}
+    t = [x for x in window["t"] if x is not None]
+    return bool(t) and any(t[0] <= d.at.timestamp() <= t[-1] for d in hub.decisions.recent(workload=KEY))
 
 
 async def test_every_chart_draws_the_apis_numbers_and_explain_opens_a_real_decision(
@@ -52,6 +59,9 @@ async def test_every_chart_draws_the_apis_numbers_and_explain_opens_a_real_decis
         await eventually(lambda: [d for d in hub.decisions.recent(workload=KEY) if d.action == "scale_up"],
                          timeout_s=30)
         await eventually(lambda: len((hub.history.window(KEY, 900) or {"t": []})["t"]) >= 5, timeout_s=20)
+        # A marker is drawn only inside the sampled span, so freeze the history only once a
+        # decision lies between its first and last point (the first decisions can predate it).
+        await eventually(lambda: marker_on_axis(hub), timeout_s=30)
         await page.goto(f"http://127.0.0.1:{hub.api_port}/")
         await expect(page.locator("#history-workload option")).to_have_count(2)
         await page.select_option("#history-workload", KEY)
