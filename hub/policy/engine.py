@@ -67,6 +67,12 @@ def _behavior(spec: BehaviorSpec) -> Behavior:
     return spec.behavior()
 
 
+def _mix_per_replica(props: _Proposed, ctx: _Context) -> float | None:
+    """Tokens/s one replica of today's GPU mix takes (None: no estimate): the unit in which the
+    behaviour's history and the panic floor keep load, so a count is never re-valued on another mix."""
+    return (mix_capacity(props.effective, ctx.mix) or None) if props.effective else None
+
+
 @dataclass(frozen=True, slots=True)
 class Recommendation:
     workload_key: str
@@ -511,7 +517,8 @@ class Engine:
         steps.advise(step, ctx.advice, policy, props.audit, props.signals)
         self._behaviour(ctx, props, step)
         panic_proposal = max((n for _, n in props.panic), default=None)
-        decision = mem.panic.update(policy.panic, now=now, proposal=panic_proposal, ready=ctx.ready)
+        decision = mem.panic.update(policy.panic, now=now, proposal=panic_proposal, ready=ctx.ready,
+                                    per_replica=_mix_per_replica(props, ctx))
         panic_state: dict[str, object] = {"panicking": decision.panicking, "entered": decision.entered,
                                           "left": decision.left, "ratio": decision.ratio, "floor": decision.floor,
                                           "window_s": ctx.panic_s}
@@ -542,7 +549,7 @@ class Engine:
         The windows read the history as replicas of today's mix; it is kept as the load each count
         stood for, so a change of mix re-expresses it once, exactly (memory.py)."""
         mem, bounds = ctx.mem, ctx.policy.bounds
-        per_replica = (mix_capacity(props.effective, ctx.mix) or None) if props.effective else None
+        per_replica = _mix_per_replica(props, ctx)
         result = apply_behavior(ctx.current, step.value, min_replicas=bounds.min_replicas,
                                 max_replicas=bounds.max_replicas, behavior=ctx.behavior,
                                 recommendations=mem.counts(per_replica), scale_up_events=mem.scale_up_events,

@@ -245,12 +245,11 @@ class WorkloadMemory:
         return out
 
     def rescale(self, factor: float) -> None:
-        """Multiply the remembered scale events and panic floor by ``factor`` (a change of GPU mix).
+        """Multiply the remembered scale events by ``factor`` (a change of GPU mix).
 
-        The recommendations need no rescaling: they are kept in load units (``LoadRecommendation``)."""
+        The recommendations and the panic floor need no rescaling: they are kept in load units."""
         self.scale_up_events = deque((t, round(c * factor)) for t, c in self.scale_up_events)
         self.scale_down_events = deque((t, round(c * factor)) for t, c in self.scale_down_events)
-        self.panic.max_proposal = math.ceil(self.panic.max_proposal * factor - 1e-9)
 
     def record_scale(self, now: float, current: int, desired: int) -> None:
         if desired > current:

@@ -8,6 +8,9 @@ panic window's load needs at least ``panic_threshold`` (200 %) of the ready repl
   (here: without the behaviour's scale-up stabilisation and rate limits either, which would
   otherwise hold the burst back);
 * it never decreases while panicking: the desired count is the largest panic proposal seen;
+  here the largest *load* seen (the proposal times the tokens/s a replica of that evaluation's
+  mix took), read back in replicas of today's estimate, so a count made while the start-up L4
+  was rated on the whole mix is not re-valued as that many H100s once the rating moves;
 * each evaluation that still meets the condition extends the panic; it ends once a whole stable
   window has passed without it.
 
@@ -17,6 +20,7 @@ only keeps the state machine, per workload.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hub.policy.model import PanicSpec
@@ -41,11 +45,15 @@ class PanicState:
     """When the panic began; None when calm."""
     last_over: float | None = None
     """The last evaluation that met the condition."""
-    max_proposal: int = 0
+    held: tuple[int, float | None] | None = None
+    """The largest proposal while panicking and the tokens/s per replica it was counted at (None:
+    no capacity estimate, a bare count)."""
 
-    def update(self, spec: PanicSpec, *, now: float, proposal: int | None, ready: int) -> PanicDecision:
+    def update(self, spec: PanicSpec, *, now: float, proposal: int | None, ready: int,
+               per_replica: float | None = None) -> PanicDecision:
+        """``per_replica``: tokens/s one replica of today's mix takes, the unit of ``proposal``."""
         if not spec.enabled:
-            self.since, self.last_over, self.max_proposal = None, None, 0
+            self.since, self.last_over, self.held = None, None, None
             return PanicDecision(False, False, False, 0, None)
         ratio = None if proposal is None else proposal / max(ready, 1)
         over = ratio is not None and ratio >= spec.panic_threshold_percent / 100.0
@@ -56,10 +64,20 @@ class PanicState:
                 self.since = now
             self.last_over = now
         elif self.last_over is not None and now - self.last_over >= spec.stable_window_seconds:
-            self.since, self.last_over, self.max_proposal = None, None, 0
+            self.since, self.last_over, self.held = None, None, None
             left = True
         if self.since is None:
             return PanicDecision(False, entered, left, 0, ratio)
-        if proposal is not None:
-            self.max_proposal = max(self.max_proposal, proposal)
-        return PanicDecision(True, entered, left, self.max_proposal, ratio)
+        if proposal is not None and self._floor(per_replica) <= proposal:
+            self.held = (proposal, per_replica)
+        return PanicDecision(True, entered, left, self._floor(per_replica), ratio)
+
+    def _floor(self, per_replica: float | None) -> int:
+        """The held load in replicas that take ``per_replica`` tokens/s (a bare count where either
+        side has no estimate)."""
+        if self.held is None:
+            return 0
+        count, then = self.held
+        if then is None or per_replica is None:
+            return count
+        return math.ceil(count * then / per_replica - 1e-9)

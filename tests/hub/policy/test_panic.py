@@ -39,3 +39,21 @@ def test_disabled_never_panics_and_a_missing_proposal_does_not_trigger() -> None
     assert not PanicState().update(off, now=0, proposal=100, ready=1).panicking
     assert not PanicState().update(SPEC, now=0, proposal=None, ready=1).panicking
     assert PanicState().update(SPEC, now=0, proposal=2, ready=0).panicking  # ready counts as at least 1
+
+
+def test_the_floor_holds_the_load_not_the_count_when_the_rating_moves() -> None:
+    # 30 replicas counted while the start-up L4 was rated 129 tokens/s (on the whole mix's long
+    # tail) held 30 x 129 tokens/s; once it is rated 1,029 tokens/s that load is 4 replicas, not 30.
+    state = PanicState()
+    assert state.update(SPEC, now=0, proposal=30, ready=1, per_replica=129.0).floor == 30
+    later = state.update(SPEC, now=1, proposal=4, ready=1, per_replica=1029.0)
+    assert later.panicking and later.floor == 4
+    # A larger load replaces the held one; a smaller one does not lower the floor.
+    assert state.update(SPEC, now=2, proposal=6, ready=1, per_replica=1029.0).floor == 6
+    assert state.update(SPEC, now=3, proposal=2, ready=1, per_replica=2058.0).floor == 3
+
+
+def test_a_count_without_a_capacity_estimate_is_held_as_a_count() -> None:
+    state = PanicState()
+    state.update(SPEC, now=0, proposal=8, ready=2, per_replica=None)
+    assert state.update(SPEC, now=1, proposal=5, ready=2, per_replica=500.0).floor == 8
