@@ -283,6 +283,10 @@ class SimWorld:
         plan's preference) are not followed: shortest expected delay balances by itself."""
         self._workload(namespace, name).routing = tuple(rules)
 
+    def routing(self, namespace: str, name: str) -> tuple[RoutingRule, ...]:
+        """The routing rules the gateway follows for a workload (empty: none)."""
+        return self._workload(namespace, name).routing
+
     def set_replicas(self, cluster_id: str, namespace: str, name: str, gpu_type: str, replicas: int) -> int:
         """Set the absolute replica count of one GPU type; returns the replicas now desired."""
         return self.scale(cluster_id, namespace, name, {gpu_type: replicas})[gpu_type]

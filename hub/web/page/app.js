@@ -420,8 +420,20 @@ function renderDecision(d) {
       el("dt", null, "placement"), el("dd", { class: "chips" }, placementChange(d.placement_before, d.placement_after),
         d.unplaced ? el("span", { class: "chip bad" }, d.unplaced + " unplaced") : null),
       (d.notes || []).length ? [el("dt", null, "notes"), el("dd", null, d.notes.join("; "))] : null,
+      (d.routing || []).length ? [el("dt", null, "routing"), el("dd", { class: "chips routing" },
+        d.routing.map(routingChip))] : null,
       el("dt", null, "commands"), el("dd", { class: "chips results" }, renderResults(d))),
     el("p", { class: "muted small" }, "policy " + d.policy_id + " rev " + d.policy_revision));
+}
+
+// One routing rule (docs/routing.md): the prompt lengths of a class and the GPU types that may
+// serve them, with the plan's shares; what a gateway is told, so an operator can check it.
+function routingChip(r) {
+  const lo = r.min_prompt_tokens || 0, hi = r.max_prompt_tokens;
+  const range = hi == null ? "> " + fmtNumber(lo) : fmtNumber(lo) + "–" + fmtNumber(hi);
+  const shares = (r.gpu_types || []).map((t) => t + " " + Math.round(100 * ((r.weights || {})[t] || 0)) + " %");
+  return el("span", { class: "chip", "data-prompt-max": hi == null ? "" : String(hi) },
+    range + " prompt tokens: " + shares.join(", "));
 }
 
 function explainButton(id) {
