@@ -47,6 +47,7 @@ from hub.placement import (
     free_gpus,
     solve,
 )
+from hub.placement.assignment import served
 from hub.placement.division import divide
 from hub.placement.failover import DEFAULT_RECOVERY_REPORTS
 from hub.placement.routing import routing_rules
@@ -193,12 +194,12 @@ def engine_load(
             asked_by_type[t] = asked_by_type.get(t, 0) + n
     # Read on the ready mix alone (``Recommendation.demand``), a hold while H100s start and L4s serve
     # would price every asked L4 as an H100, and the placement of that load would feed the next hold.
-    ready_pr = mix_capacity(caps, ready or asked_by_type)
+    ready_pr = _per_replica(caps, classes, ready or asked_by_type)
     if ready_pr is None:
         # Nothing runs or is asked (activation from zero): a replica is one of the offered types'
         # mean, as the engine sizes a fleet with no mix.
         ready_pr = mix_capacity(caps, dict.fromkeys(types, 1)) or 0.0
-    asked_pr = mix_capacity(caps, asked_by_type) or ready_pr
+    asked_pr = _per_replica(caps, classes, asked_by_type) or ready_pr
     current = rec.current_replicas
     by_count = max(0.0, current * asked_pr + (rec.desired_replicas - current) * ready_pr)
     notes = []
@@ -222,6 +223,19 @@ def engine_load(
             f"{c.name} {100 * c.share:.0f} % on " + ", ".join(f"{t} {v:.0f}" for t, v in sorted(c.throughput.items()))
             for c in classes))
     return EngineLoad(demand, throughput, reference, zero, tuple(notes), classes), None
+
+
+def _per_replica(caps: Mapping[str, float], classes: tuple[LoadClass, ...], fleet: Mapping[str, int]
+                 ) -> float | None:
+    """Tokens/s one replica of ``fleet`` takes: with request classes, what the fleet serves of them as
+    placement counts it (``assignment.served``), so a count valued here and placed again asks for the
+    same fleet; else (or where some class has no type in the fleet) the engine's mean over the mix."""
+    total = sum(fleet.values())
+    if classes and total:
+        worth = served(classes, fleet)
+        if worth > 0:
+            return worth / total
+    return mix_capacity(caps, fleet)
 
 
 def _load_classes(rec: Recommendation, types: list[str]) -> tuple[LoadClass, ...]:

@@ -327,3 +327,16 @@ def test_request_classes_put_short_prompts_on_cheap_gpus_and_route_long_ones_awa
     assert longest.max_prompt_tokens is None and "L4" not in longest.gpu_types
     assert "L4" in plan.routing[0].gpu_types
     assert sum(plan.routing[0].weights.values()) == pytest.approx(1.0)
+
+
+def test_with_classes_a_hold_while_replicas_start_asks_for_the_same_fleet_again() -> None:
+    # 2 A100s ready and 6 L4s starting for short prompts: the engine holds the 8 asked. Valued at the
+    # mean capacity of the asked mix, 8 replicas were more than those 8 serve of the classes (the
+    # L4s' capacity counts short prompts only), so placement grew the fleet on every tick of the hold.
+    prices = {"L4": 0.5, "A100": 4.096}
+    s = FleetState()
+    s.ingest(report("a", [long_prompt_mix({"A100": (2, 2), "L4": (6, 0)})], [node("A100", 6), node("L4", 2)]),
+             now=10.0)
+    plan = plans(s, classed_policy(True), planner=Planner(prices))["inference/llama"]
+    assert plan.recommendation.desired_replicas == 8 and plan.recommendation.cause.value == "starting"
+    assert plan.result.placement == {("a", "A100"): 2, ("a", "L4"): 6}

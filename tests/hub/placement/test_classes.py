@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hub.placement import LoadClass, Offer, PlacementProblem, WorkloadDemand, solve
-from hub.placement.assignment import assign
+from hub.placement.assignment import assign, served
 from hub.placement.formulation import formulate, score
 
 L4 = ("a", "L4")
@@ -58,6 +58,16 @@ def test_assignment_splits_a_fast_replica_between_classes() -> None:
     assert sum(a.unserved) == pytest.approx(0.0, abs=1e-6)
     assert a.share[(A100, 1)] == pytest.approx(0.6)  # 2,400 long tokens/s at 4,000
     assert a.share[(L4, 0)] == pytest.approx(1.0)
+
+
+def test_a_fleet_is_worth_the_largest_demand_it_serves_in_the_classes_shares() -> None:
+    # One A100 and one L4: the L4 takes 1,200 short tokens/s; the A100 the long 0.4 D at 4,000
+    # and the rest of the short at 6,000: 0.4 D / 4000 + (0.6 D - 1200) / 6000 = 1, so D = 6,000
+    assert served((SHORT, LONG), {"L4": 1, "A100": 1}) == pytest.approx(6000.0)
+    # L4s alone serve no long prompt, so no demand of this split: worth 0, not 1,200 x n.
+    assert served((SHORT, LONG), {"L4": 4}) == 0.0
+    # Placed again, the worth of a fleet asks for no more than that fleet.
+    assert solve(PlacementProblem((classed(6000.0),), ROOMY)).results["w"].placement == {L4: 1, A100: 1}
 
 
 @pytest.mark.parametrize("classes", [
