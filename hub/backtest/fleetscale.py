@@ -35,6 +35,11 @@ REPORT_INTERVAL_S = 1.0
 """The spoke's default report interval; the hub's default tick is the same."""
 SAMPLES_WINDOW_S = 10.0
 """The simulated spoke backend's default samples window."""
+SOLVE_LIMIT_S = 60.0
+"""The placement solver's time limit in a replay. The hub's (1 s) is a wall-clock deadline: on a
+loaded machine some solves stopped at it with another placement than on a quiet one, so the same
+trace and code gave another cost from run to run (steady: $5.54 and $6.55). In simulated time the
+limit costs nothing, so a replay lets every solve finish, and its figures depend on the code alone."""
 
 
 class FleetscaleController:
@@ -62,7 +67,7 @@ class FleetscaleController:
         self.report_interval_s = report_interval_s
         self.window_s = window_s
         self.state = FleetState()
-        self.planner = Planner(self.prices)
+        self.planner = Planner(self.prices, time_limit_s=SOLVE_LIMIT_S)
         self.sequence = 0
         self.advice = advice
         self.plans: list[Plan] = []
