@@ -24,7 +24,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hub.placement import budgets
 from hub.placement.assignment import Assignment, assign
+from hub.placement.budgets import Limit
 from hub.placement.offers import Key, Offer, PlacementProblem, WorkloadDemand
 
 PRICE_RESOLUTION = 0.001
@@ -121,12 +123,37 @@ class Formulation:
     pools: dict[Key, int]
     """GPUs each pool can hand out (free plus held by the problem's workloads)."""
     weights: Weights
+    limits: list[Limit] = field(default_factory=list)
+    """The budgets' caps (``hub.placement.budgets``): hard, as the pools are."""
+
+    def coupled(self) -> set[str]:
+        """Workloads under a limit their bounds could break: their placements depend on each other."""
+        out: set[str] = set()
+        for lim in self.limits:
+            reach = sum(o.ub * _coefficient(lim, wf, o) for wf in self.workloads for o in wf.options)
+            if reach > lim.cap + budgets.EPSILON:
+                out |= lim.members
+        return out
+
+    def limit_violations(self, placements: Mapping[str, Mapping[Key, int]]) -> list[str]:
+        gpr = {wf.demand.key: wf.demand.gpus_per_replica for wf in self.workloads}
+        prices = {wf.demand.key: {o.offer.key: o.offer.price_per_replica_hour for o in wf.options}
+                  for wf in self.workloads}
+        return budgets.violations(self.limits, gpr, placements, prices)
+
+
+def _coefficient(lim: Limit, wf: WorkloadForm, o: Option) -> float:
+    return lim.coefficient(wf.demand.key, wf.demand.gpus_per_replica, o.offer.gpu_type,
+                           o.offer.price_per_replica_hour)
 
 
 def formulate(problem: PlacementProblem) -> Formulation:
     problem.validate()
     pools = problem.pool_gpus()
     forms = [_workload_form(w, pools) for w in problem.workloads]
+    limits = budgets.limits(problem.budgets, (f.demand.key for f in forms))
+    for lim in limits:
+        _apply_limit(lim, forms)
     churn_bound = sum(sum(o.current for o in f.options) + f.max_total for f in forms)
     price_unit = churn_bound + 1
     max_quanta = max((quanta(o.offer.price_per_replica_hour) for f in forms for o in f.options), default=0)
@@ -135,7 +162,32 @@ def formulate(problem: PlacementProblem) -> Formulation:
     for f in forms:
         for o in f.options:
             o.cost = quanta(o.offer.price_per_replica_hour) * price_unit
-    return Formulation(problem, forms, pools, weights)
+    return Formulation(problem, forms, pools, weights, limits)
+
+
+def _apply_limit(lim: Limit, forms: list[WorkloadForm]) -> None:
+    """Tighten the covered places' bounds to the cap; drop held floors it cannot hold; say when it cannot
+    even hold the covered workloads' minimums."""
+    covered = [f for f in forms if f.demand.key in lim.members]
+    for f in covered:
+        for o in f.options:
+            o.ub = min(o.ub, lim.room(_coefficient(lim, f, o), lim.cap))
+            o.lb = min(o.lb, o.ub)
+    held = sum(o.lb * _coefficient(lim, f, o) for f in covered for o in f.options)
+    if held > lim.cap + budgets.EPSILON:
+        for f in covered:
+            if any(o.lb for o in f.options):
+                f.notes.append(f"budget {lim.budget}: replicas held need {held:g} {lim.what}, above its cap of "
+                               f"{lim.cap:g}: not held")
+            for o in f.options:
+                o.lb = 0
+    need = sum(f.demand.min_replicas * min((_coefficient(lim, f, o) for o in f.options), default=0.0)
+               for f in covered)
+    if need > lim.cap + budgets.EPSILON:
+        for f in covered:
+            if f.demand.min_replicas:
+                f.notes.append(f"budget {lim.budget}: its workloads' min_replicas need at least {need:g} "
+                               f"{lim.what}, above its cap of {lim.cap:g}: not every minimum can be met")
 
 
 def _workload_form(w: WorkloadDemand, pools: Mapping[Key, int]) -> WorkloadForm:

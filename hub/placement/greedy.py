@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from hub.placement.budgets import Limit
 from hub.placement.formulation import LOAD_EPSILON, Formulation, Option, WorkloadForm
 from hub.placement.offers import Key
 
@@ -32,7 +33,11 @@ def greedy(
 ) -> dict[str, dict[Key, int]]:
     """A placement that keeps every hard constraint; from ``start`` (an LP's answer) if given."""
     pools = dict(form.pools)
-    fills = [_Fill(wf, pools) for wf in form.workloads]
+    left = [lim.cap for lim in form.limits]
+    fills = [_Fill(wf, pools, form.limits, left) for wf in form.workloads]
+    for f in fills:  # hard floors first, so that no other workload's fill takes their room
+        for o in f.wf.options:
+            f.add(o, min(o.lb, f.room(o)))
     order = fills
     if start is not None:
         # The LP has shared the pools out already: take all of its whole replicas before any workload
@@ -46,9 +51,12 @@ def greedy(
 
 
 class _Fill:
-    def __init__(self, wf: WorkloadForm, pools: dict[Key, int]) -> None:
+    def __init__(self, wf: WorkloadForm, pools: dict[Key, int], limits: Sequence[Limit], left: list[float]) -> None:
         self.wf = wf
         self.pools = pools
+        self.limits = [(i, lim) for i, lim in enumerate(limits) if wf.demand.key in lim.members]
+        """The budget caps over this workload, by their index in ``left`` (what each has left, shared)."""
+        self.left = left
         self.gpr = wf.demand.gpus_per_replica
         self.n: dict[Key, int] = {o.offer.key: 0 for o in wf.options}
         self.per_cluster: dict[str, int] = {}
@@ -63,7 +71,12 @@ class _Fill:
             room = min(room, cap - self.per_cluster.get(o.offer.cluster_id, 0))
         if key in self.pools:
             room = min(room, self.pools[key] // self.gpr)
+        for i, lim in self.limits:
+            room = min(room, lim.room(self._coefficient(lim, o), self.left[i]))
         return max(room, 0)
+
+    def _coefficient(self, lim: Limit, o: Option) -> float:
+        return lim.coefficient(self.wf.demand.key, self.gpr, o.offer.gpu_type, o.offer.price_per_replica_hour)
 
     def add(self, o: Option, k: int) -> None:
         key = o.offer.key
@@ -73,10 +86,13 @@ class _Fill:
         self.load += k * o.offer.throughput_per_replica
         if key in self.pools:
             self.pools[key] -= k * self.gpr
+        for i, lim in self.limits:
+            self.left[i] -= k * self._coefficient(lim, o)
 
     def take(self, start: Mapping[Key, float]) -> None:
         for o in self.wf.options:
-            self.add(o, min(max(math.floor(start.get(o.offer.key, 0) + 1e-6), 0), self.room(o)))
+            want = max(math.floor(start.get(o.offer.key, 0) + 1e-6), 0) - self.n[o.offer.key]
+            self.add(o, max(min(want, self.room(o)), 0))
 
     def fill(self, options: list[Option], target: int, count: int) -> None:
         """Add replicas, cheapest first, until ``count`` would reach ``target``."""

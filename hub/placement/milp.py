@@ -164,7 +164,24 @@ def build(form: Formulation) -> tuple[Model, list[Columns]]:
         ubs = sum(m.upper[j] * a for j, a in terms)
         if ubs > form.pools[key]:
             m.row(terms, -inf, form.pools[key])
+    _limit_rows(m, form, columns)
     return m, columns
+
+
+def _limit_rows(m: Model, form: Formulation, columns: list[Columns]) -> None:
+    """One row per budget cap that the covered places' bounds could break."""
+    for lim in form.limits:
+        terms = []
+        for wf, cols in zip(form.workloads, columns, strict=True):
+            if wf.demand.key not in lim.members:
+                continue
+            for j, o in zip(cols.n, wf.options, strict=True):
+                a = lim.coefficient(wf.demand.key, wf.demand.gpus_per_replica, o.offer.gpu_type,
+                                    o.offer.price_per_replica_hour)
+                if a > 0:
+                    terms.append((j, a))
+        if sum(m.upper[j] * a for j, a in terms) > lim.cap:
+            m.row(terms, -highspy.kHighsInf, lim.cap)
 
 
 def _class_rows(m: Model, wf: WorkloadForm, cols: list[int], mine: Columns, unmet_weight: int) -> None:

@@ -88,6 +88,9 @@ class WorkloadDemand:
     classes: tuple[LoadClass, ...] = ()
     """The demand split by request class (``assignment.py``); empty: one class that every offer serves
     at its ``throughput_per_replica``."""
+    priority: int = 0
+    """Under contention a higher priority's unmet demand is served first, and a lower priority keeps
+    what it holds up to ``min_replicas`` (``hub.placement.priority``)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` on inputs no caller should build (they are programming errors)."""
@@ -117,12 +120,39 @@ class WorkloadDemand:
                     raise ValueError(f"{self.key}: class {c.name}: share in [0, 1] and throughputs > 0")
 
 
+ALL_TYPES = "*"
+"""A budget's GPU cap over every GPU type together."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCap:
+    """A hard cap on what some workloads hold together: GPUs per type (``ALL_TYPES``: all) and/or USD/h."""
+
+    id: str
+    members: frozenset[str]
+    """Workload keys the cap covers (those of the problem; others are not placed here)."""
+    gpus: Mapping[str, int] = field(default_factory=dict)
+    cost_per_hour: float | None = None
+    """At the offers' ``price_per_replica_hour``."""
+
+    def counts(self, cap: str, gpu_type: str) -> bool:
+        return cap == ALL_TYPES or cap == gpu_type
+
+    def validate(self) -> None:
+        if any(n < 0 for n in self.gpus.values()):
+            raise ValueError(f"budget {self.id}: GPU caps must be >= 0")
+        if self.cost_per_hour is not None and not (math.isfinite(self.cost_per_hour) and self.cost_per_hour >= 0):
+            raise ValueError(f"budget {self.id}: cost_per_hour must be finite and >= 0")
+
+
 @dataclass(frozen=True, slots=True)
 class PlacementProblem:
     workloads: tuple[WorkloadDemand, ...]
     free_gpus: Mapping[Key, int]
     """Free GPUs per pool as reported (running replicas excluded). An offer whose pool is not here
     must carry its own ``capacity_replicas``: capacity is never assumed."""
+    budgets: tuple[BudgetCap, ...] = ()
+    """Hard caps over groups of workloads (``hub.placement.budgets``)."""
 
     def validate(self) -> None:
         seen: set[str] = set()
@@ -134,6 +164,8 @@ class PlacementProblem:
             for o in w.offers:
                 if o.key not in self.free_gpus and o.capacity_replicas is None:
                     raise ValueError(f"{w.key}: offer {o.key} has neither a pool nor its own capacity")
+        for b in self.budgets:
+            b.validate()
 
     def pool_gpus(self) -> dict[Key, int]:
         """GPUs each pool can hand out in this solve: free plus what the problem's workloads hold."""

@@ -41,7 +41,7 @@ DEFAULT_TIME_LIMIT_S = 1.0
 
 def _scores(form: Formulation, placements: Mapping[str, Mapping[Key, int]]) -> dict[str, Score] | None:
     """Every workload's score, or None if the placement breaks a hard constraint."""
-    if pool_violations(form, placements):
+    if pool_violations(form, placements) or form.limit_violations(placements):
         return None
     scores = {wf.demand.key: score(form, wf, placements[wf.demand.key]) for wf in form.workloads}
     return None if any(sc.violations for sc in scores.values()) else scores
@@ -182,16 +182,18 @@ def _split(form: Formulation) -> tuple[dict[str, dict[Key, int]], Formulation]:
         for o in wf.options:
             demand[o.offer.key] = demand.get(o.offer.key, 0) + o.ub * wf.demand.gpus_per_replica
     contended = {k for k, n in demand.items() if k in form.pools and n > form.pools[k]}
+    coupled = form.coupled()
     closed: dict[str, dict[Key, int]] = {}
     rest = []
     for wf in form.workloads:
         if not wf.options:
             closed[wf.demand.key] = {}
-        elif len(wf.options) == 1 and wf.options[0].offer.key not in contended and not wf.demand.classes:
+        elif len(wf.options) == 1 and wf.options[0].offer.key not in contended and not wf.demand.classes \
+                and wf.demand.key not in coupled:
             closed[wf.demand.key] = _closed_form(wf)
         else:
             rest.append(wf)
-    return closed, Formulation(form.problem, rest, form.pools, form.weights)
+    return closed, Formulation(form.problem, rest, form.pools, form.weights, form.limits)
 
 
 def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> Solution:

@@ -397,6 +397,11 @@ class AIInferenceAutoscalerPolicy(Spec):
     placement: PlacementSpec = PlacementSpec()
     advisor: AdvisorSpec = AdvisorSpec()
     mode: Literal["enforce", "dry-run"] = "enforce"
+    priority: int = Field(
+        default=0, ge=-1000, le=1000,
+        description="Under contention for GPUs or a budget, a higher priority is served first; a lower one is "
+        "reclaimed down to its min_replicas, never below (docs/budgets.md)",
+    )
     revision: int = Field(default=0, ge=0, le=2**63 - 1, description="Set by the policy store; 0 for a new policy")
 
     @model_validator(mode="after")
