@@ -13,11 +13,22 @@ from hub.placement.failover import (
     apply_failover,
 )
 from hub.placement.formulation import PRICE_RESOLUTION, Weights
-from hub.placement.offers import Key, LoadClass, Offer, PlacementProblem, WorkloadDemand, free_gpus
+from hub.placement.offers import (
+    ALL_TYPES,
+    BudgetCap,
+    Key,
+    LoadClass,
+    Offer,
+    PlacementProblem,
+    WorkloadDemand,
+    free_gpus,
+)
 from hub.placement.results import PlacementResult, Solution
 from hub.placement.solver import DEFAULT_TIME_LIMIT_S, place, solve
 
 __all__ = [
+    "ALL_TYPES",
+    "BudgetCap",
     "DEFAULT_TIME_LIMIT_S",
     "PRICE_RESOLUTION",
     "ClusterHealth",

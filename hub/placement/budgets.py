@@ -73,7 +73,8 @@ def used(limit: Limit, gpus_per_replica: Mapping[str, int], placements: Mapping[
     for key in limit.members:
         for (c, t), n in placements.get(key, {}).items():
             if n:
-                total += n * limit.coefficient(key, gpus_per_replica.get(key, 1), t, prices.get(key, {}).get((c, t), 0.0))
+                price = prices.get(key, {}).get((c, t), 0.0)
+                total += n * limit.coefficient(key, gpus_per_replica.get(key, 1), t, price)
     return total
 
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import highspy
 import numpy as np
 
+from hub.placement import priority
 from hub.placement.formulation import (
     LOAD_EPSILON,
     Formulation,
@@ -196,6 +197,44 @@ def _split(form: Formulation) -> tuple[dict[str, dict[Key, int]], Formulation]:
     return closed, Formulation(form.problem, rest, form.pools, form.weights, form.limits)
 
 
+def _prioritise(form: Formulation, model: Model, columns: list[Columns],
+                deadline: float) -> tuple[dict[str, dict[Key, int]] | None, list[str]]:
+    """With more than one priority: the stages of ``hub.placement.priority``, their rows left in ``model``.
+
+    Returns the last stage's placement (a feasible start for the final solve), or None when there is
+    one priority or no stage found one, and notes on what was not done.
+    """
+    lv = priority.levels(form)
+    if len(lv) < 2:
+        return None, []
+    notes = []
+    keep = priority.protected(form)
+    start: dict[str, dict[Key, int]] | None = priority.witness(form, keep)
+    if keep and _scores(form, start or {}) is None:
+        notes.append("priorities: the replicas lower priorities hold up to their min_replicas cannot all be kept "
+                     "within the hard constraints: not protected in this solve")
+        keep, start = {}, None
+    priority.protect_rows(model, form, columns, keep)
+    original = model.cost
+    try:
+        for i, level in enumerate(lv):
+            unmet = priority.unmet_columns(form, columns, level)
+            if not unmet:
+                continue
+            model.cost = priority.stage_cost(len(original), unmet)
+            now = time.perf_counter()
+            found, _, note, _ = _branch_and_bound(form, model, columns, start, now + (deadline - now) / (len(lv) - i))
+            if found is None:
+                notes.append(f"priorities: the stage of priority {level} found nothing ({note}); lower ones not ranked")
+                break
+            units = {wf.demand.key: score(form, wf, found[wf.demand.key]).unmet_units for wf in form.workloads}
+            priority.cap_row(model, unmet, priority.level_units(form, level, units))
+            start = found
+    finally:
+        model.cost = original
+    return start, notes
+
+
 def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> Solution:
     """Place every workload of ``problem`` jointly at the least cost per SLO-capable load."""
     started = time.perf_counter()
@@ -213,7 +252,9 @@ def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT
         notes.append("no time to solve: greedy fill used")
     else:
         model, columns = build(sub)
-        lp = model.highs(time_limit_s, integer=False)
+        staged, staged_notes = _prioritise(sub, model, columns, started + time_limit_s / 2)
+        notes += staged_notes
+        lp = model.highs(max(deadline - time.perf_counter(), 0.0), integer=False)
         lp.run()
         if lp.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             x = np.asarray(lp.getSolution().col_value)
@@ -225,12 +266,13 @@ def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT
                 if _scores(sub, placements) is None:
                     placements = None
             if placements is None:
-                rounded = greedy(sub, read_relaxed(sub, columns, list(x)))
+                # With priorities the stages' answer keeps their rows; the rounded LP may not.
+                rounded = staged if staged is not None else greedy(sub, read_relaxed(sub, columns, list(x)))
         if placements is None:
-            placements, method, note, gap = _branch_and_bound(sub, model, columns, rounded, deadline)
+            placements, method, note, gap = _branch_and_bound(sub, model, columns, rounded or staged, deadline)
             notes += [note] if note else []
     if placements is None:
-        placements = rounded if rounded is not None else greedy(sub)
+        placements = rounded if rounded is not None else staged if staged is not None else greedy(sub)
     placements = closed | placements
     scores = _scores(form, placements)
     assert scores is not None, "the greedy fill keeps every hard constraint"
