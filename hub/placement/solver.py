@@ -244,6 +244,7 @@ def solve(problem: PlacementProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT
     closed, sub = _split(form)
     placements: dict[str, dict[Key, int]] | None = None
     rounded: dict[str, dict[Key, int]] | None = None
+    staged: dict[str, dict[Key, int]] | None = None
     method: Method = "greedy"
     gap: float | None = None
     if not sub.workloads:
