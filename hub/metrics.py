@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from hub.decisions.log import Decision
 from hub.policy.advice import OUTCOMES as ADVICE_OUTCOMES
+from hub.policy.budget import ALL_TYPES, BudgetUse
 from hub.policy.cause import Cause
 from hub.policy.model import Metric as PolicyMetric
 from hub.policy.model import Policy
@@ -36,8 +37,8 @@ SIGNAL_NAMES = tuple(
                                              else [m.value])
 )
 REASON_CLASSES = (*SIGNAL_NAMES, "bounds", "stabilisation", "rate_limited", "panic", "forecast", "starting",
-                  "fallback", "zero", "activation", "missing_data", "cost_ceiling", "advice", "rebalance", "failover",
-                  "other")
+                  "fallback", "zero", "activation", "missing_data", "cost_ceiling", "advice", "budget", "priority",
+                  "rebalance", "failover", "other")
 """The ``reason`` label of ``fleetscale_hub_decisions_total``: which rule decided the count.
 
 Read from the engine's structured cause (``hub.policy.cause.Cause``, in the decision's audit): a
@@ -51,7 +52,7 @@ CAUSE_CLASSES: dict[str, str] = {
     Cause.BOUNDS: "bounds", Cause.STABILISED: "stabilisation", Cause.RATE_LIMITED: "rate_limited",
     Cause.PANIC: "panic", Cause.FORECAST: "forecast", Cause.STARTING: "starting", Cause.FALLBACK: "fallback",
     Cause.ZERO: "zero", Cause.ACTIVATION: "activation", Cause.MISSING_DATA: "missing_data",
-    Cause.COST_CEILING: "cost_ceiling", Cause.ADVICE: "advice",
+    Cause.COST_CEILING: "cost_ceiling", Cause.ADVICE: "advice", Cause.BUDGET: "budget", Cause.PRIORITY: "priority",
 }
 
 _STALE_NOTE = "stale clusters excluded"
@@ -256,6 +257,47 @@ class _FleetGauges(Collector):
             yield family
 
 
+BUDGET_GAUGES = (
+    ("fleetscale_hub_budget_gpus", "GPUs the hub's placement gives the budget's workloads, by GPU type ('*': all)",
+     ("budget", "team", "gpu_type")),
+    ("fleetscale_hub_budget_cap_gpus", "The budget's GPU cap by GPU type ('*': all types together)",
+     ("budget", "team", "gpu_type")),
+    ("fleetscale_hub_budget_spend_usd_per_hour",
+     "List price of the hub's placement for the budget's workloads, at the prices placement uses", ("budget", "team")),
+    ("fleetscale_hub_budget_cap_usd_per_hour", "The budget's USD/h cap", ("budget", "team")),
+    ("fleetscale_hub_budget_minimums_fit",
+     "1 when the budget's caps leave room for every covered workload's min_replicas, 0 when they cannot",
+     ("budget", "team")),
+)
+"""Per budget (docs/budgets.md): use against caps, from the latest plan of its workloads."""
+
+
+class _BudgetGauges(Collector):
+    """The budget gauges of the latest plan; a budget that is gone is absent from the next scrape."""
+
+    def __init__(self) -> None:
+        self.uses: list[BudgetUse] = []
+
+    def describe(self) -> Iterator[Metric]:
+        for name, doc, labels in BUDGET_GAUGES:
+            yield GaugeMetricFamily(name, doc, labels=labels)
+
+    def collect(self) -> Iterator[Metric]:
+        gpus, cap_gpus, spend, cap_usd, fits = (GaugeMetricFamily(n, d, labels=lb) for n, d, lb in BUDGET_GAUGES)
+        for u in self.uses:
+            b = u.budget
+            team = b.team_name
+            for t in sorted({*b.caps.gpus, ALL_TYPES}):
+                gpus.add_metric((b.id, team, t), u.gpus.get(t, 0))
+            for t, n in sorted(b.caps.gpus.items()):
+                cap_gpus.add_metric((b.id, team, t), n)
+            spend.add_metric((b.id, team), u.cost_per_hour)
+            if b.caps.cost_per_hour is not None:
+                cap_usd.add_metric((b.id, team), b.caps.cost_per_hour)
+            fits.add_metric((b.id, team), 1 if u.holds_minimums else 0)
+        yield from (gpus, cap_gpus, spend, cap_usd, fits)
+
+
 class HubMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -387,6 +429,8 @@ class HubMetrics:
         self._advice_seen: dict[str, tuple[str, set[str]]] = {}
         self.fleet = _FleetGauges()
         r.register(self.fleet)
+        self.budgets = _BudgetGauges()
+        r.register(self.budgets)
         # Known label values start at 0, so rate() and dashboards see the series before the first event.
         for kind in ("telemetry", "result"):
             self.malformed.labels(kind)
@@ -468,3 +512,7 @@ class HubMetrics:
         """Keep one tick's inputs for the per-workload gauges: ``plans`` maps each evaluated workload to its
         policy and the placement the hub computed for it (sent or, in dry-run, only recorded)."""
         self.fleet.update(snapshot, plans, prices)
+
+    def record_budgets(self, uses: list[BudgetUse]) -> None:
+        """Each budget against its caps in the latest plan (``hub.control.budgets``)."""
+        self.budgets.uses = sorted(uses, key=lambda u: u.budget.id)

@@ -21,7 +21,7 @@ from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.sources import PolicySources
-from hub.policies.store import PolicyStore
+from hub.policies.store import BudgetStore, PolicyStore
 from hub.settings import HubSettings
 from hub.state import FleetState
 from hub.web.api import make_app
@@ -48,6 +48,7 @@ class Hub:
     decisions: DecisionLog
     metrics: HubMetrics
     policies: PolicyStore
+    budgets: BudgetStore
     intake: Intake
     dispatcher: Dispatcher
     evaluator: Evaluator
@@ -94,7 +95,9 @@ async def run_hub(
         await bus.ensure_topology(decisions=settings.decision_retention())
         policies = PolicyStore(await bus.policies_bucket())
         await policies.load()
-        sources = await PolicySources.open(settings, policies)
+        budgets = BudgetStore(await bus.budgets_bucket())
+        await budgets.load()
+        sources = await PolicySources.open(settings, policies, budgets)
         state = FleetState(stale_after_intervals=settings.stale_after_intervals,
                            moved=partial(moved, tolerance=settings.change_tolerance))
         decisions = DecisionLog(settings.decision_log_size)
@@ -128,6 +131,7 @@ async def run_hub(
             decisions=decisions,
             metrics=metrics,
             policies=policies,
+            budgets=budgets,
             intake=Intake(
                 bus, state, metrics, admission, queue_size=settings.intake_queue_size,
                 queue_bytes=settings.intake_queue_bytes, retention_s=settings.cluster_retention_s,
@@ -147,6 +151,7 @@ async def run_hub(
                 sweep_s=settings.sweep_s,
                 listening=lambda: bus.connected,
                 advice=advisor.advice,
+                budgets=budgets,
             ),
             feed=feed,
             journal=journal,
@@ -165,6 +170,8 @@ async def run_hub(
             access=access,
             history=hub.history,
             advisor=hub.advisor,
+            budgets=budgets,
+            budget_use=lambda: hub.evaluator.planner.budget_use,
         )
         add_page(app, feed)
 
@@ -178,6 +185,7 @@ async def run_hub(
             "telemetry intake": hub.intake.run(),
             "command results": dispatcher.results_listener(),
             "policy watcher": policies.watcher(bus.kv_changes(policies.kv)),
+            "budget watcher": budgets.watcher(bus.kv_changes(budgets.kv)),
             "evaluator": hub.evaluator.run(),
             "heartbeat": Heartbeat(bus, interval_s=settings.tick_s).run(),
             "decision journal": journal.run(),

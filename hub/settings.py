@@ -57,7 +57,14 @@ class HubSettings(CommonSettings):
     policy_resync_s: float = Field(
         default=60.0, gt=0, description="Re-apply file and CRD policies this often, also when nothing changed"
     )
-    crd_watch: bool = Field(default=False, description="Watch AIInferenceAutoscalerPolicy objects in the hub's cluster")
+    budget_file: Path | None = Field(default=None, description="YAML file of budgets, re-read when it changes")
+    budget_dir: Path | None = Field(
+        default=None, description="Directory whose *.yaml/*.yml budget files are re-read when they change"
+    )
+    crd_watch: bool = Field(
+        default=False,
+        description="Watch AIInferenceAutoscalerPolicy and AIInferenceBudget objects in the hub's cluster",
+    )
     crd_namespace: str | None = Field(default=None, description="Only watch this namespace; None: all namespaces")
     kubeconfig: Path | None = Field(
         default=None, description="Kubeconfig for the CRD watch; None: the pod's service account, else ~/.kube/config"

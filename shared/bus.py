@@ -298,11 +298,17 @@ class Bus:
             await self.js.update_stream(config)
 
     async def policies_bucket(self, history: int = 16) -> KeyValue:
+        return await self._bucket(subjects.POLICIES_BUCKET, history)
+
+    async def budgets_bucket(self, history: int = 16) -> KeyValue:
+        return await self._bucket(subjects.BUDGETS_BUCKET, history)
+
+    async def _bucket(self, name: str, history: int) -> KeyValue:
         try:
-            return await self.js.key_value(subjects.POLICIES_BUCKET)
+            return await self.js.key_value(name)
         except nats.js.errors.BucketNotFoundError:
             return await self.js.create_key_value(
-                KeyValueConfig(bucket=subjects.POLICIES_BUCKET, history=history, storage=StorageType.FILE)
+                KeyValueConfig(bucket=name, history=history, storage=StorageType.FILE)
             )
 
     # --- core NATS ----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ DECISIONS_ALL = f"{PREFIX}.decisions.>"
 
 # JetStream key-value bucket holding the hub's durable state.
 POLICIES_BUCKET = "fleetscale_policies"
+BUDGETS_BUCKET = "fleetscale_budgets"
 
 
 def _token(cluster_id: str) -> str:

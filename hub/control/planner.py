@@ -29,9 +29,10 @@ are weighed against each other instead of served first come, first served:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from hub.control import budgets as budgeting
 from hub.placement import (
     DEFAULT_TIME_LIMIT_S,
     FailoverTracker,
@@ -53,7 +54,9 @@ from hub.placement.failover import DEFAULT_RECOVERY_REPORTS
 from hub.placement.routing import routing_rules
 from hub.placement.throughput import PROFILE_THROUGHPUT, mean_throughput
 from hub.policy.advice import WorkloadAdvice
+from hub.policy.budget import Budget
 from hub.policy.capacity import mix_capacity
+from hub.policy.cause import Cause
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement, WorkloadView
@@ -69,6 +72,8 @@ class Plan:
     result: PlacementResult
     routing: tuple[RoutingRule, ...] = ()
     """Which GPU types each prompt-length class may use (``hub.placement.routing``); empty without classes."""
+    placement_cause: Cause | None = None
+    """A budget's cap or a higher priority left the workload short (``hub.control.budgets``)."""
 
     @property
     def policy(self) -> Policy:
@@ -94,12 +99,14 @@ def settled(snapshot: FleetSnapshot, view: WorkloadView) -> bool:
     return True
 
 
-def make_before_break(demand: WorkloadDemand, result: PlacementResult) -> PlacementResult:
+def make_before_break(demand: WorkloadDemand, result: PlacementResult,
+                      slack: budgeting.Slack | None = None) -> PlacementResult:
     """A placement that adds replicas somewhere keeps, for now, the running ones it removes elsewhere.
 
     A move (L4s out, an A100 in) would otherwise cut capacity for a whole cold start. The kept
     replicas go on a later tick, once the new ones are ready and the workload has settled: then the
-    solver's answer only shrinks, and a pure shrink is applied at once.
+    solver's answer only shrinks, and a pure shrink is applied at once. Under a budget the kept
+    replicas must fit in what its caps leave (``slack``); if they do not, the move breaks first.
     """
     placement = dict(result.placement)
     grows = any(n > demand.current.get(k, 0) for k, n in placement.items())
@@ -111,6 +118,10 @@ def make_before_break(demand: WorkloadDemand, result: PlacementResult) -> Placem
             placement[k] = hold
     if not kept:
         return result
+    short = None if slack is None else slack.take(demand, kept)
+    if short is not None:
+        return dataclasses.replace(result, notes=(*result.notes, (
+            f"make before break: budget {short} has no room to keep the replicas being moved; they go at once")))
     price = {o.key: o.price_per_replica_hour for o in demand.offers}
     moved = ", ".join(f"{n} on {c}/{t}" for (c, t), n in sorted(kept.items()))
     return dataclasses.replace(
@@ -279,13 +290,17 @@ class Planner:
         self._reference: dict[str, float] = {}
         self.last_health: FleetHealth | None = None
         """The last plan's cluster phases (the evaluator revokes commands to newly lost clusters)."""
+        self.budget_use: dict[str, budgeting.BudgetUse] = {}
+        """Each budget against its caps, as last planned (a partial plan holds every workload of the
+        budgets it touches, since the evaluator widens it, and updates only those)."""
 
     def plan(self, snapshot: FleetSnapshot, policies: list[Policy], *, partial: bool = False,
-             advice: Mapping[str, WorkloadAdvice] | None = None) -> list[Plan]:
+             advice: Mapping[str, WorkloadAdvice] | None = None, budgets: Sequence[Budget] = ()) -> list[Plan]:
         """Plans for the workloads of ``snapshot``; ``partial`` when it holds only some of the fleet's
         (event-driven evaluation): the others keep what the engine and the planner remember of them,
         and their current placements, already in the reported free GPUs, are left as they are.
-        ``advice``: the LLM advisor's latest answer per workload, for the engine's advice stage."""
+        ``advice``: the LLM advisor's latest answer per workload, for the engine's advice stage.
+        ``budgets``: hard caps over the workloads each selects (docs/budgets.md)."""
         recommendations = self.engine.evaluate(snapshot, policies, forget=not partial, advice=advice)
         health = self.last_health = self.failover.observe(snapshot)
         pools = free_gpus(snapshot)
@@ -301,16 +316,31 @@ class Planner:
         if not partial:
             self._reference = {k: v for k, v in self._reference.items() if k in snapshot.workloads}
         if not inputs:
+            if not partial:
+                self.budget_use = {u.budget.id: u for u in budgeting.usage(budgets, {}, {}, {})}
             return []
-        solution = solve(PlacementProblem(tuple(i[3] for i in inputs), pools), time_limit_s=self.time_limit_s)
+        caps = budgeting.caps(budgets, [i[1] for i in inputs])
+        problem = PlacementProblem(tuple(i[3] for i in inputs), pools, caps)
+        solution = solve(problem, time_limit_s=self.time_limit_s)
         self.last_solution = solution
+        demands = {i[3].key: i[3] for i in inputs}
+        uses = budgeting.usage(budgets, {c.id: c.members for c in caps}, demands,
+                               {k: r.placement for k, r in solution.results.items()})
+        if not partial:
+            self.budget_use = {}
+        self.budget_use.update((u.budget.id, u) for u in uses if u.workloads or not partial)
+        top = max(d.priority for d in demands.values())
+        slack = budgeting.Slack(uses)
         plans = []
         for rec, view, before, demand, notes in inputs:
-            result = make_before_break(demand, solution.results[demand.key])
-            result = dataclasses.replace(result, notes=(*notes, *result.notes, *solution.notes))
+            placed = solution.results[demand.key]
+            cause, why = budgeting.placement_cause(demand, placed, uses, top)
+            result = make_before_break(demand, placed, slack)
+            extra = (why,) if why else ()
+            result = dataclasses.replace(result, notes=(*notes, *result.notes, *extra, *solution.notes))
             bounds = [(c.lower_tokens, c.upper_tokens) for c in rec.classes]
             routing = routing_rules(demand.classes, bounds, demand.demand, result.placement)
-            plans.append(Plan(rec, view, before, result, routing))
+            plans.append(Plan(rec, view, before, result, routing, cause))
         return plans
 
     def forget(self, keep: Collection[str]) -> None:
@@ -425,6 +455,7 @@ class Planner:
             cluster_max=cluster_max,
             floor=floor,
             classes=load.classes if load is not None else (),
+            priority=rec.policy.priority,
         )
         by_type = (dict(rec.capacity_per_replica) if load is not None else dict(self.throughput)) | speed
         demand, failover_notes = apply_failover(demand, health, throughput=by_type, failover=spec.failover,

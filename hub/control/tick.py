@@ -32,14 +32,16 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from hub.control import budgets as budgeting
 from hub.control.dispatch import Dispatcher
 from hub.control.planner import Planner
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
 from hub.metrics import HubMetrics
-from hub.policies.store import PolicyStore
+from hub.policies.store import BudgetStore, PolicyStore
 from hub.policy.advice import WorkloadAdvice
+from hub.policy.budget import Budget
 from hub.policy.engine import Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetState, Placement
@@ -85,6 +87,9 @@ def policy_targets(before: list[Policy] | None, after: list[Policy]) -> set[str]
     return out
 
 
+_NO_BUDGETS: list[Budget] = []
+
+
 class Evaluator:
     def __init__(
         self,
@@ -103,6 +108,7 @@ class Evaluator:
         journal: DecisionJournal | None = None,
         listening: Callable[[], bool] | None = None,
         advice: Callable[[float], Mapping[str, WorkloadAdvice]] | None = None,
+        budgets: BudgetStore | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -118,6 +124,9 @@ class Evaluator:
         self.listening = listening
         """Whether the hub can hear reports now (its NATS connection is up); None: always."""
         self.advice = advice
+        self.budgets = budgets
+        """Hard caps over the workloads each selects (docs/budgets.md); None: no budget store."""
+        self._budgets_seen: list[Budget] | None = None
         """The LLM advisor's latest answer per workload at a monotonic time (``Advisor.advice``); None: no advisor."""
         self._advice_at: dict[str, str] = {}
         """Workload -> the answer the engine last saw (a new one re-plans the workload)."""
@@ -168,6 +177,17 @@ class Evaluator:
         swept = {self._sweep.pop() for _ in range(min(int(share), len(self._sweep)))}
         return changed | self._hot | swept
 
+    def _with_budget_mates(self, keys: set[str], budgets: list[Budget], now: float) -> set[str]:
+        """``keys`` and every workload under a budget that covers one of them: a budget's caps are placed
+        over all of its workloads at once, never over part of them."""
+        views = list(self.state.snapshot(now=now).workloads.values())
+        out = set(keys)
+        for b in budgets:
+            members = budgeting.covered(b, views)
+            if members & keys:
+                out |= members
+        return out
+
     async def tick(self) -> list[Decision]:
         """Re-plan every workload now."""
         return await self.evaluate(tick=True, full=True)
@@ -185,6 +205,12 @@ class Evaluator:
             keys |= fresh
         if full or (tick and self.failed_in_a_row):
             keys = None  # a failed evaluation lost the changes it took: the next tick re-plans everything
+        budgets = self.budgets.all() if self.budgets is not None else _NO_BUDGETS
+        if budgets is not self._budgets_seen:
+            self._budgets_seen = budgets
+            keys = None  # a budget changed: every workload it covers (or covered) is placed anew
+        if keys is not None and budgets:
+            keys = self._with_budget_mates(keys, budgets, now)
         if keys is not None and not keys:
             return []
         snapshot = self.state.snapshot(now=now, only=keys)
@@ -197,7 +223,7 @@ class Evaluator:
         commands: list[ScaleCommand] = []
         # In a worker thread: HiGHS releases the GIL, so intake and the API keep running while it solves.
         planned = await asyncio.to_thread(self.planner.plan, snapshot, policies, partial=keys is not None,
-                                          advice=advice)
+                                          advice=advice, budgets=budgets)
         if keys is None:
             self._plans = {}
         hot: set[str] = set()
@@ -246,6 +272,7 @@ class Evaluator:
                 placement_after=placement_json(result.placement),
                 routing=[r.model_dump(mode="json") for r in plan.routing],
                 unplaced=result.unplaced,
+                cause=None if plan.placement_cause is None else str(plan.placement_cause),
                 notes=notes,
                 commands=[c.command_id for c in mine],
                 audit=None if rec.audit is None else rec.audit.to_json(),
@@ -278,6 +305,8 @@ class Evaluator:
         self.decisions_added.clear()
         self._hot = hot if keys is None else (self._hot - set(snapshot.workloads)) | hot
         self.metrics.record_tick(self.state.snapshot, self._plans, self.planner.prices)
+        if keys is None or budgets:
+            self.metrics.record_budgets(list(self.planner.budget_use.values()))
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
 

@@ -28,9 +28,9 @@ from hub.placement.solver import DEFAULT_TIME_LIMIT_S, place, solve
 
 __all__ = [
     "ALL_TYPES",
-    "BudgetCap",
     "DEFAULT_TIME_LIMIT_S",
     "PRICE_RESOLUTION",
+    "BudgetCap",
     "ClusterHealth",
     "FailoverTracker",
     "FleetHealth",

@@ -19,12 +19,15 @@ the field in the object's ``status.conditions`` (docs/policies.md).
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from hub.policies.store import parse_policy_file
+from hub.policy.budget import AIInferenceBudget
 from hub.policy.model import AIInferenceAutoscalerPolicy, Policy
 
 GROUP = "fleetscale.dev"
@@ -75,6 +78,58 @@ _PRINTER_COLUMNS = [
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
+BUDGET_KIND = "AIInferenceBudget"
+BUDGET_PLURAL = "aiinferencebudgets"
+
+
+def _status_of(what: str) -> dict[str, Any]:
+    """The status schema, with ``what`` (a budget) in place of "policy" in its descriptions."""
+    status = yaml.safe_load(yaml.safe_dump(_STATUS))
+    status["description"] = status["description"].replace("policy", what)
+    status["properties"]["revision"]["description"] = status["properties"]["revision"]["description"].replace(
+        "policy", what)
+    return dict(status)
+
+
+@dataclass(frozen=True)
+class CrdKind:
+    """One of the hub's CRDs: the model its ``spec`` is, and how Kubernetes names and lists it."""
+
+    model: type[BaseModel]
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    columns: tuple[dict[str, Any], ...]
+    description: str
+    spec_description: str
+    status: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return Path("charts/hub/crds") / f"{self.plural}.{GROUP}.yaml"
+
+
+POLICY_CRD = CrdKind(
+    AIInferenceAutoscalerPolicy, KIND, PLURAL, ("aiap",), tuple(_PRINTER_COLUMNS),
+    "How one set of inference workloads scales across the fleet (docs/policies.md). The policy id is metadata.name.",
+    "The policy, as in a policy file or the REST API, without id (metadata.name) and revision.",
+    _STATUS,
+)
+BUDGET_CRD = CrdKind(
+    AIInferenceBudget, BUDGET_KIND, BUDGET_PLURAL, ("aib",),
+    (
+        {"name": "Team", "type": "string", "jsonPath": ".spec.team"},
+        {"name": "USD/h", "type": "number", "jsonPath": ".spec.caps.costPerHour"},
+        {"name": "Accepted", "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{ACCEPTED}")].status'},
+        {"name": "Revision", "type": "integer", "jsonPath": ".status.revision"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ),
+    "A team's hard cap on GPUs and USD/h across the fleet (docs/budgets.md). The budget id is metadata.name.",
+    "The budget, as in a budget file or the REST API, without id (metadata.name) and revision.",
+    _status_of("budget"),
+)
+CRDS = (POLICY_CRD, BUDGET_CRD)
+
 _DROPPED = {"title", "additionalProperties", "$defs"}
 _UNSUPPORTED = {"$ref", "anyOf", "oneOf", "allOf", "not", "const", "prefixItems", "patternProperties", "$defs"}
 
@@ -83,16 +138,16 @@ class SchemaError(ValueError):
     """The model uses a JSON Schema construct with no structural equivalent; change the model."""
 
 
-def spec_schema() -> dict[str, Any]:
+def spec_schema(crd: CrdKind = POLICY_CRD) -> dict[str, Any]:
     """The structural OpenAPI v3.0 schema of a CR's ``spec``."""
-    schema = AIInferenceAutoscalerPolicy.model_json_schema(by_alias=True)
+    schema = crd.model.model_json_schema(by_alias=True)
     defs = schema.get("$defs", {})
     spec = _structural(schema, defs, "spec")
     for field in NOT_IN_SPEC:
-        alias = AIInferenceAutoscalerPolicy.model_fields[field].alias or field
+        alias = crd.model.model_fields[field].alias or field
         spec["properties"].pop(alias, None)
         spec["required"] = [r for r in spec.get("required", []) if r != alias]
-    spec["description"] = "The policy, as in a policy file or the REST API, without id (metadata.name) and revision."
+    spec["description"] = crd.spec_description
     return _ordered(spec)
 
 
@@ -144,21 +199,21 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
     return {k: node[k] for k in (*_FIRST, *middle, *_LAST) if k in node}
 
 
-def crd_manifest() -> dict[str, Any]:
+def crd_manifest(crd: CrdKind = POLICY_CRD) -> dict[str, Any]:
     """The CustomResourceDefinition object, as the chart ships it."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "fleetscale"}},
+        "metadata": {"name": f"{crd.plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "fleetscale"}},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["aiap"],
+                "kind": crd.kind,
+                "listKind": f"{crd.kind}List",
+                "plural": crd.plural,
+                "singular": crd.kind.lower(),
+                "shortNames": list(crd.short_names),
                 "categories": ["fleetscale"],
             },
             "versions": [
@@ -167,19 +222,18 @@ def crd_manifest() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": _PRINTER_COLUMNS,
+                    "additionalPrinterColumns": list(crd.columns),
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "How one set of inference workloads scales across the fleet "
-                            "(docs/policies.md). The policy id is metadata.name.",
+                            "description": crd.description,
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
-                                "spec": spec_schema(),
-                                "status": _STATUS,
+                                "spec": spec_schema(crd),
+                                "status": crd.status,
                             },
                         }
                     },
@@ -190,7 +244,7 @@ def crd_manifest() -> dict[str, Any]:
 
 
 HEADER = """\
-# GENERATED by `python -m hub.policies.crd_schema` from hub/policy/model.py: do not edit; change the model and
+# GENERATED by `python -m hub.policies.crd_schema` from {model}: do not edit; change the model and
 # re-run it (tests/charts/test_chart_crd.py fails when this file is stale).
 # Helm installs files in crds/ on the first install only; upgrade with
 # `kubectl apply --server-side -f charts/hub/crds/` (docs/charts.md).
@@ -204,8 +258,9 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def render_crd() -> str:
-    return HEADER + yaml.dump(crd_manifest(), Dumper=_Dumper, sort_keys=False, width=120)
+def render_crd(crd: CrdKind = POLICY_CRD) -> str:
+    model = "hub/policy/model.py" if crd is POLICY_CRD else "hub/policy/budget.py"
+    return HEADER.format(model=model) + yaml.dump(crd_manifest(crd), Dumper=_Dumper, sort_keys=False, width=120)
 
 
 def to_custom_resource(policy: Policy, *, namespace: str | None = None) -> dict[str, Any]:
@@ -223,8 +278,9 @@ USAGE = """\
 usage: python -m hub.policies.crd_schema [--out PATH]
        python -m hub.policies.crd_schema --to-cr POLICY_FILE [--namespace NS]
 
-Write the CRD generated from the model (default: charts/hub/crds/...), or print the policies of a
-policy file as AIInferenceAutoscalerPolicy objects (multi-document YAML) for kubectl apply."""
+Write the CRDs generated from the models (default: charts/hub/crds/...; --out: the policy CRD only),
+or print the policies of a policy file as AIInferenceAutoscalerPolicy objects (multi-document YAML)
+for kubectl apply."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,9 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     if args and (args[0] != "--out" or len(args) != 2):
         print(USAGE, file=sys.stderr)
         return 2
-    out = Path(args[1]) if args else CRD_PATH
-    out.write_text(render_crd())
-    print(out)
+    if args:
+        out = Path(args[1])
+        out.write_text(render_crd())
+        print(out)
+        return 0
+    for crd in CRDS:
+        crd.path.write_text(render_crd(crd))
+        print(crd.path)
     return 0
 
 

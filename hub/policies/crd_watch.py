@@ -41,8 +41,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 from pydantic import ValidationError
 
-from hub.policies.crd_schema import ACCEPTED, GROUP, NOT_IN_SPEC, PLURAL, VERSION
-from hub.policies.store import OwnershipConflict, PolicyError, PolicyStore, Source
+from hub.policies.crd_schema import ACCEPTED, BUDGET_PLURAL, GROUP, NOT_IN_SPEC, PLURAL, VERSION
+from hub.policies.store import ObjectStore, OwnershipConflict, PolicyError, Source
+from hub.policy.budget import Budget
 from hub.policy.model import Policy
 from shared.bus import reconnect_delay
 from shared.errors import ConfigurationError
@@ -94,13 +95,18 @@ class ResourceVersionGone(Exception):
 
 
 class CrdSource:
-    """Watches the policy objects and keeps the store's CRD policies equal to the valid ones."""
+    """Watches the policy objects and keeps the store's CRD policies equal to the valid ones.
+
+    The same for budgets: ``CrdSource.for_budgets`` watches ``AIInferenceBudget`` objects into the
+    budget store, with the same rules and status conditions."""
 
     def __init__(
         self,
-        store: PolicyStore,
+        store: ObjectStore[Any],
         configuration: k8s.Configuration,
         *,
+        plural: str = PLURAL,
+        parse: Callable[[Mapping[str, Any]], Policy | Budget] | None = None,
         namespace: str | None = None,
         resync_s: float = 60.0,
         watch_timeout_s: int = 300,
@@ -110,6 +116,9 @@ class CrdSource:
     ) -> None:
         self.store = store
         self.configuration = configuration
+        self.plural = plural
+        self.parse = parse or policy_of
+        self.kind = store.kind
         self.namespace = namespace
         self.resync_s = resync_s
         self.watch_timeout_s = watch_timeout_s
@@ -133,8 +142,8 @@ class CrdSource:
         async with k8s.ApiClient(self.configuration) as api:
             custom = k8s.CustomObjectsApi(api)
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._watcher(custom), name="policy CRD watch")
-                tg.create_task(self._reconciler(custom), name="policy CRD reconcile")
+                tg.create_task(self._watcher(custom), name=f"{self.kind} CRD watch")
+                tg.create_task(self._reconciler(custom), name=f"{self.kind} CRD reconcile")
 
     async def _watcher(self, custom: k8s.CustomObjectsApi) -> None:
         attempt = 0
@@ -145,22 +154,21 @@ class CrdSource:
                 while True:
                     version = await self._watch(custom, version)
             except ResourceVersionGone:
-                logger.info("policy CRD watch: resourceVersion expired; listing again")
+                logger.info("%s CRD watch: resourceVersion expired; listing again", self.kind)
             except Exception as e:  # API, transport or decoding: list again after a backoff
                 delay = reconnect_delay(attempt, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s)
                 attempt += 1
-                logger.warning(
-                    "policy CRD list/watch failed (attempt #%d: %s); retrying in %.1fs", attempt, _describe(e), delay
-                )
+                logger.warning("%s CRD list/watch failed (attempt #%d: %s); retrying in %.1fs", self.kind, attempt,
+                               _describe(e), delay)
                 await asyncio.sleep(delay)
 
     async def _list(self, custom: k8s.CustomObjectsApi) -> str | None:
         timeout = self.request_timeout_s
         if self.namespace is None:
-            result = await custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=timeout)
+            result = await custom.list_cluster_custom_object(GROUP, VERSION, self.plural, _request_timeout=timeout)
         else:
             result = await custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, _request_timeout=timeout
+                GROUP, VERSION, self.namespace, self.plural, _request_timeout=timeout
             )
         self.objects = {_key(obj): obj for obj in result.get("items") or []}
         self._listed = True
@@ -173,9 +181,9 @@ class CrdSource:
         call: Callable[..., Awaitable[Any]]
         args: tuple[str, ...]
         if self.namespace is None:
-            call, args = custom.list_cluster_custom_object, (GROUP, VERSION, PLURAL)
+            call, args = custom.list_cluster_custom_object, (GROUP, VERSION, self.plural)
         else:
-            call, args = custom.list_namespaced_custom_object, (GROUP, VERSION, self.namespace, PLURAL)
+            call, args = custom.list_namespaced_custom_object, (GROUP, VERSION, self.namespace, self.plural)
         kwargs: dict[str, Any] = {
             "timeout_seconds": self.watch_timeout_s,
             "allow_watch_bookmarks": True,
@@ -224,7 +232,8 @@ class CrdSource:
                 delay = reconnect_delay(attempt, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s)
                 attempt += 1
                 logger.warning(
-                    "syncing policy CRDs failed (attempt #%d: %s: %s); retrying in %.1fs",
+                    "syncing %s CRDs failed (attempt #%d: %s: %s); retrying in %.1fs",
+                    self.kind,
                     attempt,
                     type(e).__name__,
                     e,
@@ -239,10 +248,10 @@ class CrdSource:
         """Sync the valid objects as CRD policies; report every object's verdict in its status."""
         objects = dict(self.objects)
         verdicts: dict[Key, Verdict] = {}
-        chosen: dict[str, tuple[Key, Policy]] = {}
+        chosen: dict[str, tuple[Key, Policy | Budget]] = {}
         for key in sorted(objects, key=lambda k: (_created(objects[k]), k)):
             try:
-                policy = policy_of(objects[key])
+                policy = self.parse(objects[key])
             except ValidationError as e:
                 verdicts[key] = Verdict(False, "Invalid", field_errors(e))
                 continue
@@ -251,19 +260,20 @@ class CrdSource:
                 verdicts[key] = Verdict(
                     False,
                     "DuplicateName",
-                    f"{other[0]}/{other[1]} (older) already defines policy {policy.id!r}; policy ids are fleet-wide",
+                    f"{other[0]}/{other[1]} (older) already defines {self.kind} {policy.id!r}; {self.kind} ids are "
+                    "fleet-wide",
                 )
                 continue
             chosen[policy.id] = (key, policy)
         refused = await self.store.sync([p for _, p in chosen.values()], source=Source.CRD)
         for error in refused:
             key = chosen[error.policy_id][0]
-            verdicts[key] = _refusal(error)
+            verdicts[key] = _refusal(error, self.kind)
         for policy_id, (key, _) in chosen.items():
             if key not in verdicts:
                 stored = self.store.get(policy_id)
                 revision = None if stored is None else stored.revision
-                verdicts[key] = Verdict(True, "Synced", f"policy {policy_id!r} is in the hub's store", revision)
+                verdicts[key] = Verdict(True, "Synced", f"{self.kind} {policy_id!r} is in the hub's store", revision)
         self.verdicts = verdicts
         for key, verdict in verdicts.items():
             self._log(key, verdict)
@@ -277,9 +287,9 @@ class CrdSource:
             return
         self._logged[key] = verdict
         if verdict.accepted:
-            logger.info("policy CRD %s/%s accepted (revision %s)", *key, verdict.revision)
+            logger.info("%s CRD %s/%s accepted (revision %s)", self.kind, *key, verdict.revision)
         else:
-            logger.error("policy CRD %s/%s refused: %s: %s", *key, verdict.reason, verdict.message)
+            logger.error("%s CRD %s/%s refused: %s: %s", self.kind, *key, verdict.reason, verdict.message)
 
     async def _report(self, custom: k8s.CustomObjectsApi, key: Key, verdict: Verdict) -> None:
         obj = self.objects.get(key)
@@ -293,7 +303,7 @@ class CrdSource:
                 GROUP,
                 VERSION,
                 key[0],
-                PLURAL,
+                self.plural,
                 key[1],
                 {"status": status},
                 # kubernetes_asyncio takes _content_type at run time; its .pyi leaves it out.
@@ -304,16 +314,17 @@ class CrdSource:
             if e.status == 403:
                 self._status_forbidden = True
                 logger.warning(
-                    'cannot write the status of policy CRDs (403); grant the hub "patch" on '
+                    'cannot write the status of %s CRDs (403); grant the hub "patch" on '
                     "%s/status in apiGroup %s to see verdicts with kubectl. Going on without.",
-                    PLURAL,
+                    self.kind,
+                    self.plural,
                     GROUP,
                 )
             elif e.status not in (404, 409):  # gone, or changed meanwhile: the next event reconciles again
-                logger.warning("writing the status of policy CRD %s/%s failed: %s", *key, _describe(e))
+                logger.warning("writing the status of %s CRD %s/%s failed: %s", self.kind, *key, _describe(e))
             return
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            logger.warning("writing the status of policy CRD %s/%s failed: %s", *key, _describe(e))
+            logger.warning("writing the status of %s CRD %s/%s failed: %s", self.kind, *key, _describe(e))
             return
         if key in self.objects and isinstance(patched, dict):
             # The watch will deliver this too; keeping it now stops a reconcile in between re-patching.
@@ -322,11 +333,20 @@ class CrdSource:
 
 def policy_of(obj: Mapping[str, Any]) -> Policy:
     """The policy an object holds: ``spec`` with ``metadata.name`` as the id."""
+    return Policy.model_validate(_spec_with_id(obj))
+
+
+def budget_of(obj: Mapping[str, Any]) -> Budget:
+    """The budget an ``AIInferenceBudget`` object holds: ``spec`` with ``metadata.name`` as the id."""
+    return Budget.model_validate(_spec_with_id(obj))
+
+
+def _spec_with_id(obj: Mapping[str, Any]) -> dict[str, Any]:
     spec = dict(obj.get("spec") or {})
     for field in NOT_IN_SPEC:
         # The API server prunes these (they are not in the CRD's schema); a bare mirror may not.
         spec.pop(field, None)
-    return Policy.model_validate({**spec, "id": (obj.get("metadata") or {}).get("name")})
+    return {**spec, "id": (obj.get("metadata") or {}).get("name")}
 
 
 def field_errors(error: ValidationError) -> str:
@@ -361,16 +381,21 @@ def status_for(obj: Mapping[str, Any], verdict: Verdict, *, now: datetime | None
     return {"observedGeneration": generation, "revision": verdict.revision, "conditions": [condition]}
 
 
-def _refusal(error: PolicyError) -> Verdict:
+def _refusal(error: PolicyError, kind: str = "policy") -> Verdict:
     if isinstance(error, OwnershipConflict):
         owner = error.details.get("owner")
         return Verdict(
             False,
             "OwnedByOtherSource",
-            f"policy {error.policy_id!r} is owned by the {owner} source; change or delete it there "
-            "first (the source that created a policy owns it)",
+            f"{kind} {error.policy_id!r} is owned by the {owner} source; change or delete it there "
+            f"first (the source that created a {kind} owns it)",
         )
     return Verdict(False, "Conflict", f"{error} {error.details}; will retry")
+
+
+def budget_source(store: ObjectStore[Budget], configuration: k8s.Configuration, **kwargs: Any) -> CrdSource:
+    """The CRD source of budgets: ``AIInferenceBudget`` objects into the budget store."""
+    return CrdSource(store, configuration, plural=BUDGET_PLURAL, parse=budget_of, **kwargs)
 
 
 def _key(obj: Mapping[str, Any]) -> Key:

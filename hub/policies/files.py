@@ -25,8 +25,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic
 
-from hub.policies.store import PolicyError, PolicyStore, Source, parse_policy_file
+from hub.policies.store import (
+    BudgetStore,
+    M,
+    ObjectStore,
+    PolicyError,
+    PolicyStore,
+    Source,
+    parse_budget_file,
+    parse_policy_file,
+)
+from hub.policy.budget import Budget
 from hub.policy.model import Policy
 from shared import filewatch
 from shared.errors import ConfigurationError
@@ -37,10 +48,10 @@ SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(Generic[M]):
     """What the files say right now: the policies to sync, and what was wrong, by file."""
 
-    policies: tuple[Policy, ...]
+    policies: tuple[M, ...]
     origin: dict[str, Path]
     """Policy id → the file it came from."""
     errors: dict[Path, list[str]] = field(default_factory=dict)
@@ -48,19 +59,24 @@ class Reading:
     """False when some file's policies are unknown: then nothing may be removed from the store."""
 
 
-class PolicyFiles:
-    """Reads the policy file and directory; keeps the store's FILE policies equal to them."""
+class ObjectFiles(Generic[M]):
+    """Reads the policy file and directory; keeps the store's FILE policies equal to them.
+
+    ``PolicyFiles`` for policies, ``BudgetFiles`` for budgets: the same rules for both."""
+
+    setting = "HUB_POLICY"
+    """The settings' prefix, for errors (``HUB_POLICY_FILE``, ``HUB_POLICY_DIR``)."""
 
     def __init__(
         self,
-        store: PolicyStore,
+        store: ObjectStore[M],
         *,
         file: Path | None = None,
         directory: Path | None = None,
         poll_s: float = 2.0,
         resync_s: float = 60.0,
     ) -> None:
-        self.store = store
+        self.store: ObjectStore[M] = store
         self.file = file
         self.directory = directory
         self.poll_s = poll_s
@@ -69,16 +85,16 @@ class PolicyFiles:
         """The last reading's problems by file, for operators (empty when every file is good)."""
         self.refused: list[PolicyError] = []
         """Policies of the last sync that the store refused (owned by another source)."""
-        self._last_good: dict[Path, list[Policy]] = {}
-        self._reading: Reading | None = None
+        self._last_good: dict[Path, list[M]] = {}
+        self._reading: Reading[M] | None = None
         self._seen = b""
 
     def check(self) -> None:
         """Fail fast on a configured path that does not exist (a typo), before the hub starts."""
         if self.file is not None and not self.file.is_file():
-            raise ConfigurationError(f"HUB_POLICY_FILE {self.file}: no such file")
+            raise ConfigurationError(f"{self.setting}_FILE {self.file}: no such file")
         if self.directory is not None and not self.directory.is_dir():
-            raise ConfigurationError(f"HUB_POLICY_DIR {self.directory}: no such directory")
+            raise ConfigurationError(f"{self.setting}_DIR {self.directory}: no such directory")
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -102,7 +118,10 @@ class PolicyFiles:
         roots = [p for p in (self.file, self.directory) if p is not None]
         return filewatch.fingerprint(roots)
 
-    def read(self) -> Reading:
+    def parse(self, path: Path) -> list[M]:
+        raise NotImplementedError
+
+    def read(self) -> Reading[M]:
         """Parse every file; a bad one is reported and stands in with its last good policies."""
         errors: dict[Path, list[str]] = {}
         complete = True
@@ -110,14 +129,14 @@ class PolicyFiles:
             paths = self.paths()
         except OSError as e:
             assert self.directory is not None  # only the directory listing can fail here
-            errors[self.directory] = [f"{self.directory}: cannot list the policy directory: {e}"]
+            errors[self.directory] = [f"{self.directory}: cannot list the {self.store.kind} directory: {e}"]
             paths = [self.file] if self.file is not None else []
             complete = False
-        policies: dict[str, Policy] = {}
+        policies: dict[str, M] = {}
         origin: dict[str, Path] = {}
         for path in paths:
             try:
-                found = parse_policy_file(path)
+                found = self.parse(path)
                 _check_unique_in_file(path, found)
             except ConfigurationError as e:
                 errors.setdefault(path, []).append(str(e))
@@ -130,7 +149,7 @@ class PolicyFiles:
             for policy in found:
                 if policy.id in origin:
                     errors.setdefault(path, []).append(
-                        f"{path}: policy {policy.id!r} is also in {origin[policy.id]}; the copy in "
+                        f"{path}: {self.store.kind} {policy.id!r} is also in {origin[policy.id]}; the copy in "
                         f"{origin[policy.id]} applies"
                     )
                     continue
@@ -142,7 +161,7 @@ class PolicyFiles:
 
     # --- syncing --------------------------------------------------------------------------------
 
-    async def apply(self, reading: Reading | None = None) -> Reading:
+    async def apply(self, reading: Reading[M] | None = None) -> Reading[M]:
         """Sync the store to ``reading`` (default: read the files now)."""
         seen = self._seen
         if reading is None:
@@ -150,7 +169,7 @@ class PolicyFiles:
             reading = read
             for messages in reading.errors.values():
                 for message in messages:  # each names its file
-                    logger.error("policy file refused: %s", message)
+                    logger.error("%s file refused: %s", self.store.kind, message)
         wanted = list(reading.policies)
         if not reading.complete:
             # Keep every FILE policy the files no longer vouch for: we cannot tell whose it was.
@@ -161,7 +180,7 @@ class PolicyFiles:
         self._reading, self._seen = reading, seen
         return reading
 
-    def _fingerprint_and_read(self) -> tuple[bytes, Reading]:
+    def _fingerprint_and_read(self) -> tuple[bytes, Reading[M]]:
         return self.fingerprint(), self.read()
 
     def _is_file_policy(self, policy_id: str) -> bool:
@@ -181,15 +200,34 @@ class PolicyFiles:
             try:
                 await self.apply(None if changed else self._reading)
             except Exception as e:  # a store or bus failure: the next poll retries
-                logger.warning(
-                    "syncing policy files failed (%s: %s); will retry in %gs", type(e).__name__, e, self.poll_s
-                )
+                logger.warning("syncing %s files failed (%s: %s); will retry in %gs", self.store.kind,
+                               type(e).__name__, e, self.poll_s)
                 continue
             synced_at = time.monotonic()
 
 
-def _check_unique_in_file(path: Path, policies: Sequence[Policy]) -> None:
+def _check_unique_in_file(path: Path, policies: Sequence[Policy | Budget]) -> None:
     ids = [p.id for p in policies]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        raise ConfigurationError(f"{path}: policy id {', '.join(map(repr, dupes))} given more than once")
+        raise ConfigurationError(f"{path}: id {', '.join(map(repr, dupes))} given more than once")
+
+
+class PolicyFiles(ObjectFiles[Policy]):
+    def __init__(self, store: PolicyStore, **kwargs: Any) -> None:
+        super().__init__(store, **kwargs)
+
+    def parse(self, path: Path) -> list[Policy]:
+        return parse_policy_file(path)
+
+
+class BudgetFiles(ObjectFiles[Budget]):
+    """``HUB_BUDGET_FILE`` and ``HUB_BUDGET_DIR``: budgets as files, with the rules of policy files."""
+
+    setting = "HUB_BUDGET"
+
+    def __init__(self, store: BudgetStore, **kwargs: Any) -> None:
+        super().__init__(store, **kwargs)
+
+    def parse(self, path: Path) -> list[Budget]:
+        return parse_budget_file(path)

@@ -13,21 +13,25 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from hub.policies.crd_watch import CrdSource, kube_configuration
-from hub.policies.files import PolicyFiles
-from hub.policies.store import PolicyStore
+from hub.policies.crd_watch import CrdSource, budget_source, kube_configuration
+from hub.policies.files import BudgetFiles, PolicyFiles
+from hub.policies.store import BudgetStore, PolicyStore
 from hub.settings import HubSettings
 
-__all__ = ["CrdSource", "PolicyFiles", "PolicySources"]
+__all__ = ["BudgetFiles", "CrdSource", "PolicyFiles", "PolicySources"]
 
 
 @dataclass
 class PolicySources:
     files: PolicyFiles | None = None
     crd: CrdSource | None = None
+    budget_files: BudgetFiles | None = None
+    budget_crd: CrdSource | None = None
 
     @classmethod
-    async def open(cls, settings: HubSettings, store: PolicyStore) -> PolicySources:
+    async def open(cls, settings: HubSettings, store: PolicyStore, budgets: BudgetStore | None = None
+                   ) -> PolicySources:
+        """The configured sources; budgets' (files, CRD) with ``budgets``, alongside the policies'."""
         sources = cls()
         if settings.policy_file is not None or settings.policy_dir is not None:
             sources.files = PolicyFiles(
@@ -44,6 +48,14 @@ class PolicySources:
             sources.crd = CrdSource(
                 store, configuration, namespace=settings.crd_namespace, resync_s=settings.policy_resync_s
             )
+            if budgets is not None:
+                sources.budget_crd = budget_source(budgets, configuration, namespace=settings.crd_namespace,
+                                                   resync_s=settings.policy_resync_s)
+        if budgets is not None and (settings.budget_file is not None or settings.budget_dir is not None):
+            sources.budget_files = BudgetFiles(budgets, file=settings.budget_file, directory=settings.budget_dir,
+                                               poll_s=settings.policy_poll_s, resync_s=settings.policy_resync_s)
+            sources.budget_files.check()
+            await sources.budget_files.apply()
         return sources
 
     def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
@@ -52,4 +64,8 @@ class PolicySources:
             tasks["policy files"] = self.files.watcher()
         if self.crd is not None:
             tasks["policy CRD watch"] = self.crd.run()
+        if self.budget_files is not None:
+            tasks["budget files"] = self.budget_files.watcher()
+        if self.budget_crd is not None:
+            tasks["budget CRD watch"] = self.budget_crd.run()
         return tasks

@@ -12,12 +12,17 @@ Field names are snake_case; the CRD's camelCase spellings are accepted as aliase
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
 from hub.policy.model import LabelSelector, Name, PolicyId, Spec
 
+ALL_TYPES = "*"
+"""The key of a GPU cap over every type together."""
+TOLERANCE = 1e-6
+"""USD/h: a sum within this of its cap is at the cap."""
 MAX_GPUS = 1_000_000
 MAX_COST_PER_HOUR = 1e9
 
@@ -86,3 +91,34 @@ class AIInferenceBudget(Spec):
 
 Budget = AIInferenceBudget
 """The short name used inside the hub."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """One budget against its caps, in the placement the hub decided (for a dry-run policy: would decide)."""
+
+    budget: Budget
+    workloads: tuple[str, ...]
+    gpus: dict[str, int]
+    """GPUs placed by type, and all types under ``"*"``."""
+    cost_per_hour: float
+    minimum_gpus: dict[str, int] = field(default_factory=dict)
+    """GPUs the workloads' ``min_replicas`` need at least, by capped type (cheapest type they may use)."""
+    minimum_cost: float = 0.0
+
+    @property
+    def holds_minimums(self) -> bool:
+        """Whether the caps leave room for every covered workload's ``min_replicas``."""
+        cap = self.budget.caps
+        if any(self.minimum_gpus.get(t, 0) > n for t, n in cap.gpus.items()):
+            return False
+        return cap.cost_per_hour is None or self.minimum_cost <= cap.cost_per_hour + TOLERANCE
+
+    def binding(self) -> list[str]:
+        """The caps the placement has reached, as text."""
+        cap = self.budget.caps
+        out = [f"{n} {'GPUs' if t == ALL_TYPES else t + ' GPUs'}" for t, n in sorted(cap.gpus.items())
+               if self.gpus.get(t, 0) >= n]
+        if cap.cost_per_hour is not None and self.cost_per_hour >= cap.cost_per_hour - 0.01:
+            out.append(f"{cap.cost_per_hour:g} USD/h")
+        return out

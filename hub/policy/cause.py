@@ -38,6 +38,10 @@ class Cause(StrEnum):
     """The policy's cost ceiling ($/h) capped the count."""
     ADVICE = "advice"
     """The LLM advisor's count, inside the guard rails (``advisor.mode: bounded``; ``hub.policy.advice``)."""
+    BUDGET = "budget"
+    """Placement: a budget the workload is under reached its cap, so demand was left unplaced (docs/budgets.md)."""
+    PRIORITY = "priority"
+    """Placement: replicas reclaimed for a higher-priority workload, down to ``min_replicas`` at most."""
 
 
 STAGE_CAUSES: dict[str, Cause] = {

@@ -49,6 +49,8 @@ ALL_SETTINGS: dict[str, Any] = {
     "policy_dir": "/etc/fleetscale/policies.d",
     "policy_poll_s": 5,
     "policy_resync_s": 30,
+    "budget_file": "/etc/fleetscale/budgets/budgets.yaml",
+    "budget_dir": "/etc/fleetscale/budgets.d",
     "crd_watch": True,
     "crd_namespace": "inference",
     "kubeconfig": "/etc/fleetscale/kube/config",

@@ -11,11 +11,24 @@ from aiohttp import web
 from hub.advisor.advisor import Advisor
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
-from hub.policies.store import PolicyStore
+from hub.policies.store import BudgetStore, PolicyStore
 from hub.state import FleetState
 from hub.web.api import advisor, decisions, fleet, health, history, openapi, policies, seed
+from hub.web.api import budgets as budgets_api
 from hub.web.api.errors import json_errors
-from hub.web.api.keys import ADVISOR, DECISIONS, HISTORY, METRICS, POLICIES, READY, STATE, Readiness
+from hub.web.api.keys import (
+    ADVISOR,
+    BUDGET_USE,
+    BUDGETS,
+    DECISIONS,
+    HISTORY,
+    METRICS,
+    POLICIES,
+    READY,
+    STATE,
+    BudgetUses,
+    Readiness,
+)
 from hub.web.auth import AccessPolicy, auth_middleware
 from hub.web.history import FleetHistory
 
@@ -33,6 +46,8 @@ def make_app(
     access: AccessPolicy | None = None,
     history: FleetHistory | None = None,
     advisor: Advisor | None = None,
+    budgets: BudgetStore | None = None,
+    budget_use: BudgetUses | None = None,
 ) -> web.Application:
     """The API app. ``ready`` says what keeps the hub from being ready (``/readyz``); ``access`` None (or without
     a lookup) means no authentication: everyone is admin."""
@@ -46,6 +61,10 @@ def make_app(
     app[READY] = ready
     app[HISTORY] = history or FleetHistory()
     app[ADVISOR] = advisor or Advisor(metrics, decisions)
+    app[BUDGET_USE] = budget_use or dict
     for table in ROUTES:
         app.add_routes(table)
+    if budgets is not None:  # (a hub always has them; some tests build the API without)
+        app[BUDGETS] = budgets
+        app.add_routes(budgets_api.routes)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
@@ -9,7 +10,8 @@ from aiohttp import web
 from hub.advisor.advisor import Advisor
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
-from hub.policies.store import PolicyStore
+from hub.policies.store import BudgetStore, PolicyStore
+from hub.policy.budget import BudgetUse
 from hub.state import FleetState
 from hub.web.auth import PRINCIPAL  # re-exported: store writes record who made them
 from hub.web.history import FleetHistory
@@ -21,6 +23,12 @@ class Readiness(Protocol):
     def __call__(self) -> dict[str, str]: ...
 
 
+class BudgetUses(Protocol):
+    """Each budget against its caps in the hub's latest plan, by budget id."""
+
+    def __call__(self) -> Mapping[str, BudgetUse]: ...
+
+
 STATE = web.AppKey("state", FleetState)
 DECISIONS = web.AppKey("decisions", DecisionLog)
 POLICIES = web.AppKey("policies", PolicyStore)
@@ -28,6 +36,11 @@ METRICS = web.AppKey("metrics", HubMetrics)
 READY = web.AppKey("ready", Readiness)
 HISTORY = web.AppKey("history", FleetHistory)
 ADVISOR = web.AppKey("advisor", Advisor)
+BUDGETS = web.AppKey("budgets", BudgetStore)
+BUDGET_USE = web.AppKey("budget_use", BudgetUses)
 
 
-__all__ = ["ADVISOR", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE", "Readiness"]
+__all__ = [
+    "ADVISOR", "BUDGETS", "BUDGET_USE", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE",
+    "BudgetUses", "Readiness",
+]

@@ -18,8 +18,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from hub.decisions.model import Decision
+from hub.policy.budget import AIInferenceBudget
 from hub.policy.model import AIInferenceAutoscalerPolicy
 from hub.web.api.advisor import ExchangeList
+from hub.web.api.budgets import BudgetDeleted, BudgetList, BudgetResource
 from hub.web.api.decisions import DecisionList
 from hub.web.api.errors import ErrorBody, json_response
 from hub.web.api.fleet import ClusterList, WorkloadList
@@ -89,6 +91,12 @@ POLICY_EXAMPLE = {
     "bounds": {"min_replicas": 1, "max_replicas": 8},
     "signals": [{"metric": "ttft", "target": 0.5, "percentile": "p95"}, {"metric": "queue_per_replica", "target": 4}],
 }
+BUDGET_EXAMPLE = {
+    "id": "team-search",
+    "team": "search",
+    "workloads": {"namespaces": ["search"]},
+    "caps": {"gpus": {"H100": 8}, "cost_per_hour": 40.0},
+}
 SEED_EXAMPLE = {  # the seed guide's first example, less its storage targets (refused: no storage telemetry)
     "workload_name": "nginx-deployment", "workload_namespace": "default", "workload_type": "Deployment",
     "min_replicas": 2, "max_replicas": 10, "target_cpu_percent": 70, "target_memory_percent": 80,
@@ -147,6 +155,18 @@ OPERATIONS: tuple[Operation, ...] = (
               example={"mode": "dry-run"}),
     Operation("delete", "/api/v1/policies/{id}", "deletePolicy", "Delete a policy (If-Match optional)", "policies",
               {200: PolicyDeleted} | _errors(400, 404, 409, 503), params=(IF_MATCH,)),
+    # budgets
+    Operation("get", "/api/v1/budgets", "listBudgets", "Every budget, from every source, with its use against its caps",
+              "budgets", {200: BudgetList} | _errors()),
+    Operation("post", "/api/v1/budgets", "createBudget", "Create a budget (owned by the rest source)", "budgets",
+              {201: BudgetResource} | _errors(*WRITE, 409), body=AIInferenceBudget, example=BUDGET_EXAMPLE),
+    Operation("get", "/api/v1/budgets/{id}", "getBudget", "One budget; ETag is its revision", "budgets",
+              {200: BudgetResource} | _errors(404)),
+    Operation("put", "/api/v1/budgets/{id}", "updateBudget",
+              "Replace a budget, if its revision is still the one given (If-Match or body revision)", "budgets",
+              {200: BudgetResource} | _errors(*WRITE, 404, 409, 428), body=AIInferenceBudget, params=(IF_MATCH,)),
+    Operation("delete", "/api/v1/budgets/{id}", "deleteBudget", "Delete a budget (If-Match optional)", "budgets",
+              {200: BudgetDeleted} | _errors(400, 404, 409, 503), params=(IF_MATCH,)),
     # seed compatibility
     Operation("post", "/api/v1/autoscaling", "createAutoscaler", "Seed API: create an autoscaler (a policy)",
               "seed", {201: AutoscalingResponse} | _errors(*WRITE, 409), body=AutoscalingRequest,

@@ -30,7 +30,8 @@ from schemathesis.specs.openapi.checks import (
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
-from hub.policies.store import PolicyStore, Source
+from hub.policies.store import BudgetStore, PolicyStore, Source
+from hub.policy.budget import Budget
 from hub.policy.model import Policy
 from hub.state import FleetState
 from hub.web.api import make_app
@@ -118,7 +119,12 @@ class ServedHub:
                                        command_id="c", cluster_id="a", status=ResultStatus.APPLIED,
                                        reason=ResultReason.APPLIED,
                                        workload=WorkloadRef(namespace="inference", name="llama"))}))
-            app = make_app(state=state, decisions=decisions, policies=store, metrics=HubMetrics(), ready=lambda: {})
+            budgets = BudgetStore(await bus.budgets_bucket())
+            await budgets.create(Budget.model_validate({
+                "id": "search", "workloads": {"namespaces": ["inference"]}, "caps": {"gpus": {"H100": 4}}}),
+                source=Source.FILE)
+            app = make_app(state=state, decisions=decisions, policies=store, metrics=HubMetrics(), ready=lambda: {},
+                           budgets=budgets)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
