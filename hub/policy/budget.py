@@ -55,7 +55,7 @@ class BudgetSelector(Spec):
 class Caps(Spec):
     """The hard limits. At least one is required; every one given binds."""
 
-    gpus: dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[int, Field(ge=0, le=MAX_GPUS)]] = Field(
+    gpus: dict[str, Annotated[int, Field(ge=0, le=MAX_GPUS)]] = Field(
         default_factory=dict,
         description='GPUs the covered workloads may hold, by GPU type; "*" caps all types together',
     )
@@ -68,6 +68,9 @@ class Caps(Spec):
     def _some(self) -> Self:
         if not self.gpus and self.cost_per_hour is None:
             raise ValueError("caps: give gpus, cost_per_hour, or both")
+        for gpu_type in self.gpus:  # (a key constraint would not fit a CRD's structural schema)
+            if not 0 < len(gpu_type) <= 64:
+                raise ValueError(f"gpus: GPU type {gpu_type[:64]!r} must be 1 to 64 characters")
         return self
 
 

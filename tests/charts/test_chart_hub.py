@@ -281,9 +281,12 @@ def test_custom_image() -> None:
     assert container(render(HUB, VARIANTS["custom-image"]))["image"] == "registry.example/fs:1.2.3"
 
 
-POLICY_RULES = {("fleetscale.dev", "aiinferenceautoscalerpolicies", verb) for verb in ("get", "list", "watch")} | {
-    ("fleetscale.dev", "aiinferenceautoscalerpolicies/status", "patch")
+POLICY_RULES = {("fleetscale.dev", plural, verb) for plural in ("aiinferenceautoscalerpolicies", "aiinferencebudgets")
+                for verb in ("get", "list", "watch")} | {
+    ("fleetscale.dev", "aiinferenceautoscalerpolicies/status", "patch"),
+    ("fleetscale.dev", "aiinferencebudgets/status", "patch"),
 }
+"""The hub reads policy and budget objects, and writes only their status."""
 
 
 def test_rbac_reads_policies_and_writes_only_their_status() -> None:

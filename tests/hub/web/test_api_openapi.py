@@ -52,7 +52,7 @@ def _app_routes(app: web.Application) -> set[tuple[str, str]]:
 
 def test_the_document_lists_exactly_the_routes_the_app_serves() -> None:
     app = make_app(state=FleetState(), decisions=DecisionLog(), policies=None,  # type: ignore[arg-type]
-                   metrics=HubMetrics(), ready=lambda: {})
+                   metrics=HubMetrics(), ready=lambda: {}, budgets=BudgetStore(None))  # type: ignore[arg-type]
     documented = {(method, path) for path, item in document()["paths"].items() for method in item}
     assert documented == _app_routes(app)
     assert len({op.operation_id for op in OPERATIONS}) == len(OPERATIONS)
