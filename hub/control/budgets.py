@@ -57,14 +57,14 @@ def placement_cause(demand: WorkloadDemand, result: PlacementResult, uses: Seque
     """Why the placement holds fewer replicas than the workload needs, when a budget or a priority did it."""
     if result.unplaced <= 0:
         return None, None
-    mine = [u for u in uses if demand.key in u.workloads and u.binding()]
-    if mine:
-        caps_hit = "; ".join(f"budget {u.budget.id} at its cap of {', '.join(u.binding())}" for u in mine)
-        return Cause.BUDGET, f"{caps_hit}: {result.unplaced} replicas of demand not placed"
     held = sum(n for k, n in demand.held.items() if k in {o.key for o in demand.offers})
     if demand.priority < top_priority and result.total < held:
         return Cause.PRIORITY, (f"reclaimed for higher priority: {held - result.total} of its {held} replicas "
                                 f"given up (priority {demand.priority}, floor min_replicas {demand.min_replicas})")
+    mine = [u for u in uses if demand.key in u.workloads and u.binding()]
+    if mine:
+        caps_hit = "; ".join(f"budget {u.budget.id} at its cap of {', '.join(u.binding())}" for u in mine)
+        return Cause.BUDGET, f"{caps_hit}: {result.unplaced} replicas of demand not placed"
     return None, None
 
 
