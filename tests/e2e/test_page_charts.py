@@ -7,8 +7,10 @@ clean. The screenshot it takes is the one the README shows (docs/images/page.png
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,14 @@ async def test_every_chart_draws_the_apis_numbers_and_explain_opens_a_real_decis
               "bounds": {"min_replicas": 1, "max_replicas": 6},
               "signals": [{"metric": "queue_per_replica", "target": 2}, {"metric": "ttft", "target": 2}]}
     world = two_cluster_world(low=2.0, high=40.0, step_at=4.0)
+    # A budget that never binds here (so the charts are as without one): the cost chart shows the
+    # team's spend against it.
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text(json.dumps([{"id": "ml", "team": "ml-platform", "workloads": {"namespaces": [NS]},
+                                    "caps": {"cost_per_hour": 1000, "gpus": {"*": 100}}}]))
     async with (
         running_hub(nats_server.url, policy_file=write_policies(tmp_path / "p.yaml", policy),
-                    history_interval_s=0.2) as hub,
+                    history_interval_s=0.2, budget_file=budgets) as hub,
         driven(world, time_scale=8.0),
         running_spoke(nats_server.url, "alpha", SimulatedBackend(world, "alpha", window_s=5.0)),
         running_spoke(nats_server.url, "beta", SimulatedBackend(world, "beta", window_s=5.0)),
@@ -82,6 +89,11 @@ async def test_every_chart_draws_the_apis_numbers_and_explain_opens_a_real_decis
             assert values, f"the API has no {FIELD[series]} to draw"
             assert last is not None and close(float(last), values[-1]), (chart, last, values[-1])
             assert await page.locator(f'[data-chart="{chart}"] polyline, [data-chart="{chart}"] polygon').count()
+        # Spend against budget per team, as the budget API gives it (the plan moves on; the caps do not).
+        assert hub.evaluator.planner.budget_use["ml"].gpus.get("*", 0) >= 1
+        legend = page.locator('[data-chart="cost"] [data-budget="ml"]')
+        spend = re.compile(r"^budget ml-platform: [0-9.]+ of 1000 \$/h, [1-9][0-9]* of 100 GPUs$")
+        await expect(legend).to_have_text(spend)
         stacked = page.locator('[data-chart="replicas"] polygon[data-series]')
         assert await stacked.count() >= 1
         # Decision markers on the time axis, and the explain view of a real decision.

@@ -11,7 +11,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const WINDOWS = [["15 min", 900], ["1 h", 3600], ["6 h", 21600], ["24 h", 86400]];
 const PALETTE = ["#2f6fde", "#e07b24", "#2a9d5b", "#b8439a", "#7b61c9", "#c8a215", "#3aa6b9", "#d1495b"];
 
-const charts = { workload: null, windowS: 3600, timer: null, last: null };
+const charts = { workload: null, windowS: 3600, timer: null, last: null, budgets: [] };
 
 function svg(tag, attrs, ...children) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -173,12 +173,47 @@ function drawCharts(data) {
     node.append(axes(s, yExt, ""), line(t, v.cost_usd_per_hour, s, PALETTE[3], "cost"),
       markersLayer(data.markers, s));
     legendItem(legend, PALETTE[3], "cost", lastValue(v.cost_usd_per_hour), " $/h");
-    legend.append(el("span", { class: "muted small" }, " no budget set (budgets are not implemented yet)"));
+    budgetLegend(legend, data.workload);
   }));
   return out;
 }
 
+// Spend against budget per team (/api/v1/budgets): the hub's latest placement of each budget's
+// workloads against its caps. The fleet view lists every budget, a workload's view those covering it.
+function budgetLegend(legend, workload) {
+  const mine = charts.budgets.filter((b) => !workload || (b.use && b.use.workloads.includes(workload)));
+  if (!mine.length) {
+    legend.append(el("span", { class: "muted small" }, workload ? " no budget covers this workload" : " no budget set"));
+    return;
+  }
+  for (const b of mine) {
+    const use = b.use || { cost_per_hour: null, gpus: {}, at_cap: [], holds_minimums: true };
+    const parts = [];
+    if (b.caps.cost_per_hour !== null && b.caps.cost_per_hour !== undefined) {
+      parts.push(fmtNumber(use.cost_per_hour) + " of " + fmtNumber(b.caps.cost_per_hour) + " $/h");
+    }
+    for (const [t, cap] of Object.entries(b.caps.gpus || {})) {
+      parts.push(fmtNumber(use.gpus[t] || 0) + " of " + cap + (t === "*" ? " GPUs" : " " + t + " GPUs"));
+    }
+    const at = use.at_cap.length ? " (at cap)" : "";
+    const short = use.holds_minimums ? "" : "; too small for its workloads' min_replicas";
+    const item = el("span", { class: "legend-item budget", "data-budget": b.id },
+      "budget " + (b.team || b.id) + ": " + parts.join(", ") + at + short);
+    if (at || short) item.classList.add("warn");
+    legend.append(item);
+  }
+}
+
+async function loadBudgets() {
+  try {
+    charts.budgets = (await getJson("/budgets")).budgets || [];
+  } catch (e) {
+    charts.budgets = [];  // a hub without the budget API (or a viewer without access) shows none
+  }
+}
+
 async function loadCharts() {
+  await loadBudgets();
   const q = "/history?window_s=" + charts.windowS + (charts.workload ? "&workload=" + encodeURIComponent(charts.workload) : "");
   let data;
   try {
