@@ -9,6 +9,7 @@ spokes' ``/metrics`` are fetched over HTTP, exactly as Prometheus would scrape t
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -58,6 +59,13 @@ def policies(path: Path) -> Path:
     )
 
 
+def budgets(path: Path) -> Path:
+    """One budget over both workloads, with caps they never reach: its gauges are exported, placement is as without."""
+    path.write_text(json.dumps([{"id": "inference", "team": "ml-platform", "workloads": {"namespaces": [NS]},
+                                 "caps": {"gpus": {"*": 64}, "cost_per_hour": 10_000}}]))
+    return path
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,7 +96,8 @@ async def scrape(nats_url: str, tmp: Path) -> dict[str, str]:
     """``{"hub": text, "alpha": text, "beta": text}`` after the fleet has run until ``settled``."""
     sim = world()
     async with (
-        running_hub(nats_url, policy_file=policies(tmp / "policies.yaml")) as hub,
+        running_hub(nats_url, policy_file=policies(tmp / "policies.yaml"), budget_file=budgets(tmp / "budgets.json"))
+        as hub,
         driven(sim, time_scale=10.0),
         running_spoke(nats_url, "alpha", SimulatedBackend(sim, "alpha", window_s=5.0)) as alpha,
         running_spoke(nats_url, "beta", SimulatedBackend(sim, "beta", window_s=5.0)) as beta,
