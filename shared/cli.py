@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("hub.backtest.cli", "replay a trace: Fleetscale vs swept baselines and a hindsight plan"),
     "status": ("hub.operator.cli", "a hub's readiness, clusters and workloads (over its web API)"),
     "policies": ("hub.operator.cli", "get | apply -f | delete | dry-run policies (over the hub's web API)"),
+    "budgets": ("hub.operator.cli", "get | apply -f | delete fleet GPU budgets (over the hub's web API)"),
     "decisions": ("hub.operator.cli", "list a hub's recent decisions"),
     "explain": ("hub.operator.cli", "explain one decision: inputs, proposals, stages, placement, commands"),
     "top": ("hub.operator.cli", "a live terminal view of the fleet"),

@@ -46,6 +46,16 @@ def parser_for(verb: str) -> argparse.ArgumentParser:
         dry.add_argument("--off", action="store_true")
         for s in (get, apply, delete, dry):
             _common(s)
+    elif verb == "budgets":
+        sub = p.add_subparsers(dest="action", required=True)
+        get = sub.add_parser("get", help="list budgets with their use against their caps, or show one")
+        get.add_argument("id", nargs="?")
+        apply = sub.add_parser("apply", help="create or update the budgets in a YAML/JSON file (- for stdin)")
+        apply.add_argument("-f", "--file", required=True)
+        delete = sub.add_parser("delete", help="delete a budget")
+        delete.add_argument("id")
+        for s in (get, apply, delete):
+            _common(s)
     elif verb == "decisions":
         sub = p.add_subparsers(dest="action", required=True)
         ls = sub.add_parser("list", help="newest decisions first")
@@ -66,6 +76,7 @@ def parser_for(verb: str) -> argparse.ArgumentParser:
 DESCRIPTIONS = {
     "status": "the hub's readiness, its clusters and its workloads",
     "policies": "get, apply, delete or dry-run AIInferenceAutoscalerPolicy objects",
+    "budgets": "get, apply or delete AIInferenceBudget objects (docs/budgets.md); writes need the admin role",
     "decisions": "list the hub's recent decisions",
     "explain": "one decision in words and numbers: inputs, proposals, stages, placement, commands",
     "top": "a live terminal view of the fleet",
@@ -76,6 +87,8 @@ def _verb(verb: str, args: argparse.Namespace) -> Verb:
     if verb == "policies":
         return {"get": verbs.policies_get, "apply": verbs.policies_apply, "delete": verbs.policies_delete,
                 "dry-run": verbs.policies_dry_run}[args.action]
+    if verb == "budgets":
+        return {"get": verbs.budgets_get, "apply": verbs.budgets_apply, "delete": verbs.budgets_delete}[args.action]
     if verb == "top":
         from hub.operator.top import top
 

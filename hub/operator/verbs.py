@@ -1,4 +1,4 @@
-"""The verbs: ``status``, ``policies``, ``decisions``, ``explain`` and ``top``, each one async call.
+"""The verbs: ``status``, ``policies``, ``budgets``, ``decisions``, ``explain`` and ``top``, each one async call.
 
 Each verb takes the parsed arguments and a ``HubClient`` and returns what to print; ``__main__``
 (``hub/operator/cli.py``) turns errors into messages on stderr and exit codes.
@@ -80,52 +80,91 @@ async def _readiness(hub: HubClient) -> tuple[dict[str, Any], bool]:
         return {"status": "not ready", "details": e.details or e.message}, False
 
 
+BUDGET_COLUMNS: list[Column] = [
+    ("id", lambda b: b.get("id")),
+    ("team", lambda b: b.get("team") or b.get("id")),
+    ("revision", lambda b: b.get("revision")),
+    ("source", lambda b: b.get("source")),
+    ("caps", lambda b: b.get("caps")),
+    ("gpus", lambda b: (b.get("use") or {}).get("gpus")),
+    ("usd_per_hour", lambda b: (b.get("use") or {}).get("cost_per_hour")),
+    ("at_cap", lambda b: (b.get("use") or {}).get("at_cap")),
+]
+
+
 async def policies_get(args: argparse.Namespace, hub: HubClient) -> str:
+    return await _get(args, hub, "policies", POLICY_COLUMNS)
+
+
+async def budgets_get(args: argparse.Namespace, hub: HubClient) -> str:
+    return await _get(args, hub, "budgets", BUDGET_COLUMNS)
+
+
+async def _get(args: argparse.Namespace, hub: HubClient, plural: str, columns: list[Column]) -> str:
     if args.id:
-        policy = await hub.get(f"/api/v1/policies/{args.id}")
-        return render(policy, args.output, [policy], POLICY_COLUMNS)
-    items = (await hub.get("/api/v1/policies"))["policies"]
-    return render({"policies": items}, args.output, items, POLICY_COLUMNS)
+        one = await hub.get(f"/api/v1/{plural}/{args.id}")
+        return render(one, args.output, [one], columns)
+    items = (await hub.get(f"/api/v1/{plural}"))[plural]
+    return render({plural: items}, args.output, items, columns)
 
 
-def read_policy_file(path: str) -> list[dict[str, Any]]:
+def read_policy_file(path: str, kind: str = "policy") -> list[dict[str, Any]]:
     try:
         text = Path(path).read_text() if path != "-" else sys.stdin.read()
         data = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as e:
         raise OperatorError(f"cannot read {path}: {e}", ExitCode.USAGE) from e
+    if isinstance(data, dict) and isinstance(data.get(_PLURAL[kind]), list):
+        data = data[_PLURAL[kind]]
     items = data if isinstance(data, list) else [data]
     if not items or not all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in items):
-        raise OperatorError(f"{path}: expected a policy or a list of policies, each with an id", ExitCode.USAGE)
+        raise OperatorError(f"{path}: expected a {kind} or a list of {_PLURAL[kind]}, each with an id", ExitCode.USAGE)
     return items
 
 
+_PLURAL = {"policy": "policies", "budget": "budgets"}
+
+
 async def policies_apply(args: argparse.Namespace, hub: HubClient) -> str:
+    return await _apply(args, hub, "policy")
+
+
+async def budgets_apply(args: argparse.Namespace, hub: HubClient) -> str:
+    return await _apply(args, hub, "budget")
+
+
+async def _apply(args: argparse.Namespace, hub: HubClient, kind: str) -> str:
     """Create what is new, update what exists (compare-and-set on the revision just read)."""
     lines = []
-    for policy in read_policy_file(args.file):
-        pid = policy["id"]
+    base = f"/api/v1/{_PLURAL[kind]}"
+    for item in read_policy_file(args.file, kind):
+        pid = item["id"]
         try:
-            current = await hub.get(f"/api/v1/policies/{pid}")
+            current = await hub.get(f"{base}/{pid}")
         except OperatorError as e:
             if e.code is not ExitCode.NOT_FOUND:
                 raise
             current = None
-        body = {k: v for k, v in policy.items() if k != "revision"}
+        body = {k: v for k, v in item.items() if k != "revision"}
         if current is None:
-            await hub.request("POST", "/api/v1/policies", body=body)
-            lines.append(f"policy {pid} created")
+            await hub.request("POST", base, body=body)
+            lines.append(f"{kind} {pid} created")
         else:
-            answer, _ = await hub.request("PUT", f"/api/v1/policies/{pid}", body=body,
+            answer, _ = await hub.request("PUT", f"{base}/{pid}", body=body,
                                           headers={"If-Match": f'"{current["revision"]}"'})
             same = answer.get("revision") == current["revision"]
-            lines.append(f"policy {pid} {'unchanged' if same else 'configured'} (revision {answer.get('revision')})")
+            lines.append(f"{kind} {pid} {'unchanged' if same else 'configured'} (revision {answer.get('revision')})")
     return "\n".join(lines)
 
 
 async def policies_delete(args: argparse.Namespace, hub: HubClient) -> str:
     answer, _ = await hub.request("DELETE", f"/api/v1/policies/{args.id}")
     return render(answer, args.output) if args.output is not Format.TABLE else f"policy {args.id} deleted"
+
+
+async def budgets_delete(args: argparse.Namespace, hub: HubClient) -> str:
+    answer, _ = await hub.request("DELETE", f"/api/v1/budgets/{args.id}")
+    return render(answer, args.output) if args.output is not Format.TABLE else f"budget {args.id} deleted"
 
 
 async def policies_dry_run(args: argparse.Namespace, hub: HubClient) -> str:

@@ -25,6 +25,7 @@ from tests.e2e.world import KEY, NAME, NS, driven, two_cluster_world
 pytestmark = pytest.mark.nats
 
 VIEWER, OPERATOR = "viewer-token-0123456789abcdef", "operator-token-0123456789abcdef"
+ADMIN = "admin-token-0123456789abcdef0123"
 POLICY = {"id": "llama", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
           "bounds": {"min_replicas": 1, "max_replicas": 6},
           "signals": [{"metric": "queue_per_replica", "target": 2}]}
@@ -63,7 +64,8 @@ class Env:
 async def env(nats_server, tmp_path: Path) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(yaml.safe_dump([{"name": "grafana", "role": "viewer", "token": VIEWER},
-                                      {"name": "ci", "role": "operator", "token": OPERATOR}]))
+                                      {"name": "ci", "role": "operator", "token": OPERATOR},
+                                      {"name": "platform", "role": "admin", "token": ADMIN}]))
     world = two_cluster_world(low=0.5, high=60.0, step_at=5.0)
     async with (
         running_hub(nats_server.url, auth_tokens_file=tokens) as hub,
@@ -128,6 +130,36 @@ async def test_policies_apply_get_dry_run_and_delete(env: Env) -> None:
     bad.write_text("- {id: x, bounds: {min_replicas: 5, max_replicas: 1}, targets: {workloads: []}}\n")
     refused = await env.cli("policies", "apply", "-f", str(bad), "-o", "json")
     assert refused.code == ExitCode.ERROR and orjson.loads(refused.err)["details"]
+
+
+async def test_budgets_apply_get_and_delete_need_the_admin_role(env: Env) -> None:
+    assert (await env.cli("policies", "apply", "-f", policy_file(env.tmp))).code == 0  # a budget covers planned ones
+    path = env.tmp / "budgets.yaml"
+    path.write_text(yaml.safe_dump({"budgets": [{"id": "ml", "team": "ml-platform",
+                                                 "workloads": {"namespaces": [NS]}, "caps": {"gpus": {"*": 16}}}]}))
+    refused = await env.cli("budgets", "apply", "-f", str(path))
+    assert refused.code == ExitCode.AUTH and "admin" in refused.err
+    created = await env.cli("budgets", "apply", "-f", str(path), token=ADMIN)
+    assert created.code == 0 and created.out.strip() == "budget ml created", created.err
+    listed = await env.cli("budgets", "get", token=VIEWER)
+    assert listed.code == 0 and "ml-platform" in listed.out
+    got = await eventually_json(env, "ml")
+    assert got["caps"]["gpus"] == {"*": 16} and got["source"] == "rest" and got["use"]["gpus"]["*"] >= 1
+    path.write_text(yaml.safe_dump([{"id": "ml", "workloads": {"namespaces": [NS]}, "caps": {"gpus": {"*": -1}}}]))
+    bad = await env.cli("budgets", "apply", "-f", str(path), "-o", "json", token=ADMIN)
+    assert bad.code == ExitCode.ERROR and "caps.gpus.*" in bad.err
+    assert (await env.cli("budgets", "delete", "ml", token=ADMIN)).code == 0
+    assert (await env.cli("budgets", "get", "ml")).code == ExitCode.NOT_FOUND
+
+
+async def eventually_json(env: Env, budget_id: str) -> dict[str, object]:
+    """The budget once the hub has planned the workload under it (``use`` comes from the next plan)."""
+    for _ in range(100):
+        got = (await env.cli("budgets", "get", budget_id, "-o", "json")).json()
+        if KEY in (got.get("use") or {}).get("workloads", []):
+            return got  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"budget {budget_id} never got its use")
 
 
 async def test_decisions_list_and_explain_a_real_decision(env: Env) -> None:
