@@ -3,7 +3,8 @@
 Usage, from the repository root::
 
     PYTHONPATH=. python bench/placement_solve.py [--clusters 100] [--workloads 1 10 50] [--runs 20]
-                                                 [--hub-shape 1000 10000]
+                                                 [--hub-shape 1000 10000] [--teams 4 --cap-share 0.5]
+                                                 [--levels 3]
 
 Each run draws a new random fleet and workload set (seeded, so runs repeat) and times one ``solve``:
 formulation, model build, HiGHS and reading the answer.
@@ -15,16 +16,20 @@ formulation, model build, HiGHS and reading the answer.
 * Workloads: 1 or 2 GPUs per replica; allowed on 20-100 random clusters and 2-3 GPU types; a current
   placement on 1-5 clusters; demand 2-40 reference replicas, or 0.5-2x what the current placement
   serves if more; 20 % with spread 1 over 4 clusters, 30 % with a per-cluster maximum of 8 on 10.
+* Budgets (``--teams N``): workload i is team i mod N's; each team's budget caps its GPUs of all types
+  at ``--cap-share`` of the GPUs its demand needs on each workload's first type (0.5: binding).
+* Priorities (``--levels K``): each workload draws a priority from K levels (the solver's stages).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import random
 from collections import Counter
 
-from hub.placement import Offer, PlacementProblem, WorkloadDemand, solve
+from hub.placement import ALL_TYPES, BudgetCap, Offer, PlacementProblem, WorkloadDemand, solve
 from hub.placement.formulation import formulate
 from hub.placement.milp import build
 from hub.placement.solver import join_background
@@ -65,6 +70,20 @@ def instance(rng: random.Random, clusters: int, workloads: int) -> PlacementProb
     return PlacementProblem(tuple(out), free)
 
 
+def with_budgets(rng: random.Random, problem: PlacementProblem, teams: int, cap_share: float,
+                 levels: int) -> PlacementProblem:
+    """``problem`` with a budget per team (a share of the GPUs its demand needs) and random priorities."""
+    out = [dataclasses.replace(w, priority=rng.randrange(levels) if levels > 1 else 0) for w in problem.workloads]
+    budgets = []
+    for t in range(teams):
+        members = [w for i, w in enumerate(out) if i % teams == t]
+        need = sum(math.ceil(w.demand / (w.offers[0].throughput_per_replica if w.offers else 1.0))
+                   * w.gpus_per_replica for w in members)
+        budgets.append(BudgetCap(f"team-{t}", frozenset(w.key for w in members),
+                                 {ALL_TYPES: max(1, math.floor(cap_share * need))}))
+    return PlacementProblem(tuple(out), problem.free_gpus, tuple(budgets))
+
+
 def hub_shape(rng: random.Random, workloads: int) -> PlacementProblem:
     """The shape of ``bench/hub_throughput.py``: each workload on one of 10 clusters, one roomy H100 pool
     each, 1-2 replicas running and 1-4 wanted. No pool is contended: every workload is closed form."""
@@ -87,6 +106,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=1.0, help="solver time limit per solve, seconds")
     parser.add_argument("--hub-shape", type=int, nargs="*", default=[],
                         help="also time N single-place workloads, the hub benchmark's shape")
+    parser.add_argument("--teams", type=int, default=0, help="a budget per team over its workloads (0: none)")
+    parser.add_argument("--cap-share", type=float, default=0.5, help="each budget: this share of its demand's GPUs")
+    parser.add_argument("--levels", type=int, default=1, help="priority levels drawn per workload")
     args = parser.parse_args()
     for n in args.hub_shape:
         times = [solve(hub_shape(random.Random(r), n), time_limit_s=args.time_limit).solve_s for r in range(args.runs)]
@@ -99,6 +121,8 @@ def main() -> None:
         columns = 0
         for run in range(args.runs):
             problem = instance(random.Random(1000 * n + run), args.clusters, n)
+            if args.teams or args.levels > 1:
+                problem = with_budgets(random.Random(run), problem, args.teams, args.cap_share, args.levels)
             join_background()  # a run left behind at its deadline would take the next one's CPU
             columns = max(columns, sum(len(w.offers) for w in problem.workloads))
             solution = solve(problem, time_limit_s=args.time_limit)

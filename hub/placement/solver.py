@@ -224,7 +224,13 @@ def _prioritise(form: Formulation, model: Model, columns: list[Columns],
             model.cost = priority.stage_cost(len(original), unmet)
             now = time.perf_counter()
             found, _, note, _ = _branch_and_bound(form, model, columns, start, now + (deadline - now) / (len(lv) - i))
-            if found is None:
+            if found is None and start is not None:
+                # HiGHS reports only the incumbents it finds itself: the start (the previous stage's answer,
+                # which keeps every row so far) is the best this stage has, and bounds it.
+                notes.append(f"priorities: the stage of priority {level} was not solved in time: the previous "
+                             "placement bounds it")
+                found = start
+            elif found is None:
                 notes.append(f"priorities: the stage of priority {level} found nothing ({note}); lower ones not ranked")
                 break
             units = {wf.demand.key: score(form, wf, found[wf.demand.key]).unmet_units for wf in form.workloads}
