@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
@@ -168,6 +169,10 @@ class KubernetesBackend:
     async def pods(self, ref: WorkloadRef) -> Sequence[PodInfo]:
         """The live pods of a managed workload and all its variants (scrape targets, NVML mapping)."""
         return await pods_of(self._client, await self._discovery.find(ref))
+
+    async def pod_metrics(self, namespace: str) -> list[dict[str, Any]]:
+        """The metrics API's PodMetrics in ``namespace`` (the spoke's container usage source)."""
+        return await self._client.list_pod_metrics(namespace)
 
     async def record_outcome(
         self, command: ScaleCommand, status: ResultStatus, reason: ResultReason, message: str = ""

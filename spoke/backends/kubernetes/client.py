@@ -148,6 +148,17 @@ class KubeClient:
             return []
         return list(result.get("items") or [])
 
+    # --- metrics.k8s.io ----------------------------------------------------------------------------
+
+    async def list_pod_metrics(self, namespace: str) -> list[Raw]:
+        """PodMetrics (``metrics.k8s.io/v1beta1``, served by metrics-server or a Prometheus adapter) in
+        ``namespace``. Raises ``NotFoundError`` when no metrics API is installed."""
+        with self._translating(Access("list", "pods", "metrics.k8s.io", namespace=namespace)):
+            result = await self._custom.list_namespaced_custom_object(
+                "metrics.k8s.io", "v1beta1", namespace, "pods", **self._timeout()
+            )
+        return list(result.get("items") or [])
+
     async def close(self) -> None:
         await self.api.close()
 
