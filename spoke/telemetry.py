@@ -20,19 +20,19 @@ from spoke.backends.kubernetes.exporters import ExporterPods
 from spoke.backends.kubernetes.pods import PodInfo
 from spoke.metrics import SpokeMetrics
 from spoke.settings import SpokeSettings
-from spoke.sources.containers import PodContainers, with_specs
 from spoke.sources import (
     DcgmSource,
     EngineSource,
     NvmlSource,
-    PodTarget,
     PodMetricsSource,
+    PodTarget,
     PrometheusSettings,
     PrometheusSource,
     SourceTarget,
     TelemetrySource,
     read_all,
 )
+from spoke.sources.containers import PodContainers, with_specs
 
 logger = logging.getLogger(__name__)
 

@@ -207,7 +207,8 @@ def merge_samples(
     Scalars and percentile groups: the first measured value in precedence order wins. GPUs merge by
     ``gpu_id``, field by field, in the same order (NVML power beats dcgm power, but a GPU only dcgm
     saw still appears). Containers merge the same way by ``(pod, container)``: the metrics API's CPU
-    and memory and dcgm-exporter's GPU memory land on one entry. ``window_s`` comes from the winning source of the latency/rate fields, else
+    and memory and dcgm-exporter's GPU memory land on one entry. ``window_s`` comes from the winning
+    source of the latency/rate fields, else
     the longest reported window. Reasons of fields nobody measured are joined as
     ``"source: reason; other: reason"``.
     """

@@ -150,7 +150,9 @@ def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]
                          rejected_samples=rejected)
 
 
-def container_gpu_memory(gpus: Iterable[_Gpu], targets: Sequence[SourceTarget]) -> dict[str, tuple[ContainerUsage, ...]]:
+def container_gpu_memory(
+    gpus: Iterable[_Gpu], targets: Sequence[SourceTarget]
+) -> dict[str, tuple[ContainerUsage, ...]]:
     """Per workload, each container's GPU memory: ``FB_USED`` summed over the GPUs (or MIG instances)
     the exporter's pod mapping assigns to it. A GPU is allocated to one container whole, so its
     framebuffer use is that container's."""

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from spoke.backends.kubernetes import selectors
 from spoke.backends.kubernetes.client import KubeClient, Raw
-from spoke.sources.containers import ContainerSpec, specs_of_pod
 from spoke.backends.kubernetes.variants import VARIANT_OF_LABEL, ManagedWorkload, Variant
+from spoke.sources.containers import ContainerSpec, specs_of_pod
 
 
 @dataclass(frozen=True, slots=True)
