@@ -22,6 +22,7 @@ from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.sources import PolicySources
 from hub.policies.store import PolicyStore
+from hub.policy.vertical import ResourceHistory
 from hub.settings import HubSettings
 from hub.state import FleetState
 from hub.web.api import make_app
@@ -55,6 +56,7 @@ class Hub:
     journal: DecisionJournal
     history: FleetHistory
     advisor: Advisor
+    resources: ResourceHistory
     tokens: TokenTable | None = None
     sources: PolicySources | None = None
     api_port: int | None = None
@@ -121,6 +123,7 @@ async def run_hub(
         feed = Feed(metrics, fleet=lambda: fleet_json(state.snapshot(), decisions, policies))
         decisions.listeners.append(feed.on_decision)
         advisor = Advisor(metrics, decisions)
+        resources = ResourceHistory()
         hub = Hub(
             settings=settings,
             bus=bus,
@@ -131,6 +134,7 @@ async def run_hub(
             intake=Intake(
                 bus, state, metrics, admission, queue_size=settings.intake_queue_size,
                 queue_bytes=settings.intake_queue_bytes, retention_s=settings.cluster_retention_s,
+                resources=resources,
             ),
             dispatcher=dispatcher,
             evaluator=Evaluator(
@@ -147,11 +151,13 @@ async def run_hub(
                 sweep_s=settings.sweep_s,
                 listening=lambda: bus.connected,
                 advice=advisor.advice,
+                resources=resources,
             ),
             feed=feed,
             journal=journal,
             history=FleetHistory(fine_s=settings.history_interval_s),
             advisor=advisor,
+            resources=resources,
             tokens=tokens,
             sources=sources,
             api_scheme="https" if ssl_context is not None else "http",
@@ -165,6 +171,7 @@ async def run_hub(
             access=access,
             history=hub.history,
             advisor=hub.advisor,
+            resources=resources,
         )
         add_page(app, feed)
 

@@ -31,6 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from hub.control.dispatch import Dispatcher
 from hub.control.planner import Planner
@@ -42,6 +43,7 @@ from hub.policies.store import PolicyStore
 from hub.policy.advice import WorkloadAdvice
 from hub.policy.engine import Recommendation
 from hub.policy.model import Policy
+from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState, Placement
 from shared.messages import ScaleCommand
 
@@ -103,6 +105,7 @@ class Evaluator:
         journal: DecisionJournal | None = None,
         listening: Callable[[], bool] | None = None,
         advice: Callable[[float], Mapping[str, WorkloadAdvice]] | None = None,
+        resources: ResourceHistory | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -118,6 +121,8 @@ class Evaluator:
         self.listening = listening
         """Whether the hub can hear reports now (its NATS connection is up); None: always."""
         self.advice = advice
+        self.resources = resources
+        """Vertical recommendations, recorded in each decision's audit (``audit.resources``)."""
         """The LLM advisor's latest answer per workload at a monotonic time (``Advisor.advice``); None: no advisor."""
         self._advice_at: dict[str, str] = {}
         """Workload -> the answer the engine last saw (a new one re-plans the workload)."""
@@ -248,7 +253,7 @@ class Evaluator:
                 unplaced=result.unplaced,
                 notes=notes,
                 commands=[c.command_id for c in mine],
-                audit=None if rec.audit is None else rec.audit.to_json(),
+                audit=self._audit(rec),
             ))
         commands = await self._journal_first(pending, commands)
         published = {c.command_id for c in commands}
@@ -280,6 +285,17 @@ class Evaluator:
         self.metrics.record_tick(self.state.snapshot, self._plans, self.planner.prices)
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
+
+    def _audit(self, rec: Recommendation) -> dict[str, Any] | None:
+        """The engine's audit, with the workload's vertical recommendations where there are any."""
+        if rec.audit is None:
+            return None
+        audit = rec.audit.to_json()
+        if self.resources is not None:
+            recs = self.resources.recommend(rec.audit.workload)
+            if recs:
+                audit["resources"] = {"apply": rec.policy.resources.apply, "containers": [r.to_json() for r in recs]}
+        return audit
 
     async def _journal_first(self, pending: list[Decision], commands: list[ScaleCommand]) -> list[ScaleCommand]:
         """Store the decisions that send commands, then list only the commands of those stored.

@@ -12,15 +12,16 @@ from hub.advisor.advisor import Advisor
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
+from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState
-from hub.web.api import advisor, decisions, fleet, health, history, openapi, policies, seed
+from hub.web.api import advisor, decisions, fleet, health, history, openapi, policies, resources, seed
 from hub.web.api.errors import json_errors
-from hub.web.api.keys import ADVISOR, DECISIONS, HISTORY, METRICS, POLICIES, READY, STATE, Readiness
+from hub.web.api.keys import ADVISOR, DECISIONS, HISTORY, METRICS, POLICIES, READY, RESOURCES, STATE, Readiness
 from hub.web.auth import AccessPolicy, auth_middleware
 from hub.web.history import FleetHistory
 
 ROUTES = (health.routes, openapi.routes, fleet.routes, decisions.routes, policies.routes, seed.routes,
-          history.routes, advisor.routes)
+          history.routes, advisor.routes, resources.routes)
 
 
 def make_app(
@@ -33,6 +34,7 @@ def make_app(
     access: AccessPolicy | None = None,
     history: FleetHistory | None = None,
     advisor: Advisor | None = None,
+    resources: ResourceHistory | None = None,
 ) -> web.Application:
     """The API app. ``ready`` says what keeps the hub from being ready (``/readyz``); ``access`` None (or without
     a lookup) means no authentication: everyone is admin."""
@@ -46,6 +48,7 @@ def make_app(
     app[READY] = ready
     app[HISTORY] = history or FleetHistory()
     app[ADVISOR] = advisor or Advisor(metrics, decisions)
+    app[RESOURCES] = resources if resources is not None else ResourceHistory()
     for table in ROUTES:
         app.add_routes(table)
     return app

@@ -10,6 +10,7 @@ from hub.advisor.advisor import Advisor
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import PolicyStore
+from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState
 from hub.web.auth import PRINCIPAL  # re-exported: store writes record who made them
 from hub.web.history import FleetHistory
@@ -28,6 +29,8 @@ METRICS = web.AppKey("metrics", HubMetrics)
 READY = web.AppKey("ready", Readiness)
 HISTORY = web.AppKey("history", FleetHistory)
 ADVISOR = web.AppKey("advisor", Advisor)
+RESOURCES = web.AppKey("resources", ResourceHistory)
 
 
-__all__ = ["ADVISOR", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE", "Readiness"]
+__all__ = ["ADVISOR", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "RESOURCES", "STATE",
+           "Readiness"]
