@@ -38,7 +38,10 @@ def parse_quantity(value: Any) -> float:
             raise ValueError(f"not a quantity: {value!r}")
         number = float(m.group(1))
         if m.group(2):
-            number *= 10.0 ** int(m.group(2)[1:])
+            exponent = int(m.group(2)[1:])
+            if abs(exponent) > 300:  # beyond a float: no real quantity is
+                raise ValueError(f"not a quantity: {value!r}")
+            number *= 10.0**exponent
         elif m.group(3):
             number *= _SUFFIX[m.group(3)]
     if not 0.0 <= number < float("inf"):
