@@ -88,6 +88,7 @@ ALL_SETTINGS: dict[str, Any] = {
     "dcgm_pod_port": 9401,
     "dcgm_pod_path": "/metrics",
     "nvml_enabled": False,
+    "metrics_api_enabled": True,
     "engine_metrics_port": 8000,
     "engine_metrics_path": "/metrics",
     "prometheus_url": "https://prometheus.monitoring:9090",

@@ -55,7 +55,7 @@ and a Secret).
   "log_level" "log_format" "shutdown_timeout_s"
   "kube_managed_label" "kube_namespaces" "kube_create_variants"
   "dcgm_endpoints" "dcgm_discover" "dcgm_pod_selector" "dcgm_pod_namespace" "dcgm_pod_port"
-  "dcgm_pod_path" "nvml_enabled" "engine_metrics_port" "engine_metrics_path"
+  "dcgm_pod_path" "nvml_enabled" "metrics_api_enabled" "engine_metrics_port" "engine_metrics_path"
   "prometheus_url" "prometheus_token_file" "prometheus_ca_file"
   "prometheus_insecure_skip_verify" "prometheus_queries" "source_timeout_s"
   | toJson }}
@@ -144,5 +144,10 @@ pydantic-settings parses for complex fields; scalars as strings.
   verbs: ["get", "list"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
+  verbs: ["get", "list"]
+# Containers' CPU and memory use from the metrics API (metrics-server), for vertical
+# recommendations (docs/vertical.md); harmless where no metrics API is installed.
+- apiGroups: ["metrics.k8s.io"]
+  resources: ["pods"]
   verbs: ["get", "list"]
 {{- end }}
