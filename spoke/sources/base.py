@@ -225,7 +225,7 @@ def merge_samples(
                 assert isinstance(value, tuple)
                 into: dict[Any, dict[str, Any]] = gpus if name == "gpus" else containers
                 for item in value:
-                    merged = into.setdefault(item.gpu_id if name == "gpus" else item.key, {})
+                    merged = into.setdefault(item.gpu_id if isinstance(item, GpuSample) else item.key, {})
                     for k, v in item.model_dump(exclude_none=True).items():
                         merged.setdefault(k, v)
             elif name not in values:

@@ -122,8 +122,8 @@ def with_specs(samples: Samples, pods: Iterable[PodContainers]) -> Samples:
         for spec in pod.containers:
             key = (pod.pod, spec.name)
             base = measured.pop(key, None)
-            fields = (base.model_dump(exclude_none=True) if base is not None
-                      else {"pod": pod.pod, "container": spec.name})
+            fields: dict[str, Any] = (base.model_dump(exclude_none=True) if base is not None
+                                      else {"pod": pod.pod, "container": spec.name})
             fields.update(spec.spec_fields())
             if pod.gpu_type:
                 fields["gpu_type"] = pod.gpu_type
