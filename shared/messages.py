@@ -42,7 +42,8 @@ PROTOCOL_VERSION = 1
 PROTOCOL_MINOR_VERSION = 3
 """Minor version: additive changes within the major (docs/protocol.md lists them). 1.1 added the
 engine signals of issue 12 to ``Samples``; 1.2 the routing rules of ``ScaleCommand``; 1.3 the
-per-container usage of ``Samples.containers`` (vertical recommendations). Not sent on the wire:
+per-container usage of ``Samples.containers`` and ``ScaleCommand.resources`` (vertical
+recommendations). Not sent on the wire:
 optional fields need no version."""
 
 # --- bounds (docs/protocol.md, "Bounds", states the same numbers) ---------------------------------
@@ -443,6 +444,38 @@ class RoutingRule(Part):
             self.max_prompt_tokens is None or prompt_tokens <= self.max_prompt_tokens)
 
 
+MAX_RESOURCE_CHANGES = 64
+
+
+class ContainerResources(Part):
+    """New requests and limits for one container of the pod template of one GPU type's object
+    (protocol 1.3, vertical recommendations applied: docs/vertical.md). A null value leaves that
+    request or limit as it is."""
+
+    gpu_type: GpuType
+    container: KubeName
+    cpu_request_cores: Cores | None = None
+    cpu_limit_cores: Cores | None = None
+    memory_request_bytes: Bytes | None = None
+    memory_limit_bytes: Bytes | None = None
+    memory_floor_bytes: Bytes = Field(
+        default=0.0, description="The observed memory peak: the spoke refuses any memory request or limit below it")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for name in ("memory_request_bytes", "memory_limit_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < self.memory_floor_bytes:
+                raise ValueError(f"{name} is below memory_floor_bytes, the observed peak")
+        if self.cpu_limit_cores is not None and self.cpu_request_cores is not None \
+                and self.cpu_limit_cores < self.cpu_request_cores:
+            raise ValueError("cpu_limit_cores is below cpu_request_cores")
+        if self.memory_limit_bytes is not None and self.memory_request_bytes is not None \
+                and self.memory_limit_bytes < self.memory_request_bytes:
+            raise ValueError("memory_limit_bytes is below memory_request_bytes")
+        return self
+
+
 class ScaleCommand(WireModel):
     """Set a workload's replicas in one cluster, absolutely, split by GPU type. Over JetStream."""
 
@@ -464,6 +497,10 @@ class ScaleCommand(WireModel):
     routing: tuple[RoutingRule, ...] = Field(
         default=(), max_length=MAX_ROUTES,
         description="Which GPU types each prompt-length class may use (1.2); empty: any replica serves any request")
+    resources: tuple[ContainerResources, ...] = Field(
+        default=(), max_length=MAX_RESOURCE_CHANGES,
+        description="Containers' new requests and limits, patched into the pod template of each GPU type's object "
+                    "(1.3); with an empty replicas_by_gpu_type the command changes resources only")
 
     @property
     def total_replicas(self) -> int:
