@@ -44,6 +44,10 @@ class SpokeSettings(CommonSettings):
     kube_create_variants: bool = Field(
         default=True, description="Create <name>-<gpu type> variant objects for GPU types that have none"
     )
+    kube_apply_resources: bool = Field(
+        default=False,
+        description="Let the hub patch containers' requests and limits into pod templates (policies with "
+                    "resources.apply; needs patch on the workload kinds); off: such commands are refused")
 
     # Telemetry sources (docs/sources.md). Anything not configured is reported missing, never zero.
     dcgm_endpoints: list[str] = Field(

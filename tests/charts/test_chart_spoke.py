@@ -81,6 +81,7 @@ ALL_SETTINGS: dict[str, Any] = {
     "kube_managed_label": "fleetscale.dev/managed=true",
     "kube_namespaces": ["inference", "batch"],
     "kube_create_variants": True,
+    "kube_apply_resources": True,
     "dcgm_endpoints": ["http://10.0.3.7:9400/metrics"],
     "dcgm_discover": True,
     "dcgm_pod_selector": "app=nvidia-dcgm-exporter",

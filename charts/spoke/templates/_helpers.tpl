@@ -53,7 +53,7 @@ and a Secret).
   "cluster_id" "backend" "report_interval_s" "hub_away_after_s" "autonomy_hold_s" "health_host" "health_port"
   "actuator" "keda_scaler_host" "keda_scaler_port"
   "log_level" "log_format" "shutdown_timeout_s"
-  "kube_managed_label" "kube_namespaces" "kube_create_variants"
+  "kube_managed_label" "kube_namespaces" "kube_create_variants" "kube_apply_resources"
   "dcgm_endpoints" "dcgm_discover" "dcgm_pod_selector" "dcgm_pod_namespace" "dcgm_pod_port"
   "dcgm_pod_path" "nvml_enabled" "metrics_api_enabled" "engine_metrics_port" "engine_metrics_path"
   "prometheus_url" "prometheus_token_file" "prometheus_ca_file"
@@ -124,6 +124,12 @@ pydantic-settings parses for complex fields; scalars as strings.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["create"]
+{{- end }}
+{{- if .Values.kube_apply_resources }}
+# Patch containers' requests and limits into pod templates (kube_apply_resources, docs/vertical.md).
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "replicasets"]
+  verbs: ["patch"]
 {{- end }}
 # Pods: find a workload's replicas and their GPUs. "patch" is only used to set the
 # controller.kubernetes.io/pod-deletion-cost annotation before a scale-down, so the ReplicaSet

@@ -83,6 +83,13 @@ class KubeClient:
         with self._translating(access, target=f"{kind}/{name}"):
             return self._raw(await call(namespace, body, **self._timeout()))
 
+    async def patch_workload(self, kind: WorkloadKind, namespace: str, name: str, body: Raw) -> Raw:
+        spec = KINDS[kind]
+        call = getattr(self._apps, f"patch_namespaced_{spec.method}")
+        access = Access("patch", spec.plural, spec.group, namespace=namespace)
+        with self._translating(access, target=f"{kind}/{name}"):
+            return self._raw(await call(name, namespace, body, **self._timeout()))
+
     async def read_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Raw:
         spec = KINDS[kind]
         call = getattr(self._apps, f"read_namespaced_{spec.method}_scale")
