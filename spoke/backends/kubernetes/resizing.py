@@ -63,7 +63,11 @@ def _set(resources: dict[str, Any], kind: str, name: str, value: str | None) -> 
 
 
 def _check_floor(change: ContainerResources, resources: dict[str, Any]) -> None:
-    for kind in ("requests", "limits"):
+    """The memory values this change sets must not be below its floor (the wire checks the message;
+    this checks what is written, whoever built the message)."""
+    for kind, given in (("requests", change.memory_request_bytes), ("limits", change.memory_limit_bytes)):
+        if given is None:
+            continue
         raw = (resources.get(kind) or {}).get("memory")
         value = byte_count(raw) if raw is not None else None
         if value is not None and value < change.memory_floor_bytes:
