@@ -36,8 +36,8 @@ SIGNAL_NAMES = tuple(
                                              else [m.value])
 )
 REASON_CLASSES = (*SIGNAL_NAMES, "bounds", "stabilisation", "rate_limited", "panic", "forecast", "starting",
-                  "fallback", "zero", "activation", "missing_data", "cost_ceiling", "advice", "rebalance", "failover",
-                  "other")
+                  "fallback", "zero", "activation", "missing_data", "cost_ceiling", "advice", "resources", "rebalance",
+                  "failover", "other")
 """The ``reason`` label of ``fleetscale_hub_decisions_total``: which rule decided the count.
 
 Read from the engine's structured cause (``hub.policy.cause.Cause``, in the decision's audit): a
@@ -51,7 +51,7 @@ CAUSE_CLASSES: dict[str, str] = {
     Cause.BOUNDS: "bounds", Cause.STABILISED: "stabilisation", Cause.RATE_LIMITED: "rate_limited",
     Cause.PANIC: "panic", Cause.FORECAST: "forecast", Cause.STARTING: "starting", Cause.FALLBACK: "fallback",
     Cause.ZERO: "zero", Cause.ACTIVATION: "activation", Cause.MISSING_DATA: "missing_data",
-    Cause.COST_CEILING: "cost_ceiling", Cause.ADVICE: "advice",
+    Cause.COST_CEILING: "cost_ceiling", Cause.ADVICE: "advice", Cause.RESOURCES: "resources",
 }
 
 _STALE_NOTE = "stale clusters excluded"

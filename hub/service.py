@@ -16,6 +16,7 @@ from hub.control.dispatch import Dispatcher
 from hub.control.heartbeat import Heartbeat
 from hub.control.intake import Intake
 from hub.control.ledger import IssuedCommands
+from hub.control.resizing import Resizer
 from hub.control.tick import Evaluator
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
@@ -152,6 +153,8 @@ async def run_hub(
                 listening=lambda: bus.connected,
                 advice=advisor.advice,
                 resources=resources,
+                resizer=Resizer(resources, deadline_s=settings.command_deadline_s,
+                                settle_s=settings.resize_settle_s),
             ),
             feed=feed,
             journal=journal,

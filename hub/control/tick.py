@@ -35,6 +35,7 @@ from typing import Any
 
 from hub.control.dispatch import Dispatcher
 from hub.control.planner import Planner
+from hub.control.resizing import Resizer
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
@@ -106,6 +107,7 @@ class Evaluator:
         listening: Callable[[], bool] | None = None,
         advice: Callable[[float], Mapping[str, WorkloadAdvice]] | None = None,
         resources: ResourceHistory | None = None,
+        resizer: Resizer | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -123,6 +125,8 @@ class Evaluator:
         self.advice = advice
         self.resources = resources
         """Vertical recommendations, recorded in each decision's audit (``audit.resources``)."""
+        self.resizer = resizer
+        """Applies them for policies with ``resources.apply`` (``hub.control.resizing``); None: never."""
         """The LLM advisor's latest answer per workload at a monotonic time (``Advisor.advice``); None: no advisor."""
         self._advice_at: dict[str, str] = {}
         """Workload -> the answer the engine last saw (a new one re-plans the workload)."""
@@ -255,9 +259,15 @@ class Evaluator:
                 commands=[c.command_id for c in mine],
                 audit=self._audit(rec),
             ))
-        commands = await self._journal_first(pending, commands)
+        resizes = [] if self.resizer is None else self.resizer.plan(
+            snapshot, ((p.policy, p.view, p.recommendation.current_replicas) for p in planned))
+        pending += [d for d, _ in resizes]
+        resize_ids = {c.command_id for _, c in resizes}
+        commands = await self._journal_first(pending, commands + [c for _, c in resizes])
         published = {c.command_id for c in commands}
-        sent = set(await self.dispatcher.send(commands)) if commands else set()
+        scales = [c for c in commands if c.command_id not in resize_ids]
+        sent = set(await self.dispatcher.send(scales)) if scales else set()
+        sent |= set(await self.dispatcher.send_resources([c for c in commands if c.command_id in resize_ids]))
         made = []
         for draft in pending:
             asked = draft.commands

@@ -38,6 +38,9 @@ class Cause(StrEnum):
     """The policy's cost ceiling ($/h) capped the count."""
     ADVICE = "advice"
     """The LLM advisor's count, inside the guard rails (``advisor.mode: bounded``; ``hub.policy.advice``)."""
+    RESOURCES = "resources"
+    """Not a count: containers' requests and limits resized to the vertical recommendation
+    (``resources.apply``; ``hub.control.resizing``), replicas unchanged."""
 
 
 STAGE_CAUSES: dict[str, Cause] = {

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.policy.histogram import CPU_BUCKETS, GPU_MEMORY_BUCKETS, MEMORY_BUCKETS, DecayingHistogram
-from shared.messages import ContainerUsage, WorkloadReport
+from shared.messages import MAX_BYTES, MAX_CORES, ContainerResources, ContainerUsage, WorkloadReport
 
 DAY_S = 86_400.0
 
@@ -325,3 +325,46 @@ class ResourceHistory:
             current=current, proposal=propose(cpu, memory, spec), confidence_days=confidence,
             samples=agg.samples, first_sample_s=agg.first_sample_s, last_sample_s=agg.last_sample_s,
         )
+
+
+def _outside(current: float | None, estimate: Estimate) -> bool:
+    """VPA's updater rule: a request outside [lower, upper] (or unset) is worth a rollout."""
+    if estimate.target is None or estimate.lower is None:
+        return False  # nothing measured: no reason to move
+    if current is None:
+        return True
+    return current < estimate.lower or (estimate.upper is not None and current > estimate.upper)
+
+
+def changes_due(
+    recs: Iterable[ContainerRecommendation], containers: Iterable[ContainerUsage], default_gpu_type: str
+) -> tuple[ContainerResources, ...]:
+    """What one cluster's containers should be resized to: each (GPU type, container) whose current
+    CPU or memory request (as the cluster reports it) lies outside the recommended bounds, set to
+    the proposal, with the observed memory peak as the floor the spoke must respect."""
+    by_key = {(r.gpu_type, r.container): r for r in recs}
+    out: dict[tuple[str, str], ContainerResources] = {}
+    for c in containers:
+        key = (c.gpu_type or default_gpu_type, c.container)
+        rec = by_key.get(key)
+        if rec is None or key in out:
+            continue
+        if not (_outside(c.cpu_request_cores, rec.cpu_cores) or _outside(c.memory_request_bytes, rec.memory_bytes)):
+            continue
+        p = rec.proposal
+        try:
+            out[key] = ContainerResources(
+                gpu_type=key[0], container=key[1],
+                cpu_request_cores=_cap(p.cpu_request_cores, MAX_CORES),
+                cpu_limit_cores=_cap(p.cpu_limit_cores, MAX_CORES),
+                memory_request_bytes=_cap(p.memory_request_bytes, MAX_BYTES),
+                memory_limit_bytes=_cap(p.memory_limit_bytes, MAX_BYTES),
+                memory_floor_bytes=min(rec.memory_bytes.peak or 0.0, MAX_BYTES),
+            )
+        except ValueError:
+            continue  # a proposal the wire cannot carry is not sent (a limit ratio beyond every bound)
+    return tuple(out[k] for k in sorted(out))
+
+
+def _cap(value: float | None, bound: float) -> float | None:
+    return None if value is None else min(value, bound)

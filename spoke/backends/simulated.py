@@ -68,6 +68,10 @@ class SimulatedBackend:
             result[w.key] = self._with_template(w.key, samples)
         return result
 
+    def set_container_resources(self, workload_key: str, change: ContainerResources) -> None:
+        """Set a container's requests and limits in the simulated pod template (as a command does)."""
+        self._resources[(workload_key, change.gpu_type, change.container)] = change
+
     def _with_template(self, key: str, samples: Samples) -> Samples:
         """The containers' requests and limits as the last applied commands set them."""
         if not self._resources:
@@ -102,7 +106,7 @@ class SimulatedBackend:
             wanted = command.replicas_by_gpu_type
             observed = self._world.scale(self._cluster_id, ref.namespace, ref.name, wanted)
             for change in command.resources:
-                self._resources[(ref.key, change.gpu_type, change.container)] = change
+                self.set_container_resources(ref.key, change)
             # The simulated gateway follows the hub's routing rules, as a real one reads the spoke's;
             # a resources-only command (no replicas) says nothing about routing.
             if wanted or not command.resources:

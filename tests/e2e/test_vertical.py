@@ -60,3 +60,43 @@ async def test_recommendations_reach_the_api_the_audit_and_the_page(
         await expect(line).to_contain_text("resources (recommended)")
         await expect(line).to_contain_text("engine on H100: CPU")
     assert browser.errors == []
+
+
+async def test_a_policy_that_applies_resizes_the_containers_once_through_the_spoke(
+    nats_server, tmp_path: Path
+) -> None:
+    from hub.policy.vertical import VerticalSettings
+    from shared.messages import ContainerResources
+
+    policy = {"id": "llama", "targets": {"workloads": [{"namespace": NS, "name": NAME}]},
+              "bounds": {"min_replicas": 1, "max_replicas": 1},
+              "signals": [{"metric": "queue_per_replica", "target": 1000}], "resources": {"apply": True}}
+    world = two_cluster_world(low=1.0, high=1.0)
+    alpha = SimulatedBackend(world, "alpha", window_s=5.0)
+    # A template that asks less memory than VPA's minimum: below the lower bound from the first samples.
+    alpha.set_container_resources(KEY, ContainerResources(
+        gpu_type="H100", container="engine", cpu_request_cores=0.5, memory_request_bytes=100 * 2**20,
+        memory_limit_bytes=200 * 2**20))
+    async with (
+        running_hub(nats_server.url, policy_file=write_policies(tmp_path / "p.yaml", policy),
+                    resize_settle_s=3600) as hub,
+        driven(world, time_scale=4.0),
+        running_spoke(nats_server.url, "alpha", alpha),
+        running_spoke(nats_server.url, "beta", SimulatedBackend(world, "beta", window_s=5.0)),
+    ):
+        hub.resources.settings = VerticalSettings(sample_interval_s=0.2)  # seconds, not VPA's minute
+        decision = await eventually(
+            lambda: next((d for d in hub.decisions.recent(workload=KEY) if d.cause == "resources" and d.results),
+                         None), timeout_s=20)
+        [result] = decision.results.values()
+        assert result.status.value == "applied" and result.cluster_id == "alpha"
+        change = decision.audit["resources"]["changes"][0]
+        assert decision.desired_replicas == decision.current_replicas  # replicas untouched
+        assert change["container"] == "engine" and change["gpu_type"] == "H100"
+        assert change["memory_request_bytes"] >= change["memory_floor_bytes"] > 100 * 2**20
+        # The spoke's reports now carry the new template, and no second resize follows (settle time).
+        reported = await eventually(lambda: next(
+            (c for c in hub.state.snapshot().workloads[KEY].reports["alpha"].samples.containers
+             if c.memory_request_bytes == change["memory_request_bytes"]), None), timeout_s=10)
+        assert reported.memory_limit_bytes == change["memory_limit_bytes"]
+        assert len([d for d in hub.decisions.recent(workload=KEY) if d.cause == "resources"]) == 1
