@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hub.control.dispatch import Dispatcher
@@ -259,6 +259,7 @@ class Evaluator:
                 commands=[c.command_id for c in mine],
                 audit=self._audit(rec),
             ))
+        self._gauge_resources(p.view.key for p in planned)
         resizes = [] if self.resizer is None else self.resizer.plan(
             snapshot, ((p.policy, p.view, p.recommendation.current_replicas) for p in planned))
         pending += [d for d, _ in resizes]
@@ -267,7 +268,9 @@ class Evaluator:
         published = {c.command_id for c in commands}
         scales = [c for c in commands if c.command_id not in resize_ids]
         sent = set(await self.dispatcher.send(scales)) if scales else set()
-        sent |= set(await self.dispatcher.send_resources([c for c in commands if c.command_id in resize_ids]))
+        for cid in await self.dispatcher.send_resources([c for c in commands if c.command_id in resize_ids]):
+            sent.add(cid)
+            self.metrics.resizes.labels(next(c.cluster_id for _, c in resizes if c.command_id == cid)).inc()
         made = []
         for draft in pending:
             asked = draft.commands
@@ -295,6 +298,18 @@ class Evaluator:
         self.metrics.record_tick(self.state.snapshot, self._plans, self.planner.prices)
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
+
+    def _gauge_resources(self, keys: Iterable[str]) -> None:
+        if self.resources is None:
+            return
+        for key in keys:
+            targets: dict[tuple[str, str, str], float | None] = {}
+            for r in self.resources.recommend(key):
+                for resource, estimate in (("cpu_cores", r.cpu_cores), ("memory_bytes", r.memory_bytes),
+                                           ("gpu_memory_bytes", r.gpu_memory_bytes)):
+                    targets[(r.gpu_type, r.container, resource)] = estimate.target
+            if targets:
+                self.metrics.set_resource_targets(key, targets)
 
     def _audit(self, rec: Recommendation) -> dict[str, Any] | None:
         """The engine's audit, with the workload's vertical recommendations where there are any."""

@@ -53,6 +53,10 @@ async def test_recommendations_reach_the_api_the_audit_and_the_page(
             lambda: next((d for d in hub.decisions.recent(workload=KEY) if d.audit and "resources" in d.audit), None),
             timeout_s=20)
         assert decision.audit["resources"]["apply"] is False
+        target = hub.metrics.registry.get_sample_value(
+            "fleetscale_hub_resource_target",
+            {"workload": KEY, "gpu_type": "H100", "container": "engine", "resource": "cpu_cores"})
+        assert target is not None and 0 < target < POD_CPU_REQUEST_CORES
         assert {c["container"] for c in decision.audit["resources"]["containers"]} == {"engine"}
         page = browser.page
         await page.goto(f"http://127.0.0.1:{hub.api_port}/")
@@ -100,3 +104,6 @@ async def test_a_policy_that_applies_resizes_the_containers_once_through_the_spo
              if c.memory_request_bytes == change["memory_request_bytes"]), None), timeout_s=10)
         assert reported.memory_limit_bytes == change["memory_limit_bytes"]
         assert len([d for d in hub.decisions.recent(workload=KEY) if d.cause == "resources"]) == 1
+        assert hub.metrics.registry.get_sample_value("fleetscale_hub_resizes_total", {"cluster": "alpha"}) == 1
+        assert hub.metrics.registry.get_sample_value(
+            "fleetscale_hub_decisions_total", {"action": "hold", "reason": "resources", "mode": "enforce"}) == 1
