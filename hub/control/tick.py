@@ -268,7 +268,8 @@ class Evaluator:
         published = {c.command_id for c in commands}
         scales = [c for c in commands if c.command_id not in resize_ids]
         sent = set(await self.dispatcher.send(scales)) if scales else set()
-        for cid in await self.dispatcher.send_resources([c for c in commands if c.command_id in resize_ids]):
+        resizing = [c for c in commands if c.command_id in resize_ids]
+        for cid in await self.dispatcher.send_resources(resizing) if resizing else []:
             sent.add(cid)
             self.metrics.resizes.labels(next(c.cluster_id for _, c in resizes if c.command_id == cid)).inc()
         made = []
