@@ -126,10 +126,14 @@ pydantic-settings parses for complex fields; scalars as strings.
   verbs: ["create"]
 {{- end }}
 {{- if .Values.kube_apply_resources }}
-# Patch containers' requests and limits into pod templates (kube_apply_resources, docs/vertical.md).
+# Patch containers' requests and limits into pod templates (kube_apply_resources, docs/vertical.md),
+# unless a VerticalPodAutoscaler acts on the object (conflict check).
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "replicasets"]
   verbs: ["patch"]
+- apiGroups: ["autoscaling.k8s.io"]
+  resources: ["verticalpodautoscalers"]
+  verbs: ["get", "list"]
 {{- end }}
 # Pods: find a workload's replicas and their GPUs. "patch" is only used to set the
 # controller.kubernetes.io/pod-deletion-cost annotation before a scale-down, so the ReplicaSet

@@ -41,7 +41,7 @@ from shared.messages import (
 from spoke.backend import PermanentApplyError, WorkloadState
 from spoke.backends.kubernetes import events
 from spoke.backends.kubernetes.client import KINDS, KubeClient
-from spoke.backends.kubernetes.conflicts import ensure_no_other_scaler
+from spoke.backends.kubernetes.conflicts import ensure_no_other_scaler, ensure_no_vpa
 from spoke.backends.kubernetes.deletion_cost import PodLoads
 from spoke.backends.kubernetes.discovery import Discovery
 from spoke.backends.kubernetes.errors import ConflictError
@@ -163,6 +163,10 @@ class KubernetesBackend:
             await ensure_no_other_scaler(self._client, workload.ref.namespace, targets)
         if command.resources:
             self._check_resizable(workload, command)
+            if self.settings.check_conflicts:
+                kind = str(workload.ref.kind)
+                objects = sorted({(kind, workload.variants[c.gpu_type].name) for c in command.resources})
+                await ensure_no_vpa(self._client, workload.ref.namespace, objects)
         observed = {t: v.desired for t, v in workload.variants.items()}
         for step in sorted(steps, key=lambda s: s.is_scale_down()):
             observed[step.gpu_type] = await self._run(workload, step)

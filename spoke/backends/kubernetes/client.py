@@ -155,6 +155,18 @@ class KubeClient:
             return []
         return list(result.get("items") or [])
 
+    async def list_vpas(self, namespace: str) -> list[Raw]:
+        """VerticalPodAutoscalers in ``namespace``; none when the VPA CRD is not installed (404)."""
+        access = Access("list", "verticalpodautoscalers", "autoscaling.k8s.io", namespace=namespace)
+        try:
+            with self._translating(access):
+                result = await self._custom.list_namespaced_custom_object(
+                    "autoscaling.k8s.io", "v1", namespace, "verticalpodautoscalers", **self._timeout()
+                )
+        except NotFoundError:
+            return []
+        return list(result.get("items") or [])
+
     # --- metrics.k8s.io ----------------------------------------------------------------------------
 
     async def list_pod_metrics(self, namespace: str) -> list[Raw]:

@@ -135,3 +135,33 @@ def test_the_wire_refuses_a_change_below_its_floor() -> None:
         ContainerResources(gpu_type="H100", container="engine", memory_request_bytes=GI, memory_floor_bytes=2 * GI)
     with pytest.raises(ValidationError, match="below cpu_request_cores"):
         ContainerResources(gpu_type="H100", container="engine", cpu_request_cores=2.0, cpu_limit_cores=1.0)
+
+
+@pytest.mark.parametrize(("mode", "refused"), [("Auto", True), (None, True), ("Off", False)])
+async def test_a_vpa_acting_on_the_object_is_a_conflict_and_one_that_only_recommends_is_not(
+    kube: Cluster, make_backend: Factory, mode: str | None, refused: bool
+) -> None:
+    seed(kube)
+    spec: dict[str, object] = {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama"}}
+    if mode is not None:
+        spec["updatePolicy"] = {"updateMode": mode}
+    kube.k.objects["autoscaling.k8s.io/v1/verticalpodautoscalers", "llm", "llama-vpa"] = {
+        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": "llama-vpa", "namespace": "llm"}, "spec": spec}
+    backend = make_backend(apply_resources=True)
+    if refused:
+        with pytest.raises(PermanentApplyError, match="VerticalPodAutoscaler llm/llama-vpa") as e:
+            await backend.apply(resize_command(ENGINE))
+        assert e.value.reason is ResultReason.CONFLICT
+        assert not kube.requests(kmock.method.PATCH, DEPLOYMENTS)
+    else:
+        await backend.apply(resize_command(ENGINE))
+        assert len(kube.requests(kmock.method.PATCH, DEPLOYMENTS)) == 1
+
+
+async def test_without_vpa_installed_there_is_nothing_to_conflict_with(kube: Cluster, make_backend: Factory) -> None:
+    seed(kube)
+    from kube_emulator import status
+    kube.k.override[kmock.resource("autoscaling.k8s.io/v1/verticalpodautoscalers")] << status(404, "not found")
+    await make_backend(apply_resources=True).apply(resize_command(ENGINE))
+    assert len(kube.requests(kmock.method.PATCH, DEPLOYMENTS)) == 1
