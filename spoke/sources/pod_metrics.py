@@ -79,6 +79,8 @@ class PodMetricsSource:
         self.lister = lister
 
     async def read(self, targets: Sequence[SourceTarget]) -> SourceReading:
+        if not any(t.pods for t in targets):
+            return interpret([], targets)  # no pod to read: nothing failed (each target is missing, with why)
         if self.lister is None:
             raise SourceUnavailable("the metrics API is read through the Kubernetes backend, and there is none")
         namespaces = sorted({t.namespace for t in targets if t.pods})
