@@ -38,7 +38,7 @@ SIGNAL_NAMES = tuple(
 )
 REASON_CLASSES = (*SIGNAL_NAMES, "bounds", "stabilisation", "rate_limited", "panic", "forecast", "starting",
                   "fallback", "zero", "activation", "missing_data", "cost_ceiling", "advice", "budget", "priority",
-                  "rebalance", "failover", "other")
+                  "resources", "rebalance", "failover", "other")
 """The ``reason`` label of ``fleetscale_hub_decisions_total``: which rule decided the count.
 
 Read from the engine's structured cause (``hub.policy.cause.Cause``, in the decision's audit): a
@@ -53,6 +53,7 @@ CAUSE_CLASSES: dict[str, str] = {
     Cause.PANIC: "panic", Cause.FORECAST: "forecast", Cause.STARTING: "starting", Cause.FALLBACK: "fallback",
     Cause.ZERO: "zero", Cause.ACTIVATION: "activation", Cause.MISSING_DATA: "missing_data",
     Cause.COST_CEILING: "cost_ceiling", Cause.ADVICE: "advice", Cause.BUDGET: "budget", Cause.PRIORITY: "priority",
+    Cause.RESOURCES: "resources",
 }
 
 _STALE_NOTE = "stale clusters excluded"
@@ -419,6 +420,17 @@ class HubMetrics:
             ["workload"],
             registry=r,
         )
+        self.resource_target = Gauge(
+            "fleetscale_hub_resource_target",
+            "Vertical recommendation (VPA's target: P90 + 15 %) per workload, GPU type and container; resource is "
+            "cpu_cores, memory_bytes or gpu_memory_bytes (docs/vertical.md); absent where nothing was measured",
+            ["workload", "gpu_type", "container", "resource"], registry=r,
+        )
+        self.resizes = Counter(
+            "fleetscale_hub_resizes",
+            "Resources commands sent (policies with resources.apply): containers resized to the recommendation",
+            ["cluster"], registry=r,
+        )
         self.advice = Counter(
             "fleetscale_hub_advice",
             "LLM advice by what the engine's advice stage did with it: applied, clamped (cut to a guard rail), "
@@ -442,7 +454,7 @@ class HubMetrics:
     def forget_cluster(self, cluster_id: str) -> None:
         """Drop a forgotten cluster's series, so /metrics does not keep every cluster id ever seen."""
         for metric in (self.reports, self.report_age, self.cluster_stale, self.commands, self.command_latency,
-                       self.drift_resends, self.cluster_losses, self.commands_revoked):
+                       self.drift_resends, self.cluster_losses, self.commands_revoked, self.resizes):
             with contextlib.suppress(KeyError):
                 metric.remove(cluster_id)
         for labels in [k for k in self.results._metrics if k and k[0] == cluster_id]:  # (cluster, status, reason)
@@ -464,6 +476,18 @@ class HubMetrics:
                 self.infeasible.remove(workload)
         for gone in self._advice_seen.keys() - keep:
             del self._advice_seen[gone]
+        for labels in [k for k in self.resource_target._metrics if k[0] not in keep]:
+            with contextlib.suppress(KeyError):
+                self.resource_target.remove(*labels)
+
+    def set_resource_targets(self, workload: str, targets: Mapping[tuple[str, str, str], float | None]) -> None:
+        """The workload's vertical targets by (GPU type, container, resource); None drops the series."""
+        for (gpu_type, container, resource), value in targets.items():
+            if value is None:
+                with contextlib.suppress(KeyError):
+                    self.resource_target.remove(workload, gpu_type, container, resource)
+            else:
+                self.resource_target.labels(workload, gpu_type, container, resource).set(value)
 
     def count_decision(self, decision: Decision) -> None:
         mode = decision.mode if decision.mode in MODES else "other"

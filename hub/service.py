@@ -16,12 +16,14 @@ from hub.control.dispatch import Dispatcher
 from hub.control.heartbeat import Heartbeat
 from hub.control.intake import Intake
 from hub.control.ledger import IssuedCommands
+from hub.control.resizing import Resizer
 from hub.control.tick import Evaluator
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.sources import PolicySources
 from hub.policies.store import BudgetStore, PolicyStore
+from hub.policy.vertical import ResourceHistory
 from hub.settings import HubSettings
 from hub.state import FleetState
 from hub.web.api import make_app
@@ -56,6 +58,7 @@ class Hub:
     journal: DecisionJournal
     history: FleetHistory
     advisor: Advisor
+    resources: ResourceHistory
     tokens: TokenTable | None = None
     sources: PolicySources | None = None
     api_port: int | None = None
@@ -124,6 +127,7 @@ async def run_hub(
         feed = Feed(metrics, fleet=lambda: fleet_json(state.snapshot(), decisions, policies))
         decisions.listeners.append(feed.on_decision)
         advisor = Advisor(metrics, decisions)
+        resources = ResourceHistory()
         hub = Hub(
             settings=settings,
             bus=bus,
@@ -135,6 +139,7 @@ async def run_hub(
             intake=Intake(
                 bus, state, metrics, admission, queue_size=settings.intake_queue_size,
                 queue_bytes=settings.intake_queue_bytes, retention_s=settings.cluster_retention_s,
+                resources=resources,
             ),
             dispatcher=dispatcher,
             evaluator=Evaluator(
@@ -152,11 +157,15 @@ async def run_hub(
                 listening=lambda: bus.connected,
                 advice=advisor.advice,
                 budgets=budgets,
+                resources=resources,
+                resizer=Resizer(resources, deadline_s=settings.command_deadline_s,
+                                settle_s=settings.resize_settle_s),
             ),
             feed=feed,
             journal=journal,
             history=FleetHistory(fine_s=settings.history_interval_s),
             advisor=advisor,
+            resources=resources,
             tokens=tokens,
             sources=sources,
             api_scheme="https" if ssl_context is not None else "http",
@@ -172,6 +181,7 @@ async def run_hub(
             advisor=hub.advisor,
             budgets=budgets,
             budget_use=lambda: hub.evaluator.planner.budget_use,
+            resources=resources,
         )
         add_page(app, feed)
 

@@ -49,6 +49,10 @@ class HubSettings(CommonSettings):
     command_deadline_s: float = Field(
         default=60.0, gt=0, description="A spoke drops a command it gets later than this after issue"
     )
+    resize_settle_s: float = Field(
+        default=300.0, ge=0, le=86_400,
+        description="After a resources command (policies with resources.apply), a workload's next one waits this "
+                    "long: one rollout at a time (docs/vertical.md)")
     policy_file: Path | None = Field(default=None, description="YAML file of policies, re-read when it changes")
     policy_dir: Path | None = Field(
         default=None, description="Directory whose *.yaml/*.yml policy files are re-read when they change"

@@ -39,10 +39,12 @@ from pydantic import (
 
 PROTOCOL_VERSION = 1
 """Major version of the wire protocol spoken by this code."""
-PROTOCOL_MINOR_VERSION = 2
+PROTOCOL_MINOR_VERSION = 3
 """Minor version: additive changes within the major (docs/protocol.md lists them). 1.1 added the
-engine signals of issue 12 to ``Samples``; 1.2 the routing rules of ``ScaleCommand``. Not sent on
-the wire: optional fields need no version."""
+engine signals of issue 12 to ``Samples``; 1.2 the routing rules of ``ScaleCommand``; 1.3 the
+per-container usage of ``Samples.containers`` and ``ScaleCommand.resources`` (vertical
+recommendations). Not sent on the wire:
+optional fields need no version."""
 
 # --- bounds (docs/protocol.md, "Bounds", states the same numbers) ---------------------------------
 # Every number on the wire is finite and bounded, every string and list is length-limited: one
@@ -65,6 +67,10 @@ MAX_BYTES = float(2**50)
 MAX_POWER_W = 100_000.0
 MAX_LOAD_RATIO = 1_000.0
 """CPU and memory use as a ratio of the pods' requests (may exceed 1, not without limit)."""
+MAX_CORES = 10_000.0
+"""CPU cores one container uses or requests."""
+MAX_CONTAINER_SAMPLES = 4_096
+"""Containers of one workload in one cluster (pods x containers)."""
 MAX_SEQUENCE = 2**63 - 1
 MAX_NODES = 10_000
 MAX_WORKLOADS_PER_REPORT = 5_000
@@ -100,6 +106,7 @@ Queue = Annotated[float, Strict(), Field(ge=0.0, le=MAX_QUEUE, allow_inf_nan=Fal
 Rate = Annotated[float, Strict(), Field(ge=0.0, le=MAX_RATE_PER_S, allow_inf_nan=False)]
 Bytes = Annotated[float, Strict(), Field(ge=0.0, le=MAX_BYTES, allow_inf_nan=False)]
 Watts = Annotated[float, Strict(), Field(ge=0.0, le=MAX_POWER_W, allow_inf_nan=False)]
+Cores = Annotated[float, Strict(), Field(ge=0.0, le=MAX_CORES, allow_inf_nan=False)]
 Replicas = Annotated[int, Strict(), Field(ge=0, le=MAX_REPLICAS)]
 GpusPerReplica = Annotated[int, Strict(), Field(ge=0, le=MAX_GPUS_PER_REPLICA)]
 NodeGpus = Annotated[int, Strict(), Field(ge=0, le=MAX_NODE_GPUS)]
@@ -220,6 +227,31 @@ class GpuSample(Part):
     power_w: Watts | None = None
 
 
+class ContainerUsage(Part):
+    """One container of one pod: what it used over the window and what its spec asks (protocol 1.3).
+
+    Usage fields are measurements (``None``: not measured; ``Samples.missing_reasons["containers"]``
+    says why). The request and limit fields come from the pod's spec: ``None`` there means the
+    spec sets none. ``gpu_type`` is the GPU type of the object the pod belongs to (its variant).
+    """
+
+    pod: KubeName
+    container: KubeName
+    gpu_type: GpuType | None = None
+    cpu_cores: Cores | None = Field(default=None, description="CPU used, cores, averaged over the source's window")
+    memory_bytes: Bytes | None = Field(default=None, description="Memory working set, bytes")
+    gpu_memory_bytes: Bytes | None = Field(
+        default=None, description="GPU memory used by the container, bytes, summed over its GPUs")
+    cpu_request_cores: Cores | None = None
+    cpu_limit_cores: Cores | None = None
+    memory_request_bytes: Bytes | None = None
+    memory_limit_bytes: Bytes | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.pod, self.container)
+
+
 class Percentiles(Part):
     """Latency percentiles over the spoke's window, in seconds. Any may be missing."""
 
@@ -306,9 +338,19 @@ class Samples(Part):
     prompt_tokens: TokenHistogram | None = Field(
         default=None, description="Prompt length per request over the window (1.1)"
     )
+    # Protocol 1.3 (issue 14): per-container usage and spec, for vertical recommendations.
+    containers: tuple[ContainerUsage, ...] = Field(
+        default=(), max_length=MAX_CONTAINER_SAMPLES,
+        description="Per pod and container: CPU, memory and GPU memory used, requests and limits (1.3)")
     missing_reasons: dict[Annotated[str, StringConstraints(max_length=MAX_TYPE)], Text] = Field(
         default_factory=dict, max_length=MAX_REASONS
     )
+
+    @model_validator(mode="after")
+    def _containers_unique(self) -> Self:
+        if len({c.key for c in self.containers}) != len(self.containers):
+            raise ValueError("containers: each (pod, container) may appear once")
+        return self
 
     @property
     def gpu_utilization_ratio(self) -> float | None:
@@ -402,6 +444,38 @@ class RoutingRule(Part):
             self.max_prompt_tokens is None or prompt_tokens <= self.max_prompt_tokens)
 
 
+MAX_RESOURCE_CHANGES = 64
+
+
+class ContainerResources(Part):
+    """New requests and limits for one container of the pod template of one GPU type's object
+    (protocol 1.3, vertical recommendations applied: docs/vertical.md). A null value leaves that
+    request or limit as it is."""
+
+    gpu_type: GpuType
+    container: KubeName
+    cpu_request_cores: Cores | None = None
+    cpu_limit_cores: Cores | None = None
+    memory_request_bytes: Bytes | None = None
+    memory_limit_bytes: Bytes | None = None
+    memory_floor_bytes: Bytes = Field(
+        default=0.0, description="The observed memory peak: the spoke refuses any memory request or limit below it")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for name in ("memory_request_bytes", "memory_limit_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < self.memory_floor_bytes:
+                raise ValueError(f"{name} is below memory_floor_bytes, the observed peak")
+        if self.cpu_limit_cores is not None and self.cpu_request_cores is not None \
+                and self.cpu_limit_cores < self.cpu_request_cores:
+            raise ValueError("cpu_limit_cores is below cpu_request_cores")
+        if self.memory_limit_bytes is not None and self.memory_request_bytes is not None \
+                and self.memory_limit_bytes < self.memory_request_bytes:
+            raise ValueError("memory_limit_bytes is below memory_request_bytes")
+        return self
+
+
 class ScaleCommand(WireModel):
     """Set a workload's replicas in one cluster, absolutely, split by GPU type. Over JetStream."""
 
@@ -423,6 +497,10 @@ class ScaleCommand(WireModel):
     routing: tuple[RoutingRule, ...] = Field(
         default=(), max_length=MAX_ROUTES,
         description="Which GPU types each prompt-length class may use (1.2); empty: any replica serves any request")
+    resources: tuple[ContainerResources, ...] = Field(
+        default=(), max_length=MAX_RESOURCE_CHANGES,
+        description="Containers' new requests and limits, patched into the pod template of each GPU type's object "
+                    "(1.3); with an empty replicas_by_gpu_type the command changes resources only")
 
     @property
     def total_replicas(self) -> int:

@@ -60,6 +60,7 @@ async def _main(settings: SpokeSettings) -> None:
                 namespaces=tuple(settings.kube_namespaces),
                 managed_label_selector=settings.kube_managed_label or None,
                 create_variants=settings.kube_create_variants,
+                apply_resources=settings.kube_apply_resources,
             ),
             sampler=sampler,
             pod_loads=sampler.pod_loads,

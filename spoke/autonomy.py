@@ -55,6 +55,8 @@ class Autonomy:
         self.reapplied = 0
 
     def record_applied(self, command: ScaleCommand) -> None:
+        if not command.replicas_by_gpu_type:
+            return  # a resources-only command (docs/vertical.md) says nothing about the counts to hold
         previous = self.applied.get(command.workload.key)
         if previous is None or previous.issued_at <= command.issued_at:
             self.applied[command.workload.key] = command
@@ -81,6 +83,7 @@ class Autonomy:
             again = command.model_copy(update={
                 "command_id": str(uuid.uuid4()), "issued_at": now, "deadline": now + timedelta(seconds=60),
                 "reason": f"hub away: holding the last applied counts ({command.command_id})",
+                "resources": (),  # counts only: a template is not re-patched while the hub is away
             })
             try:
                 await self.backend.apply(again)

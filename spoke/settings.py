@@ -44,6 +44,10 @@ class SpokeSettings(CommonSettings):
     kube_create_variants: bool = Field(
         default=True, description="Create <name>-<gpu type> variant objects for GPU types that have none"
     )
+    kube_apply_resources: bool = Field(
+        default=False,
+        description="Let the hub patch containers' requests and limits into pod templates (policies with "
+                    "resources.apply; needs patch on the workload kinds); off: such commands are refused")
 
     # Telemetry sources (docs/sources.md). Anything not configured is reported missing, never zero.
     dcgm_endpoints: list[str] = Field(
@@ -61,6 +65,10 @@ class SpokeSettings(CommonSettings):
     dcgm_pod_port: int = Field(default=9400, ge=1, le=65535, description="dcgm-exporter's metrics port")
     dcgm_pod_path: str = Field(default="/metrics", description="dcgm-exporter's metrics path")
     nvml_enabled: bool = Field(default=False, description="Read GPUs in-process through NVML (needs the driver)")
+    metrics_api_enabled: bool = Field(
+        default=True,
+        description="Read per-container CPU and memory from the Kubernetes metrics API (metrics.k8s.io, "
+                    "metrics-server) for vertical recommendations; missing, not zero, where it is not served")
     engine_metrics_port: int = Field(default=8000, ge=1, le=65535, description="Inference pods' metrics port")
     engine_metrics_path: str = Field(default="/metrics", description="Inference pods' metrics path")
     prometheus_url: str | None = Field(default=None, description="Prometheus or Thanos querier URL for PromQL")

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from shared.messages import Samples, WorkloadRef
 from spoke.backend import WorkloadState
@@ -24,6 +24,7 @@ from spoke.sources import (
     DcgmSource,
     EngineSource,
     NvmlSource,
+    PodMetricsSource,
     PodTarget,
     PrometheusSettings,
     PrometheusSource,
@@ -31,6 +32,7 @@ from spoke.sources import (
     TelemetrySource,
     read_all,
 )
+from spoke.sources.containers import PodContainers, with_specs
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ class ExporterLister(Protocol):
     async def exporter_urls(self, exporters: ExporterPods) -> list[str]: ...
 
 
+@runtime_checkable
+class PodMetricsReader(Protocol):
+    async def pod_metrics(self, namespace: str) -> list[dict[str, Any]]: ...
+
+
 def build_sources(settings: SpokeSettings) -> list[TelemetrySource]:
     sources: list[TelemetrySource] = [EngineSource(timeout_s=settings.source_timeout_s)]
     if settings.dcgm_endpoints or settings.dcgm_discover:
@@ -60,6 +67,8 @@ def build_sources(settings: SpokeSettings) -> list[TelemetrySource]:
             logger.warning("NVML is enabled but unavailable (%s); GPU fields come from other sources or stay "
                            "missing", nvml.unavailable_reason)
         sources.append(nvml)
+    if settings.metrics_api_enabled:
+        sources.append(PodMetricsSource())
     if settings.prometheus_url:
         sources.append(PrometheusSource(PrometheusSettings(
             url=settings.prometheus_url,
@@ -84,6 +93,10 @@ class Sampler:
     def attach(self, backend: PodLister) -> None:
         """Use the backend for the workloads' pods and, when discovery is on, the exporter pods."""
         self.lister = backend
+        if isinstance(backend, PodMetricsReader):
+            for source in self.sources:
+                if isinstance(source, PodMetricsSource):
+                    source.lister = backend.pod_metrics
         if not self.settings.dcgm_discover or not isinstance(backend, ExporterLister):
             return
         exporters = ExporterPods(
@@ -117,6 +130,8 @@ class Sampler:
                     ip=p.ip,
                     node=p.node,
                     container_ids=tuple(p.container_ids),
+                    gpu_type=p.gpu_type or None,
+                    containers=p.containers,
                     # Only ready pods are scraped: a starting engine has no metrics endpoint yet.
                     metrics_url=f"http://{p.ip}:{port}{path}" if p.ip and p.ready else None,
                 )
@@ -125,8 +140,12 @@ class Sampler:
         return out
 
     async def __call__(self, workloads: Sequence[WorkloadState]) -> Mapping[str, Samples]:
-        samples, stats = await read_all(self.sources, await self.targets(workloads),
-                                        timeout_s=self.settings.source_timeout_s)
+        targets = await self.targets(workloads)
+        samples, stats = await read_all(self.sources, targets, timeout_s=self.settings.source_timeout_s)
+        for t in targets:  # the containers' spec is not measured: it comes with the pods, whatever read
+            pods = [PodContainers(p.name, p.gpu_type, p.containers) for p in t.pods if p.containers]
+            if pods and t.key in samples:
+                samples[t.key] = with_specs(samples[t.key], pods)
         self.metrics.count_source_failures(stats.failure_kinds())
         self.metrics.count_rejected_samples(stats.rejected())
         self.metrics.unknown_engine_pods.set(

@@ -194,6 +194,25 @@ class Dispatcher:
         outcomes = await asyncio.gather(*(self._send_one(c) for c in commands))
         return [c.command_id for c, ok in zip(commands, outcomes, strict=True) if ok]
 
+    async def send_resources(self, commands: list[ScaleCommand]) -> list[str]:
+        """Publish resources-only commands (``hub.control.resizing``); return the ids confirmed.
+
+        They change no replica count, so they record no intent (placement keeps reading the
+        clusters' reports); the ledger knows them, so their results count and attach to their decision.
+        """
+        confirmed = []
+        for command in commands:
+            self.ledger.add(command.command_id, command.cluster_id, command.workload.key)
+            try:
+                await self.bus.publish_command(command)
+            except BusUnavailable as e:
+                logger.warning("resources command %s for %s on %s not confirmed (%s); it may still be delivered",
+                               command.command_id, command.workload.key, command.cluster_id, e)
+                continue
+            self.metrics.commands.labels(command.cluster_id).inc()
+            confirmed.append(command.command_id)
+        return confirmed
+
     async def _send_one(self, command: ScaleCommand) -> bool:
         key, cluster_id = command.workload.key, command.cluster_id
         attempts = self._attempts.pop(command.command_id, 1)

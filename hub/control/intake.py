@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from hub.control.admission import Admission
 from hub.control.inbox import Inbox
 from hub.metrics import HubMetrics
+from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState
 from shared import subjects
 from shared.bus import Bus, decode
@@ -42,6 +43,7 @@ class Intake:
         queue_bytes: int = 16 * 1024 * 1024,
         retention_s: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resources: ResourceHistory | None = None,
     ) -> None:
         self.bus = bus
         self.state = state
@@ -52,6 +54,8 @@ class Intake:
         )
         self.retention_s = retention_s
         self.clock = clock
+        self.resources = resources
+        """Containers' use history for vertical recommendations; fed with every kept report."""
         self.inbox = Inbox(admitted=state.has_cluster, capacity=queue_size, capacity_bytes=queue_bytes,
                            on_drop=lambda reason: self.refuse("telemetry", reason))
         self.malformed = 0
@@ -95,6 +99,11 @@ class Intake:
             return False
         self.accepted += 1
         self.metrics.reports.labels(report.cluster_id).inc()
+        if self.resources is not None:
+            at_s = report.sent_at.timestamp()
+            for w in report.workloads:
+                if w.samples.containers:
+                    self.resources.observe(report.cluster_id, w, at_s)
         return True
 
     def handle(self, subject: str, data: bytes) -> None:
@@ -112,6 +121,8 @@ class Intake:
             self.state.forget(cluster_id)
             self.metrics.forget_cluster(cluster_id)
             logger.info("forgot cluster %s: no report for %.0fs", cluster_id, self.retention_s)
+        if self.resources is not None:
+            self.resources.prune(self.clock().timestamp(), keep=self.state.workload_keys())
         return gone
 
     def gauge(self) -> None:

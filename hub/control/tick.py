@@ -30,11 +30,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from hub.control import budgets as budgeting
 from hub.control.dispatch import Dispatcher
 from hub.control.planner import Planner
+from hub.control.resizing import Resizer
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
@@ -44,6 +46,7 @@ from hub.policy.advice import WorkloadAdvice
 from hub.policy.budget import Budget
 from hub.policy.engine import Recommendation
 from hub.policy.model import Policy
+from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState, Placement
 from shared.messages import ScaleCommand
 
@@ -109,6 +112,8 @@ class Evaluator:
         listening: Callable[[], bool] | None = None,
         advice: Callable[[float], Mapping[str, WorkloadAdvice]] | None = None,
         budgets: BudgetStore | None = None,
+        resources: ResourceHistory | None = None,
+        resizer: Resizer | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
@@ -127,6 +132,10 @@ class Evaluator:
         self.budgets = budgets
         """Hard caps over the workloads each selects (docs/budgets.md); None: no budget store."""
         self._budgets_seen: list[Budget] | None = None
+        self.resources = resources
+        """Vertical recommendations, recorded in each decision's audit (``audit.resources``)."""
+        self.resizer = resizer
+        """Applies them for policies with ``resources.apply`` (``hub.control.resizing``); None: never."""
         """The LLM advisor's latest answer per workload at a monotonic time (``Advisor.advice``); None: no advisor."""
         self._advice_at: dict[str, str] = {}
         """Workload -> the answer the engine last saw (a new one re-plans the workload)."""
@@ -275,11 +284,21 @@ class Evaluator:
                 cause=None if plan.placement_cause is None else str(plan.placement_cause),
                 notes=notes,
                 commands=[c.command_id for c in mine],
-                audit=None if rec.audit is None else rec.audit.to_json(),
+                audit=self._audit(rec),
             ))
-        commands = await self._journal_first(pending, commands)
+        self._gauge_resources(p.view.key for p in planned)
+        resizes = [] if self.resizer is None else self.resizer.plan(
+            snapshot, ((p.policy, p.view, p.recommendation.current_replicas) for p in planned))
+        pending += [d for d, _ in resizes]
+        resize_ids = {c.command_id for _, c in resizes}
+        commands = await self._journal_first(pending, commands + [c for _, c in resizes])
         published = {c.command_id for c in commands}
-        sent = set(await self.dispatcher.send(commands)) if commands else set()
+        scales = [c for c in commands if c.command_id not in resize_ids]
+        sent = set(await self.dispatcher.send(scales)) if scales else set()
+        resizing = [c for c in commands if c.command_id in resize_ids]
+        for cid in await self.dispatcher.send_resources(resizing) if resizing else []:
+            sent.add(cid)
+            self.metrics.resizes.labels(next(c.cluster_id for _, c in resizes if c.command_id == cid)).inc()
         made = []
         for draft in pending:
             asked = draft.commands
@@ -309,6 +328,29 @@ class Evaluator:
             self.metrics.record_budgets(list(self.planner.budget_use.values()))
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         return made
+
+    def _gauge_resources(self, keys: Iterable[str]) -> None:
+        if self.resources is None:
+            return
+        for key in keys:
+            targets: dict[tuple[str, str, str], float | None] = {}
+            for r in self.resources.recommend(key):
+                for resource, estimate in (("cpu_cores", r.cpu_cores), ("memory_bytes", r.memory_bytes),
+                                           ("gpu_memory_bytes", r.gpu_memory_bytes)):
+                    targets[(r.gpu_type, r.container, resource)] = estimate.target
+            if targets:
+                self.metrics.set_resource_targets(key, targets)
+
+    def _audit(self, rec: Recommendation) -> dict[str, Any] | None:
+        """The engine's audit, with the workload's vertical recommendations where there are any."""
+        if rec.audit is None:
+            return None
+        audit = rec.audit.to_json()
+        if self.resources is not None:
+            recs = self.resources.recommend(rec.audit.workload)
+            if recs:
+                audit["resources"] = {"apply": rec.policy.resources.apply, "containers": [r.to_json() for r in recs]}
+        return audit
 
     async def _journal_first(self, pending: list[Decision], commands: list[ScaleCommand]) -> list[ScaleCommand]:
         """Store the decisions that send commands, then list only the commands of those stored.

@@ -42,6 +42,9 @@ class Cause(StrEnum):
     """Placement: a budget the workload is under reached its cap, so demand was left unplaced (docs/budgets.md)."""
     PRIORITY = "priority"
     """Placement: replicas reclaimed for a higher-priority workload, down to ``min_replicas`` at most."""
+    RESOURCES = "resources"
+    """Not a count: containers' requests and limits resized to the vertical recommendation
+    (``resources.apply``; ``hub.control.resizing``), replicas unchanged."""
 
 
 STAGE_CAUSES: dict[str, Cause] = {

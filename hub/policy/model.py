@@ -328,6 +328,20 @@ class AdvisorSpec(Spec):
         return self
 
 
+# --- vertical recommendations ---------------------------------------------------------------------
+
+
+class ResourcesSpec(Spec):
+    """Container requests and limits (docs/vertical.md): always recommended, applied only when asked."""
+
+    apply: bool = Field(
+        default=False,
+        description="Patch the pod template's requests and limits to the recommendation through the spoke: one "
+        "rollout at a time, only when a request falls outside the recommended bounds, memory never below its observed "
+        "peak, an Event on the object; false: recommend only (API, audit, page)",
+    )
+
+
 # --- placement ------------------------------------------------------------------------------------
 
 
@@ -396,6 +410,7 @@ class AIInferenceAutoscalerPolicy(Spec):
     fallback: FallbackSpec | None = None
     placement: PlacementSpec = PlacementSpec()
     advisor: AdvisorSpec = AdvisorSpec()
+    resources: ResourcesSpec = ResourcesSpec()
     mode: Literal["enforce", "dry-run"] = "enforce"
     priority: int = Field(
         default=0, ge=-1000, le=1000,

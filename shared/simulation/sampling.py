@@ -18,7 +18,15 @@ chosen to mean what the real exporters mean:
   ("a kernel was running") and why it sits near 1 under any batching load. Memory is weights plus
   KV in use, split over the replica's GPUs (a real vLLM pre-allocates its KV pool, so DCGM would
   show ~90 % used all the time). Power is linear from idle to TDP in utilisation.
-* CPU and memory utilisation are not simulated (None).
+* CPU and memory utilisation of the pods' requests are not simulated (None).
+* ``containers`` (protocol 1.3): one ``engine`` container per ready replica (pod
+  ``<workload>-<replica id>``), with the simulated pod template's requests (``POD_CPU_REQUEST_CORES``,
+  ``POD_MEMORY_REQUEST_BYTES``, its memory limit equal to the request) and a usage model of a vLLM-like
+  server, so the hub's vertical recommender has plausible input in the demo: CPU is the engine's
+  busy loop plus a share that follows GPU busy time and the request rate (tokenising,
+  detokenising, HTTP); memory is a fixed runtime plus pinned host buffers proportional to the
+  weights and a little per running request; GPU memory is what the GPU samples say (weights plus
+  KV in use). The constants are illustrations, not measurements.
 """
 
 from __future__ import annotations
@@ -27,11 +35,22 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 
-from shared.messages import GpuSample, Percentiles, Samples
+from shared.messages import ContainerUsage, GpuSample, Percentiles, Samples
 from shared.simulation.ledger import Ledger
 from shared.simulation.replica import Replica
 
 NOT_SIMULATED = "not simulated"
+POD_CPU_REQUEST_CORES = 8.0
+POD_MEMORY_REQUEST_BYTES = 64.0 * 2**30
+"""The simulated pod template's requests (and memory limit): generous, as real templates often are."""
+ENGINE_BUSY_CORES = 0.6
+"""The engine's scheduling loop and API server, idle or not."""
+CORES_PER_BUSY_GPU = 1.2
+CORE_SECONDS_PER_REQUEST = 0.004
+RUNTIME_BYTES = 3.5 * 2**30
+"""Python, the CUDA runtime's host side, the tokenizer."""
+PINNED_SHARE_OF_WEIGHTS = 0.03
+BYTES_PER_RUNNING_REQUEST = 8.0 * 2**20
 _RATES = ("request_rate_per_s", "prompt_tokens_per_s", "generation_tokens_per_s")
 
 
@@ -58,6 +77,7 @@ def build_samples(
     ledger: Ledger,
     replicas: Sequence[Replica],
     gateway_waiting: int | None,
+    workload_name: str = "replica",
 ) -> Samples:
     """Samples of one workload in one cluster.
 
@@ -96,8 +116,9 @@ def build_samples(
     e2e: list[float] = []
     rate = prompt_rate = gen_rate = None
     gpus: list[GpuSample] = []
+    containers: list[ContainerUsage] = []
     if window <= 0.0:
-        for name in ("ttft", "itl", "e2e", "gpus", *_RATES):
+        for name in ("ttft", "itl", "e2e", "gpus", "containers", *_RATES):
             missing[name] = "window is empty (simulation time is 0)"
     else:
         ft = ledger.first_tokens
@@ -127,6 +148,10 @@ def build_samples(
         gpus = [g for r in ready for g in _gpu_samples(r, start, now_s, window)]
         if not gpus:
             missing["gpus"] = "no ready replica"
+        per_replica_rate = (rate or 0.0) / len(ready) if ready else 0.0
+        containers = [_container_usage(r, start, now_s, window, per_replica_rate, workload_name) for r in ready]
+        if not containers:
+            missing["containers"] = "no ready replica"
 
     return Samples(
         window_s=window,
@@ -140,6 +165,7 @@ def build_samples(
         request_rate_per_s=rate,
         prompt_tokens_per_s=prompt_rate,
         generation_tokens_per_s=gen_rate,
+        containers=tuple(containers),
         missing_reasons=missing,
     )
 
@@ -163,3 +189,24 @@ def _gpu_samples(r: Replica, start: float, now_s: float, window: float) -> list[
         )
         for gpu_id in r.gpu_ids
     ]
+
+
+def _container_usage(
+    r: Replica, start: float, now_s: float, window: float, rate_per_s: float, workload_name: str
+) -> ContainerUsage:
+    """The replica's one ``engine`` container: usage over the window by the model above, and its spec.
+    ``rate_per_s`` is the cluster's arrival rate shared evenly over its ready replicas."""
+    busy_s = r.counters_at(now_s)[0] - r.counters_at(start)[0]
+    util = max(0.0, min(1.0, busy_s / window))
+    cpu = ENGINE_BUSY_CORES + CORES_PER_BUSY_GPU * util * r.profile.gpus_per_replica
+    cpu += CORE_SECONDS_PER_REQUEST * rate_per_s
+    model = r.profile.model
+    memory = RUNTIME_BYTES + PINNED_SHARE_OF_WEIGHTS * model.weights_bytes + BYTES_PER_RUNNING_REQUEST * r.running
+    gpu_memory = min(model.weights_bytes + r.kv_used_tokens() * model.kv_bytes_per_token,
+                     r.profile.gpu.memory_bytes * r.profile.gpus_per_replica)
+    return ContainerUsage(
+        pod=f"{workload_name}-{r.replica_id}"[:253], container="engine", gpu_type=r.gpu_type,
+        cpu_cores=min(cpu, POD_CPU_REQUEST_CORES * 4), memory_bytes=memory, gpu_memory_bytes=gpu_memory,
+        cpu_request_cores=POD_CPU_REQUEST_CORES, memory_request_bytes=POD_MEMORY_REQUEST_BYTES,
+        memory_limit_bytes=POD_MEMORY_REQUEST_BYTES,
+    )

@@ -435,6 +435,7 @@ class SimWorld:
         return build_samples(
             now_s=self.now_s, window_s=window_s, ledger=w.ledgers[cluster_id], replicas=replicas,
             gateway_waiting=len(w.gateway) if w.gateway_cluster == cluster_id else None,
+            workload_name=name,
         )
 
     def gateway_waiting(self, namespace: str, name: str) -> int:

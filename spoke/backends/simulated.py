@@ -12,13 +12,14 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
-from shared.messages import GpuNode, ResultReason, Samples, ScaleCommand
+from shared.messages import ContainerResources, GpuNode, ResultReason, Samples, ScaleCommand
 from shared.simulation import CapacityError, SimWorld, UnknownTargetError
 from spoke.backend import PermanentApplyError, WorkloadState
 
 logger = logging.getLogger(__name__)
 
 SIMULATED_LABEL = "fleetscale.io/simulated"
+_RESOURCE_FIELDS = ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes")
 
 
 class SimulatedBackend:
@@ -33,6 +34,9 @@ class SimulatedBackend:
         self._world = world
         self._cluster_id = cluster_id
         self._window_s = window_s
+        self._resources: dict[tuple[str, str, str], ContainerResources] = {}
+        """(workload key, GPU type, container) -> the requests and limits a command set: the simulated
+        pod template, which the world itself does not model (its usage does not depend on them)."""
 
     @property
     def cluster_id(self) -> str:
@@ -58,12 +62,28 @@ class SimulatedBackend:
         result: dict[str, Samples] = {}
         for w in workloads:
             try:
-                result[w.key] = self._world.samples(
-                    self._cluster_id, w.ref.namespace, w.ref.name, self._window_s
-                )
+                samples = self._world.samples(self._cluster_id, w.ref.namespace, w.ref.name, self._window_s)
             except UnknownTargetError:
                 continue  # not ours: absent from the map means every sample is missing
+            result[w.key] = self._with_template(w.key, samples)
         return result
+
+    def set_container_resources(self, workload_key: str, change: ContainerResources) -> None:
+        """Set a container's requests and limits in the simulated pod template (as a command does)."""
+        self._resources[(workload_key, change.gpu_type, change.container)] = change
+
+    def _with_template(self, key: str, samples: Samples) -> Samples:
+        """The containers' requests and limits as the last applied commands set them."""
+        if not self._resources:
+            return samples
+        out = []
+        for c in samples.containers:
+            change = self._resources.get((key, c.gpu_type or "", c.container))
+            if change is not None:
+                update = {k: getattr(change, k) for k in _RESOURCE_FIELDS if getattr(change, k) is not None}
+                c = c.model_copy(update=update)
+            out.append(c)
+        return samples.model_copy(update={"containers": tuple(out)})
 
     async def apply(self, command: ScaleCommand) -> Mapping[str, int]:
         ref = command.workload
@@ -85,8 +105,12 @@ class SimulatedBackend:
         try:
             wanted = command.replicas_by_gpu_type
             observed = self._world.scale(self._cluster_id, ref.namespace, ref.name, wanted)
-            # The simulated gateway follows the hub's routing rules, as a real one reads the spoke's.
-            self._world.set_routing(ref.namespace, ref.name, command.routing)
+            for change in command.resources:
+                self.set_container_resources(ref.key, change)
+            # The simulated gateway follows the hub's routing rules, as a real one reads the spoke's;
+            # a resources-only command (no replicas) says nothing about routing.
+            if wanted or not command.resources:
+                self._world.set_routing(ref.namespace, ref.name, command.routing)
         except CapacityError as e:
             raise PermanentApplyError(ResultReason.CAPACITY, str(e)) from e
         except UnknownTargetError as e:

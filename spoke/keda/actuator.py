@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from shared.messages import GpuNode, Samples, ScaleCommand
-from spoke.backend import ClusterBackend, WorkloadState
+from shared.messages import GpuNode, ResultReason, Samples, ScaleCommand
+from spoke.backend import ClusterBackend, PermanentApplyError, WorkloadState
 from spoke.keda.targets import KedaTargets
 
 
@@ -30,6 +30,10 @@ class KedaActuator:
         return await self.backend.samples(workloads)
 
     async def apply(self, command: ScaleCommand) -> Mapping[str, int]:
+        if command.resources:
+            # KEDA scales replicas only; saying "applied" would hide that nothing was resized.
+            raise PermanentApplyError(ResultReason.INVALID, "the KEDA actuator does not apply container resources "
+                                      "(docs/vertical.md); the recommendation stays a recommendation")
         return await self.targets.set(command.workload.key, command.replicas_by_gpu_type)
 
     async def aclose(self) -> None:

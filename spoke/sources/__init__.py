@@ -1,4 +1,4 @@
-"""Telemetry sources of the spoke: dcgm-exporter, inference engines, NVML and PromQL.
+"""Telemetry sources of the spoke: dcgm-exporter, inference engines, NVML, PromQL and the metrics API.
 
 Each source implements ``TelemetrySource``; ``read_all`` runs them together and merges their
 partial samples into one ``shared.messages.Samples`` per workload. See docs/sources.md.
@@ -20,6 +20,7 @@ from spoke.sources.base import (
 from spoke.sources.dcgm import DcgmSource
 from spoke.sources.engines import EngineSource
 from spoke.sources.nvml import NvmlSource
+from spoke.sources.pod_metrics import PodMetricsSource
 from spoke.sources.prometheus import PrometheusSettings, PrometheusSource
 from spoke.sources.runner import SourceOutcome, SourceStats, read_all
 
@@ -30,6 +31,7 @@ __all__ = [
     "NodeGpu",
     "NvmlSource",
     "PartialSample",
+    "PodMetricsSource",
     "PodTarget",
     "PrometheusSettings",
     "PrometheusSource",

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from shared.errors import PermanentError, TemporaryError
-from shared.messages import GpuSample, Percentiles, Samples, TokenHistogram
+from shared.messages import ContainerUsage, GpuSample, Percentiles, Samples, TokenHistogram
+from spoke.sources.containers import ContainerSpec
 
 SCALAR_FIELDS: tuple[str, ...] = (
     "requests_waiting",
@@ -42,14 +43,14 @@ SCALAR_FIELDS: tuple[str, ...] = (
 )
 PERCENTILE_FIELDS: tuple[str, ...] = ("ttft", "itl", "e2e", "queue_time")
 MEASURED_FIELDS: frozenset[str] = frozenset(
-    (*SCALAR_FIELDS, *PERCENTILE_FIELDS, "gpus", "prompt_tokens", "engines_sleeping")
+    (*SCALAR_FIELDS, *PERCENTILE_FIELDS, "gpus", "prompt_tokens", "engines_sleeping", "containers")
 )
 """The ``Samples`` fields a source can claim in ``capabilities`` (``window_s`` travels with them)."""
 
 DEFAULT_PRECEDENCE: tuple[str, ...] = ("engines", "nvml", "dcgm", "prometheus")
 """Who wins a conflict: earlier names first. Sources not listed come after, in the order given."""
 
-FieldValue = float | Percentiles | TokenHistogram | tuple[GpuSample, ...]
+FieldValue = float | Percentiles | TokenHistogram | tuple[GpuSample, ...] | tuple[ContainerUsage, ...]
 
 
 class SourceUnavailable(TemporaryError):
@@ -74,6 +75,10 @@ class PodTarget:
     """The engine's Prometheus endpoint, e.g. ``http://10.0.0.7:8000/metrics``."""
     container_ids: tuple[str, ...] = ()
     """Bare runtime ids (no ``containerd://`` prefix), used to attribute GPU processes (NVML)."""
+    gpu_type: str | None = None
+    """The GPU type of the object (base or variant) that owns the pod."""
+    containers: tuple[ContainerSpec, ...] = ()
+    """The pod's containers with their requests and limits (``spoke.sources.containers``)."""
 
     @property
     def key(self) -> str:
@@ -201,7 +206,9 @@ def merge_samples(
 
     Scalars and percentile groups: the first measured value in precedence order wins. GPUs merge by
     ``gpu_id``, field by field, in the same order (NVML power beats dcgm power, but a GPU only dcgm
-    saw still appears). ``window_s`` comes from the winning source of the latency/rate fields, else
+    saw still appears). Containers merge the same way by ``(pod, container)``: the metrics API's CPU
+    and memory and dcgm-exporter's GPU memory land on one entry. ``window_s`` comes from the winning
+    source of the latency/rate fields, else
     the longest reported window. Reasons of fields nobody measured are joined as
     ``"source: reason; other: reason"``.
     """
@@ -211,13 +218,15 @@ def merge_samples(
     window_from: PartialSample | None = None
     reasons: dict[str, list[str]] = {}
     gpus: dict[str, dict[str, Any]] = {}
+    containers: dict[tuple[str, str], dict[str, Any]] = {}
     for _, (source, partial) in ordered:
         for name, value in partial.values.items():
-            if name == "gpus":
+            if name in ("gpus", "containers"):
                 assert isinstance(value, tuple)
-                for gpu in value:
-                    merged = gpus.setdefault(gpu.gpu_id, {"gpu_id": gpu.gpu_id})
-                    for k, v in gpu.model_dump(exclude_none=True).items():
+                into: dict[Any, dict[str, Any]] = gpus if name == "gpus" else containers
+                for item in value:
+                    merged = into.setdefault(item.gpu_id if isinstance(item, GpuSample) else item.key, {})
+                    for k, v in item.model_dump(exclude_none=True).items():
                         merged.setdefault(k, v)
             elif name not in values:
                 values[name] = value
@@ -229,6 +238,8 @@ def merge_samples(
             )
     if gpus:
         values["gpus"] = tuple(GpuSample(**g) for g in gpus.values())
+    if containers:
+        values["containers"] = tuple(ContainerUsage(**c) for c in containers.values())
     windows = [p.window_s for _, p in partials if p.window_s is not None]
     window = window_from.window_s if window_from is not None else (max(windows) if windows else None)
     missing = {name: "; ".join(r) for name, r in reasons.items() if name not in values}

@@ -14,6 +14,8 @@ Field choices (see docs/sources.md):
 * Memory: ``FB_USED`` MiB -> bytes; total is ``FB_TOTAL`` when exported, else
   ``FB_USED + FB_FREE (+ FB_RESERVED)``, each in MiB (dcgm reports MiB, 2**20 bytes).
 * ``power_w``: ``DCGM_FI_DEV_POWER_USAGE`` (W).
+* Per container (protocol 1.3): ``FB_USED`` of the GPUs whose series carry the ``container`` label,
+  summed per (pod, container): the GPU memory input of the hub's vertical recommendations.
 * Identity: ``UUID`` (MIG instances add ``/GPU_I_ID``), else ``<hostname>/<gpu index>``; node from
   ``Hostname`` or, since dcgm-exporter renamed it (#655, 2026), ``hostname``.
 
@@ -34,12 +36,12 @@ as a value for some fields) costs that value only; the count is in ``rejected_sa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from shared.messages import GpuSample
+from shared.messages import ContainerUsage, GpuSample
 from spoke.sources.base import (
     NodeGpu,
     SourceReading,
@@ -76,6 +78,8 @@ class _Gpu:
     product: str | None
     fields: dict[str, float] = field(default_factory=dict)
     pods: set[tuple[str, str]] = field(default_factory=set)
+    containers: set[tuple[str, str, str]] = field(default_factory=set)
+    """(namespace, pod, container) the exporter's pod mapping assigns this GPU to."""
     mig: bool = False
 
     def sample(self) -> GpuSample:
@@ -122,6 +126,8 @@ def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]
                 gpu.fields[metric] = s.value
                 if labels.get("pod"):
                     gpu.pods.add((labels.get("namespace", ""), labels["pod"]))
+                    if labels.get("container"):
+                        gpu.containers.add((labels.get("namespace", ""), labels["pod"], labels["container"]))
     owner = workloads_by_pod(targets)
     per_workload: dict[str, list[GpuSample]] = {}
     inventory: list[NodeGpu] = []
@@ -132,6 +138,8 @@ def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]
         for key in keys:
             per_workload.setdefault(key, []).append(sample)
     samples = gpu_partials(targets, per_workload, NO_GPU_REASON)
+    for key, usage in container_gpu_memory(gpus.values(), targets).items():
+        samples[key].measured("containers", usage)
     rejected = sum(e.rejected for e in expositions)
     example = next((e.rejected_example for e in expositions if e.rejected), "")
     warnings = (
@@ -142,12 +150,34 @@ def interpret(expositions: Sequence[Exposition], targets: Sequence[SourceTarget]
                          rejected_samples=rejected)
 
 
+def container_gpu_memory(
+    gpus: Iterable[_Gpu], targets: Sequence[SourceTarget]
+) -> dict[str, tuple[ContainerUsage, ...]]:
+    """Per workload, each container's GPU memory: ``FB_USED`` summed over the GPUs (or MIG instances)
+    the exporter's pod mapping assigns to it. A GPU is allocated to one container whole, so its
+    framebuffer use is that container's."""
+    owner = {(p.namespace, p.name): (t.key, p.gpu_type) for t in targets for p in t.pods}
+    used: dict[tuple[str, str, str], float] = {}
+    for gpu in gpus:
+        if FB_USED not in gpu.fields:
+            continue
+        for c in gpu.containers:
+            used[c] = used.get(c, 0.0) + gpu.fields[FB_USED] * MIB
+    out: dict[str, list[ContainerUsage]] = {}
+    for (namespace, pod, container), memory in sorted(used.items()):
+        found = owner.get((namespace, pod))
+        if found is not None and len(container) <= 253:
+            out.setdefault(found[0], []).append(ContainerUsage(
+                pod=pod, container=container, gpu_type=found[1], gpu_memory_bytes=min(memory, float(2**50))))
+    return {k: tuple(v) for k, v in out.items()}
+
+
 class DcgmSource:
     """Scrapes dcgm-exporter endpoints (one per GPU node) concurrently: static URLs, discovered
     ones (``discover``), or both."""
 
     name = "dcgm"
-    capabilities = frozenset({"gpus"})
+    capabilities = frozenset({"gpus", "containers"})
 
     def __init__(
         self,

@@ -45,6 +45,7 @@ ALL_SETTINGS: dict[str, Any] = {
     "change_tolerance": 0.05,
     "sweep_s": 20,
     "command_deadline_s": 30,
+    "resize_settle_s": 120,
     "policy_file": "/etc/fleetscale/policies/policies.yaml",
     "policy_dir": "/etc/fleetscale/policies.d",
     "policy_poll_s": 5,

@@ -242,3 +242,24 @@ def test_the_gateway_follows_routing_rules_by_prompt_length():
         RoutingRule(max_prompt_tokens=1000, gpu_types=("L4", "A100"), weights={"L4": 1.0}),
         RoutingRule(min_prompt_tokens=1000, gpu_types=("A100",), weights={"A100": 1.0}),
     ]) == {"A100"}
+
+
+def test_containers_follow_the_load_and_carry_the_pod_templates_requests():
+    idle = one_cluster_world(from_requests("empty", [], duration_s=60), replicas=1)
+    idle.advance(30)
+    [quiet] = idle.samples("east", "llm", "chat", 10).containers
+    busy = one_cluster_world(load(4.0), replicas=1)
+    busy.advance(60)
+    [loaded] = busy.samples("east", "llm", "chat", 10).containers
+    assert quiet.container == "engine" and quiet.pod.startswith("chat-") and quiet.gpu_type == "L4"
+    assert loaded.cpu_cores is not None and quiet.cpu_cores is not None and loaded.cpu_cores > quiet.cpu_cores
+    assert loaded.gpu_memory_bytes is not None and quiet.gpu_memory_bytes is not None
+    assert loaded.gpu_memory_bytes > quiet.gpu_memory_bytes  # KV in use on top of the weights
+    assert quiet.cpu_request_cores == 8.0 and quiet.memory_limit_bytes == quiet.memory_request_bytes
+
+
+def test_containers_are_missing_with_a_reason_without_a_ready_replica():
+    world = one_cluster_world(from_requests("empty", [], duration_s=60), replicas=0)
+    world.advance(30)
+    samples = world.samples("east", "llm", "chat", 10)
+    assert samples.containers == () and samples.missing_reasons["containers"] == "no ready replica"

@@ -51,7 +51,7 @@ async def test_the_sampler_starts_its_sources_at_zero_and_counts_a_real_failure(
     try:
         before = {(labels["source"], labels["reason"]): v for name, labels, v in exposed(metrics)
                   if name == "fleetscale_spoke_source_failures_total"}
-        assert before == {(s, k): 0 for s in ("engines", "dcgm") for k in SOURCE_FAILURE_KINDS}
+        assert before == {(s, k): 0 for s in ("engines", "dcgm", "metrics-api") for k in SOURCE_FAILURE_KINDS}
         await sampler([])  # the DCGM endpoint refuses the connection
     finally:
         await sampler.aclose()

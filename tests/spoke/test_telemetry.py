@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shared.messages import WorkloadRef
 from spoke.metrics import SpokeMetrics
@@ -26,11 +27,12 @@ def busy(text: str, waiting: float, running: float) -> str:
 
 
 def test_sources_are_built_only_for_what_is_configured() -> None:
-    plain = build_sources(SpokeSettings(cluster_id="c"))
+    plain = build_sources(SpokeSettings(cluster_id="c", metrics_api_enabled=False))
     assert [s.name for s in plain] == ["engines"]
+    assert [s.name for s in build_sources(SpokeSettings(cluster_id="c"))] == ["engines", "metrics-api"]
     full = build_sources(SpokeSettings(cluster_id="c", dcgm_endpoints=["http://127.0.0.1:1/metrics"],
                                        prometheus_url="http://127.0.0.1:2"))
-    assert [s.name for s in full] == ["engines", "dcgm", "prometheus"]
+    assert [s.name for s in full] == ["engines", "dcgm", "metrics-api", "prometheus"]
 
 
 async def test_pod_loads_come_from_the_engines_last_scrape_and_unknown_stays_unknown() -> None:
@@ -67,6 +69,8 @@ class _PodInfo:
     node: str | None = "n"
     container_ids: tuple[str, ...] = ()
     ready: bool = True
+    gpu_type: str = "H100"
+    containers: tuple[Any, ...] = ()
 
 
 class _Lister:
@@ -112,4 +116,4 @@ async def test_unknown_engine_is_counted_in_a_metric_and_named_in_readyz_detail(
 
 def test_dcgm_discovery_alone_builds_the_dcgm_source() -> None:
     sources = build_sources(SpokeSettings(cluster_id="c", dcgm_discover=True))
-    assert [s.name for s in sources] == ["engines", "dcgm"]
+    assert [s.name for s in sources] == ["engines", "dcgm", "metrics-api"]

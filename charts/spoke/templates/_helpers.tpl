@@ -53,9 +53,9 @@ and a Secret).
   "cluster_id" "backend" "report_interval_s" "hub_away_after_s" "autonomy_hold_s" "health_host" "health_port"
   "actuator" "keda_scaler_host" "keda_scaler_port"
   "log_level" "log_format" "shutdown_timeout_s"
-  "kube_managed_label" "kube_namespaces" "kube_create_variants"
+  "kube_managed_label" "kube_namespaces" "kube_create_variants" "kube_apply_resources"
   "dcgm_endpoints" "dcgm_discover" "dcgm_pod_selector" "dcgm_pod_namespace" "dcgm_pod_port"
-  "dcgm_pod_path" "nvml_enabled" "engine_metrics_port" "engine_metrics_path"
+  "dcgm_pod_path" "nvml_enabled" "metrics_api_enabled" "engine_metrics_port" "engine_metrics_path"
   "prometheus_url" "prometheus_token_file" "prometheus_ca_file"
   "prometheus_insecure_skip_verify" "prometheus_queries" "source_timeout_s"
   | toJson }}
@@ -125,6 +125,16 @@ pydantic-settings parses for complex fields; scalars as strings.
   resources: ["deployments", "statefulsets"]
   verbs: ["create"]
 {{- end }}
+{{- if .Values.kube_apply_resources }}
+# Patch containers' requests and limits into pod templates (kube_apply_resources, docs/vertical.md),
+# unless a VerticalPodAutoscaler acts on the object (conflict check).
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "replicasets"]
+  verbs: ["patch"]
+- apiGroups: ["autoscaling.k8s.io"]
+  resources: ["verticalpodautoscalers"]
+  verbs: ["get", "list"]
+{{- end }}
 # Pods: find a workload's replicas and their GPUs. "patch" is only used to set the
 # controller.kubernetes.io/pod-deletion-cost annotation before a scale-down, so the ReplicaSet
 # removes the replicas the hub chose; RBAC cannot narrow patch to one annotation.
@@ -144,5 +154,10 @@ pydantic-settings parses for complex fields; scalars as strings.
   verbs: ["get", "list"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
+  verbs: ["get", "list"]
+# Containers' CPU and memory use from the metrics API (metrics-server), for vertical
+# recommendations (docs/vertical.md); harmless where no metrics API is installed.
+- apiGroups: ["metrics.k8s.io"]
+  resources: ["pods"]
   verbs: ["get", "list"]
 {{- end }}

@@ -12,8 +12,9 @@ from hub.advisor.advisor import Advisor
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import BudgetStore, PolicyStore
+from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState
-from hub.web.api import advisor, decisions, fleet, health, history, openapi, policies, seed
+from hub.web.api import advisor, decisions, fleet, health, history, openapi, policies, resources, seed
 from hub.web.api import budgets as budgets_api
 from hub.web.api.errors import json_errors
 from hub.web.api.keys import (
@@ -25,6 +26,7 @@ from hub.web.api.keys import (
     METRICS,
     POLICIES,
     READY,
+    RESOURCES,
     STATE,
     BudgetUses,
     Readiness,
@@ -33,7 +35,7 @@ from hub.web.auth import AccessPolicy, auth_middleware
 from hub.web.history import FleetHistory
 
 ROUTES = (health.routes, openapi.routes, fleet.routes, decisions.routes, policies.routes, seed.routes,
-          history.routes, advisor.routes)
+          history.routes, advisor.routes, resources.routes)
 
 
 def make_app(
@@ -48,6 +50,7 @@ def make_app(
     advisor: Advisor | None = None,
     budgets: BudgetStore | None = None,
     budget_use: BudgetUses | None = None,
+    resources: ResourceHistory | None = None,
 ) -> web.Application:
     """The API app. ``ready`` says what keeps the hub from being ready (``/readyz``); ``access`` None (or without
     a lookup) means no authentication: everyone is admin."""
@@ -62,6 +65,7 @@ def make_app(
     app[HISTORY] = history or FleetHistory()
     app[ADVISOR] = advisor or Advisor(metrics, decisions)
     app[BUDGET_USE] = budget_use or dict
+    app[RESOURCES] = resources if resources is not None else ResourceHistory()
     for table in ROUTES:
         app.add_routes(table)
     if budgets is not None:  # (a hub always has them; some tests build the API without)

@@ -12,6 +12,7 @@ from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import BudgetStore, PolicyStore
 from hub.policy.budget import BudgetUse
+from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState
 from hub.web.auth import PRINCIPAL  # re-exported: store writes record who made them
 from hub.web.history import FleetHistory
@@ -38,9 +39,10 @@ HISTORY = web.AppKey("history", FleetHistory)
 ADVISOR = web.AppKey("advisor", Advisor)
 BUDGETS = web.AppKey("budgets", BudgetStore)
 BUDGET_USE = web.AppKey("budget_use", BudgetUses)
+RESOURCES = web.AppKey("resources", ResourceHistory)
 
 
 __all__ = [
-    "ADVISOR", "BUDGETS", "BUDGET_USE", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY", "STATE",
-    "BudgetUses", "Readiness",
+    "ADVISOR", "BUDGETS", "BUDGET_USE", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY",
+    "RESOURCES", "STATE", "BudgetUses", "Readiness",
 ]

@@ -28,6 +28,7 @@ from hub.web.api.fleet import ClusterList, WorkloadList
 from hub.web.api.health import Health
 from hub.web.api.history import History
 from hub.web.api.policies import ModeChange, PolicyDeleted, PolicyList, PolicyResource
+from hub.web.api.resources import WorkloadResources
 from hub.web.api.seed import (
     AutoscalerDeleted,
     AutoscalerList,
@@ -116,6 +117,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/v1/workloads", "listWorkloads",
               "Workloads: replicas by GPU type, latest samples, bound policy and mode", "fleet",
               {200: WorkloadList} | _errors(400), params=(WORKLOAD, CLUSTER)),
+    Operation("get", "/api/v1/workloads/{namespace}/{name}/resources", "getWorkloadResources",
+              "Vertical recommendations: per GPU type and container, CPU, memory and GPU memory estimates (VPA's "
+              "lower bound, target, upper bound), current requests and limits, and what applying would set",
+              "fleet", {200: WorkloadResources} | _errors(404)),
     # decisions
     Operation("get", "/api/v1/decisions", "listDecisions", "Recent decisions, newest first", "decisions",
               {200: DecisionList} | _errors(400),

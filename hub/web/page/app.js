@@ -300,7 +300,8 @@ function renderWorkload(w) {
     : el("div", { class: "muted small" }, "no policy");
   const last = w.last_decision;
   return el("tr", { "data-workload": w.workload },
-    el("td", null, el("div", { class: "wl-name" }, w.workload), policyLine, advisorLine(w.workload)),
+    el("td", null, el("div", { class: "wl-name" }, w.workload), policyLine, advisorLine(w.workload),
+      resourcesLine(w.workload)),
     el("td", { class: "num" }, w.ready_replicas + " / " + w.desired_replicas),
     el("td", { class: "chips" }, renderPlacement(w)),
     renderTtft(w),
@@ -318,6 +319,37 @@ function advisorLine(workload) {
     ? x.advice.replicas + " replicas, confidence " + fmtNumber(x.advice.confidence) + " — " + x.advice.rationale
     : "no usable answer: " + x.error;
   return el("div", { class: "muted small advisor", "data-advisor": workload, title: x.answer || "" }, head + body);
+}
+
+function fmtBytes(v) {
+  if (!isNum(v)) return DASH;
+  return v >= 2 ** 30 ? fmtNumber(v / 2 ** 30) + " GiB" : fmtNumber(v / 2 ** 20) + " MiB";
+}
+
+// Vertical recommendations (docs/vertical.md): per GPU type and container, target against the request.
+function resourcesLine(workload) {
+  const r = (state.resources || {})[workload];
+  if (!r || !r.containers.length) return null;
+  const parts = r.containers.map((c) =>
+    c.container + " on " + c.gpu_type + ": CPU " + fmtNumber(c.cpu_cores.target) + " cores (request " +
+    fmtNumber(c.current.cpu_request_cores) + "), memory " + fmtBytes(c.proposal.memory_request_bytes) +
+    " (request " + fmtBytes(c.current.memory_request_bytes) + "), GPU memory " + fmtBytes(c.gpu_memory_bytes.target));
+  const head = "resources (" + (r.apply ? "applied" : "recommended") + "): ";
+  return el("div", { class: "muted small resources", "data-resources": workload }, head + parts.join("; "));
+}
+
+async function loadResources() {
+  const keys = state.workloads.slice(0, 50).map((w) => w.workload);
+  const found = {};
+  await Promise.all(keys.map(async (key) => {
+    try {
+      found[key] = await getJson("/workloads/" + key.split("/").map(encodeURIComponent).join("/") + "/resources");
+    } catch (e) {
+      // A workload gone since the list was read: nothing to show.
+    }
+  }));
+  state.resources = found;
+  if (Object.values(found).some((r) => r.containers.length)) renderWorkloads();
 }
 
 async function loadAdvice() {
@@ -536,6 +568,8 @@ async function start() {
     await loadDecisions();
     loadAdvice();
     setInterval(loadAdvice, 15000);
+    loadResources();
+    setInterval(loadResources, 15000);
   } catch (e) {
     if (e.message !== "unauthorised") showBanner("Could not load the fleet: " + e.message);
   }

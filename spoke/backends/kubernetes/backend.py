@@ -23,16 +23,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from shared.messages import GpuNode, ResultReason, ResultStatus, Samples, ScaleCommand, WorkloadRef
+from shared.messages import (
+    ContainerResources,
+    GpuNode,
+    ResultReason,
+    ResultStatus,
+    Samples,
+    ScaleCommand,
+    WorkloadRef,
+)
 from spoke.backend import PermanentApplyError, WorkloadState
 from spoke.backends.kubernetes import events
-from spoke.backends.kubernetes.client import KubeClient
-from spoke.backends.kubernetes.conflicts import ensure_no_other_scaler
+from spoke.backends.kubernetes.client import KINDS, KubeClient
+from spoke.backends.kubernetes.conflicts import ensure_no_other_scaler, ensure_no_vpa
 from spoke.backends.kubernetes.deletion_cost import PodLoads
 from spoke.backends.kubernetes.discovery import Discovery
 from spoke.backends.kubernetes.errors import ConflictError
@@ -40,6 +49,7 @@ from spoke.backends.kubernetes.exporters import ExporterPods
 from spoke.backends.kubernetes.gpus import GpuTypes
 from spoke.backends.kubernetes.inventory import products_of_type, read_inventory
 from spoke.backends.kubernetes.pods import PodInfo, pods_of
+from spoke.backends.kubernetes.resizing import resize
 from spoke.backends.kubernetes.scaling import Scaler
 from spoke.backends.kubernetes.settings import KubernetesSettings
 from spoke.backends.kubernetes.variants import (
@@ -151,9 +161,16 @@ class KubernetesBackend:
                 for s in steps
             ]
             await ensure_no_other_scaler(self._client, workload.ref.namespace, targets)
+        if command.resources:
+            self._check_resizable(workload, command)
+            if self.settings.check_conflicts:
+                kind = str(workload.ref.kind)
+                objects = sorted({(kind, workload.variants[c.gpu_type].name) for c in command.resources})
+                await ensure_no_vpa(self._client, workload.ref.namespace, objects)
         observed = {t: v.desired for t, v in workload.variants.items()}
         for step in sorted(steps, key=lambda s: s.is_scale_down()):
             observed[step.gpu_type] = await self._run(workload, step)
+        await self._resize(workload, command)
         return observed
 
     async def aclose(self) -> None:
@@ -168,6 +185,10 @@ class KubernetesBackend:
     async def pods(self, ref: WorkloadRef) -> Sequence[PodInfo]:
         """The live pods of a managed workload and all its variants (scrape targets, NVML mapping)."""
         return await pods_of(self._client, await self._discovery.find(ref))
+
+    async def pod_metrics(self, namespace: str) -> list[dict[str, Any]]:
+        """The metrics API's PodMetrics in ``namespace`` (the spoke's container usage source)."""
+        return await self._client.list_pod_metrics(namespace)
 
     async def record_outcome(
         self, command: ScaleCommand, status: ResultStatus, reason: ResultReason, message: str = ""
@@ -218,6 +239,30 @@ class KubernetesBackend:
                 )
             steps.append(_Step(gpu_type, replicas, None, tuple(products)))
         return steps
+
+    def _check_resizable(self, workload: ManagedWorkload, command: ScaleCommand) -> None:
+        ref = workload.ref
+        if not self.settings.apply_resources:
+            raise PermanentApplyError(
+                ResultReason.FORBIDDEN,
+                f"{ref.kind}/{ref.name}: applying resources is off on this spoke (set SPOKE_KUBE_APPLY_RESOURCES=true "
+                f"and grant patch on {KINDS[ref.kind].plural}); the hub's recommendations stay recommendations",
+            )
+        missing = sorted({c.gpu_type for c in command.resources} - set(workload.variants))
+        if missing:
+            raise PermanentApplyError(
+                ResultReason.INVALID, f"{ref.kind}/{ref.name} has no object for GPU type(s) {', '.join(missing)}")
+
+    async def _resize(self, workload: ManagedWorkload, command: ScaleCommand) -> None:
+        """One patch per GPU type's object; each is rolled out by its controller."""
+        by_type: dict[str, list[ContainerResources]] = {}
+        for change in command.resources:
+            by_type.setdefault(change.gpu_type, []).append(change)
+        for gpu_type, changes in sorted(by_type.items()):
+            variant = workload.variants[gpu_type]
+            if await resize(self._client, variant, changes):
+                logger.info("patched the resources of %s %s/%s (%s): %s", variant.kind, variant.namespace,
+                            variant.name, gpu_type, ", ".join(c.container for c in changes))
 
     async def _run(self, workload: ManagedWorkload, step: _Step) -> int:
         if step.variant is not None:

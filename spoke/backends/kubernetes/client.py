@@ -83,6 +83,13 @@ class KubeClient:
         with self._translating(access, target=f"{kind}/{name}"):
             return self._raw(await call(namespace, body, **self._timeout()))
 
+    async def patch_workload(self, kind: WorkloadKind, namespace: str, name: str, body: Raw) -> Raw:
+        spec = KINDS[kind]
+        call = getattr(self._apps, f"patch_namespaced_{spec.method}")
+        access = Access("patch", spec.plural, spec.group, namespace=namespace)
+        with self._translating(access, target=f"{kind}/{name}"):
+            return self._raw(await call(name, namespace, body, **self._timeout()))
+
     async def read_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Raw:
         spec = KINDS[kind]
         call = getattr(self._apps, f"read_namespaced_{spec.method}_scale")
@@ -146,6 +153,29 @@ class KubeClient:
                 )
         except NotFoundError:
             return []
+        return list(result.get("items") or [])
+
+    async def list_vpas(self, namespace: str) -> list[Raw]:
+        """VerticalPodAutoscalers in ``namespace``; none when the VPA CRD is not installed (404)."""
+        access = Access("list", "verticalpodautoscalers", "autoscaling.k8s.io", namespace=namespace)
+        try:
+            with self._translating(access):
+                result = await self._custom.list_namespaced_custom_object(
+                    "autoscaling.k8s.io", "v1", namespace, "verticalpodautoscalers", **self._timeout()
+                )
+        except NotFoundError:
+            return []
+        return list(result.get("items") or [])
+
+    # --- metrics.k8s.io ----------------------------------------------------------------------------
+
+    async def list_pod_metrics(self, namespace: str) -> list[Raw]:
+        """PodMetrics (``metrics.k8s.io/v1beta1``, served by metrics-server or a Prometheus adapter) in
+        ``namespace``. Raises ``NotFoundError`` when no metrics API is installed."""
+        with self._translating(Access("list", "pods", "metrics.k8s.io", namespace=namespace)):
+            result = await self._custom.list_namespaced_custom_object(
+                "metrics.k8s.io", "v1beta1", namespace, "pods", **self._timeout()
+            )
         return list(result.get("items") or [])
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Conflicts: other autoscalers that already own a workload's replica count.
+"""Conflicts: other autoscalers that already own a workload's replica count (or its requests).
 
 An HPA or a KEDA ScaledObject rewrites ``/scale`` on its own loop; if Fleetscale scaled the same
 object, the two would undo each other every few seconds. So before applying, the backend looks for
@@ -10,6 +10,10 @@ is not installed the list answers 404 and there is nothing to conflict with. A K
 ScaledObject's ``scaleTargetRef.kind`` defaults to Deployment. KEDA also creates an HPA of its own
 (``keda-hpa-<name>``) that would be found too; the ScaledObject is reported first because it is
 the object a human has to remove.
+
+Applying resources (docs/vertical.md) conflicts in the same way with a VerticalPodAutoscaler that
+acts on the object (``autoscaling.k8s.io/v1``; 404 when VPA is not installed); one in ``Off`` mode
+only recommends, and is no conflict.
 """
 
 from __future__ import annotations
@@ -50,4 +54,24 @@ async def ensure_no_other_scaler(
                 "not fight another controller. Pick one path: remove it so Fleetscale writes /scale, or keep "
                 "KEDA as the actuator (SPOKE_ACTUATOR=keda and a ScaledObject whose trigger is the Fleetscale "
                 "external scaler, docs/keda.md), or exclude the workload.",
+            )
+
+
+async def ensure_no_vpa(client: KubeClient, namespace: str, targets: Iterable[tuple[str, str]]) -> None:
+    """Raise a permanent ``conflict`` if a VerticalPodAutoscaler that acts (``updateMode`` other than
+    ``Off``) targets any ``(kind, name)``: two controllers rewriting requests would undo each other."""
+    wanted = set(targets)
+    if not wanted:
+        return
+    for vpa in await client.list_vpas(namespace):
+        spec = vpa.get("spec") or {}
+        ref = spec.get("targetRef") or {}
+        mode = (spec.get("updatePolicy") or {}).get("updateMode") or "Auto"  # VPA's default is Auto
+        if (ref.get("kind"), ref.get("name")) in wanted and mode != "Off":
+            name = (vpa.get("metadata") or {}).get("name")
+            raise PermanentApplyError(
+                ResultReason.CONFLICT,
+                f"{ref.get('kind')}/{ref.get('name')} is resized by VerticalPodAutoscaler {namespace}/{name} "
+                f"(updateMode {mode}); Fleetscale will not fight it over requests. Set its updateMode to Off to "
+                "keep its recommendations only, or turn resources.apply off in the policy.",
             )

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from shared.messages import ResultStatus, ScaleCommand
+from shared.messages import ContainerResources, ResultStatus, ScaleCommand
 from spoke.backend import ApplyError
 from spoke.backends.kubernetes.client import KINDS, KubeClient, Raw
+from spoke.backends.kubernetes.resizing import cpu_quantity, memory_quantity
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +38,21 @@ def event_message(command: ScaleCommand, status: ResultStatus, reason: str, mess
         f"command {command.command_id} {status}: replicas {{{replicas}}} by policy "
         f"{command.policy_id}@{command.policy_revision} ({reason})"
     )
+    if command.resources:
+        text += "; resources " + "; ".join(_resources_text(c) for c in command.resources)
     if message:
         text += f": {message}"
     return text[:MAX_MESSAGE_CHARS]
+
+
+def _resources_text(change: ContainerResources) -> str:
+    """``engine@H100 cpu 1200m/-, memory 7516192768/-`` (request/limit; - leaves it)."""
+    def show(value: float | None, fmt: Callable[[float], str]) -> str:
+        return "-" if value is None else fmt(value)
+
+    return (f"{change.container}@{change.gpu_type} cpu {show(change.cpu_request_cores, cpu_quantity)}/"
+            f"{show(change.cpu_limit_cores, cpu_quantity)}, memory {show(change.memory_request_bytes, memory_quantity)}"
+            f"/{show(change.memory_limit_bytes, memory_quantity)}")
 
 
 def build_event(

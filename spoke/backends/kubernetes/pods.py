@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from spoke.backends.kubernetes import selectors
 from spoke.backends.kubernetes.client import KubeClient, Raw
 from spoke.backends.kubernetes.variants import VARIANT_OF_LABEL, ManagedWorkload, Variant
+from spoke.sources.containers import ContainerSpec, specs_of_pod
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class PodInfo:
     container_ids: tuple[str, ...]
     ready: bool
     phase: str
+    containers: tuple[ContainerSpec, ...] = ()
+    """Each container's requests and limits (vertical recommendations compare usage with them)."""
 
 
 def selector_of(variant: Variant) -> str:
@@ -59,6 +62,7 @@ def pod_info(pod: Raw, variant: Variant) -> PodInfo:
         ),
         ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
         phase=status.get("phase", "Unknown"),
+        containers=specs_of_pod(pod.get("spec") or {}),
     )
 
 

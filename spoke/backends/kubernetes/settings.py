@@ -56,6 +56,11 @@ class KubernetesSettings:
     """Create ``<name>-<type>`` variant objects for GPU types that have none yet (needs ``create`` on
     the workload kinds). When off, such a command is rejected with reason ``invalid``."""
 
+    apply_resources: bool = False
+    """Let the hub patch containers' requests and limits in the pod templates of managed objects
+    (vertical recommendations applied, docs/vertical.md; needs ``patch`` on the workload kinds).
+    When off, a command carrying resources is rejected with reason ``forbidden``."""
+
     deletion_cost: bool = True
     """Annotate pods with ``controller.kubernetes.io/pod-deletion-cost`` before a scale-down so the
     least-loaded pods go first (needs ``patch`` on pods)."""

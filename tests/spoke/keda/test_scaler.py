@@ -135,3 +135,24 @@ async def test_a_spoke_in_keda_mode_serves_the_hubs_decision_and_writes_no_scale
         # KEDA is the actuator: the spoke handed the count over and left the cluster's replicas alone.
         (status,) = world.workload_states("alpha")
         assert status.desired_replicas == 1
+
+
+async def test_the_keda_actuator_refuses_resources_and_leaves_the_targets_alone() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pytest as _pytest
+
+    from shared.messages import ContainerResources, ScaleCommand, WorkloadRef
+    from spoke.backend import PermanentApplyError
+    from spoke.keda.actuator import KedaActuator
+    from spoke.keda.targets import KedaTargets
+
+    targets = KedaTargets()
+    await targets.set("llm/chat", {"H100": 3})
+    now = datetime.now(UTC)
+    command = ScaleCommand(cluster_id="c", workload=WorkloadRef(namespace="llm", name="chat"), replicas_by_gpu_type={},
+                           policy_id="p", issued_at=now, deadline=now + timedelta(minutes=1),
+                           resources=(ContainerResources(gpu_type="H100", container="engine", cpu_request_cores=1.0),))
+    with _pytest.raises(PermanentApplyError, match="does not apply container resources"):
+        await KedaActuator(None, targets).apply(command)  # type: ignore[arg-type]
+    assert targets.replicas("llm/chat") == 3
