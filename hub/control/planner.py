@@ -48,7 +48,6 @@ from hub.placement import (
     free_gpus,
     solve,
 )
-from hub.placement.assignment import served
 from hub.placement.division import divide
 from hub.placement.failover import DEFAULT_RECOVERY_REPORTS
 from hub.placement.routing import routing_rules
@@ -57,6 +56,7 @@ from hub.policy.advice import WorkloadAdvice
 from hub.policy.budget import Budget
 from hub.policy.capacity import mix_capacity
 from hub.policy.cause import Cause
+from hub.policy.classes import fleet_capacity
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement, WorkloadView
@@ -239,11 +239,11 @@ def engine_load(
 def _per_replica(caps: Mapping[str, float], classes: tuple[LoadClass, ...], fleet: Mapping[str, int]
                  ) -> float | None:
     """Tokens/s one replica of ``fleet`` takes: with request classes, what the fleet serves of them as
-    placement counts it (``assignment.served``), so a count valued here and placed again asks for the
+    placement counts it (``classes.fleet_capacity``), so a count valued here and placed again asks for the
     same fleet; else (or where some class has no type in the fleet) the engine's mean over the mix."""
     total = sum(fleet.values())
     if classes and total:
-        worth = served(classes, fleet)
+        worth = fleet_capacity([(c.share, c.throughput) for c in classes], fleet)
         if worth > 0:
             return worth / total
     return mix_capacity(caps, fleet)

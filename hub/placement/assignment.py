@@ -57,32 +57,3 @@ def assign(classes: Sequence[LoadClass], demand: float, replicas: Mapping[Key, i
     unserved = tuple(max(0.0, x[n_x + j]) for j in range(n_u))
     return Assignment(share, unserved)
 
-
-def served(classes: Sequence[LoadClass], replicas: Mapping[str, int]) -> float:
-    """The largest demand, split as the classes' shares, that ``replicas`` (per GPU type) serve.
-
-    The class-aware worth of a fleet in the engine's tokens/s: each type's replicas split between
-    the classes they can serve (the same columns as ``assign``), maximising the demand every class
-    still gets its share of. A count valued this way and placed again asks for the same fleet; the
-    per-type capacities summed over the mix would over-state it (an L4's capacity on short prompts
-    does not serve the long ones), and a hold re-valued so grew the fleet every tick."""
-    cols = [(t, j, thr) for j, c in enumerate(classes) for t, n in sorted(replicas.items())
-            if n > 0 and (thr := c.throughput.get(t, 0.0)) > 0]
-    if not cols or any(c.share > 0 and not any(jj == j for _, jj, _ in cols) for j, c in enumerate(classes)):
-        return 0.0
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    inf = highspy.kHighsInf
-    n_x = len(cols)
-    # Columns: x (replicas of a type on a class), then D (the demand served); maximise D.
-    h.addVars(n_x + 1, np.zeros(n_x + 1), np.full(n_x + 1, inf))
-    h.changeColsCost(n_x + 1, np.arange(n_x + 1, dtype=np.int32), np.array([0.0] * n_x + [-1.0]))
-    for j, c in enumerate(classes):
-        idx = [i for i, (_, jj, _) in enumerate(cols) if jj == j] + [n_x]
-        val = [cols[i][2] for i in idx[:-1]] + [-c.share]
-        h.addRow(0.0, inf, len(idx), np.array(idx, dtype=np.int32), np.array(val))
-    for t in sorted({t for t, _, _ in cols}):
-        idx = [i for i, (tt, _, _) in enumerate(cols) if tt == t]
-        h.addRow(-inf, float(replicas[t]), len(idx), np.array(idx, dtype=np.int32), np.ones(len(idx)))
-    h.run()
-    return max(0.0, float(h.getSolution().col_value[n_x]))

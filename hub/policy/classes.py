@@ -34,6 +34,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import highspy
+import numpy as np
+
 BOUND_FRACTIONS = (0.25, 0.5, 0.75)
 """Where a class bound may sit, as a share of the slower type's longest prompt."""
 
@@ -234,6 +237,41 @@ def effective_capacity(classes: Sequence[RequestClass], gpu_type: str) -> float:
     if not served:
         return 0.0
     return sum(w for w, _ in served) / sum(w / cap for w, cap in served)
+
+
+
+def fleet_capacity(classes: Sequence[tuple[float, Mapping[str, float]]], fleet: Mapping[str, int]) -> float:
+    """The largest demand (tokens/s), split in the classes' shares, that ``fleet`` (replicas per GPU
+    type) serves; each class given as (share of the demand, tokens/s per replica by type that serves it).
+
+    Each type's replicas are split between the classes they can serve, maximising the demand every
+    class still gets its share of (a small LP, HiGHS, as placement's class rows are). Summing each
+    type's capacity over the fleet over-states a mixed fleet: an L4's capacity counts short prompts
+    only. 0 when some class with a share has no type in the fleet.
+
+    The planner values a count with it (placing that value again asks for the same fleet), and the
+    capacity learner reads a window's load against it (a miss at a fleet's real limit is not a
+    miss at a third of its summed capacity)."""
+    cols = [(t, j, thr) for j, (_, caps) in enumerate(classes) for t, n in sorted(fleet.items())
+            if n > 0 and (thr := caps.get(t, 0.0)) > 0]
+    if not cols or any(share > 0 and not any(jj == j for _, jj, _ in cols) for j, (share, _) in enumerate(classes)):
+        return 0.0
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    n_x = len(cols)
+    # Columns: x (replicas of a type on a class), then D (the demand served); maximise D.
+    h.addVars(n_x + 1, np.zeros(n_x + 1), np.full(n_x + 1, inf))
+    h.changeColsCost(n_x + 1, np.arange(n_x + 1, dtype=np.int32), np.array([0.0] * n_x + [-1.0]))
+    for j, (share, _) in enumerate(classes):
+        idx = [i for i, (_, jj, _) in enumerate(cols) if jj == j] + [n_x]
+        val = [cols[i][2] for i in idx[:-1]] + [-share]
+        h.addRow(0.0, inf, len(idx), np.array(idx, dtype=np.int32), np.array(val))
+    for t in sorted({t for t, _, _ in cols}):
+        idx = [i for i, (tt, _, _) in enumerate(cols) if tt == t]
+        h.addRow(-inf, float(fleet[t]), len(idx), np.array(idx, dtype=np.int32), np.ones(len(idx)))
+    h.run()
+    return max(0.0, float(h.getSolution().col_value[n_x]))
 
 
 def bounds_of(classes: Sequence[RequestClass]) -> tuple[float, ...]:

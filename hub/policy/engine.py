@@ -35,7 +35,14 @@ from hub.policy.behavior import Behavior, apply_behavior
 from hub.policy.binding import bind
 from hub.policy.capacity import CapacityModel, mix_capacity
 from hub.policy.cause import Cause
-from hub.policy.classes import ExponentialPrompts, RequestClass, bounds_of, effective_capacity, request_classes
+from hub.policy.classes import (
+    ExponentialPrompts,
+    RequestClass,
+    bounds_of,
+    effective_capacity,
+    fleet_capacity,
+    request_classes,
+)
 from hub.policy.hpa import MetricProposal, MetricsDecision, Tolerances, replicas_for_metrics
 from hub.policy.memory import WorkloadMemory
 from hub.policy.model import BehaviorSpec, Metric, Policy, SignalSpec
@@ -238,10 +245,11 @@ class Engine:
             out[t] = (prior, None if prior is None else "datasheet roofline")
         return out
 
-    def _observe(self, key: str, spec: SignalSpec, lat: LatencyReading, load: LoadReading,
-                 priors: dict[str, tuple[float | None, str | None]], ready_by_type: dict[str, int],
-                 parts: tuple[ClusterPart, ...], mem: WorkloadMemory, now: float) -> None:
+    def _observe(self, ctx: _Context, spec: SignalSpec, lat: LatencyReading,
+                 priors: dict[str, tuple[float | None, str | None]], classes: tuple[RequestClass, ...]) -> None:
         """Record this window as evidence, if it belongs to the fleet that is ready now."""
+        key, load, ready_by_type, mem, now = ctx.view.key, ctx.load, ctx.ready_by_type, ctx.mem, ctx.now
+        parts = ctx.parts
         last = mem.observed_at.get(spec.name)
         mem.observed_at[spec.name] = now
         window = max((p.samples.window_s or 0.0 for p in parts), default=0.0)
@@ -257,6 +265,13 @@ class Engine:
             if not prior:
                 return  # a GPU type with no prior: the share of capacity is unknown
             fleet_prior += n * prior
+        if len(classes) > 1:
+            # What the fleet serves of the classes, not the sum of its types' capacities: 23 L4s
+            # for the short prompts and 4 A100s for the long ones miss once the A100s are full,
+            # at a third of the summed figure, and read so the correction fell to 0.16.
+            fleet_prior = fleet_capacity([(c.token_share, c.capacity) for c in classes], ready_by_type)
+            if fleet_prior <= 0:
+                return
         requests = sum(c.requests or 0.0 for c in lat.clusters)
         if requests < 1.0:
             return
@@ -409,7 +424,7 @@ class Engine:
             # With classes, only a fleet with a ready type for every class says what it can take:
             # the start-up L4 serving 6,000-token prompts misses at any load, and learnt as capacity
             # that miss sized every type 3x too large.
-            self._observe(ctx.view.key, spec, lat, ctx.load, priors, ctx.ready_by_type, ctx.parts, ctx.mem, ctx.now)
+            self._observe(ctx, spec, lat, priors, classes)
         factor, ev = self.capacity.factor(ctx.view.key, spec.name, now=ctx.now)
         caps = {t: None if prior is None else factor * prior for t, (prior, _) in priors.items()}
         out.learned[spec.name] = {"factor": factor, "seen_ok": ev.ok, "seen_miss": ev.bad,

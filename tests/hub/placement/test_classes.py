@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hub.placement import LoadClass, Offer, PlacementProblem, WorkloadDemand, solve
-from hub.placement.assignment import assign, served
+from hub.placement.assignment import assign
 from hub.placement.formulation import formulate, score
+from hub.policy.classes import fleet_capacity
 
 L4 = ("a", "L4")
 A100 = ("b", "A100")
@@ -15,6 +16,7 @@ OFFERS = (Offer(*L4, None, 0.8, 1000.0), Offer(*A100, None, 4.1, 5000.0))
 # Short prompts: an L4 takes 1,200 tokens/s of them; long ones only an A100 serves (4,000 tokens/s).
 SHORT = LoadClass("short", 0.6, {"L4": 1200.0, "A100": 6000.0})
 LONG = LoadClass("long", 0.4, {"A100": 4000.0})
+SPLIT = [(c.share, c.throughput) for c in (SHORT, LONG)]
 
 
 def classed(demand: float, **kw: object) -> WorkloadDemand:
@@ -63,9 +65,9 @@ def test_assignment_splits_a_fast_replica_between_classes() -> None:
 def test_a_fleet_is_worth_the_largest_demand_it_serves_in_the_classes_shares() -> None:
     # One A100 and one L4: the L4 takes 1,200 short tokens/s; the A100 the long 0.4 D at 4,000
     # and the rest of the short at 6,000: 0.4 D / 4000 + (0.6 D - 1200) / 6000 = 1, so D = 6,000
-    assert served((SHORT, LONG), {"L4": 1, "A100": 1}) == pytest.approx(6000.0)
+    assert fleet_capacity(SPLIT, {"L4": 1, "A100": 1}) == pytest.approx(6000.0)
     # L4s alone serve no long prompt, so no demand of this split: worth 0, not 1,200 x n.
-    assert served((SHORT, LONG), {"L4": 4}) == 0.0
+    assert fleet_capacity(SPLIT, {"L4": 4}) == 0.0
     # Placed again, the worth of a fleet asks for no more than that fleet.
     assert solve(PlacementProblem((classed(6000.0),), ROOMY)).results["w"].placement == {L4: 1, A100: 1}
 
