@@ -43,8 +43,8 @@ PROTOCOL_MINOR_VERSION = 3
 """Minor version: additive changes within the major (docs/protocol.md lists them). 1.1 added the
 engine signals of issue 12 to ``Samples``; 1.2 the routing rules of ``ScaleCommand``; 1.3 the
 per-container usage of ``Samples.containers`` and ``ScaleCommand.resources`` (vertical
-recommendations). Not sent on the wire:
-optional fields need no version."""
+recommendations) and the measured start times of ``VariantStatus`` (``starts``). Not sent on the
+wire: optional fields need no version."""
 
 # --- bounds (docs/protocol.md, "Bounds", states the same numbers) ---------------------------------
 # Every number on the wire is finite and bounded, every string and list is length-limited: one
@@ -359,6 +359,41 @@ class Samples(Part):
         return sum(values) / len(values) if values else None
 
 
+MAX_RECENT_STARTS = 16
+"""Start durations one ``StartTimes`` carries: the most recent ones, enough for a 90th percentile."""
+StartCount = Annotated[int, Strict(), Field(ge=1, le=MAX_SEQUENCE)]
+
+
+class StartTier(StrEnum):
+    """How a replica came to serve (protocol 1.3; docs/kubernetes.md, "Start times")."""
+
+    COLD = "cold"
+    """A new pod whose node had to pull an image (then loaded the weights): scheduled -> ready."""
+    CACHED = "cached"
+    """A new pod whose images were all already present on its node: scheduled -> ready."""
+    WOKEN = "woken"
+    """An engine leaving sleep mode (vLLM): no new pod, the weights come back to the GPU."""
+
+
+class StartTimes(Part):
+    """The measured starts of one workload's replicas of one GPU type, in one tier (protocol 1.3).
+
+    ``recent_s`` holds the durations of the most recent starts, oldest first; ``count`` how many
+    the spoke measured in this tier since it started (at least ``len(recent_s)``).
+    """
+
+    tier: StartTier
+    recent_s: tuple[Seconds, ...] = Field(
+        min_length=1, max_length=MAX_RECENT_STARTS, description="Durations of the latest starts, oldest first")
+    count: StartCount = Field(description="Starts measured in this tier since the spoke started")
+
+    @model_validator(mode="after")
+    def _count_covers_recent(self) -> Self:
+        if self.count < len(self.recent_s):
+            raise ValueError("count must be at least the number of recent_s")
+        return self
+
+
 class VariantStatus(Part):
     """Replicas of one workload on one GPU type in one cluster."""
 
@@ -366,6 +401,15 @@ class VariantStatus(Part):
     desired_replicas: Replicas
     ready_replicas: Replicas
     gpus_per_replica: GpusPerReplica = 1
+    starts: tuple[StartTimes, ...] = Field(
+        default=(), max_length=len(StartTier),
+        description="Measured start times by tier, at most one entry per tier (1.3); empty: none measured")
+
+    @model_validator(mode="after")
+    def _one_entry_per_tier(self) -> Self:
+        if len({s.tier for s in self.starts}) != len(self.starts):
+            raise ValueError("starts must name each tier at most once")
+        return self
 
 
 class WorkloadReport(Part):

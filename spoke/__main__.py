@@ -61,6 +61,7 @@ async def _main(settings: SpokeSettings) -> None:
                 managed_label_selector=settings.kube_managed_label or None,
                 create_variants=settings.kube_create_variants,
                 apply_resources=settings.kube_apply_resources,
+                measure_starts=settings.kube_measure_starts,
             ),
             sampler=sampler,
             pod_loads=sampler.pod_loads,

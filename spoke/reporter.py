@@ -19,6 +19,7 @@ from shared.bus import Bus
 from shared.messages import Samples, TelemetryReport, WorkloadReport
 from spoke.backend import ClusterBackend
 from spoke.metrics import SpokeMetrics
+from spoke.wakes import WakeWatch
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class Reporter:
         self.read_timeout_s = read_timeout_s or max(interval_s * 0.8, 0.2)
         self.jitter = jitter
         self.sequence = 0
+        self.wakes = WakeWatch()
+        """Engines woken from sleep mode between reports: the ``woken`` start tier (``spoke.wakes``)."""
         self.paused = False
         """While set, no report is sent (tests use it to make a spoke go silent)."""
 
@@ -71,6 +74,9 @@ class Reporter:
             logger.warning("cannot read samples (%r); reporting them missing", e)
             samples = {}
             missing = Samples(missing_reasons={"*": f"sample read failed: {e!r}"[:200]})
+        at = started_at.timestamp()
+        self.wakes.observe(workloads, samples, at=at)
+        workloads = self.wakes.attach(workloads, now=at)
         report = TelemetryReport(
             cluster_id=self.cluster_id,
             sequence=self.sequence,

@@ -48,6 +48,9 @@ class SpokeSettings(CommonSettings):
         default=False,
         description="Let the hub patch containers' requests and limits into pod templates (policies with "
                     "resources.apply; needs patch on the workload kinds); off: such commands are refused")
+    kube_measure_starts: bool = Field(
+        default=True, description="Measure new pods' start times (scheduled to ready) and tiers from image events"
+    )
 
     # Telemetry sources (docs/sources.md). Anything not configured is reported missing, never zero.
     dcgm_endpoints: list[str] = Field(

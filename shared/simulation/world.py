@@ -30,7 +30,16 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 
 from shared.gpus import GPU_PROFILES, ServingProfile, serving_profile
-from shared.messages import GpuNode, RoutingRule, Samples, VariantStatus, WorkloadRef
+from shared.messages import (
+    MAX_RECENT_STARTS,
+    GpuNode,
+    RoutingRule,
+    Samples,
+    StartTier,
+    StartTimes,
+    VariantStatus,
+    WorkloadRef,
+)
 from shared.simulation.ledger import CompletedRequest, Ledger
 from shared.simulation.replica import Replica, Request
 from shared.simulation.sampling import build_samples
@@ -127,6 +136,8 @@ class SimWorld:
         self._next_grid = step_s
         self._gpu_s_closed: dict[tuple[str, str], float] = {}
         self._arrivals: list[tuple[float, int, _Workload]] = []
+        self._starts: dict[tuple[str, str, str], tuple[deque[float], list[int]]] = {}
+        """(cluster, workload key, GPU type) -> the latest cold-start durations, and how many there were."""
         for order, w in enumerate(self._workloads.values()):
             self._push_arrival(w, order)
         for w in self._workloads.values():
@@ -195,6 +206,11 @@ class SimWorld:
     def _become_ready(self, w: _Workload, replica: Replica, t: float) -> None:
         replica.ready = True
         replica.now = t
+        if t > replica.created_s:  # replicas ready at creation (the initial fleet) never started
+            recent, count = self._starts.setdefault(
+                (replica.cluster_id, w.key, replica.gpu_type), (deque(maxlen=MAX_RECENT_STARTS), [0]))
+            recent.append(t - replica.created_s)
+            count[0] += 1
         w.ready.append(replica)
         if w.spec.flow_control is not None:
             replica.room_listener = lambda r, now: self._on_room(w, r, now)
@@ -420,12 +436,22 @@ class SimWorld:
             g = w.spec.gpus_per_replica
             variants = tuple(
                 VariantStatus(
-                    gpu_type=t, desired_replicas=desired[t], ready_replicas=ready[t], gpus_per_replica=g
+                    gpu_type=t, desired_replicas=desired[t], ready_replicas=ready[t], gpus_per_replica=g,
+                    starts=self._start_times(cluster_id, w.key, t),
                 )
                 for t in sorted(desired)
             )
             states.append(WorkloadStatus(w.ref, sum(desired.values()), sum(ready.values()), g, variants))
         return states
+
+    def _start_times(self, cluster_id: str, key: str, gpu_type: str) -> tuple[StartTimes, ...]:
+        """The replicas' measured starts as a spoke reports them (protocol 1.3). The world models one
+        start delay, with no image cache, so every start is ``cold``."""
+        entry = self._starts.get((cluster_id, key, gpu_type))
+        if entry is None:
+            return ()
+        recent, count = entry
+        return (StartTimes(tier=StartTier.COLD, recent_s=tuple(recent), count=count[0]),)
 
     def samples(self, cluster_id: str, namespace: str, name: str, window_s: float) -> Samples:
         """Telemetry of one workload in one cluster over ``(now - window_s, now]``; see ``sampling``."""

@@ -82,6 +82,7 @@ ALL_SETTINGS: dict[str, Any] = {
     "kube_namespaces": ["inference", "batch"],
     "kube_create_variants": True,
     "kube_apply_resources": True,
+    "kube_measure_starts": False,
     "dcgm_endpoints": ["http://10.0.3.7:9400/metrics"],
     "dcgm_discover": True,
     "dcgm_pod_selector": "app=nvidia-dcgm-exporter",

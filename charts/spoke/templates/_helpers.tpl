@@ -53,7 +53,7 @@ and a Secret).
   "cluster_id" "backend" "report_interval_s" "hub_away_after_s" "autonomy_hold_s" "health_host" "health_port"
   "actuator" "keda_scaler_host" "keda_scaler_port"
   "log_level" "log_format" "shutdown_timeout_s"
-  "kube_managed_label" "kube_namespaces" "kube_create_variants" "kube_apply_resources"
+  "kube_managed_label" "kube_namespaces" "kube_create_variants" "kube_apply_resources" "kube_measure_starts"
   "dcgm_endpoints" "dcgm_discover" "dcgm_pod_selector" "dcgm_pod_namespace" "dcgm_pod_port"
   "dcgm_pod_path" "nvml_enabled" "metrics_api_enabled" "engine_metrics_port" "engine_metrics_path"
   "prometheus_url" "prometheus_token_file" "prometheus_ca_file"
@@ -141,10 +141,11 @@ pydantic-settings parses for complex fields; scalars as strings.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "patch"]
-# Record scale actions as Events on the workloads (both Event APIs; clients use either).
+# Record scale actions as Events on the workloads (both Event APIs; clients use either), and read
+# the kubelet's image events on new pods to tell cold from cached starts (kube_measure_starts).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "patch", "list"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

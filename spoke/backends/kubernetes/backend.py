@@ -21,8 +21,10 @@ including its own rejections (expired, duplicate), through ``record_outcome``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
@@ -38,7 +40,7 @@ from shared.messages import (
     ScaleCommand,
     WorkloadRef,
 )
-from spoke.backend import PermanentApplyError, WorkloadState
+from spoke.backend import ApplyError, PermanentApplyError, WorkloadState
 from spoke.backends.kubernetes import events
 from spoke.backends.kubernetes.client import KINDS, KubeClient
 from spoke.backends.kubernetes.conflicts import ensure_no_other_scaler, ensure_no_vpa
@@ -48,6 +50,7 @@ from spoke.backends.kubernetes.errors import ConflictError
 from spoke.backends.kubernetes.exporters import ExporterPods
 from spoke.backends.kubernetes.gpus import GpuTypes
 from spoke.backends.kubernetes.inventory import products_of_type, read_inventory
+from spoke.backends.kubernetes.pod_starts import PodStarts
 from spoke.backends.kubernetes.pods import PodInfo, pods_of
 from spoke.backends.kubernetes.resizing import resize
 from spoke.backends.kubernetes.scaling import Scaler
@@ -60,6 +63,7 @@ from spoke.backends.kubernetes.variants import (
     build_variant,
     variant_name,
 )
+from spoke.starts import StartLog
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +104,9 @@ class KubernetesBackend:
         self._scaler = Scaler(self._client, self.settings, pod_loads)
         self._sampler = sampler
         self._uids: dict[WorkloadRef, str] = {}
+        self.starts = StartLog()
+        """Measured pod starts per (workload, GPU type, tier); the report carries their summary."""
+        self._pod_starts = PodStarts(self._client, self.starts)
 
     @classmethod
     async def from_config(
@@ -145,7 +152,16 @@ class KubernetesBackend:
     async def workloads(self) -> Sequence[WorkloadState]:
         managed = await self._discovery.managed()
         self._remember(managed)
-        return [mw.state() for mw in managed]
+        states = [mw.state() for mw in managed]
+        if not self.settings.measure_starts:
+            return states
+        try:
+            await self._pod_starts.observe(managed, now=datetime.now(UTC))
+        except ApplyError as e:
+            # Start times are a refinement: a failed pod list costs this cycle's measurements only.
+            logger.warning("cannot list pods to measure start times (%s)", e)
+        self.starts.forget({mw.ref.key for mw in managed})
+        return self.starts.attach(states, now=time.time())
 
     async def samples(self, workloads: Sequence[WorkloadState]) -> Mapping[str, Samples]:
         # The backend measures nothing itself; without a sampler every sample is missing.

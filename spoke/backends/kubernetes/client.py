@@ -127,6 +127,13 @@ class KubeClient:
         with self._translating(Access("list", "nodes")):
             return self._raw_items(await self._core.list_node(**self._timeout()))
 
+    async def list_events(self, namespace: str, *, field_selector: str | None = None) -> list[Raw]:
+        kwargs = self._timeout()
+        if field_selector:
+            kwargs["field_selector"] = field_selector
+        with self._translating(Access("list", "events", namespace=namespace)):
+            return self._raw_items(await self._core.list_namespaced_event(namespace, **kwargs))
+
     async def create_event(self, namespace: str, body: Raw) -> Raw:
         with self._translating(Access("create", "events", namespace=namespace)):
             # The client serialises a plain dict as it does a model; its .pyi asks for a CoreV1Event.

@@ -77,6 +77,10 @@ class KubernetesSettings:
     request_timeout_s: float = 15.0
     """Total timeout of one API request, in seconds."""
 
+    measure_starts: bool = True
+    """Measure each new pod's start (scheduled to ready) and its tier from image events (needs
+    ``list`` on pods and events); off: the report carries no start times."""
+
     event_source: str = "fleetscale-spoke"
     """``source.component`` of the Events the backend emits."""
 
