@@ -59,6 +59,7 @@ from hub.policy.cause import Cause
 from hub.policy.classes import fleet_capacity
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
+from hub.policy.starts import StartEstimate
 from hub.state import FleetSnapshot, Placement, WorkloadView
 from shared.messages import RoutingRule
 
@@ -100,13 +101,16 @@ def settled(snapshot: FleetSnapshot, view: WorkloadView) -> bool:
 
 
 def make_before_break(demand: WorkloadDemand, result: PlacementResult,
-                      slack: budgeting.Slack | None = None) -> PlacementResult:
+                      slack: budgeting.Slack | None = None,
+                      starts: Mapping[tuple[str, str], StartEstimate] | None = None) -> PlacementResult:
     """A placement that adds replicas somewhere keeps, for now, the running ones it removes elsewhere.
 
     A move (L4s out, an A100 in) would otherwise cut capacity for a whole cold start. The kept
     replicas go on a later tick, once the new ones are ready and the workload has settled: then the
     solver's answer only shrinks, and a pure shrink is applied at once. Under a budget the kept
     replicas must fit in what its caps leave (``slack``); if they do not, the move breaks first.
+    ``starts``: measured start times, to say in the note how long the old replicas are expected to
+    be kept.
     """
     placement = dict(result.placement)
     grows = any(n > demand.current.get(k, 0) for k, n in placement.items())
@@ -124,12 +128,17 @@ def make_before_break(demand: WorkloadDemand, result: PlacementResult,
             f"make before break: budget {short} has no room to keep the replicas being moved; they go at once")))
     price = {o.key: o.price_per_replica_hour for o in demand.offers}
     moved = ", ".join(f"{n} on {c}/{t}" for (c, t), n in sorted(kept.items()))
+    note = f"make before break: kept {moved} until the new replicas are ready"
+    added = [k for k, n in sorted(placement.items()) if n > demand.current.get(k, 0)]
+    measured = [(starts or {})[k] for k in added if k in (starts or {})]
+    if measured:
+        note += " (measured start " + ", ".join(f"{e.seconds:.0f}s on {e.where}" for e in measured) + ")"
     return dataclasses.replace(
         result,
         placement=placement,
         cost_per_hour=sum(n * price.get(k, 0.0) for k, n in placement.items()),
         churn=sum(abs(placement.get(k, 0) - demand.current.get(k, 0)) for k in {*placement, *demand.current}),
-        notes=(*result.notes, f"make before break: kept {moved} until the new replicas are ready"),
+        notes=(*result.notes, note),
     )
 
 
@@ -335,7 +344,7 @@ class Planner:
         for rec, view, before, demand, notes in inputs:
             placed = solution.results[demand.key]
             cause, why = budgeting.placement_cause(demand, placed, uses, top)
-            result = make_before_break(demand, placed, slack)
+            result = make_before_break(demand, placed, slack, rec.starts)
             extra = (why,) if why else ()
             result = dataclasses.replace(result, notes=(*notes, *result.notes, *extra, *solution.notes))
             bounds = [(c.lower_tokens, c.upper_tokens) for c in rec.classes]

@@ -10,7 +10,9 @@ Every ``Recommendation`` carries one. It reads top to bottom as the engine worke
    bounded, held for partial data or starting replicas, panic floor, scale to zero), with the
    HPA's condition reason where the step is the HPA's;
 4. ``desired``: the result;
-5. ``advice``: where the policy has an advisor, what the LLM said, the rails it was cut to, what was
+5. ``starts``: a new replica's measured start time per cluster and GPU type, where the spokes
+   measured one (``hub.policy.starts``; the forecast looks at least that far ahead);
+6. ``advice``: where the policy has an advisor, what the LLM said, the rails it was cut to, what was
    applied and why, and the exchange (summary sent, answer) (``hub.policy.advice``).
 
 It is a frozen dataclass whose ``to_json`` gives plain JSON types, so the decision log, the API
@@ -116,6 +118,8 @@ class Audit:
     """The signal whose proposal the count came from; None for a hold."""
     advice: Mapping[str, Any] | None = None
     """The advice stage's verdict (``hub.policy.advice.AdviceVerdict.to_json``); None: no advice consulted."""
+    starts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """"cluster/GPU type" -> a new replica's measured start there (``hub.policy.starts``); empty: none measured."""
 
     def to_json(self) -> Json:
         return {
@@ -137,4 +141,5 @@ class Audit:
             "deciding_signal": self.deciding_signal,
             "reason": self.reason,
             "advice": None if self.advice is None else dict(self.advice),
+            "starts": _clean({k: dict(v) for k, v in self.starts.items()}),
         }

@@ -63,6 +63,7 @@ from hub.policy.signals import (
     read_load,
     read_signal,
 )
+from hub.policy.starts import StartEstimate, horizon_s, slowest, start_estimates
 from hub.policy.steps import Step, behaviour_clamps
 from hub.policy.steps import lead as lead_text
 from hub.state import FleetSnapshot, WorkloadView
@@ -111,6 +112,8 @@ class Recommendation:
     """The demand split by prompt length (``classes.py``), capacities in the units of
     ``capacity_per_replica`` (correction and headroom applied); empty when one class is all there is
     to know (no prompt-bound latency signal, no token mix yet, or a single class)."""
+    starts: Mapping[tuple[str, str], StartEstimate] = field(default_factory=dict)
+    """A new replica's measured start per (cluster, GPU type) (``starts.py``); empty: none measured."""
 
     @property
     def changed(self) -> bool:
@@ -143,6 +146,10 @@ class _Context:
     """The GPU mix the counts are replicas of: ready, else asked, else one of each type."""
     advice: WorkloadAdvice | None = None
     """The LLM advisor's latest answer, handed in by the hub (``Engine.evaluate``)."""
+    starts: dict[tuple[str, str], StartEstimate] = field(default_factory=dict)
+    """Measured start of a new replica per (cluster, GPU type) where the spokes measured one."""
+    horizon_s: float = 0.0
+    """The forecast's horizon: ``prediction.horizon_seconds``, or the slowest measured start if longer."""
 
 
 @dataclass(slots=True)
@@ -321,11 +328,13 @@ class Engine:
         known = [d for d in (stable_demand, panic_demand) if d is not None]
         forecast_req = forecast_tok = None
         prediction = policy.prediction
+        starts = start_estimates(view)
+        horizon = horizon_s(prediction.horizon_seconds, starts)
         if prediction.enabled:
             req_f, tok_f = mem.forecasters(prediction.season_seconds)
             req_f.add(now, load.request_rate)
             tok_f.add(now, demand_now)
-            forecast_req, forecast_tok = req_f.peak(prediction.horizon_seconds), tok_f.peak(prediction.horizon_seconds)
+            forecast_req, forecast_tok = req_f.peak(horizon), tok_f.peak(horizon)
         ready_by_type: dict[str, int] = {}
         for p in parts:
             for t, n in p.ready_by_type.items():
@@ -341,7 +350,7 @@ class Engine:
             ready=sum(p.ready for p in parts), behavior=_behavior(policy.behavior), panic_s=panic_s,
             stable_s=stable_s, load=load, demand=max(known) if known else None, panic_demand=panic_demand,
             forecast_req=forecast_req, forecast_tok=forecast_tok, ready_by_type=ready_by_type, types=types,
-            mix=ready_by_type or asked_by_type or dict.fromkeys(types, 1),
+            mix=ready_by_type or asked_by_type or dict.fromkeys(types, 1), starts=starts, horizon_s=horizon,
         )
 
     def _propose(self, ctx: _Context) -> _Proposed:
@@ -368,9 +377,13 @@ class Engine:
             out.audit.append(Proposal("load", "panic", panic_proposal,
                                       {"window_s": ctx.panic_s, "demand_tokens_per_s": ctx.panic_demand}))
         for name, n in out.forecast:
-            out.audit.append(Proposal(name, "forecast", n, {"horizon_s": ctx.policy.prediction.horizon_seconds,
-                                                            "request_rate": ctx.forecast_req,
-                                                            "tokens_per_s": ctx.forecast_tok}))
+            detail: dict[str, object] = {"horizon_s": ctx.horizon_s, "request_rate": ctx.forecast_req,
+                                         "tokens_per_s": ctx.forecast_tok}
+            if ctx.horizon_s != ctx.policy.prediction.horizon_seconds:
+                worst = slowest(ctx.starts)
+                detail["horizon_from"] = (f"measured start {ctx.horizon_s:.0f}s on {worst.where if worst else '?'} "
+                                          f"(policy horizon_seconds {ctx.policy.prediction.horizon_seconds})")
+            out.audit.append(Proposal(name, "forecast", n, detail))
         return out
 
     @staticmethod
@@ -528,7 +541,7 @@ class Engine:
         lead = lead_text(merged.metric, props.signals, props.audit)
         step.value = merged.replicas  # the stages below are counted from the proposal
         step.signal = None if merged.metric is None else merged.metric.target.name
-        steps.forecast(step, max((n for _, n in props.forecast), default=None), policy.prediction.horizon_seconds)
+        steps.forecast(step, max((n for _, n in props.forecast), default=None), ctx.horizon_s)
         steps.advise(step, ctx.advice, policy, props.audit, props.signals)
         self._behaviour(ctx, props, step)
         panic_proposal = max((n for _, n in props.panic), default=None)
@@ -600,11 +613,12 @@ class Engine:
             capacity=props.capacity, proposals=tuple(props.audit), merged=merged_value,
             clamps=tuple(step.clamps), desired_replicas=step.value, reason=reason, panic=panic_state,
             correction=props.learned, cause=step.cause, deciding_signal=step.signal, advice=step.advice,
+            starts={e.where: e.to_json() for e in ctx.starts.values()},
         )
         return Recommendation(ctx.view.key, policy, ctx.current, ctx.ready, merged_value, step.value, reason, inputs,
                               proposals, dict(sorted(props.effective.items())), demand_out, audit,
                               cause=step.cause, deciding_signal=step.signal, demand_is_load=is_load,
-                              classes=props.request_classes())
+                              classes=props.request_classes(), starts=dict(ctx.starts))
 
     @staticmethod
     def _sized_by_load(step: Step, props: _Proposed, demand: float | None) -> bool:

@@ -141,11 +141,11 @@ def outside_bounds(step: Step, policy: Policy, load: LoadReading) -> str:
     return "current replicas outside the bounds"
 
 
-def forecast(step: Step, proposal: int | None, horizon_s: int) -> None:
+def forecast(step: Step, proposal: int | None, horizon_s: float) -> None:
     """The forecast load's proposal may raise the count ahead of a rise, never lower it."""
     if proposal is not None and proposal > step.value:
         step.to(proposal, "forecast", "Forecast", "the forecast load needs more replicas ahead of time",
-                f"forecast over {horizon_s}s needs {proposal}")
+                f"forecast over {horizon_s:g}s needs {proposal}")
 
 
 def advise(step: Step, advice: WorkloadAdvice | None, policy: Policy, proposals: Sequence[Proposal],

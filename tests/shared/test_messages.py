@@ -248,3 +248,31 @@ def test_token_histogram_is_bounded_and_consistent() -> None:
             TokenHistogram(**bad)
     with pytest.raises(ValidationError, match="preemptions_per_s"):
         Samples(preemptions_per_s=math.inf)
+
+
+def test_start_times_are_bounded_one_entry_per_tier_and_counted() -> None:
+    import math
+
+    import pytest
+    from pydantic import ValidationError
+
+    from shared.messages import MAX_RECENT_STARTS, StartTier, StartTimes, VariantStatus
+
+    cold = StartTimes(tier=StartTier.COLD, recent_s=(120.0, 95.5), count=7)
+    v = VariantStatus(gpu_type="L4", desired_replicas=1, ready_replicas=1, starts=(cold,))
+    assert VariantStatus.model_validate_json(v.model_dump_json()) == v
+    assert VariantStatus(gpu_type="L4", desired_replicas=1, ready_replicas=1).starts == ()  # 1.2 senders
+    for bad in (
+        {"tier": "cold", "recent_s": [], "count": 1},  # nothing measured: leave the tier out
+        {"tier": "cold", "recent_s": [1.0, 2.0], "count": 1},  # fewer counted than listed
+        {"tier": "cold", "recent_s": [-1.0], "count": 1},
+        {"tier": "cold", "recent_s": [86_401.0], "count": 1},
+        {"tier": "cold", "recent_s": [math.nan], "count": 1},
+        {"tier": "cold", "recent_s": [1.0] * (MAX_RECENT_STARTS + 1), "count": 100},
+        {"tier": "frozen", "recent_s": [1.0], "count": 1},
+        {"tier": "cold", "recent_s": [1.0], "count": 1.5},
+    ):
+        with pytest.raises(ValidationError):
+            StartTimes.model_validate(bad)
+    with pytest.raises(ValidationError, match="each tier at most once"):
+        VariantStatus(gpu_type="L4", desired_replicas=1, ready_replicas=1, starts=(cold, cold))

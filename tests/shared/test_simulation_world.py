@@ -79,6 +79,19 @@ def test_cold_start_delays_readiness_exactly():
     assert state.ready_replicas == 2
 
 
+def test_replicas_report_their_start_as_a_spoke_measures_it_and_the_initial_fleet_none():
+    from shared.messages import StartTier
+
+    world = one_cluster_world(load(0.5), replicas=1, cold_start_s=75.0)
+    [state] = world.workload_states("east")
+    assert state.variants[0].starts == ()  # ready at time 0: it never started
+    world.set_replicas("east", "llm", "chat", "L4", 3)
+    world.advance(80)
+    [state] = world.workload_states("east")
+    [starts] = state.variants[0].starts
+    assert (starts.tier, starts.recent_s, starts.count) == (StartTier.COLD, (75.0, 75.0), 2)
+
+
 def test_requests_wait_at_the_gateway_until_a_replica_is_ready():
     world = one_cluster_world(load(1.0), replicas=0, cold_start_s=30.0)
     world.set_replicas("east", "llm", "chat", "L4", 1)

@@ -122,7 +122,7 @@ class PodStarts:
         if fresh:
             await self._classify(fresh)
 
-    def _newly_ready(self, key: str, variant: Variant, pod: Raw, now: datetime) -> _Ready | None | bool:
+    def _newly_ready(self, key: str, variant: Variant, pod: Raw, now: datetime) -> _Ready | bool | None:
         """False: not ready yet (look again later); None: ready, but not measurable; else the start."""
         ready_at = condition_time(pod, "Ready")
         if ready_at is None:

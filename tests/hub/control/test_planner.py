@@ -8,7 +8,7 @@ from hub.control.planner import Planner
 from hub.placement.throughput import PROFILE_THROUGHPUT
 from hub.policy.model import Policy
 from hub.state import FleetState
-from shared.messages import Samples, WorkloadReport
+from shared.messages import Samples, StartTier, StartTimes, WorkloadReport
 from tests.hub.factories import node, report, workload
 
 PRICES = {"L4": 0.8, "A100": 4.1, "H100": 12.0}
@@ -340,3 +340,20 @@ def test_with_classes_a_hold_while_replicas_start_asks_for_the_same_fleet_again(
     plan = plans(s, classed_policy(True), planner=Planner(prices))["inference/llama"]
     assert plan.recommendation.desired_replicas == 8 and plan.recommendation.cause.value == "starting"
     assert plan.result.placement == {("a", "A100"): 2, ("a", "L4"): 6}
+
+
+def test_make_before_break_says_how_long_the_new_replicas_are_measured_to_take() -> None:
+    def with_starts(w: WorkloadReport, *durations: float) -> WorkloadReport:
+        timed = StartTimes(tier=StartTier.COLD, recent_s=durations, count=len(durations))
+        return w.model_copy(update={"variants": tuple(v.model_copy(update={"starts": (timed,)}) for v in w.variants)})
+
+    s = FleetState()
+    s.ingest(report("a", [workload(variants={"L4": (2, 2)}, waiting=10)], [node("L4", 8)]), now=10.0)
+    s.ingest(report("b", [with_starts(workload(variants={"L4": (0, 0)}, waiting=0), 140.0, 95.0)],
+                    [node("L4", 8)]), now=10.0)
+    cheap_b = policy(placement={"prices": {"a": {"L4": 2.0}, "b": {"L4": 0.5}}})
+    plan = plans(s, cheap_b)["inference/llama"]
+    assert plan.result.placement[("a", "L4")] == 2  # kept while b's start
+    note = next(n for n in plan.result.notes if n.startswith("make before break"))
+    assert note.endswith("until the new replicas are ready (measured start 140s on b/L4)")
+    assert plan.recommendation.audit.starts == {"b/L4": {"start_s": 140.0, "starts": 2, "tiers": {"cold": 140.0}}}

@@ -11,7 +11,15 @@ from hub.policy.advice import WorkloadAdvice
 from hub.policy.engine import Engine, Recommendation
 from hub.policy.model import Policy
 from hub.state import FleetState
-from shared.messages import GpuNode, Samples, TelemetryReport, VariantStatus, WorkloadRef, WorkloadReport
+from shared.messages import (
+    GpuNode,
+    Samples,
+    StartTimes,
+    TelemetryReport,
+    VariantStatus,
+    WorkloadRef,
+    WorkloadReport,
+)
 from tests.hub.factories import T0
 
 KEY = "inference/llama"
@@ -47,10 +55,12 @@ class Cluster:
     ready: int = 2
     free_gpus: int = 8
     samples: dict[str, Any] = field(default_factory=dict)
+    starts: tuple[StartTimes, ...] = ()
+    """The variant's measured start times (protocol 1.3)."""
 
     def report(self, seq: int) -> TelemetryReport:
-        variants = (VariantStatus(gpu_type=self.gpu_type, desired_replicas=self.desired, ready_replicas=self.ready),) \
-            if self.desired or self.ready else ()
+        variants = (VariantStatus(gpu_type=self.gpu_type, desired_replicas=self.desired, ready_replicas=self.ready,
+                                  starts=self.starts),) if self.desired or self.ready else ()
         w = WorkloadReport(workload=WorkloadRef(namespace="inference", name="llama"), desired_replicas=self.desired,
                            ready_replicas=self.ready, variants=variants,
                            samples=samples(_ready=self.ready, **self.samples))
