@@ -28,6 +28,7 @@ TRTLLM = fixture_text("triton_trtllm_backend_docs.prom")
 TRITON_TTFT = fixture_text("triton_first_response_source_built.prom")
 TGI = fixture_text("tgi_datadog_head.prom")
 TGI_BUILT = fixture_text("tgi_source_built.prom")
+TGI_QUEUE = fixture_text("tgi_datadog_queue_duration_excerpt.prom")
 
 
 def target(engine: str | None = None, model: str | None = None, pods: int = 1) -> SourceTarget:
@@ -254,6 +255,20 @@ def test_tgi_kv_budget_proxy_and_queue_duration() -> None:
     queue = partial.values["queue_time"]
     assert isinstance(queue, Percentiles)
     assert queue.p50_s == pytest.approx(0.05)
+
+
+def test_tgi_real_scrape_queue_duration_is_the_queue_time() -> None:
+    # The real histogram's 36 bounds (0.15 ms x 1.5^k); 10 new requests waited between 1.68 and 2.53 s.
+    bounds = re.findall(r'le="([^"]+)"', TGI_QUEUE)
+    later = add_to_buckets(TGI_QUEUE, "tgi_request_queue_duration",
+                           {le: 10.0 for le in bounds[bounds.index("2.5251168294042348"):]})
+    _, partial = window(TGI_QUEUE, later)
+    queue = partial.values["queue_time"]
+    assert isinstance(queue, Percentiles)
+    assert queue.p50_s == pytest.approx(1.683411219602823 + (2.5251168294042348 - 1.683411219602823) * 0.5)
+    assert queue.p99_s == pytest.approx(1.683411219602823 + (2.5251168294042348 - 1.683411219602823) * 0.99)
+    _, first = one(TGI_QUEUE)
+    assert "queue_time" not in first.values  # one scrape: no window yet, not the totals since start
 
 
 def test_tgi_hundred_input_length_buckets_are_coarsened_for_the_wire() -> None:
