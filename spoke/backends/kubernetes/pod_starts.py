@@ -114,19 +114,20 @@ class PodStarts:
                 if not uid:
                     continue
                 live.add(uid)
-                if uid not in self._seen and (ready := self._newly_ready(key, variant, pod, now)) is not False:
-                    self._seen.add(uid)
-                    if ready is not None:
-                        fresh.append(ready)
+                ready_at = condition_time(pod, "Ready")
+                if uid in self._seen or ready_at is None:
+                    continue  # measured already, or not ready yet (looked at again next time)
+                self._seen.add(uid)
+                start = self._start(key, variant, pod, ready_at, now)
+                if start is not None:
+                    fresh.append(start)
         self._seen &= live  # pods gone are forgotten: the set is bounded by the live pods
         if fresh:
             await self._classify(fresh)
 
-    def _newly_ready(self, key: str, variant: Variant, pod: Raw, now: datetime) -> _Ready | bool | None:
-        """False: not ready yet (look again later); None: ready, but not measurable; else the start."""
-        ready_at = condition_time(pod, "Ready")
-        if ready_at is None:
-            return False
+    def _start(self, key: str, variant: Variant, pod: Raw, ready_at: datetime, now: datetime) -> _Ready | None:
+        """The start of a pod seen ready for the first time; None if it cannot be measured (no
+        scheduling time, or ready for longer than its events live)."""
         scheduled_at = condition_time(pod, "PodScheduled")
         if scheduled_at is None or (now - ready_at).total_seconds() > self.max_age_s:
             return None
