@@ -3,7 +3,8 @@
 Inventory, workloads and samples are read concurrently, each under a timeout. A part that fails or
 times out is reported as missing (an empty inventory is *not* sent as "no GPUs": the report is
 skipped for that part and the failure counted), and the loop goes on. The period is jittered by
-±10 % so a fleet of spokes started together does not report in lock-step.
+±10 % so a fleet of spokes started together does not report in lock-step. Engines woken from
+sleep mode between two reports are added to the variants' start times (``spoke.wakes``).
 """
 
 from __future__ import annotations

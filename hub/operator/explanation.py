@@ -14,7 +14,8 @@ from typing import Any
 from hub.operator.output import cell
 
 KNOWN_AUDIT = {"workload", "policy_id", "policy_revision", "current_replicas", "ready_replicas", "inputs", "load",
-               "capacity", "correction", "proposals", "merged", "clamps", "panic", "desired_replicas", "reason"}
+               "capacity", "correction", "proposals", "merged", "clamps", "panic", "desired_replicas", "reason",
+               "starts"}
 
 
 def explain(decision: dict[str, Any]) -> str:
@@ -28,6 +29,7 @@ def explain(decision: dict[str, Any]) -> str:
         out += _proposals(audit)
         out += _clamps(audit)
         out += _capacity(audit)
+        out += _starts(audit)
         other = {k: v for k, v in audit.items() if k not in KNOWN_AUDIT and v not in (None, {}, [])}
         if other:
             out.append("\nOther audit fields:")
@@ -103,6 +105,17 @@ def _capacity(audit: dict[str, Any]) -> list[str]:
         lines.append(f"  {gpu}: {cell(signals)}")
     for signal, c in (audit.get("correction") or {}).items():
         lines.append(f"  learned correction for {signal}: {cell(c)}")
+    return lines
+
+
+def _starts(audit: dict[str, Any]) -> list[str]:
+    starts = audit.get("starts") or {}
+    if not starts:
+        return []
+    lines = ["\nMeasured start of a new replica (90th percentile of recent cold and cached starts):"]
+    for where, e in starts.items():
+        tiers = ", ".join(f"{t} {cell(s)} s" for t, s in (e.get("tiers") or {}).items())
+        lines.append(f"  {where}: {cell(e.get('start_s'))} s over {e.get('starts')} starts ({tiers})")
     return lines
 
 
