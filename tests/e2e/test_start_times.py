@@ -18,9 +18,9 @@ COLD_START_S = 40.0
 
 
 def step_world() -> SimWorld:
-    # A step once the hub's forecaster has seen a 30 s step of its own clock (700 simulated s at 20x):
+    # A step once the hub's forecaster has seen a 30 s step of its own clock (800 simulated s at 20x):
     # the hub records a decision when the count changes, and this one carries a forecast.
-    trace = synthetic("step", duration_s=3600.0, rate_per_s=2.0, step_at_s=700.0, step_rate_per_s=60.0,
+    trace = synthetic("step", duration_s=3600.0, rate_per_s=2.0, step_at_s=800.0, step_rate_per_s=60.0,
                       input_tokens=512, output_tokens=64, seed=5)
     return SimWorld(
         (ClusterSpec("alpha", (NodeSpec("a-0", "H100", 8),)),),
