@@ -107,6 +107,7 @@ class KubernetesBackend:
         self.starts = StartLog()
         """Measured pod starts per (workload, GPU type, tier); the report carries their summary."""
         self._pod_starts = PodStarts(self._client, self.starts)
+        self._starts_failed = False
 
     @classmethod
     async def from_config(
@@ -158,8 +159,11 @@ class KubernetesBackend:
         try:
             await self._pod_starts.observe(managed, now=datetime.now(UTC))
         except ApplyError as e:
-            # Start times are a refinement: a failed pod list costs this cycle's measurements only.
-            logger.warning("cannot list pods to measure start times (%s)", e)
+            # Start times are a refinement: a failed pod list costs this cycle's measurements only
+            # (logged once at warning level, then at debug, not once per report).
+            logger.log(logging.DEBUG if self._starts_failed else logging.WARNING,
+                       "cannot list pods to measure start times (%s)", e)
+            self._starts_failed = True
         self.starts.forget({mw.ref.key for mw in managed})
         return self.starts.attach(states, now=time.time())
 

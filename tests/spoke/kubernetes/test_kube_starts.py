@@ -156,3 +156,17 @@ def test_a_pull_of_any_container_makes_the_start_cold() -> None:
     assert classify([sidecar_cached, engine_pulled]) is StartTier.COLD
     assert classify([sidecar_cached]) is StartTier.CACHED
     assert classify([{"reason": "Scheduled", "message": "Successfully assigned llm/x to node-1"}]) is None
+
+
+async def test_pods_that_cannot_be_listed_cost_the_measurement_not_the_report(
+    kube: Cluster, backend: KubernetesBackend
+) -> None:
+    kube.workload("llama", replicas=1)
+    start_pod(kube, "cold", scheduled_ago_s=600, ready_after_s=240)
+    pulled_fresh(kube, "cold")
+    kube.k.override[kmock.method.GET, kmock.resource("v1/pods")][:1] << status(503, "etcd is slow")
+
+    states = await backend.workloads()
+
+    assert [s.key for s in states] == ["llm/llama"] and starts_of(states) == {}
+    assert starts_of(await backend.workloads()) == {StartTier.COLD: ((240.0,), 1)}
