@@ -142,6 +142,30 @@ def make_before_break(demand: WorkloadDemand, result: PlacementResult,
     )
 
 
+LATE_START_FACTOR = 2.0
+"""Replicas still starting this many times their measured start after the command went out are late."""
+
+
+def late_starts(snapshot: FleetSnapshot, view: WorkloadView,
+                starts: Mapping[tuple[str, str], StartEstimate]) -> list[str]:
+    """A note per place whose replicas have been starting for over ``LATE_START_FACTOR`` times their
+    measured start since the hub's command went out: a pull failing, a pod that cannot be
+    scheduled or a crash loop, which the operator should look at (the plan only waits)."""
+    out = []
+    for cid, report in sorted(view.reports.items()):
+        intent = snapshot.intents.get((view.key, cid))
+        if intent is None:
+            continue
+        waited = snapshot.taken_at - intent.sent_monotonic
+        for v in report.variants:
+            est = starts.get((cid, v.gpu_type))
+            if est is not None and v.ready_replicas < v.desired_replicas and waited > LATE_START_FACTOR * est.seconds:
+                out.append(f"late start on {est.where}: {v.desired_replicas - v.ready_replicas} replica(s) not ready "
+                           f"{waited:.0f}s after the command, measured start {est.seconds:.0f}s; check the pods "
+                           f"(image pull, scheduling, crash loop)")
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class EngineLoad:
     """A workload's placement load in the engine's units (tokens/s at the SLO)."""
@@ -449,6 +473,7 @@ class Planner:
             # replicas serve (the engine likewise does not scale down while replicas start).
             floor = dict(before)
             notes.append("replicas starting: none removed until they are ready")
+            notes.extend(late_starts(snapshot, view, rec.starts))
         demand = WorkloadDemand(
             key=view.key,
             demand=demanded,

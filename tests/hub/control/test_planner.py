@@ -7,9 +7,9 @@ import pytest
 from hub.control.planner import Planner
 from hub.placement.throughput import PROFILE_THROUGHPUT
 from hub.policy.model import Policy
-from hub.state import FleetState
+from hub.state import FleetState, Intent
 from shared.messages import Samples, StartTier, StartTimes, WorkloadReport
-from tests.hub.factories import node, report, workload
+from tests.hub.factories import T0, node, report, workload
 
 PRICES = {"L4": 0.8, "A100": 4.1, "H100": 12.0}
 FAST_UP = {"scale_up": {"policies": [{"type": "Percent", "value": 1000, "period_seconds": 15}]}}
@@ -357,3 +357,20 @@ def test_make_before_break_says_how_long_the_new_replicas_are_measured_to_take()
     note = next(n for n in plan.result.notes if n.startswith("make before break"))
     assert note.endswith("until the new replicas are ready (measured start 140s on b/L4)")
     assert plan.recommendation.audit.starts == {"b/L4": {"start_s": 140.0, "starts": 2, "tiers": {"cold": 140.0}}}
+
+
+def test_replicas_starting_for_twice_their_measured_start_are_noted_as_late() -> None:
+    timed = StartTimes(tier=StartTier.CACHED, recent_s=(140.0, 100.0), count=2)
+    w = workload(variants={"L4": (3, 1)}, waiting=0)
+    w = w.model_copy(update={"variants": tuple(v.model_copy(update={"starts": (timed,)}) for v in w.variants)})
+    s = FleetState()
+    s.record_intent("inference/llama", "a", Intent("c1", {"L4": 3}, T0, sent_monotonic=100.0))
+
+    def notes(now: float) -> list[str]:
+        s.ingest(report("a", [w], [node("L4", 8)], seq=int(now)), now=now)  # fresh at every look
+        return list(plans(s, policy(), now=now)["inference/llama"].result.notes)
+
+    assert not any(n.startswith("late start") for n in notes(now=300.0))  # 200 s: within twice 140 s
+    late = [n for n in notes(now=500.0) if n.startswith("late start")]
+    assert late == ["late start on a/L4: 2 replica(s) not ready 400s after the command, measured start 140s; "
+                    "check the pods (image pull, scheduling, crash loop)"]
