@@ -52,13 +52,16 @@ async def test_a_measured_cold_start_reaches_the_hub_and_sets_the_forecast_horiz
                 return None
             return decision if forecast_of(decision) is not None else None
 
-        decision = await eventually(measured, timeout_s=60)
+        decision = await eventually(measured, timeout_s=90)
     # The spoke reported the replica's start as the world ran it; the hub estimates from it ...
-    assert decision.audit["starts"]["alpha/H100"] == {"start_s": COLD_START_S, "starts": 1,
-                                                     "tiers": {"cold": COLD_START_S}}
+    # (more starts may have been measured by then under load: every one took the world's 40 s)
+    measured_start = decision.audit["starts"]["alpha/H100"]
+    assert measured_start["start_s"] == COLD_START_S and measured_start["tiers"] == {"cold": COLD_START_S}
+    assert measured_start["starts"] >= 1
     # ... and looks that far ahead, not the policy's 5 s.
     forecast = forecast_of(decision)
     assert forecast["detail"]["horizon_s"] == COLD_START_S
     assert forecast["detail"]["horizon_from"] == "measured start 40s on alpha/H100 (policy horizon_seconds 5)"
     report = hub.state.snapshot().workloads[KEY].reports["alpha"]
-    assert [(s.tier, s.recent_s) for v in report.variants for s in v.starts] == [("cold", (COLD_START_S,))]
+    [(tier, recent)] = [(s.tier, s.recent_s) for v in report.variants for s in v.starts]
+    assert tier == "cold" and set(recent) == {COLD_START_S}
