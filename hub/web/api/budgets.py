@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from hub.policies.store import BudgetStore, Source, Stored
 from hub.policy.budget import AIInferenceBudget, Budget, BudgetUse
-from hub.web.api.errors import ApiError, bad_field, error, json_response
-from hub.web.api.http import actor, etag, if_match, read_model
+from hub.web.api.errors import ApiError, error, json_response
+from hub.web.api.http import actor, etag, if_match, read_model, update_precondition
 from hub.web.api.keys import BUDGET_USE, BUDGETS
 
 routes = web.RouteTableDef()
@@ -126,21 +126,11 @@ async def get_budget(request: web.Request) -> web.Response:
 async def update_budget(request: web.Request) -> web.Response:
     store = request.app[BUDGETS]
     budget_id = request.match_info["id"]
-    header = if_match(request)
     budget = (await read_model(request, BudgetInput)).budget()
     if budget.id != budget_id:
         raise ApiError(400, "invalid body", [{"field": "id", "message": f"must match the path ({budget_id})"}])
     _current(store, budget_id)
-    if "If-Match" in request.headers:
-        if header is not None and budget.revision and budget.revision != header:
-            raise ApiError(400, "invalid body", [{"field": "revision",
-                                                  "message": f"says {budget.revision}, If-Match says {header}"}])
-        expected = header
-    elif budget.revision:
-        expected = budget.revision
-    else:
-        raise bad_field("revision", 'give the revision you read: If-Match: "<revision>" or the body\'s revision '
-                        '(If-Match: * overwrites whatever is there)', status=428, error_text="precondition required")
+    expected = update_precondition(request, budget.revision)
     updated = await store.update(budget.with_revision(0), source=Source.REST, expected_revision=expected,
                                  actor=actor(request))
     return _answer(request, updated)

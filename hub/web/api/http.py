@@ -89,6 +89,21 @@ def if_match(request: web.Request) -> int | None:
     return int(m.group(1) or m.group(2))
 
 
+def update_precondition(request: web.Request, body_revision: int) -> int | None:
+    """The revision a PUT must replace (compare-and-set): ``If-Match`` wins over the body's
+    revision, as in HTTP (``*``: overwrite whatever is there, None); without either, 428."""
+    header = if_match(request)
+    if "If-Match" in request.headers:
+        if header is not None and body_revision and body_revision != header:
+            raise ApiError(400, "invalid body", [{"field": "revision",
+                                                  "message": f"says {body_revision}, If-Match says {header}"}])
+        return header
+    if body_revision:
+        return body_revision
+    raise bad_field("revision", 'give the revision you read: If-Match: "<revision>" or the body\'s revision '
+                    '(If-Match: * overwrites whatever is there)', status=428, error_text="precondition required")
+
+
 def etag(revision: int) -> dict[str, str]:
     return {"ETag": f'"{revision}"'}
 

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.policies.store import PolicyStore, Source, Stored
 from hub.policy.model import AIInferenceAutoscalerPolicy, Policy
-from hub.web.api.errors import ApiError, bad_field, error, json_response
-from hub.web.api.http import actor, etag, if_match, read_model
+from hub.web.api.errors import ApiError, error, json_response
+from hub.web.api.http import actor, etag, if_match, read_model, update_precondition
 from hub.web.api.keys import POLICIES
 from hub.web.overview import policies_json, policy_json
 
@@ -104,22 +104,11 @@ async def get_policy(request: web.Request) -> web.Response:
 async def update_policy(request: web.Request) -> web.Response:
     store = request.app[POLICIES]
     policy_id = request.match_info["id"]
-    header = if_match(request)
     policy = (await read_model(request, PolicyInput)).policy()
     if policy.id != policy_id:
         raise ApiError(400, "invalid body", [{"field": "id", "message": f"must match the path ({policy_id})"}])
     _current(store, policy_id)
-    if "If-Match" in request.headers:
-        # The header wins over the body (``*``: overwrite whatever is there), as in HTTP.
-        if header is not None and policy.revision and policy.revision != header:
-            raise ApiError(400, "invalid body", [{"field": "revision",
-                                                  "message": f"says {policy.revision}, If-Match says {header}"}])
-        expected = header
-    elif policy.revision:
-        expected = policy.revision
-    else:
-        raise bad_field("revision", 'give the revision you read: If-Match: "<revision>" or the body\'s revision '
-                        '(If-Match: * overwrites whatever is there)', status=428, error_text="precondition required")
+    expected = update_precondition(request, policy.revision)
     updated = await store.update(policy.with_revision(0), source=Source.REST, expected_revision=expected,
                                  actor=actor(request))
     return _answer(store, updated)
