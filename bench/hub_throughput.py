@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,7 +102,17 @@ def metric_value(metrics_text: str, prefix: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines() if line.startswith(prefix))
 
 
-async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict:
+def start_profiler(pid: int, out: Path | None) -> subprocess.Popen | None:
+    """py-spy sampling the hub's every thread (the planner runs in a worker thread, which cProfile
+    would miss), as collapsed stacks for ``flamegraph.pl`` or a quick sort; None without ``--profile``."""
+    if out is None:
+        return None
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def run_size(total: int, spokes: int, seconds: float, tick: float, profile: Path | None = None) -> dict:
     per_spoke = total // spokes
     with NatsServer() as server, tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policies.yaml"
@@ -125,7 +136,7 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
         api = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as http:
-                await wait_ready(http, api, hub)
+                await wait_ready(http, api, hub, timeout_s=300)  # 10k+ policies load slowly on a busy machine
                 nc = await nats.connect(server.url, pending_size=64 * 1024 * 1024)
                 busy = [False] * total
                 replicas = [1] * total
@@ -153,6 +164,7 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                 round_no = 0
                 warmup = 3
                 cpu0 = wall0 = reports0 = ticks0 = planned0 = None
+                profiler = None
                 deadline = time.monotonic() + seconds + warmup
                 while time.monotonic() < deadline:
                     start = time.monotonic()
@@ -183,6 +195,7 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                         await nc.publish(f"fleetscale.v1.telemetry.spoke-{s}", json.dumps(report).encode())
                     await nc.flush()
                     if round_no == warmup:
+                        profiler = start_profiler(hub.pid, profile)
                         cpu0, wall0 = cpu_seconds(hub.pid), time.monotonic()
                         async with http.get(f"{api}/metrics") as r:
                             text0 = await r.text()
@@ -193,6 +206,9 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
                     await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - start)))
                 await asyncio.sleep(tick + 0.5)
                 cpu1, wall1 = cpu_seconds(hub.pid), time.monotonic()
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                    profiler.wait(30)
                 async with http.get(f"{api}/metrics") as r:
                     text = await r.text()
                 await nc.close()
@@ -220,7 +236,11 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float) -> dict
             }
         finally:
             hub.terminate()
-            hub.wait(10)
+            try:
+                hub.wait(30)
+            except subprocess.TimeoutExpired:  # a loaded machine: the figures are taken, do not lose them
+                hub.kill()
+                hub.wait()
 
 
 def main() -> None:
@@ -229,10 +249,13 @@ def main() -> None:
     p.add_argument("--spokes", type=int, default=10)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--tick", type=float, default=1.0, help="hub evaluation tick (HUB_TICK_S)")
+    p.add_argument("--profile", type=Path, help="record the hub with py-spy (collapsed stacks) into "
+                   "PATH.<workloads>.txt; needs py-spy, and samples cost the hub a little CPU")
     args = p.parse_args()
     print(f"# cores: {os.cpu_count()}, python {sys.version.split()[0]}, tick {args.tick}s")
     for n in args.workloads:
-        result = asyncio.run(run_size(n, args.spokes, args.seconds, args.tick))
+        result = asyncio.run(run_size(n, args.spokes, args.seconds, args.tick,
+                                         args.profile and args.profile.with_suffix(f".{n}.txt")))
         print(json.dumps(result))
 
 

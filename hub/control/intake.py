@@ -2,10 +2,10 @@
 
 Reports arrive over core NATS (at most once; the latest wins). Two agents: the *reader* moves raw
 messages from the subscription into the bounded ``Inbox`` (cheap, so the subscription never
-backs up); the *intake* validates them one by one and applies the trust rules of
-``hub.control.admission``. Anything refused is counted by reason and dropped; the loop never stops
-for bad input, and it yields to the event loop every few messages so a flood cannot starve the
-evaluator, the results consumer or the API.
+backs up); the *intake* validates them one by one (``hub.control.decoder``: only the workloads
+that changed) and applies the trust rules of ``hub.control.admission``. Anything refused is
+counted by reason and dropped; the loop never stops for bad input, and it yields to the event
+loop every few messages so a flood cannot starve the evaluator, the results consumer or the API.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from hub.control.admission import Admission
+from hub.control.decoder import Decoder
 from hub.control.inbox import Inbox
 from hub.metrics import HubMetrics
 from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState
 from shared import subjects
-from shared.bus import Bus, decode
+from shared.bus import Bus
 from shared.errors import InvalidMessage
 from shared.messages import TelemetryReport
 
@@ -58,6 +59,7 @@ class Intake:
         """Containers' use history for vertical recommendations; fed with every kept report."""
         self.inbox = Inbox(admitted=state.has_cluster, capacity=queue_size, capacity_bytes=queue_bytes,
                            on_drop=lambda reason: self.refuse("telemetry", reason))
+        self.decoder = Decoder()
         self.malformed = 0
         self.accepted = 0
         self.refused = 0
@@ -108,17 +110,19 @@ class Intake:
 
     def handle(self, subject: str, data: bytes) -> None:
         try:
-            report = decode(TelemetryReport, data, subject=subject)
+            decoded = self.decoder.decode(subject, data)
         except InvalidMessage as e:
             self.on_invalid(e)
             return
-        self.accept(subject, report)
+        if self.accept(subject, decoded.report):
+            self.decoder.keep(decoded.report.cluster_id, decoded)
 
     def prune(self, now: float | None = None) -> list[str]:
         """Forget clusters silent for longer than the retention (their metrics series go too)."""
         gone = self.state.silent_clusters(older_than_s=self.retention_s, now=now)
         for cluster_id in gone:
             self.state.forget(cluster_id)
+            self.decoder.forget(cluster_id)
             self.metrics.forget_cluster(cluster_id)
             logger.info("forgot cluster %s: no report for %.0fs", cluster_id, self.retention_s)
         if self.resources is not None:

@@ -7,8 +7,9 @@ one point per workload and one for the fleet. Nothing on the control path waits 
 
 Memory is bounded by construction: two fixed-size rings per series, fine (``fine_points`` at
 ``fine_s``: 1 hour at 10 s) and coarse (``coarse_points`` means of ``coarse_every`` fine points: 24 h
-at 2 min), each value a float32, and at most ``max_workloads`` series (the oldest-updated is
-dropped past that). docs/operations.md gives the measured size. A value the hub did not have is
+at 2 min), each value a float32, and at most ``max_workloads`` series (past that, the oldest-updated
+is dropped for a new one, unless it was updated in the same sample: the fleet is then larger than the
+history, and the workloads it holds keep their series). docs/operations.md gives the measured size. A value the hub did not have is
 NaN in the ring and ``null`` in JSON, so a chart shows a gap, never an invented zero.
 """
 
@@ -78,7 +79,7 @@ def _json(v: float) -> float | None:
 class Series:
     """One workload's (or the fleet's) history at two resolutions."""
 
-    __slots__ = ("_acc", "_acc_keyed", "_acc_n", "coarse", "coarse_every", "fine")
+    __slots__ = ("_acc", "_acc_keyed", "_acc_n", "coarse", "coarse_every", "fine", "updated")
 
     def __init__(self, fine_points: int, coarse_points: int, coarse_every: int) -> None:
         self.fine = Ring(fine_points)
@@ -87,6 +88,8 @@ class Series:
         self._acc: dict[str, list[float]] = {f: [] for f in FIELDS}
         self._acc_keyed: dict[str, list[float]] = {}
         self._acc_n = 0
+        self.updated = NAN
+        """When the history last sampled it (``FleetHistory._workload``)."""
 
     def append(self, t: float, values: Mapping[str, float | None], keyed: Mapping[str, float]) -> None:
         self.fine.append(t, values, keyed)
@@ -195,7 +198,9 @@ class FleetHistory:
         for key, p in per.items():
             values = self._workload_values(key, p, snapshot, frames, latest.get(key))
             keyed = {f"{c}/{g}": float(n) for (c, g), n in p["replicas"].items()}
-            self._workload(key).append(now, values, keyed)
+            series = self._workload(key, now)
+            if series is not None:
+                series.append(now, values, keyed)
             for f in fleet:
                 fleet[f] += values[f] or 0.0
             for (_, g), n in p["replicas"].items():
@@ -223,12 +228,22 @@ class FleetHistory:
             "capacity_tokens_per_s": _capacity(getattr(decision, "audit", None), p["replicas"]),
         }
 
-    def _workload(self, key: str) -> Series:
+    def _workload(self, key: str, now: float = NAN) -> Series | None:
+        """The workload's series; None when every one held was updated in this same sample (``now``).
+
+        NB: a workload past the bound takes the place of the oldest-updated one only if that one was
+        not sampled now: with more workloads than ``max_workloads`` in every sample, evicting in turn
+        threw away and rebuilt every series on every sample (10,000 workloads: a tenth of the hub's
+        CPU), and no workload kept a history at all."""
         series = self._workloads.get(key)
         if series is None:
-            series = self._workloads[key] = self._series()
-            while len(self._workloads) > self.max_workloads:
+            if len(self._workloads) >= self.max_workloads:
+                oldest = next(iter(self._workloads.values()))
+                if oldest.updated == now:
+                    return None
                 self._workloads.popitem(last=False)
+            series = self._workloads[key] = self._series()
+        series.updated = now
         self._workloads.move_to_end(key)
         return series
 

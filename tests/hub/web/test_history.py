@@ -86,9 +86,23 @@ def test_the_fine_ring_wraps_and_the_coarse_ring_holds_means() -> None:
 def test_the_number_of_workloads_is_bounded() -> None:
     history = FleetHistory(max_workloads=2)
     for name in ("a", "b", "c"):
-        history._workload(f"inference/{name}").append(0.0, {}, {})
+        series = history._workload(f"inference/{name}")
+        assert series is not None
+        series.append(0.0, {}, {})
     assert history.workloads() == ["inference/b", "inference/c"]
     assert history.nbytes() > 0 and math.isfinite(history.nbytes())
+
+
+def test_a_fleet_larger_than_the_bound_keeps_the_series_it_holds() -> None:
+    """Evicting in turn, every sample of a fleet past the bound rebuilt every series and kept none."""
+    history = FleetHistory(max_workloads=2)
+    for now in (10.0, 20.0):
+        held = [history._workload(f"inference/{name}", now) for name in ("a", "b", "c")]
+        assert held[2] is None
+        assert history.workloads() == ["inference/a", "inference/b"]
+    first = history._workload("inference/a", 30.0)
+    assert history._workload("inference/c", 30.0) is not None  # b, not sampled at 30, makes room
+    assert history.workloads() == ["inference/a", "inference/c"] and first is history._workload("inference/a", 40.0)
 
 
 async def test_the_api_serves_a_window_with_markers_and_names_a_bad_field() -> None:
