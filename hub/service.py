@@ -154,6 +154,7 @@ async def run_hub(
                 journal=journal,
                 startup_grace_s=settings.startup_grace_s,
                 sweep_s=settings.sweep_s,
+                batch=settings.evaluation_batch,
                 listening=lambda: bus.connected,
                 advice=advisor.advice,
                 budgets=budgets,

@@ -34,6 +34,11 @@ class HubSettings(CommonSettings):
         description="Every workload is re-planned at least this often, changed or not (between, only on changes "
         "and timers)",
     )
+    evaluation_batch: int = Field(
+        default=256, ge=1,
+        description="At most this many workloads are re-planned in one event-driven evaluation, oldest change first "
+        "(a backlog is planned over several, so answers keep coming)",
+    )
     change_tolerance: float = Field(
         default=0.02, ge=0, lt=1,
         description="A measured sample must move by this share before a workload is re-planned for it",

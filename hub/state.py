@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, KeysView, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +23,10 @@ Placement = dict[tuple[str, str], int]
 """Replicas per (cluster id, GPU type)."""
 
 
+def inventory_types(report: TelemetryReport) -> frozenset[str]:
+    return frozenset(node.gpu_type for node in report.inventory)
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterView:
     cluster_id: str
@@ -30,6 +34,13 @@ class ClusterView:
     received_at: float
     """Monotonic time the report arrived."""
     stale: bool
+    gpu_types: frozenset[str] | None = None
+    """The GPU types of its inventory; computed from the report when not given (``FleetState``
+    computes them once per report, not once per workload that asks)."""
+
+    def __post_init__(self) -> None:
+        if self.gpu_types is None:
+            object.__setattr__(self, "gpu_types", inventory_types(self.report))
 
     def free_gpus(self) -> dict[str, int]:
         free: dict[str, int] = {}
@@ -189,7 +200,13 @@ class FleetState:
     so a report looks only at those."""
     _workload_refs: dict[str, int] = field(default_factory=dict)
     """Workload key -> how many clusters' latest reports carry it (the hub's bound counts keys)."""
-    _changed: set[str] = field(default_factory=set)
+    _changed: dict[str, None] = field(default_factory=dict)
+    """Workloads marked since the last ``take_changed``, oldest mark first."""
+    _by_key: dict[str, dict[str, WorkloadReport]] = field(default_factory=dict)
+    """Cluster id -> its latest report's workloads by key, so a snapshot of a few workloads and change
+    detection look them up instead of scanning the whole fleet."""
+    _types: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Cluster id -> the GPU types of its latest report's inventory."""
 
     # --- writers ------------------------------------------------------------------------------
 
@@ -202,11 +219,14 @@ class FleetState:
             self._count_workloads(previous[0], -1)
         self._count_workloads(report, +1)
         self._reports[report.cluster_id] = (report, time.monotonic() if now is None else now)
+        before = self._by_key.get(report.cluster_id, {})
+        self._by_key[report.cluster_id] = {w.workload.key: w for w in report.workloads}
+        self._types[report.cluster_id] = inventory_types(report)
         waiting = self._unseen.pop(report.cluster_id, set())
         for workload_key in waiting:
             self._mark_if_seen(workload_key, report)
         if self.moved is not None:
-            self._mark_moved(previous[0] if previous is not None else None, report)
+            self._mark_moved(before, report)
         return True
 
     def forget(self, cluster_id: str) -> None:
@@ -214,6 +234,8 @@ class FleetState:
         previous = self._reports.pop(cluster_id, None)
         if previous is not None:
             self._count_workloads(previous[0], -1)
+        self._by_key.pop(cluster_id, None)
+        self._types.pop(cluster_id, None)
         for key in [k for k in self._intents if k[1] == cluster_id]:
             del self._intents[key]
 
@@ -225,23 +247,23 @@ class FleetState:
             else:
                 self._workload_refs.pop(w.workload.key, None)
 
-    def _mark_moved(self, previous: TelemetryReport | None, report: TelemetryReport) -> None:
+    def _mark_moved(self, previous: Mapping[str, WorkloadReport], report: TelemetryReport) -> None:
         had = bool(self._changed)
-        before = {w.workload.key: w for w in previous.workloads} if previous is not None else {}
+        before = dict(previous)
         moved = self.moved
         assert moved is not None
         for w in report.workloads:
             key = w.workload.key
             if moved(before.pop(key, None), w):
-                self._changed.add(key)
-        self._changed.update(before)  # gone from the cluster's report
+                self._changed.setdefault(key)
+        self._changed.update(dict.fromkeys(before))  # gone from the cluster's report (a key marked keeps its place)
         if not had and self._changed and self.on_change is not None:
             self.on_change()
 
-    def take_changed(self) -> set[str]:
-        """The workloads whose reports moved since the last call (and forget them)."""
-        out, self._changed = self._changed, set()
-        return out
+    def take_changed(self) -> KeysView[str]:
+        """The workloads whose reports moved since the last call, oldest first (and forget them)."""
+        out, self._changed = self._changed, {}
+        return out.keys()
 
     def listen_from(self, now: float) -> None:
         """The hub hears reports again from ``now`` (it started, its event loop was stalled, or its NATS
@@ -275,7 +297,7 @@ class FleetState:
             self._watch(*key)
         if self.moved is not None:  # a result is an input: the workload may shrink now, or retry
             had = bool(self._changed)
-            self._changed.add(result.workload.key)
+            self._changed.setdefault(result.workload.key)
             if not had and self.on_change is not None:
                 self.on_change()
         return self._intents[key]
@@ -342,19 +364,22 @@ class FleetState:
         """The fleet now; with ``only``, just those workloads (and their intents), every cluster."""
         now = time.monotonic() if now is None else now
         clusters = {
-            cid: ClusterView(cid, report, received_at, self.is_stale(report, received_at, now))
+            cid: ClusterView(cid, report, received_at, self.is_stale(report, received_at, now), self._types.get(cid))
             for cid, (report, received_at) in self._reports.items()
         }
         reports: dict[str, dict[str, WorkloadReport]] = {}
         stale_of: dict[str, list[str]] = {}
         for cid, view in clusters.items():
-            for w in view.report.workloads:
-                if only is not None and w.workload.key not in only:
-                    continue
+            if only is None:
+                items: Iterable[tuple[str, WorkloadReport]] = ((w.workload.key, w) for w in view.report.workloads)
+            else:  # looked up, not scanned: an evaluation of a few workloads costs as much at any fleet size
+                index = self._by_key.get(cid, {})
+                items = ((key, index[key]) for key in only if key in index)
+            for key, w in items:
                 if view.stale:
-                    stale_of.setdefault(w.workload.key, []).append(cid)
+                    stale_of.setdefault(key, []).append(cid)
                 else:
-                    reports.setdefault(w.workload.key, {})[cid] = w
+                    reports.setdefault(key, {})[cid] = w
         keys = set(reports) | set(stale_of)
         workloads = {
             k: WorkloadView(k, reports.get(k, {}), tuple(sorted(stale_of.get(k, ())))) for k in sorted(keys)

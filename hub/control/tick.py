@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -107,6 +108,7 @@ class Evaluator:
         startup_grace_s: float = 0.0,
         sweep_s: float = 10.0,
         settle_s: float = 0.005,
+        batch: int = 256,
         unready_after_failed_ticks: int = 3,
         journal: DecisionJournal | None = None,
         listening: Callable[[], bool] | None = None,
@@ -124,6 +126,10 @@ class Evaluator:
         self.startup_grace_s = startup_grace_s
         self.sweep_s = sweep_s
         self.settle_s = settle_s
+        self.batch = batch
+        """The most workloads one event-driven evaluation re-plans (a full evaluation plans all)."""
+        self._backlog: dict[str, None] = {}
+        """Workloads due for a change and not yet re-planned, oldest change first."""
         self.journal = journal
         """None only in tests without a bus: then commands go out without waiting for the history."""
         self.listening = listening
@@ -161,20 +167,30 @@ class Evaluator:
         return {"evaluator": f"{self.failed_in_a_row} evaluation ticks in a row failed; the last: {self.last_error}"}
 
     def _due(self, tick: bool, policies: list[Policy], now: float) -> set[str] | None:
-        """The workloads to re-plan now; ``None`` for all of them."""
-        changed = self.state.take_changed()
+        """The workloads to re-plan now, at most ``batch`` of them; ``None`` for all of them.
+
+        The oldest changes come first; with room left on a tick, the hot workloads, then the sweep's
+        share. What does not fit waits for the next evaluation, which follows at once: a backlog
+        (10,000 first reports, a policy file naming every workload) is planned a batch at a time,
+        so no single evaluation holds the answers to newer changes for seconds.
+        """
+        self._backlog.update(dict.fromkeys(self.state.take_changed()))
         if policies is not self._policies_seen:
             touched = policy_targets(self._policies_seen, policies)
             self._policies_seen = policies
             if touched is None:
                 return None
-            changed |= touched
+            self._backlog.update(dict.fromkeys(sorted(touched)))
         # The same instant as the evaluation's snapshot: a cluster that goes stale in between would
         # otherwise be lost in a partial plan, and get baselines for part of its workloads only.
         if not self.planner.failover.quiet(self.state.snapshot(now=now, only=())):
             return None
+        due = set(itertools.islice(self._backlog, self.batch))
+        for key in due:
+            del self._backlog[key]
         if not tick:
-            return changed
+            return due
+        due.update(itertools.islice(self._hot - due, max(0, self.batch - len(due))))
         if not self._sweep:
             keys = self.state.workload_keys()
             self._sweep = sorted(keys, reverse=True)
@@ -183,8 +199,9 @@ class Evaluator:
             self.metrics.forget_workloads(set(keys))
             self._advice_at = {k: v for k, v in self._advice_at.items() if k in keys}
         share = max(1, -(-len(self._sweep) * self.tick_s // self.sweep_s))
-        swept = {self._sweep.pop() for _ in range(min(int(share), len(self._sweep)))}
-        return changed | self._hot | swept
+        room = max(0, self.batch - len(due))  # the sweep's share waits while changes fill the batches
+        due.update(self._sweep.pop() for _ in range(min(int(share), room, len(self._sweep))))
+        return due
 
     def _with_budget_mates(self, keys: set[str], budgets: list[Budget], now: float) -> set[str]:
         """``keys`` and every workload under a budget that covers one of them: a budget's caps are placed
@@ -220,6 +237,8 @@ class Evaluator:
             keys = None  # a budget changed: every workload it covers (or covered) is placed anew
         if keys is not None and budgets:
             keys = self._with_budget_mates(keys, budgets, now)
+        if keys is None:
+            self._backlog.clear()  # every workload is planned now
         if keys is not None and not keys:
             return []
         snapshot = self.state.snapshot(now=now, only=keys)
@@ -424,6 +443,8 @@ class Evaluator:
                 self._failed(e)
             else:
                 self._succeeded()
+            if self._backlog:
+                self._wake.set()  # more changes than one batch: the next batch at once
             # NB: the planner runs in a thread but holds the interpreter most of the time, so intake
             # reads little while it works: a long evaluation (the first one at 10,000 workloads takes
             # seconds) is a stall too, or the reports queued meanwhile would make every cluster stale.

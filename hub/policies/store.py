@@ -269,6 +269,12 @@ class ObjectStore(Generic[M]):
         return stored
 
     def _apply(self, key: str, value: bytes | None, revision: int | None) -> None:
+        current = self._entries.get(key)
+        if value and current is not None and revision is not None and current.policy.revision == revision:
+            # Our own write coming back through the watch (or one already applied): the same revision
+            # of a key is the same value. NB: replaced anyway, every one of 10,000 policies loaded at
+            # start made a new list, which each evaluation compared with the last one, policy by policy.
+            return
         self._sorted = None
         if not value:
             self._entries.pop(key, None)

@@ -32,6 +32,15 @@ METHODS = ("hpa", "capacity-model", "forecast", "panic", "activation", "fallback
 
 
 def _clean(value: Any) -> Any:
+    # NB: the exact types first: the ABC check (``Mapping``) cost more than the rest of the audit,
+    # and an audit is made for every decision.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return round(value, 6)
+    if kind is dict:
+        return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, float):
         return round(value, 6)
     if isinstance(value, Mapping):

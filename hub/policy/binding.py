@@ -8,8 +8,9 @@ API can show the conflict instead of silently ignoring a policy.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hub.policy.model import Policy
 from hub.state import WorkloadView
@@ -23,18 +24,40 @@ class Binding:
     """Ids of other policies that also select this workload and lost."""
 
 
-def bind(policies: Iterable[Policy], workloads: Mapping[str, WorkloadView]) -> list[Binding]:
+@dataclass(frozen=True, slots=True)
+class PolicyIndex:
+    """The policies by the workload names they give, and those that select by labels.
+
+    Index the names: matching every policy against every workload was quadratic (4M matches a
+    tick at 2k workloads with a policy each); only selectors need a look at each workload. Built
+    once per list of policies (``of``): rebuilt for every evaluation, it cost as much at 10,000
+    policies as planning a hundred workloads, though an evaluation plans only the few that changed.
+    """
+
+    policies: tuple[Policy, ...]
+    by_name: Mapping[str, list[Policy]] = field(default_factory=dict)
+    selectors: tuple[Policy, ...] = ()
+
+    @classmethod
+    def of(cls, policies: Iterable[Policy]) -> PolicyIndex:
+        listed = tuple(policies)
+        by_name: dict[str, list[Policy]] = {}
+        for policy in listed:
+            for key in dict.fromkeys(w.key for w in policy.targets.workloads):  # a name given twice counts once
+                by_name.setdefault(key, []).append(policy)
+        return cls(listed, by_name, tuple(p for p in listed if p.targets.selector is not None))
+
+    def covers(self, policies: Iterable[Policy]) -> bool:
+        """Whether this index is of exactly these policies (the same objects: a cheap check)."""
+        listed = tuple(policies)
+        return len(listed) == len(self.policies) and all(map(operator.is_, listed, self.policies))
+
+
+def bind(policies: Iterable[Policy] | PolicyIndex, workloads: Mapping[str, WorkloadView]) -> list[Binding]:
     """One binding per workload selected by at least one policy, in workload key order."""
+    index = policies if isinstance(policies, PolicyIndex) else PolicyIndex.of(policies)
+    by_name, selectors = index.by_name, index.selectors
     claims: dict[str, list[tuple[int, str, Policy]]] = {}
-    # Index the names: matching every policy against every workload was quadratic (4M matches a
-    # tick at 2k workloads with a policy each); only selectors need a look at each workload.
-    by_name: dict[str, list[Policy]] = {}
-    selectors: list[Policy] = []
-    for policy in policies:
-        for key in dict.fromkeys(w.key for w in policy.targets.workloads):  # a name given twice counts once
-            by_name.setdefault(key, []).append(policy)
-        if policy.targets.selector is not None:
-            selectors.append(policy)
     for key, view in workloads.items():
         found = [(0, p.id, p) for p in by_name.get(key, ())]
         named = {p.id for _, _, p in found}

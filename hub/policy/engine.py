@@ -32,7 +32,7 @@ from hub.policy import steps
 from hub.policy.advice import WorkloadAdvice
 from hub.policy.audit import Audit, Proposal, SignalInput
 from hub.policy.behavior import Behavior, apply_behavior
-from hub.policy.binding import bind
+from hub.policy.binding import PolicyIndex, bind
 from hub.policy.capacity import CapacityModel, mix_capacity
 from hub.policy.cause import Cause
 from hub.policy.classes import (
@@ -198,6 +198,8 @@ class Engine:
         self.prices = dict(prices or {})
         """USD per GPU-hour by GPU type, for the policies' cost ceilings (the policy's own prices first)."""
         self._memory: dict[str, WorkloadMemory] = {}
+        self._index: PolicyIndex | None = None
+        """The latest policies' index (``bind``), kept while the same policies come."""
         self.capacity = CapacityModel()
 
     def evaluate(self, snapshot: FleetSnapshot, policies: list[Policy], *, forget: bool = True,
@@ -205,7 +207,9 @@ class Engine:
         """One recommendation per bound workload of ``snapshot``. ``forget=False`` for a snapshot of
         part of the fleet (event-driven evaluation): the others' memory is kept. ``advice``: the LLM
         advisor's latest answer per workload key, with its age (the hub's; the engine does no I/O)."""
-        bindings = [b for b in bind(policies, snapshot.workloads) if b.view.reports]
+        if self._index is None or not self._index.covers(policies):
+            self._index = PolicyIndex.of(policies)
+        bindings = [b for b in bind(self._index, snapshot.workloads) if b.view.reports]
         if forget:
             self.forget({b.view.key for b in bindings})
         return [self._recommend(snapshot, b.view, b.policy, (advice or {}).get(b.view.key)) for b in bindings]
@@ -232,7 +236,7 @@ class Engine:
         for cid in view.reports:
             cluster = snapshot.clusters.get(cid)
             if cluster is not None:
-                types |= {n.gpu_type for n in cluster.report.inventory if policy.allows(cid, n.gpu_type)}
+                types |= {t for t in cluster.gpu_types or () if policy.allows(cid, t)}
         return types
 
     def _priors(self, spec: SignalSpec, types: set[str], mem: WorkloadMemory, gpr: int

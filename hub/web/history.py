@@ -9,8 +9,9 @@ Memory is bounded by construction: two fixed-size rings per series, fine (``fine
 ``fine_s``: 1 hour at 10 s) and coarse (``coarse_points`` means of ``coarse_every`` fine points: 24 h
 at 2 min), each value a float32, and at most ``max_workloads`` series (past that, the oldest-updated
 is dropped for a new one, unless it was updated in the same sample: the fleet is then larger than the
-history, and the workloads it holds keep their series). docs/operations.md gives the measured size. A value the hub did not have is
-NaN in the ring and ``null`` in JSON, so a chart shows a gap, never an invented zero.
+history, and the workloads it holds keep their series). docs/operations.md gives the measured size.
+A value the hub did not have is NaN in the ring and ``null`` in JSON, so a chart shows a gap, never
+an invented zero.
 """
 
 from __future__ import annotations

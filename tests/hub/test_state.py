@@ -111,3 +111,21 @@ def test_a_new_command_starts_in_flight_and_a_stale_result_changes_nothing() -> 
     assert s.record_result(result(ResultStatus.APPLIED, command_id="c2")) is not None
     # The latest report (T0+20) was read after c2's result (T0+10): seen at once.
     assert s.snapshot(now=1.0).intents[(KEY, "a")].phase is Phase.SEEN
+
+
+def test_a_snapshot_of_some_workloads_is_the_whole_snapshot_cut_to_them() -> None:
+    """Looked up per key (not a scan of the fleet), with stale clusters and workloads on several clusters."""
+    s = FleetState(stale_after_intervals=3.0)
+    s.ingest(report("a", [workload("x"), workload("y", variants={"H100": (2, 1)})], [node("H100", 8)], seq=1),
+             now=0.0)
+    s.ingest(report("b", [workload("y"), workload("z")], [node("L4", 4), node("A100", 2, name="n2")], seq=1),
+             now=9.0)
+    s.ingest(report("a", [workload("x", waiting=3.0), workload("y", variants={"H100": (2, 2)})], [node("H100", 8)],
+                    seq=2), now=2.0)
+    whole = s.snapshot(now=10.0)  # a is stale by now
+    assert whole.clusters["a"].stale and not whole.clusters["b"].stale
+    for only in ([], ["y"], ["x", "z", "nobody/here"], ["inference/x", "inference/y", "inference/z"]):
+        some = s.snapshot(now=10.0, only=only)
+        assert some.workloads == {k: v for k, v in whole.workloads.items() if k in only}
+        assert some.clusters == whole.clusters
+    assert whole.clusters["b"].gpu_types == frozenset({"L4", "A100"}) == whole.clusters["b"].free_gpus().keys()

@@ -54,12 +54,12 @@ def test_a_valid_report_decodes_to_what_a_whole_decode_gives() -> None:
 def test_an_unchanged_workload_keeps_its_model_and_is_not_validated_again() -> None:
     decoder = primed()
     before = decoder.decode(SUBJECT, raw(report())).report
-    after = decoder.decode(SUBJECT, raw(report(sequence=2, workloads=[workload("b"), workload("c", desired_replicas=2)])))
+    data = raw(report(sequence=2, workloads=[workload("b"), workload("c", desired_replicas=2)]))
+    after = decoder.decode(SUBJECT, data)
     assert after.validated == 1
     assert after.report.workloads[0] is before.workloads[0]
     assert after.report.workloads[1].desired_replicas == 2
-    assert after.report == decode(TelemetryReport, raw(report(sequence=2, workloads=[
-        workload("b"), workload("c", desired_replicas=2)])))
+    assert after.report == decode(TelemetryReport, data)
 
 
 def test_only_accepted_reports_are_remembered() -> None:

@@ -156,3 +156,24 @@ async def test_the_advisors_answer_is_handed_to_the_engine_applied_in_bounded_mo
     answers["inference/w"] = WorkloadAdvice(replicas=3, age_s=200.0, policy_id="w", answered_at="t2")
     await ev.evaluate(tick=True)
     assert ev.metrics.advice.labels("stale")._value.get() == 1
+
+
+async def test_a_backlog_is_planned_a_batch_at_a_time_oldest_change_first() -> None:
+    state = FleetState(moved=moved)
+    names = [f"w{i}" for i in range(5)]
+    waiting = dict.fromkeys(names, 10.0)
+    state.ingest(report("a", fleet(waiting), [node("H100", 80)], seq=1))
+    ev = evaluator(state, *(policy(n) for n in names))
+    ev.batch = 2
+    await ev.evaluate(tick=True, full=True)
+    for seq, name in enumerate(["w4", "w0", "w2"], start=2):  # changed in this order
+        waiting[name] = 40.0
+        state.ingest(report("a", fleet(waiting), [node("H100", 80)], seq=seq))
+    ev._wake.clear()
+    first = await ev.evaluate(tick=False)
+    assert {d.workload for d in first} == {"inference/w4", "inference/w0"} and planned(ev) == 5 + 2
+    assert list(ev._backlog) == ["inference/w2"]
+    waiting["w1"] = 40.0  # a newer change queues behind the older one
+    state.ingest(report("a", fleet(waiting), [node("H100", 80)], seq=9))
+    assert {d.workload for d in await ev.evaluate(tick=False)} == {"inference/w2", "inference/w1"}
+    assert not ev._backlog and planned(ev) == 5 + 4
