@@ -174,14 +174,15 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
                 warmup = 3
                 cpu0 = wall0 = reports0 = ticks0 = planned0 = None
                 profiler = None
-                deadline = time.monotonic() + seconds + warmup
+                deadline = time.monotonic() + seconds + MAX_WARMUP_ROUNDS
                 while time.monotonic() < deadline:
                     start = time.monotonic()
-                    if round_no == warmup and warmup < MAX_WARMUP_ROUNDS and not await evaluated(http, api):
+                    # (every 5th round: a scrape of 10,000 workloads' gauges is not free)
+                    if round_no == warmup and warmup < MAX_WARMUP_ROUNDS and (
+                            round_no % 5 or not await evaluated(http, api)):
                         # Steady state is measured, not start-up: at 10,000 workloads the first
                         # evaluation (every workload, every first report) takes seconds.
                         warmup += 1
-                        deadline += 1
                     flip = set(rng.sample(range(total), max(1, total // 10))) if round_no >= warmup else set()
                     for i in flip:
                         busy[i] = not busy[i]
@@ -209,10 +210,13 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
                         await nc.publish(f"fleetscale.v1.telemetry.spoke-{s}", json.dumps(report).encode())
                     await nc.flush()
                     if round_no == warmup:
+                        deadline = time.monotonic() + seconds  # the measured span starts now
                         profiler = start_profiler(hub.pid, profile)
-                        cpu0, wall0 = cpu_seconds(hub.pid), time.monotonic()
                         async with http.get(f"{api}/metrics") as r:
                             text0 = await r.text()
+                        # After the scrape: at 10,000 workloads its per-workload gauges cost the hub
+                        # about a second of CPU, which is Prometheus's cost, not the pipeline's.
+                        cpu0, wall0 = cpu_seconds(hub.pid), time.monotonic()
                         reports0 = metric_value(text0, "fleetscale_hub_reports_total")
                         ticks0 = metric_value(text0, "fleetscale_hub_tick_seconds_count")
                         planned0 = metric_value(text0, "fleetscale_hub_workloads_planned_total")

@@ -81,12 +81,15 @@ class Advisor:
     def due(self, plans: dict[str, tuple[Policy, Placement]]) -> list[tuple[str, Policy, Placement]]:
         now = self.clock()
         out = []
-        for key, (policy, placement) in sorted(plans.items()):
+        # NB: filtered, then sorted: sorting every plan each second cost a third of the hub's CPU
+        # at 10,000 workloads, none of them advised.
+        for key, (policy, placement) in plans.items():
             spec = policy.advisor
             if spec.mode == "off":
                 continue
             if now - self._asked_at.get(key, float("-inf")) >= spec.interval_s:
                 out.append((key, policy, placement))
+        out.sort(key=lambda due: due[0])
         return out
 
     def advice(self, now: float) -> dict[str, WorkloadAdvice]:
