@@ -215,12 +215,12 @@ class FleetState:
         previous = self._reports.get(report.cluster_id)
         if previous is not None and report.sent_at < previous[0].sent_at:
             return False  # re-ordered or replayed: the latest report wins
-        if previous is not None:
-            self._count_workloads(previous[0], -1)
-        self._count_workloads(report, +1)
         self._reports[report.cluster_id] = (report, time.monotonic() if now is None else now)
         before = self._by_key.get(report.cluster_id, {})
-        self._by_key[report.cluster_id] = {w.workload.key: w for w in report.workloads}
+        after = self._by_key[report.cluster_id] = {w.workload.key: w for w in report.workloads}
+        if before.keys() != after.keys():  # the common case at 1 Hz: the same workloads, nothing to count
+            self._count_workloads(before.keys() - after.keys(), -1)
+            self._count_workloads(after.keys() - before.keys(), +1)
         self._types[report.cluster_id] = inventory_types(report)
         waiting = self._unseen.pop(report.cluster_id, set())
         for workload_key in waiting:
@@ -231,21 +231,19 @@ class FleetState:
 
     def forget(self, cluster_id: str) -> None:
         """Drop a cluster, its report and the hub's intents for it (a cluster silent past retention)."""
-        previous = self._reports.pop(cluster_id, None)
-        if previous is not None:
-            self._count_workloads(previous[0], -1)
-        self._by_key.pop(cluster_id, None)
+        self._reports.pop(cluster_id, None)
+        self._count_workloads(self._by_key.pop(cluster_id, {}).keys(), -1)
         self._types.pop(cluster_id, None)
         for key in [k for k in self._intents if k[1] == cluster_id]:
             del self._intents[key]
 
-    def _count_workloads(self, report: TelemetryReport, delta: int) -> None:
-        for w in report.workloads:
-            n = self._workload_refs.get(w.workload.key, 0) + delta
+    def _count_workloads(self, keys: Iterable[str], delta: int) -> None:
+        for key in keys:
+            n = self._workload_refs.get(key, 0) + delta
             if n > 0:
-                self._workload_refs[w.workload.key] = n
+                self._workload_refs[key] = n
             else:
-                self._workload_refs.pop(w.workload.key, None)
+                self._workload_refs.pop(key, None)
 
     def _mark_moved(self, previous: Mapping[str, WorkloadReport], report: TelemetryReport) -> None:
         had = bool(self._changed)
@@ -358,7 +356,7 @@ class FleetState:
         return now - heard_from > self.stale_after_intervals * report.interval_s
 
     def workload_keys(self) -> set[str]:
-        return {w.workload.key for report, _ in self._reports.values() for w in report.workloads}
+        return set(self._workload_refs)  # the keys some cluster's latest report carries
 
     def snapshot(self, *, now: float | None = None, only: Collection[str] | None = None) -> FleetSnapshot:
         """The fleet now; with ``only``, just those workloads (and their intents), every cluster."""
