@@ -464,8 +464,10 @@ class HubMetrics:
     def set_infeasible(self, workload: str, rate: float | int | None) -> None:
         """The engine's infeasible request rate for a workload; absent when it did not estimate one."""
         if rate is None:
-            with contextlib.suppress(KeyError):
-                self.infeasible.remove(workload)
+            # NB: looked up first: removing an absent series raises, and this runs for every workload planned.
+            if (workload,) in self.infeasible._metrics:
+                with contextlib.suppress(KeyError):
+                    self.infeasible.remove(workload)
         else:
             self.infeasible.labels(workload).set(float(rate))
 

@@ -17,6 +17,8 @@ input (the engine's answer differs from its signals' proposal: a stabilisation w
 limit, panic, an idle or activation hold; or a command that did not go out; or replicas left
 unplaced), and a slice of all workloads, so every one is re-planned at least every ``sweep_s``.
 A new answer from the LLM advisor re-plans its workload too (``advice``: the engine's advice stage).
+An event-driven evaluation re-plans at most ``batch`` workloads, the oldest changes first, then the
+hot ones and the sweep's share; the rest wait in a backlog for the evaluations that follow at once.
 A policy change re-plans the workloads it names (everything, for a label selector), and
 everything is re-planned together while any cluster is anything but
 healthy (new, stale, recovering, or a failover baseline still held): failover moves shares between
