@@ -20,7 +20,7 @@ always had.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -57,9 +57,15 @@ class Decoder:
             report = decode(TelemetryReport, data, subject=subject)  # raises the canonical error
             return Decoded(report, {}, len(report.workloads))
 
-    def keep(self, cluster_id: str, decoded: Decoded) -> None:
-        """Remember an accepted report's workloads: the next report from the cluster reuses them."""
-        self._memo[cluster_id] = decoded.memo
+    def keep(self, cluster_id: str, decoded: Decoded, admitted: Callable[[str], bool] | None = None) -> None:
+        """Remember an accepted report's workloads: the next report from the cluster reuses them.
+
+        ``admitted``: which workload keys the hub holds, when admission may have cut some from the
+        report (so a cluster reporting more than the hub admits does not grow the memo past them)."""
+        memo = decoded.memo
+        if admitted is not None:
+            memo = {raw: model for raw, model in memo.items() if admitted(model.workload.key)}
+        self._memo[cluster_id] = memo
 
     def forget(self, cluster_id: str) -> None:
         self._memo.pop(cluster_id, None)

@@ -115,7 +115,9 @@ class Intake:
             self.on_invalid(e)
             return
         if self.accept(subject, decoded.report):
-            self.decoder.keep(decoded.report.cluster_id, decoded)
+            # At the workload limit, admission may have cut workloads from the report: not remembered.
+            full = self.state.workload_count >= self.admission.max_workloads
+            self.decoder.keep(decoded.report.cluster_id, decoded, self.state.has_workload if full else None)
 
     def prune(self, now: float | None = None) -> list[str]:
         """Forget clusters silent for longer than the retention (their metrics series go too)."""

@@ -119,3 +119,10 @@ def test_what_is_not_a_json_object_is_refused_as_before(data: bytes) -> None:
     with pytest.raises(InvalidMessage) as fast:
         primed().decode(SUBJECT, data)
     assert str(fast.value) == str(whole.value)
+
+
+def test_only_admitted_workloads_are_remembered_when_told() -> None:
+    decoder = Decoder()
+    decoder.keep("east-1", decoder.decode(SUBJECT, raw(report())), admitted=lambda key: key == "a/b")
+    again = decoder.decode(SUBJECT, raw(report()))
+    assert again.validated == 1 and again.report.workloads[1].workload.key == "a/c"
