@@ -17,6 +17,10 @@ Reported:
 * evaluations per second, workloads re-planned per second, and an evaluation's duration (mean, and
   p99 from its histogram's buckets);
 * the hub's CPU per workload (µs of CPU per second per workload), to show how cost scales.
+
+The measured span starts once the hub has finished its first evaluation (``warmup_rounds``: at
+10,000 workloads the first plans every workload and takes seconds). ``--profile PATH`` records the
+hub with py-spy (every thread; ``pip install py-spy``) as collapsed stacks, one file per size.
 """
 
 from __future__ import annotations
