@@ -44,6 +44,7 @@ ALL_SETTINGS: dict[str, Any] = {
     "startup_grace_s": 5,
     "change_tolerance": 0.05,
     "sweep_s": 20,
+    "evaluation_batch": 128,
     "command_deadline_s": 30,
     "resize_settle_s": 120,
     "policy_file": "/etc/fleetscale/policies/policies.yaml",

@@ -50,7 +50,7 @@ tls_* from .Values.auth and .Values.tls (mounted Secrets, see hub.apiEnv).
 */}}
 {{- define "hub.settingKeys" -}}
 {{- list
-  "api_host" "api_port" "tick_s" "unready_after_failed_ticks" "stale_after_intervals" "startup_grace_s" "change_tolerance" "sweep_s" "command_deadline_s" "resize_settle_s"
+  "api_host" "api_port" "tick_s" "unready_after_failed_ticks" "stale_after_intervals" "startup_grace_s" "change_tolerance" "sweep_s" "evaluation_batch" "command_deadline_s" "resize_settle_s"
   "policy_file" "policy_dir" "policy_poll_s" "policy_resync_s" "budget_file" "budget_dir"
   "crd_watch" "crd_namespace" "kubeconfig" "kube_context"
   "gpu_prices" "decision_log_size" "history_interval_s"
