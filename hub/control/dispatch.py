@@ -35,6 +35,9 @@ from shared.messages import CommandResult, ResultStatus, RoutingRule, ScaleComma
 
 logger = logging.getLogger(__name__)
 
+MAX_ACKS_IN_FLIGHT = 256
+"""Result acknowledgements awaited at once (``Dispatcher.results_listener``)."""
+
 
 def cluster_targets(placement: Placement, view: WorkloadView) -> dict[str, dict[str, int]]:
     """Per cluster, absolute replicas for every GPU type that is placed or currently present."""
@@ -254,20 +257,33 @@ class Dispatcher:
             self.metrics.malformed.labels("result").inc()
             logger.warning("dropped malformed result: %s", e)
 
-        async for delivery in self.bus.durable(
-            stream=subjects.RESULTS_STREAM,
-            subject=subjects.RESULTS_ALL,
-            durable=subjects.HUB_RESULTS_CONSUMER,
-            model=CommandResult,
-            on_invalid=on_invalid,
-        ):
-            if reason := self.refusal(delivery.msg.subject, delivery.model):
-                self.metrics.refused.labels("result", reason).inc()
-                logger.warning("refused result %s from %s (%s)", delivery.model.command_id,
-                               delivery.model.cluster_id, reason)
-            else:
-                self.on_result(delivery.model)
-            await delivery.ack()  # refused or not, it is done: retrying it cannot change the answer
+        acks: set[asyncio.Task[bool]] = set()
+        try:
+            async for delivery in self.bus.durable(
+                stream=subjects.RESULTS_STREAM,
+                subject=subjects.RESULTS_ALL,
+                durable=subjects.HUB_RESULTS_CONSUMER,
+                model=CommandResult,
+                on_invalid=on_invalid,
+            ):
+                if reason := self.refusal(delivery.msg.subject, delivery.model):
+                    self.metrics.refused.labels("result", reason).inc()
+                    logger.warning("refused result %s from %s (%s)", delivery.model.command_id,
+                                   delivery.model.cluster_id, reason)
+                else:
+                    self.on_result(delivery.model)
+                # Refused or not, it is done: retrying it cannot change the answer. NB: acknowledged
+                # concurrently, results still handled in order: one ack round trip after another
+                # capped the results the hub took (at 10,000 workloads, a thousand a second). A lost
+                # ack means a redelivery, which finds the intent already answered.
+                ack = asyncio.create_task(delivery.ack())
+                acks.add(ack)
+                ack.add_done_callback(acks.discard)
+                if len(acks) >= MAX_ACKS_IN_FLIGHT:
+                    await asyncio.wait(acks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for ack in acks:
+                ack.cancel()  # not acknowledged: redelivered to the next hub, as after a crash
 
     def refusal(self, subject: str, result: CommandResult) -> str | None:
         """Why the result must not count (None: it answers a command the hub sent that cluster)."""
