@@ -30,7 +30,8 @@ from hub.policy.model import Policy
 from hub.state import FleetSnapshot, Placement
 from shared.messages import Percentiles, VariantStatus
 
-MODES = ("enforce", "dry-run")
+MODES = ("enforce", "dry-run", "approval")
+APPROVAL_OUTCOMES = ("approved", "rejected", "expired", "superseded")
 
 SIGNAL_NAMES = tuple(
     name for m in PolicyMetric for name in ([f"{m.value}_{p}" for p in ("p50", "p95", "p99")] if m.is_latency
@@ -335,6 +336,18 @@ class HubMetrics:
             ["action", "reason", "mode"],
             registry=r,
         )
+        self.approvals_pending = Gauge(
+            "fleetscale_hub_approvals_pending", "Decisions of approval-mode policies waiting for an operator",
+            registry=r,
+        )
+        self.approvals = Counter(
+            "fleetscale_hub_approvals",
+            "Approval-mode decisions settled, by outcome: approved, rejected, expired, superseded (docs/approvals.md)",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in APPROVAL_OUTCOMES:
+            self.approvals.labels(outcome)
         self.commands = Counter("fleetscale_hub_commands_sent", "Scale commands published", ["cluster"], registry=r)
         self.commands_revoked = Counter(
             "fleetscale_hub_commands_revoked",

@@ -183,7 +183,9 @@ async def run_hub(
             budgets=budgets,
             budget_use=lambda: hub.evaluator.planner.budget_use,
             resources=resources,
+            approvals=hub.evaluator.approvals,
         )
+        hub.evaluator.approvals.restore()  # the history read back: what still waits, waits again
         add_page(app, feed)
 
         def bound(port: int) -> None:

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policies": ("hub.operator.cli", "get | apply -f | delete | dry-run policies (over the hub's web API)"),
     "budgets": ("hub.operator.cli", "get | apply -f | delete fleet GPU budgets (over the hub's web API)"),
     "decisions": ("hub.operator.cli", "list a hub's recent decisions"),
+    "approvals": ("hub.operator.cli", "list | approve | reject decisions waiting for approval"),
     "explain": ("hub.operator.cli", "explain one decision: inputs, proposals, stages, placement, commands"),
     "top": ("hub.operator.cli", "a live terminal view of the fleet"),
     "keda": ("hub.operator.keda", "render a policy as KEDA ScaledObjects for teams who want KEDA alone"),

@@ -4,7 +4,10 @@ It owns the order of the pipeline and nothing else: planning is pure (``hub.cont
 owns the bus. An evaluation that fails is logged and counted, and the next one runs: the loop never dies
 of one. But it does not fail quietly either: after ``unready_after_failed_ticks`` failures in a row,
 ``problems()`` says so and the hub's ``/readyz`` fails with it, until an evaluation succeeds again.
-Dry-run policies are evaluated and recorded, but no command is sent for them. A decision that sends
+Dry-run policies are evaluated and recorded, but no command is sent for them. A decision of an
+``approval`` policy that would send commands is proposed to ``hub.control.approvals`` instead, and
+waits there for an operator (docs/approvals.md); a failover re-placement within what the workload
+ran before the loss is sent at once unless the policy says otherwise. A decision that sends
 commands is journalled durably first (``DecisionJournal.store``); only then do its commands go out, so
 every applied command is in the decision history even if the hub dies in between. A command whose
 publish NATS did not confirm stays named in its decision: it may still be delivered.
@@ -37,23 +40,28 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hub.control import budgets as budgeting
+from hub.control.approvals import Approvals
 from hub.control.dispatch import Dispatcher
-from hub.control.planner import Planner
+from hub.control.planner import Plan, Planner
 from hub.control.resizing import Resizer
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
 from hub.metrics import HubMetrics
+from hub.placement import FleetHealth
 from hub.policies.store import BudgetStore, PolicyStore
 from hub.policy.advice import WorkloadAdvice
 from hub.policy.budget import Budget
 from hub.policy.engine import Recommendation
 from hub.policy.model import Policy
 from hub.policy.vertical import ResourceHistory
-from hub.state import FleetState, Placement
+from hub.state import FleetSnapshot, FleetState, Placement
 from shared.messages import ScaleCommand
 
 logger = logging.getLogger(__name__)
+
+NO_CHANGE = "the newer recommendation needs no change"
+FAILOVER_NOTE = "failover: sent without waiting for approval (approval.failover: immediate; docs/approvals.md)"
 
 LOOP_STALL_S = 1.0
 """A tick that wakes this much later than planned means the whole event loop stood still. A loop
@@ -71,6 +79,18 @@ def held(rec: Recommendation) -> bool:
     if bounds.max_replicas is not None:
         bounded = min(bounded, bounds.max_replicas)
     return rec.desired_replicas != bounded
+
+
+def failover_now(plan: Plan, health: FleetHealth | None) -> bool:
+    """An approval policy's decision that only re-places what a lost cluster ran: sent at once.
+
+    Only with ``approval.failover: immediate``, while one of the workload's clusters is lost, and when
+    the decision places no more replicas than the workload ran before the loss (its failover
+    baseline): those replicas were applied already. Growth beyond that waits like any decision."""
+    if plan.policy.approval.failover != "immediate" or not plan.view.stale_clusters or health is None:
+        return False
+    baseline = health.baselines.get(plan.view.key)
+    return baseline is not None and 0 < sum(plan.result.placement.values()) <= sum(baseline.values())
 
 
 def policy_targets(before: list[Policy] | None, after: list[Policy]) -> set[str] | None:
@@ -161,6 +181,9 @@ class Evaluator:
         self._policies_seen: list[Policy] | None = None
         self._plans: dict[str, tuple[Policy, Placement]] = {}
         """The latest plan of every workload, for the per-workload gauges (HubMetrics.record_tick)."""
+        self.approvals = Approvals(state=state, policies=policies, dispatcher=dispatcher, decisions=decisions,
+                                   metrics=metrics, journal=journal)
+        """Decisions of approval-mode policies waiting for an operator (the API approves them)."""
 
     def problems(self) -> dict[str, str]:
         """What keeps the evaluator from being ready: empty while its evaluations succeed."""
@@ -221,11 +244,17 @@ class Evaluator:
         return await self.evaluate(tick=True, full=True)
 
     async def evaluate(self, *, tick: bool, full: bool = False) -> list[Decision]:
-        """Re-plan the workloads that are due (every one with ``full``); return the decisions made."""
+        """Re-plan the workloads that are due (every one with ``full``); return the decisions made.
+
+        NB: an approval (``hub.control.approvals``) is sent under ``approvals.lock``; the evaluation
+        takes it for its bookkeeping and its decisions, not while the planner solves, or an operator's
+        approval would wait for a whole solve (seconds at 10,000 workloads)."""
         started = time.perf_counter()
         policies = self.policies.all()
         now = time.monotonic()
         keys = self._due(tick, policies, now)
+        async with self.approvals.lock:
+            keys = self._approvals_due(keys)
         advice = self.advice(now) if self.advice is not None else {}
         fresh = {k for k, a in advice.items() if self._advice_at.get(k) != a.answered_at}
         self._advice_at.update((k, advice[k].answered_at) for k in fresh)
@@ -249,11 +278,26 @@ class Evaluator:
         for cid, cluster in snapshot.clusters.items():
             self.metrics.report_age.labels(cid).set(snapshot.taken_at - cluster.received_at)
             self.metrics.cluster_stale.labels(cid).set(1 if cluster.stale else 0)
-        pending: list[Decision] = []
-        commands: list[ScaleCommand] = []
         # In a worker thread: HiGHS releases the GIL, so intake and the API keep running while it solves.
         planned = await asyncio.to_thread(self.planner.plan, snapshot, policies, partial=keys is not None,
                                           advice=advice, budgets=budgets)
+        async with self.approvals.lock:
+            return await self._decide(snapshot, planned, keys=keys, advice=advice, budgets=budgets, started=started)
+
+    def _approvals_due(self, keys: set[str] | None) -> set[str] | None:
+        """Expire what waited too long (re-planned: proposed again if still recommended), and hand the
+        changes approved since the last evaluation to the engine's rate-limit memory."""
+        expired = self.approvals.expire()
+        for applied in self.approvals.take_applied():
+            self.planner.engine.record_applied(applied.workload, applied.policy, now=applied.at,
+                                               current=applied.current, desired=applied.desired)
+        return None if keys is None else keys | expired
+
+    async def _decide(self, snapshot: FleetSnapshot, planned: list[Plan], *, keys: set[str] | None,
+                      advice: Mapping[str, WorkloadAdvice], budgets: list[Budget], started: float) -> list[Decision]:
+        """The plans into decision records and commands: journalled, then sent; the decisions made."""
+        pending: list[Decision] = []
+        commands: list[ScaleCommand] = []
         if keys is None:
             self._plans = {}
         hot: set[str] = set()
@@ -264,7 +308,7 @@ class Evaluator:
             # Before any new command: what was queued for a lost cluster is re-placed by this tick.
             await self.dispatcher.revoke(health.newly_lost)
         for plan in planned:
-            rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
+            rec, view, result = plan.recommendation, plan.view, plan.result
             self._plans[view.key] = (plan.policy, result.placement)
             infeasible = rec.inputs.get("infeasible_requests_per_s")
             self.metrics.set_infeasible(view.key, infeasible if isinstance(infeasible, (int, float)) else None)
@@ -272,41 +316,10 @@ class Evaluator:
                 self.metrics.count_advice(view.key, None if rec.audit is None else rec.audit.advice)
             if held(rec) or result.unplaced:
                 hot.add(view.key)  # held by a timer, or short of room: may move with no new input
-            if not plan.changed:
-                continue  # nothing to do and nothing new to say
-            mine: list[ScaleCommand] = []
-            if rec.policy.mode == "enforce":
-                mine = self.dispatcher.commands_for(snapshot, view, rec.policy, result.placement, rec.reason,
-                                                    plan.routing)
-                if not mine:
-                    continue  # already asked for; waiting for the clusters to catch up
-            else:
-                last = self.decisions.latest.get(view.key)
-                if last is not None and last.mode != "enforce" and last.desired_replicas == rec.desired_replicas \
-                        and last.placement_after == placement_json(result.placement):
-                    continue  # dry-run: the same recommendation as last tick is not news
+            record, mine = self._draft(plan, snapshot)
             commands += mine
-            notes = list(result.notes) + [n for c in mine if (n := self.dispatcher.notes.pop(c.command_id, None))]
-            if view.stale_clusters:
-                notes.insert(0, f"stale clusters excluded, their share re-placed: {', '.join(view.stale_clusters)}")
-            pending.append(Decision(
-                workload=view.key,
-                policy_id=rec.policy.id,
-                policy_revision=rec.policy.revision,
-                mode=rec.policy.mode,
-                current_replicas=rec.current_replicas,
-                desired_replicas=rec.desired_replicas,
-                reason=rec.reason,
-                inputs=dict(rec.inputs),
-                placement_before=placement_json(before),
-                placement_after=placement_json(result.placement),
-                routing=[r.model_dump(mode="json") for r in plan.routing],
-                unplaced=result.unplaced,
-                cause=None if plan.placement_cause is None else str(plan.placement_cause),
-                notes=notes,
-                commands=[c.command_id for c in mine],
-                audit=self._audit(rec),
-            ))
+            if record is not None:
+                pending.append(record)
         self._gauge_resources(p.view.key for p in planned)
         resizes = [] if self.resizer is None else self.resizer.plan(
             snapshot, ((p.policy, p.view, p.recommendation.current_replicas) for p in planned))
@@ -333,7 +346,7 @@ class Evaluator:
                     f"not confirmed by NATS (bus unavailable), so they may or may not be delivered: "
                     f"{', '.join(unconfirmed)}; decided again next tick")]})
             shown = decision.id in self.decisions_added
-            if decision.mode == "enforce" and len(unconfirmed) == len(decision.commands):
+            if asked and len(unconfirmed) == len(decision.commands):
                 hot.add(decision.workload)
                 if shown:
                     self.decisions.add(decision)  # the journalled record, now with the note
@@ -372,6 +385,82 @@ class Evaluator:
             if recs:
                 audit["resources"] = {"apply": rec.policy.resources.apply, "containers": [r.to_json() for r in recs]}
         return audit
+
+    def _draft(self, plan: Plan, snapshot: FleetSnapshot) -> tuple[Decision | None, list[ScaleCommand]]:
+        """The decision record for one plan and the commands to send for it; (None, []) when there is
+        nothing to do and nothing new to say."""
+        rec, view, before, result = plan.recommendation, plan.view, plan.before, plan.result
+        mode = rec.policy.mode
+        if mode == "approval" and self.approvals.approved_since(view.key, snapshot.taken_at):
+            return None, []  # planned before an approval was sent: the next evaluation sees its commands
+        if mode != "approval":
+            self.approvals.withdraw(view.key, f"its policy is in {mode} mode now")
+        if not plan.changed:
+            if mode == "approval":
+                self.approvals.withdraw(view.key, NO_CHANGE)
+            return None, []  # nothing to do and nothing new to say
+        mine: list[ScaleCommand] = []
+        waits = False
+        if mode in ("enforce", "approval"):
+            mine = self.dispatcher.commands_for(snapshot, view, rec.policy, result.placement, rec.reason,
+                                                plan.routing)
+            if not mine:
+                if mode == "approval":
+                    self.approvals.withdraw(view.key, NO_CHANGE)
+                return None, []  # already asked for; waiting for the clusters to catch up
+            if mode == "approval":
+                mine, waits = self._hold_for_approval(plan, mine, snapshot.taken_at)
+                if waits and self.approvals.known(view.key, (
+                        rec.policy.id, rec.policy.revision, rec.desired_replicas, placement_json(result.placement),
+                        [r.model_dump(mode="json") for r in plan.routing])):
+                    return None, []  # already waiting (or rejected): not news, and no record to build
+        else:
+            last = self.decisions.latest.get(view.key)
+            if last is not None and last.mode == "dry-run" and last.desired_replicas == rec.desired_replicas \
+                    and last.placement_after == placement_json(result.placement):
+                return None, []  # dry-run: the same recommendation as last tick is not news
+        notes = list(result.notes) + [n for c in mine if (n := self.dispatcher.notes.pop(c.command_id, None))]
+        if mode == "approval" and mine:
+            notes.append(FAILOVER_NOTE)
+        if view.stale_clusters:
+            notes.insert(0, f"stale clusters excluded, their share re-placed: {', '.join(view.stale_clusters)}")
+        draft: Decision | None = Decision(
+            workload=view.key,
+            policy_id=rec.policy.id,
+            policy_revision=rec.policy.revision,
+            mode=rec.policy.mode,
+            current_replicas=rec.current_replicas,
+            desired_replicas=rec.desired_replicas,
+            reason=rec.reason,
+            inputs=dict(rec.inputs),
+            placement_before=placement_json(before),
+            placement_after=placement_json(result.placement),
+            routing=[r.model_dump(mode="json") for r in plan.routing],
+            unplaced=result.unplaced,
+            cause=None if plan.placement_cause is None else str(plan.placement_cause),
+            notes=notes,
+            commands=[c.command_id for c in mine],
+            audit=self._audit(rec),
+        )
+        if waits and draft is not None:
+            draft = self.approvals.propose(draft, rec.policy)  # None: the same as the one already waiting
+        return draft, mine
+
+    def _hold_for_approval(self, plan: Plan, commands: list[ScaleCommand],
+                           at: float) -> tuple[list[ScaleCommand], bool]:
+        """An approval policy's commands: (what to send now, whether the decision waits for approval).
+
+        A failover re-placement (``failover_now``) goes out at once, and the engine's rate limits count
+        it; anything else waits, and its commands are not sent."""
+        if failover_now(plan, self.planner.last_health):
+            rec = plan.recommendation
+            self.approvals.withdraw(plan.view.key, "a failover re-placement was sent without waiting")
+            self.planner.engine.record_applied(plan.view.key, plan.policy, now=at, current=rec.current_replicas,
+                                               desired=rec.desired_replicas)
+            return commands, False
+        for c in commands:
+            self.dispatcher.withdraw(c.command_id)
+        return [], True
 
     async def _journal_first(self, pending: list[Decision], commands: list[ScaleCommand]) -> list[ScaleCommand]:
         """Store the decisions that send commands, then list only the commands of those stored.

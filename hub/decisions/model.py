@@ -26,9 +26,12 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
+from hub.policy.model import Mode
 from shared.messages import CommandResult
 
 Action = Literal["scale_up", "scale_down", "rebalance", "hold"]
+ApprovalState = Literal["pending", "approved", "rejected", "expired", "superseded"]
+"""pending: waits for an operator; the four others are outcomes (``fleetscale_hub_approvals_total``)."""
 
 
 def _new_id() -> str:
@@ -37,6 +40,24 @@ def _new_id() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class Approval(BaseModel):
+    """Where a decision of an ``approval`` policy stands: pending, then who settled it, when, and how."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    state: ApprovalState
+    expires_at: AwareDatetime = Field(description="A pending decision not settled by then expires unapplied")
+    by: str | None = Field(default=None, description="Who approved or rejected it (the API's authenticated caller)")
+    at: AwareDatetime | None = Field(default=None, description="When it left pending")
+    comment: str | None = Field(default=None, description="The approver's comment, or why it was superseded")
+    superseded_by: str | None = Field(default=None, description="The newer decision that replaced it")
+
+    def settled(self, state: ApprovalState, *, at: datetime, by: str | None = None, comment: str | None = None,
+                superseded_by: str | None = None) -> Approval:
+        return self.model_copy(update={"state": state, "at": at, "by": by, "comment": comment,
+                                       "superseded_by": superseded_by})
 
 
 class Decision(BaseModel):
@@ -49,7 +70,7 @@ class Decision(BaseModel):
     workload: str = Field(description="namespace/name")
     policy_id: str
     policy_revision: int
-    mode: Literal["enforce", "dry-run"] = Field(description="dry-run: recorded, no command sent")
+    mode: Mode = Field(description="dry-run: recorded, no command sent; approval: sent once an operator approves")
     current_replicas: int = Field(description="The workload's spec.replicas as the engine read it, over fresh clusters")
     desired_replicas: int
     reason: str = Field(description="Why, for people")
@@ -68,6 +89,8 @@ class Decision(BaseModel):
         default_factory=dict, description="Command id -> what became of it; grows as results arrive")
     audit: dict[str, Any] | None = Field(
         default=None, description="The engine's audit record (hub.policy.audit): inputs -> proposals -> clamps")
+    approval: Approval | None = Field(
+        default=None, description="approval mode: pending, or who approved or rejected it and when (docs/approvals.md)")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -88,6 +111,9 @@ class Decision(BaseModel):
     def with_commands(self, command_ids: Iterable[str]) -> Decision:
         """This record with only these commands (those that were published)."""
         return self.model_copy(update={"commands": list(command_ids)})
+
+    def with_approval(self, approval: Approval) -> Decision:
+        return self.model_copy(update={"approval": approval})
 
     def with_result(self, result: CommandResult) -> Decision:
         """This record with ``result`` attached (a later result for the same command replaces it)."""

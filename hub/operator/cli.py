@@ -64,6 +64,16 @@ def parser_for(verb: str) -> argparse.ArgumentParser:
         ls.add_argument("--since", help="RFC 3339 time")
         ls.add_argument("--limit", type=int, default=20)
         _common(ls)
+    elif verb == "approvals":
+        sub = p.add_subparsers(dest="action", required=True)
+        ls = sub.add_parser("list", help="decisions waiting for approval, oldest first")
+        ls.add_argument("--workload", help="namespace/name")
+        _common(ls)
+        for action in ("approve", "reject"):
+            settle = sub.add_parser(action, help=f"{action} a waiting decision (its id from approvals list)")
+            settle.add_argument("id")
+            settle.add_argument("-m", "--comment", help="kept on the decision record with your name")
+            _common(settle)
     elif verb == "explain":
         p.add_argument("id", help="a decision id (fleetscale decisions list)")
     elif verb == "top":
@@ -78,6 +88,7 @@ DESCRIPTIONS = {
     "policies": "get, apply, delete or dry-run AIInferenceAutoscalerPolicy objects",
     "budgets": "get, apply or delete AIInferenceBudget objects (docs/budgets.md); writes need the admin role",
     "decisions": "list the hub's recent decisions",
+    "approvals": "list, approve or reject the decisions of approval-mode policies",
     "explain": "one decision in words and numbers: inputs, proposals, stages, placement, commands",
     "top": "a live terminal view of the fleet",
 }
@@ -89,6 +100,9 @@ def _verb(verb: str, args: argparse.Namespace) -> Verb:
                 "dry-run": verbs.policies_dry_run}[args.action]
     if verb == "budgets":
         return {"get": verbs.budgets_get, "apply": verbs.budgets_apply, "delete": verbs.budgets_delete}[args.action]
+    if verb == "approvals":
+        return {"list": verbs.approvals_list, "approve": verbs.approvals_settle,
+                "reject": verbs.approvals_settle}[args.action]
     if verb == "top":
         from hub.operator.top import top
 

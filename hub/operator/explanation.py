@@ -135,12 +135,32 @@ def _placement(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _approval(d: dict[str, Any]) -> list[str]:
+    approval = d.get("approval")
+    if not isinstance(approval, dict):
+        return []
+    state = approval.get("state")
+    if state == "pending":
+        return [f"\nApproval: waiting for an operator until {approval.get('expires_at')} "
+                f"(fleetscale approvals approve {d.get('id')})."]
+    who = f" by {approval['by']}" if approval.get("by") else ""
+    line = f"\nApproval: {state}{who} at {approval.get('at')}"
+    if approval.get("superseded_by"):
+        line += f", by decision {approval['superseded_by']}"
+    if approval.get("comment"):
+        line += f" ({approval['comment']})"
+    return [line + "."]
+
+
 def _commands(d: dict[str, Any]) -> list[str]:
     commands, results = d.get("commands") or [], d.get("results") or {}
+    lines = _approval(d)
     if not commands:
-        reason = "dry-run" if d.get("mode") == "dry-run" else "nothing to change"
-        return [f"\nNo command sent ({reason})."]
-    lines = ["\nCommands and their results:"]
+        approval = d.get("approval")
+        reason = ("dry-run" if d.get("mode") == "dry-run" else
+                  str(approval.get("state")) if isinstance(approval, dict) else "nothing to change")
+        return [*lines, f"\nNo command sent ({reason})."]
+    lines.append("\nCommands and their results:")
     for cid in commands:
         r = results.get(cid)
         if r is None:

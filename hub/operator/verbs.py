@@ -1,4 +1,5 @@
-"""The verbs: ``status``, ``policies``, ``budgets``, ``decisions``, ``explain`` and ``top``, each one async call.
+"""The verbs: ``status``, ``policies``, ``budgets``, ``decisions``, ``approvals``, ``explain`` and ``top``, each
+one async call.
 
 Each verb takes the parsed arguments and a ``HubClient`` and returns what to print; ``__main__``
 (``hub/operator/cli.py``) turns errors into messages on stderr and exit codes.
@@ -179,6 +180,34 @@ async def decisions_list(args: argparse.Namespace, hub: HubClient) -> str:
     items = (await hub.get("/api/v1/decisions", workload=args.workload, cluster=args.cluster, since=args.since,
                            limit=str(args.limit)))["decisions"]
     return render({"decisions": items}, args.output, items, DECISION_COLUMNS)
+
+
+APPROVAL_COLUMNS: list[Column] = [
+    ("id", lambda d: d.get("id")),
+    ("at", lambda d: (d.get("at") or "")[:19]),
+    ("workload", lambda d: d.get("workload")),
+    ("replicas", lambda d: f"{d.get('current_replicas')}→{d.get('desired_replicas')}"),
+    ("placement", lambda d: d.get("placement_after")),
+    ("expires", lambda d: ((d.get("approval") or {}).get("expires_at") or "")[:19]),
+    ("reason", lambda d: (d.get("reason") or "")[:60]),
+]
+
+
+async def approvals_list(args: argparse.Namespace, hub: HubClient) -> str:
+    items = (await hub.get("/api/v1/approvals", workload=args.workload))["approvals"]
+    return render({"approvals": items}, args.output, items, APPROVAL_COLUMNS)
+
+
+async def approvals_settle(args: argparse.Namespace, hub: HubClient) -> str:
+    """``approve`` or ``reject`` one decision; a stale one exits 5 (conflict) naming why."""
+    body = {"comment": args.comment} if args.comment else None
+    answer, _ = await hub.request("POST", f"/api/v1/approvals/{args.id}/{args.action}", body=body)
+    if args.output is not Format.TABLE:
+        return render(answer, args.output)
+    approval = answer.get("approval") or {}
+    sent = answer.get("commands") or []
+    tail = f", {len(sent)} commands sent" if args.action == "approve" else ""
+    return f"decision {args.id} ({answer.get('workload')}) {approval.get('state')} by {approval.get('by')}{tail}"
 
 
 async def explain_decision(args: argparse.Namespace, hub: HubClient) -> str:

@@ -221,6 +221,11 @@ class Engine:
             del self._memory[gone]
         self.capacity.forget(set(keep))
 
+    def record_applied(self, key: str, policy: Policy, *, now: float, current: int, desired: int) -> None:
+        """A scale sent after the evaluation that proposed it (an approval-mode decision, once approved):
+        from now on the behaviour's rate limits count it, as they count an enforced one at once."""
+        self._memory_for(key, policy).record_scale(now, current, desired)
+
     def _memory_for(self, key: str, policy: Policy) -> WorkloadMemory:
         mem = self._memory.get(key)
         if mem is None or mem.policy_id != policy.id:

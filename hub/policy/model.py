@@ -155,6 +155,9 @@ class Metric(StrEnum):
 
 
 Percentile = Literal["p50", "p95", "p99"]
+Mode = Literal["enforce", "dry-run", "approval"]
+"""enforce: decisions are sent; dry-run: recorded, never sent; approval: recorded and sent only once an operator
+approves them (docs/approvals.md)."""
 _LATENCY = {m.value for m in Metric if m.is_latency} | {m for m in Metric if m.is_latency}
 
 
@@ -342,6 +345,24 @@ class ResourcesSpec(Spec):
     )
 
 
+# --- approval -------------------------------------------------------------------------------------
+
+
+class ApprovalSpec(Spec):
+    """How ``mode: approval`` waits for an operator (docs/approvals.md)."""
+
+    ttl_s: int = Field(
+        default=900, ge=30, le=7 * 86400,
+        description="A pending decision not approved or rejected within this many seconds expires unapplied; a "
+                    "rejected recommendation is not proposed again for as long, unless it changes",
+    )
+    failover: Literal["immediate", "approval"] = Field(
+        default="immediate",
+        description="immediate: re-placing a lost cluster's replicas, up to the count the workload ran before the "
+                    "loss, is sent at once (a count already applied); approval: it waits like any other decision",
+    )
+
+
 # --- placement ------------------------------------------------------------------------------------
 
 
@@ -411,7 +432,8 @@ class AIInferenceAutoscalerPolicy(Spec):
     placement: PlacementSpec = PlacementSpec()
     advisor: AdvisorSpec = AdvisorSpec()
     resources: ResourcesSpec = ResourcesSpec()
-    mode: Literal["enforce", "dry-run"] = "enforce"
+    approval: ApprovalSpec = ApprovalSpec()
+    mode: Mode = "enforce"
     priority: int = Field(
         default=0, ge=-1000, le=1000,
         description="Under contention for GPUs or a budget, a higher priority is served first; a lower one is "

@@ -3,7 +3,8 @@
 Roles, each including the one before it:
 
 * ``viewer``: every read (GET, HEAD, OPTIONS);
-* ``operator``: also writes under ``/api/v1/policies`` and ``/api/v1/autoscaling`` (policies, dry-run);
+* ``operator``: also writes under ``/api/v1/policies``, ``/api/v1/autoscaling`` (policies, dry-run) and
+  ``/api/v1/approvals`` (approving or rejecting a decision of an approval-mode policy);
 * ``admin``: every other write.
 
 Per request, in this order: an open path is served as it is; otherwise the token is authenticated
@@ -63,7 +64,7 @@ PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 """Where the middleware puts the caller on the request: ``request[PRINCIPAL]`` (None on open paths)."""
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPERATOR_PATHS = ("/api/v1/policies", "/api/v1/autoscaling")
+OPERATOR_PATHS = ("/api/v1/policies", "/api/v1/autoscaling", "/api/v1/approvals")
 DEFAULT_OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
 PAGE_PATHS = ("/", "/page/*")
 """The web page's shell (``hub/page``): it holds no data and asks the API for everything, with the

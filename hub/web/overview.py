@@ -21,7 +21,7 @@ from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
 from hub.policies.store import PolicyStore, Stored
 from hub.policy.binding import bind
-from hub.policy.model import Policy
+from hub.policy.model import Mode, Policy
 from hub.state import ClusterView, FleetSnapshot, WorkloadView
 from shared.messages import GpuNode, Samples, VariantStatus, WorkloadReport
 
@@ -129,7 +129,7 @@ class WorkloadCluster(BaseModel):
 class BoundPolicy(BaseModel):
     id: str
     revision: int
-    mode: Literal["enforce", "dry-run"]
+    mode: Mode
     source: str | None = Field(description="rest, crd or file")
     matched_by: Literal["name", "labels"] | None
     signals: list[dict[str, Any]] = Field(description="The policy's signals, each with its name (ttft_p95...)")

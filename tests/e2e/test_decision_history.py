@@ -120,8 +120,9 @@ async def test_history_in_the_previous_format_is_read_back_and_served_as_the_one
                 listed = (await r.json())["decisions"]
         assert served == restored.model_dump(mode="json") and listed == [served]
         assert Decision.model_validate(served) == restored
-        assert served["routing"] == []  # not known then
-        assert {k: v for k, v in served.items() if k not in ("at", "cause", "deciding_signal", "routing")} == {
+        assert served["routing"] == [] and served["approval"] is None  # not known then
+        assert {k: v for k, v in served.items() if k not in ("at", "cause", "deciding_signal", "routing",
+                                                               "approval")} == {
             k: v for k, v in old.items() if k != "at"}
         # A result attached now is journalled in the new format and read back by the next hub.
         late = CommandResult(command_id="cmd-b", cluster_id="beta", workload=WorkloadRef(namespace="inference",

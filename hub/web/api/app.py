@@ -9,16 +9,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.advisor.advisor import Advisor
+from hub.control.approvals import Approvals
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import BudgetStore, PolicyStore
 from hub.policy.vertical import ResourceHistory
 from hub.state import FleetState
-from hub.web.api import advisor, decisions, fleet, health, history, openapi, policies, resources, seed
+from hub.web.api import advisor, approvals, decisions, fleet, health, history, openapi, policies, resources, seed
 from hub.web.api import budgets as budgets_api
 from hub.web.api.errors import json_errors
 from hub.web.api.keys import (
     ADVISOR,
+    APPROVALS,
     BUDGET_USE,
     BUDGETS,
     DECISIONS,
@@ -35,7 +37,7 @@ from hub.web.auth import AccessPolicy, auth_middleware
 from hub.web.history import FleetHistory
 
 ROUTES = (health.routes, openapi.routes, fleet.routes, decisions.routes, policies.routes, seed.routes,
-          history.routes, advisor.routes, resources.routes)
+          history.routes, advisor.routes, resources.routes, approvals.routes)
 
 
 def make_app(
@@ -51,6 +53,7 @@ def make_app(
     budgets: BudgetStore | None = None,
     budget_use: BudgetUses | None = None,
     resources: ResourceHistory | None = None,
+    approvals: Approvals | None = None,
 ) -> web.Application:
     """The API app. ``ready`` says what keeps the hub from being ready (``/readyz``); ``access`` None (or without
     a lookup) means no authentication: everyone is admin."""
@@ -66,6 +69,9 @@ def make_app(
     app[ADVISOR] = advisor or Advisor(metrics, decisions)
     app[BUDGET_USE] = budget_use or dict
     app[RESOURCES] = resources if resources is not None else ResourceHistory()
+    # Without an evaluator (tests of the API alone) nothing is ever proposed: an empty book.
+    app[APPROVALS] = approvals or Approvals(state=state, policies=policies, dispatcher=None, decisions=decisions,
+                                            metrics=metrics)
     for table in ROUTES:
         app.add_routes(table)
     if budgets is not None:  # (a hub always has them; some tests build the API without)

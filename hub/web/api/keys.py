@@ -8,6 +8,7 @@ from typing import Protocol
 from aiohttp import web
 
 from hub.advisor.advisor import Advisor
+from hub.control.approvals import Approvals
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policies.store import BudgetStore, PolicyStore
@@ -40,9 +41,10 @@ ADVISOR = web.AppKey("advisor", Advisor)
 BUDGETS = web.AppKey("budgets", BudgetStore)
 BUDGET_USE = web.AppKey("budget_use", BudgetUses)
 RESOURCES = web.AppKey("resources", ResourceHistory)
+APPROVALS = web.AppKey("approvals", Approvals)
 
 
 __all__ = [
-    "ADVISOR", "BUDGETS", "BUDGET_USE", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL", "READY",
-    "RESOURCES", "STATE", "BudgetUses", "Readiness",
+    "ADVISOR", "APPROVALS", "BUDGETS", "BUDGET_USE", "DECISIONS", "HISTORY", "METRICS", "POLICIES", "PRINCIPAL",
+    "READY", "RESOURCES", "STATE", "BudgetUses", "Readiness",
 ]

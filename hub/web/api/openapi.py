@@ -21,6 +21,7 @@ from hub.decisions.model import Decision
 from hub.policy.budget import AIInferenceBudget
 from hub.policy.model import AIInferenceAutoscalerPolicy
 from hub.web.api.advisor import ExchangeList
+from hub.web.api.approvals import ApprovalList, Verdict
 from hub.web.api.budgets import BudgetDeleted, BudgetList, BudgetResource
 from hub.web.api.decisions import DecisionList
 from hub.web.api.errors import ErrorBody, json_response
@@ -65,14 +66,16 @@ class Operation:
     params: tuple[Param, ...] = ()
     example: Mapping[str, Any] | None = None
     """A valid body: documents the call, and seeds schemathesis with one case that succeeds."""
+    body_required: bool = True
 
 
 _REASONS = {
     200: "OK", 201: "Created", 400: "Invalid body, query parameter or header; details name the field",
-    404: "Not found", 409: "Conflict: exists, stale revision (details.current), or owned by another source "
-    "(details.owner)", 413: "Body too large", 415: "The body is not application/json",
+    404: "Not found", 409: "Conflict: exists, stale revision (details.current), owned by another source "
+    "(details.owner), or a decision no longer pending (details.reason)",
+    413: "Body too large", 415: "The body is not application/json",
     428: "Precondition required: give If-Match or the body's revision",
-    500: "Internal error", 503: "Not ready, or the policy store did not answer; retry",
+    500: "Internal error", 503: "Not ready, or the policy store or decision history did not answer; retry",
 }
 
 
@@ -143,6 +146,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/v1/advisor", "listAdvisorExchanges",
               "The LLM advisor's latest exchange per workload: summary sent, answer, parsed advice or error",
               "fleet", {200: ExchangeList} | _errors(400), params=(WORKLOAD,)),
+    # approvals
+    Operation("get", "/api/v1/approvals", "listApprovals",
+              "Decisions of approval-mode policies waiting for an operator, oldest first", "approvals",
+              {200: ApprovalList} | _errors(400), params=(WORKLOAD,)),
+    Operation("post", "/api/v1/approvals/{id}/approve", "approveDecision",
+              "Send a pending decision's commands (journalled first); the approved record", "approvals",
+              {200: Decision} | _errors(*WRITE, 404, 409), body=Verdict, body_required=False,
+              example={"comment": "checked the dashboard"}),
+    Operation("post", "/api/v1/approvals/{id}/reject", "rejectDecision",
+              "Settle a pending decision unsent; the rejected record", "approvals",
+              {200: Decision} | _errors(400, 404, 409, 413, 415), body=Verdict, body_required=False),
     # policies
     Operation("get", "/api/v1/policies", "listPolicies", "Every policy, from every source", "policies",
               {200: PolicyList} | _errors()),
@@ -155,7 +169,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "Replace a policy, if its revision is still the one given (If-Match or body revision)", "policies",
               {200: PolicyResource} | _errors(*WRITE, 404, 409, 428), body=AIInferenceAutoscalerPolicy,
               params=(IF_MATCH,)),
-    Operation("patch", "/api/v1/policies/{id}", "setPolicyMode", "Toggle dry-run", "policies",
+    Operation("patch", "/api/v1/policies/{id}", "setPolicyMode", "Set the mode: enforce, dry-run or approval",
+              "policies",
               {200: PolicyResource} | _errors(*WRITE, 404, 409), body=ModeChange, params=(IF_MATCH,),
               example={"mode": "dry-run"}),
     Operation("delete", "/api/v1/policies/{id}", "deletePolicy", "Delete a policy (If-Match optional)", "policies",
@@ -225,7 +240,7 @@ def document() -> dict[str, Any]:
             content = _content(op.body, request_refs)
             if op.example is not None:
                 content["application/json"]["example"] = dict(op.example)
-            item["requestBody"] = {"required": True, "content": content}
+            item["requestBody"] = {"required": op.body_required, "content": content}
         paths.setdefault(op.path, {})[op.method] = item
     return {
         "openapi": "3.1.0",
@@ -237,7 +252,8 @@ def document() -> dict[str, Any]:
             "schemas": defs.get("$defs", {}),
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
-                "description": "Roles: viewer (reads), operator (policy writes, dry-run toggles), admin (all). "
+                "description": "Roles: viewer (reads), operator (policy writes, dry-run toggles, approvals), "
+                               "admin (all). "
                                "Missing or unknown token: 401; too low a role: 403. Off when the hub has no "
                                "token source; /healthz, /readyz and /metrics are open by default.",
             }},

@@ -10,13 +10,13 @@ blind overwrite would silently undo someone else's change.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from hub.policies.store import PolicyStore, Source, Stored
-from hub.policy.model import AIInferenceAutoscalerPolicy, Policy
+from hub.policy.model import AIInferenceAutoscalerPolicy, Mode, Policy
 from hub.web.api.errors import ApiError, error, json_response
 from hub.web.api.http import actor, etag, if_match, read_model, update_precondition
 from hub.web.api.keys import POLICIES
@@ -43,11 +43,12 @@ class PolicyList(BaseModel):
 
 
 class ModeChange(BaseModel):
-    """Toggle dry-run: a dry-run policy records what it would do and sends no command."""
+    """Change the mode: dry-run records what it would do and sends no command; approval sends it once an
+    operator approves it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: Literal["enforce", "dry-run"]
+    mode: Mode
 
 
 class PolicyDeleted(BaseModel):

@@ -208,7 +208,7 @@ def _status(entry: Stored, snap: FleetSnapshot, log: DecisionLog) -> tuple[dict[
     mine = [d for d in log.recent(workload=target.key, limit=len(log))
             if d.policy_id == policy.id and (entry.created_at is None or d.at >= entry.created_at)]
     applied = [d for d in mine
-               if d.mode == "enforce" and any(r.status is ResultStatus.APPLIED for r in d.results.values())]
+               if d.mode != "dry-run" and any(r.status is ResultStatus.APPLIED for r in d.results.values())]
     ups = [d for d in applied if d.action == "scale_up"]
     downs = [d for d in applied if d.action == "scale_down"]
     if mine:
@@ -244,10 +244,11 @@ def _status(entry: Stored, snap: FleetSnapshot, log: DecisionLog) -> tuple[dict[
 
 
 def _response(entry: Stored, snap: FleetSnapshot, log: DecisionLog, message: str | None = None) -> dict[str, Any]:
-    active = entry.policy.mode == "enforce"
+    active = entry.policy.mode != "dry-run"
     if message is None:
-        message = "Autoscaler is active" if active else \
-            "Autoscaler is inactive (dry-run: decisions are recorded, no command is sent)"
+        message = ("Autoscaler is inactive (dry-run: decisions are recorded, no command is sent)" if not active else
+                   "Autoscaler is active (approval: each change waits for an operator)"
+                   if entry.policy.mode == "approval" else "Autoscaler is active")
     return {"autoscaling_id": entry.policy.id, "status": "active" if active else "inactive", "message": message,
             "details": _status(entry, snap, log)[0]}
 
@@ -310,11 +311,11 @@ async def autoscaling_metrics(request: web.Request) -> web.Response:
         details, cpu_percent = _status(entry, snap, log)
         ups += details["scale_up_count"]
         downs += details["scale_down_count"]
-        if entry.policy.mode == "enforce" and cpu_percent is not None:
+        if entry.policy.mode != "dry-run" and cpu_percent is not None:
             cpu.append(cpu_percent)
     return json_response({
         "total_autoscalers": len(entries),
-        "active_autoscalers": sum(1 for e in entries if e.policy.mode == "enforce"),
+        "active_autoscalers": sum(1 for e in entries if e.policy.mode != "dry-run"),
         "total_scale_ups": ups,
         "total_scale_downs": downs,
         "average_cpu_utilization": round(sum(cpu) / len(cpu), 2) if cpu else None,

@@ -54,6 +54,20 @@ async function getJson(path) {
   return response.json();
 }
 
+// A write (approve or reject): the API's JSON answer, or an Error carrying its message and reason.
+async function postJson(path, body) {
+  const headers = { Accept: "application/json", "Content-Type": "application/json" };
+  if (state.token) headers.Authorization = "Bearer " + state.token;
+  const response = await fetch(API + path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) {
+    const details = (answer && answer.details) || {};
+    const why = details.reason || details.required_role && "needs the " + details.required_role + " role" || "";
+    throw new Error(((answer && answer.error) || "HTTP " + response.status) + (why ? " (" + why + ")" : ""));
+  }
+  return answer;
+}
+
 // --- small DOM helpers ---------------------------------------------------------------------------
 
 // el("span", {class: "pill"}, "text", childNode): strings become text nodes, never markup.
@@ -79,6 +93,13 @@ function pill(text, kind) {
 
 function dryRunBadge() {
   return el("span", { class: "badge dry-run", title: "evaluated and recorded; no command is sent" }, "dry-run");
+}
+
+function modeBadge(mode) {
+  if (mode === "dry-run") return dryRunBadge();
+  if (mode !== "approval") return null;
+  return el("span", { class: "badge approval-mode", title: "each change waits for an operator's approval" },
+    "approval");
 }
 
 function showBanner(text) {
@@ -295,7 +316,7 @@ function renderWorkload(w) {
   const policyLine = policy
     ? el("div", { class: "muted small" },
       "policy " + policy.id + " · " + (policy.signals || []).map(fmtTarget).join(", "),
-      policy.mode === "dry-run" ? dryRunBadge() : null,
+      modeBadge(policy.mode),
       (policy.overridden || []).length ? el("div", null, "also selected by " + policy.overridden.join(", ")) : null)
     : el("div", { class: "muted small" }, "no policy");
   const last = w.last_decision;
@@ -380,7 +401,7 @@ function renderPolicies() {
   const box = document.getElementById("policies");
   const used = new Set(state.workloads.filter((w) => w.policy).map((w) => w.policy.id));
   box.replaceChildren(...(state.policies.length ? ["Policies: ", ...state.policies.map((p) =>
-    el("span", { class: "chip", "data-policy": p.id }, p.id, p.mode === "dry-run" ? dryRunBadge() : null,
+    el("span", { class: "chip", "data-policy": p.id }, p.id, modeBadge(p.mode),
       used.has(p.id) ? null : el("span", { class: "muted" }, " · selects no reported workload")))]
     : ["No policy."]));
 }
@@ -418,7 +439,9 @@ function renderResults(d) {
   const pending = (d.commands || []).filter((id) => !Object.hasOwn(d.results || {}, id)).length;
   if (pending) items.push(el("span", { class: "chip pending" }, pending + " pending"));
   if (!items.length) {
-    return d.mode === "dry-run" ? el("span", { class: "muted" }, "no command sent (dry-run)") : DASH;
+    if (d.mode === "dry-run") return el("span", { class: "muted" }, "no command sent (dry-run)");
+    if (d.approval) return el("span", { class: "muted" }, "no command sent (" + d.approval.state + ")");
+    return DASH;
   }
   return items;
 }
@@ -445,7 +468,9 @@ function renderDecision(d) {
       el("span", { class: "replicas" }, d.current_replicas + " → " + d.desired_replicas),
       d.action === "rebalance" || d.action === "hold" ? changeSummary(d) : null,
       d.mode === "dry-run" ? dryRunBadge() : null,
+      approvalBadge(d.approval),
       explainButton(d.id)),
+    d.approval && d.approval.state === "pending" ? approvalButtons(d.id) : null,
     el("p", { class: "reason" }, d.reason),
     el("dl", null,
       el("dt", null, "inputs"), el("dd", { class: "inputs" }, inputs.length ? inputs : DASH),
@@ -468,6 +493,58 @@ function routingChip(r) {
     range + " prompt tokens: " + shares.join(", "));
 }
 
+// --- approvals (mode: approval; docs/approvals.md) ----------------------------------------------------
+
+const APPROVAL_TEXT = {
+  pending: "awaiting approval",
+  approved: "approved",
+  rejected: "rejected",
+  expired: "expired unapproved",
+  superseded: "superseded",
+};
+
+function approvalBadge(approval) {
+  if (!approval) return null;
+  const known = Object.hasOwn(APPROVAL_TEXT, approval.state);
+  let text = known ? APPROVAL_TEXT[approval.state] : String(approval.state);
+  if (approval.by) text += " by " + approval.by;
+  if (approval.state === "pending") text += " until " + fmtTime(approval.expires_at);
+  const title = [approval.at ? "at " + approval.at : null, approval.comment].filter(Boolean).join(": ");
+  return el("span", { class: "badge approval " + (known ? approval.state : ""), "data-approval": approval.state,
+    title: title || null }, text);
+}
+
+function approvalButtons(id) {
+  const approve = el("button", { class: "approve", "data-approve": id }, "Approve");
+  const reject = el("button", { class: "reject", "data-reject": id }, "Reject");
+  for (const [button, verb] of [[approve, "approve"], [reject, "reject"]]) {
+    button.type = "button";
+    button.addEventListener("click", () => settleDecision(id, verb, [approve, reject]));
+  }
+  return el("div", { class: "approval-actions" }, approve, reject);
+}
+
+// How many of the decisions on the page wait for an operator, beside the feed's title.
+function showPendingCount() {
+  let n = 0;
+  for (const { data } of state.decisions.values()) if (data.approval && data.approval.state === "pending") n += 1;
+  const badge = document.getElementById("approvals-pending");
+  badge.textContent = n + " awaiting approval";
+  badge.hidden = n === 0;
+}
+
+async function settleDecision(id, verb, buttons) {
+  for (const b of buttons) b.disabled = true;
+  try {
+    upsertDecision(await postJson("/approvals/" + encodeURIComponent(id) + "/" + verb));
+    showBanner("");
+  } catch (e) {
+    showBanner("Could not " + verb + " decision " + id + ": " + e.message);
+    // It may have been settled meanwhile (expired, superseded): show what it is now.
+    getJson("/decisions/" + encodeURIComponent(id)).then(upsertDecision).catch(() => {});
+  }
+}
+
 function explainButton(id) {
   const b = el("button", { class: "explain-link", "data-explain": id }, "explain");
   b.type = "button";
@@ -485,6 +562,7 @@ function upsertDecision(d) {
     const node = renderDecision(d);
     known.node.replaceWith(node);
     state.decisions.set(d.id, { data: d, node });
+    showPendingCount();
     return;
   }
   const node = renderDecision(d);
@@ -505,6 +583,7 @@ function upsertDecision(d) {
     last.remove();
   }
   document.getElementById("decisions-empty").hidden = true;
+  showPendingCount();
 }
 
 async function loadDecisions() {

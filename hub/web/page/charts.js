@@ -312,7 +312,8 @@ function explainPlacement(d) {
       d.unplaced ? el("p", { class: "bad" }, d.unplaced + " replicas unplaced (no free capacity)") : null,
       ...(d.notes || []).map((n) => el("p", { class: "muted small" }, n))),
     section("Commands and results", results.length ? el("ul", null, results)
-      : el("p", { class: "muted" }, d.mode === "dry-run" ? "no command sent (dry-run)" : "no command: nothing to change")),
+      : el("p", { class: "muted" }, d.mode === "dry-run" ? "no command sent (dry-run)"
+        : d.approval ? "no command sent (" + d.approval.state + ")" : "no command: nothing to change")),
   ];
 }
 
@@ -333,7 +334,7 @@ async function explainDecision(id) {
   box.replaceChildren(
     el("div", { class: "explain-head" }, el("h3", null, "Decision " + d.id), close),
     el("p", null, el("b", null, d.workload), " · ", actionPill(d.action), " ", d.current_replicas + " → " +
-      d.desired_replicas + " replicas", d.mode === "dry-run" ? dryRunBadge() : null,
+      d.desired_replicas + " replicas", d.mode === "dry-run" ? dryRunBadge() : null, approvalBadge(d.approval),
       el("span", { class: "muted small" }, " · " + new Date(d.at).toLocaleString() + " · policy " + d.policy_id +
         " rev " + d.policy_revision + (d.cause ? " · cause " + d.cause : ""))),
     el("p", { class: "reason" }, d.reason),

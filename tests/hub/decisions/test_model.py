@@ -40,7 +40,7 @@ def test_history_in_the_previous_format_reads_back_into_the_model(without: tuple
     new = d.model_dump(mode="json")
     # The same object as before, field for field (the time in its canonical RFC 3339 spelling), plus
     # the fields the previous format did not have.
-    assert set(new) - set(old) == {"cause", "deciding_signal", "routing", *without}
+    assert set(new) - set(old) == {"cause", "deciding_signal", "routing", "approval", *without}
     for key, value in old.items():
         if key == "at":
             assert datetime.fromisoformat(new["at"]) == datetime.fromisoformat(value)

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from hub.control.approvals import Approvals
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision
 from hub.metrics import HubMetrics
@@ -123,8 +124,18 @@ class ServedHub:
             await budgets.create(Budget.model_validate({
                 "id": "search", "workloads": {"namespaces": ["inference"]}, "caps": {"gpus": {"H100": 4}}}),
                 source=Source.FILE)
-            app = make_app(state=state, decisions=decisions, policies=store, metrics=HubMetrics(), ready=lambda: {},
-                           budgets=budgets)
+            metrics = HubMetrics()
+            approvals = Approvals(state=state, policies=store, dispatcher=None, decisions=decisions, metrics=metrics)
+            waiting = approvals.propose(Decision(
+                workload="inference/llama", policy_id="llama", policy_revision=1, mode="approval", current_replicas=2,
+                desired_replicas=3, reason="r", inputs={}, placement_before={"a/H100": 2},
+                placement_after={"a/H100": 3}), Policy.model_validate({
+                    "id": "llama", "signals": [{"metric": "gpu_utilization", "target": 70}], "mode": "approval",
+                    "targets": {"workloads": [{"namespace": "inference", "name": "llama"}]}}))
+            assert waiting is not None
+            decisions.add(waiting)
+            app = make_app(state=state, decisions=decisions, policies=store, metrics=metrics, ready=lambda: {},
+                           budgets=budgets, approvals=approvals)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
