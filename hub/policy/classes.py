@@ -239,7 +239,6 @@ def effective_capacity(classes: Sequence[RequestClass], gpu_type: str) -> float:
     return sum(w for w, _ in served) / sum(w / cap for w, cap in served)
 
 
-
 def fleet_capacity(classes: Sequence[tuple[float, Mapping[str, float]]], fleet: Mapping[str, int]) -> float:
     """The largest demand (tokens/s), split in the classes' shares, that ``fleet`` (replicas per GPU
     type) serves; each class given as (share of the demand, tokens/s per replica by type that serves it).
