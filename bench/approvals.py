@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.hub_process import wait_ready  # noqa: E402
+from bench.hub_process import start_hub, wait_ready  # noqa: E402
 from bench.hub_throughput import (  # noqa: E402
     NODE_GPUS,
     NODES_PER_SPOKE,
@@ -46,7 +45,7 @@ from bench.hub_throughput import (  # noqa: E402
     quantile,
     workload_json,
 )
-from shared.natsserver import NatsServer, free_port  # noqa: E402
+from shared.natsserver import NatsServer  # noqa: E402
 
 
 def policies(total: int, mode: str) -> list[dict]:
@@ -167,12 +166,7 @@ async def run(total: int, spokes_n: int, concurrency: int, window_s: float, tick
     with NatsServer() as server, tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policies.yaml"
         policy_file.write_text(yaml.safe_dump(policies(total, mode)))
-        port = free_port()
-        env = os.environ | {"HUB_NATS_URL": server.url, "HUB_API_PORT": str(port), "HUB_TICK_S": str(tick),
-                            "HUB_POLICY_FILE": str(policy_file), "HUB_LOG_LEVEL": "WARNING",
-                            "HUB_STALE_AFTER_INTERVALS": "5"}
-        hub = subprocess.Popen([sys.executable, "-m", "hub"], cwd=ROOT, env=env)
-        api = f"http://127.0.0.1:{port}"
+        hub, api = start_hub(server.url, policy_file, tick)
         try:
             async with aiohttp.ClientSession() as http:
                 await wait_ready(http, api, hub)

@@ -1,11 +1,30 @@
-"""The hub as its own process for the benches: wait until its API says it is ready."""
+"""The hub as its own process for the benches: start it on a policy file, wait until its API says it is ready."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import aiohttp
+
+from shared.natsserver import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_hub(nats_url: str, policy_file: Path, tick_s: float) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m hub`` on ``policy_file`` at a free API port, warnings only; (the process, its API URL).
+
+    Clusters count as stale after 5 report intervals rather than 3: a bench that loads the machine
+    delays reports, and a stale cluster's replicas would be re-placed, which is not what it measures."""
+    port = free_port()
+    env = os.environ | {"HUB_NATS_URL": nats_url, "HUB_API_PORT": str(port), "HUB_TICK_S": str(tick_s),
+                        "HUB_POLICY_FILE": str(policy_file), "HUB_LOG_LEVEL": "WARNING",
+                        "HUB_STALE_AFTER_INTERVALS": "5"}
+    return subprocess.Popen([sys.executable, "-m", "hub"], cwd=ROOT, env=env), f"http://127.0.0.1:{port}"
 
 
 async def wait_ready(http: aiohttp.ClientSession, api: str, hub: subprocess.Popen[bytes], timeout_s: float = 60.0

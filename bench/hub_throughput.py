@@ -45,8 +45,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.hub_process import wait_ready  # noqa: E402
-from shared.natsserver import NatsServer, free_port  # noqa: E402
+from bench.hub_process import start_hub, wait_ready  # noqa: E402
+from shared.natsserver import NatsServer  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -141,12 +141,7 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
              "panic": {"enabled": False}}
             for i in range(total)
         ]))
-        port = free_port()
-        env = os.environ | {"HUB_NATS_URL": server.url, "HUB_API_PORT": str(port), "HUB_TICK_S": str(tick),
-                            "HUB_POLICY_FILE": str(policy_file), "HUB_LOG_LEVEL": "WARNING",
-                            "HUB_STALE_AFTER_INTERVALS": "5"}
-        hub = subprocess.Popen([sys.executable, "-m", "hub"], cwd=ROOT, env=env)
-        api = f"http://127.0.0.1:{port}"
+        hub, api = start_hub(server.url, policy_file, tick)
         try:
             async with aiohttp.ClientSession() as http:
                 await wait_ready(http, api, hub, timeout_s=300)  # 10k+ policies load slowly on a busy machine
