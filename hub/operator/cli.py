@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 
@@ -30,32 +31,32 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Format, choices=list(Format), default=Format.TABLE)
 
 
+def _stored_objects(p: argparse.ArgumentParser, one: str, many: str, get_help: str) -> Any:
+    """``get [ID]``, ``apply -f FILE`` and ``delete ID`` for objects the hub stores (policies, budgets);
+    the subparsers, for verbs of their own."""
+    sub = p.add_subparsers(dest="action", required=True)
+    get = sub.add_parser("get", help=get_help)
+    get.add_argument("id", nargs="?")
+    apply = sub.add_parser("apply", help=f"create or update the {many} in a YAML/JSON file (- for stdin)")
+    apply.add_argument("-f", "--file", required=True)
+    delete = sub.add_parser("delete", help=f"delete a {one}")
+    delete.add_argument("id")
+    for s in (get, apply, delete):
+        _common(s)
+    return sub
+
+
 def parser_for(verb: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"fleetscale {verb}", description=DESCRIPTIONS[verb])
     _common(p)
     if verb == "policies":
-        sub = p.add_subparsers(dest="action", required=True)
-        get = sub.add_parser("get", help="list policies, or show one")
-        get.add_argument("id", nargs="?")
-        apply = sub.add_parser("apply", help="create or update the policies in a YAML/JSON file (- for stdin)")
-        apply.add_argument("-f", "--file", required=True)
-        delete = sub.add_parser("delete", help="delete a policy")
-        delete.add_argument("id")
+        sub = _stored_objects(p, "policy", "policies", "list policies, or show one")
         dry = sub.add_parser("dry-run", help="put a policy in dry-run (record, send nothing); --off to enforce")
         dry.add_argument("id")
         dry.add_argument("--off", action="store_true")
-        for s in (get, apply, delete, dry):
-            _common(s)
+        _common(dry)
     elif verb == "budgets":
-        sub = p.add_subparsers(dest="action", required=True)
-        get = sub.add_parser("get", help="list budgets with their use against their caps, or show one")
-        get.add_argument("id", nargs="?")
-        apply = sub.add_parser("apply", help="create or update the budgets in a YAML/JSON file (- for stdin)")
-        apply.add_argument("-f", "--file", required=True)
-        delete = sub.add_parser("delete", help="delete a budget")
-        delete.add_argument("id")
-        for s in (get, apply, delete):
-            _common(s)
+        _stored_objects(p, "budget", "budgets", "list budgets with their use against their caps, or show one")
     elif verb == "decisions":
         sub = p.add_subparsers(dest="action", required=True)
         ls = sub.add_parser("list", help="newest decisions first")
