@@ -326,7 +326,7 @@ class Engine:
         stable_s = float(policy.panic.stable_window_seconds)
         panic_s = stable_s * policy.panic.panic_window_percent / 100.0
         load = read_load(parts)
-        mem.learn_mix(now, load)
+        mem.learn_mix(now, load, max((p.samples.window_s or 0.0 for p in parts), default=0.0))
         mem.learn_prompts(now, [p.samples.prompt_tokens for p in parts])
         demand_now = mem.arrival_demand(load, drain_s=stable_s)
         mem.record_demand(now, demand_now, keep_s=stable_s)
@@ -591,8 +591,14 @@ class Engine:
                                 max_replicas=bounds.max_replicas, behavior=ctx.behavior,
                                 recommendations=mem.counts(per_replica), scale_up_events=mem.scale_up_events,
                                 scale_down_events=mem.scale_down_events, now=ctx.now)
-        mem.remember(ctx.now, step.value, per_replica)
+        # Where the capacity model sized the count, the history keeps that load, not its round-up.
+        sized = ctx.demand if per_replica and Engine._sized_by_load(step, props, ctx.demand) else None
+        mem.remember(ctx.now, step.value if sized is None or not per_replica else sized / per_replica, per_replica)
         behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
+        if result.replicas == result.stabilized_replicas > result.proposed_replicas:
+            # Held by the scale-down window: the hold is the window's largest load, which placement
+            # buys at the cheapest mix (the count is that load in replicas of today's mix).
+            step.load = mem.held_load(ctx.now, ctx.behavior.scale_down.stabilization_window_seconds)
 
     def _record(self, ctx: _Context, props: _Proposed, step: Step, lead: str, merged_value: int | None,
                 panic_state: dict[str, object]) -> Recommendation:
@@ -609,8 +615,12 @@ class Engine:
         inputs["infeasible_requests_per_s"] = props.infeasible_rate
         proposals = {p.source: p.replicas for p in props.audit if p.method in ("hpa", "capacity-model")}
         reason = "; ".join([lead, *step.reasons]) if lead else "; ".join(step.reasons)
-        demand_out, is_load = self._demand_out(step.value, ctx.demand, props.effective, ctx.mix,
-                                               self._sized_by_load(step, props, ctx.demand))
+        demand_out: float | None
+        if step.load is not None and props.effective:
+            demand_out, is_load = step.load, True
+        else:
+            demand_out, is_load = self._demand_out(step.value, ctx.demand, props.effective, ctx.mix,
+                                                   self._sized_by_load(step, props, ctx.demand))
         audit = Audit(
             workload=ctx.view.key, policy_id=policy.id, policy_revision=policy.revision,
             current_replicas=ctx.current, ready_replicas=ctx.ready, inputs=tuple(props.signals),

@@ -20,7 +20,7 @@ from hub.policy.panic import PanicState
 from hub.policy.signals import LoadReading
 from shared.messages import TokenHistogram
 
-LoadRecommendation = tuple[float, int, float | None]
+LoadRecommendation = tuple[float, float, float | None]
 """(time, replicas proposed, tokens/s one replica of the GPU mix of that time took; None without an
 estimate): a recommendation in load units, ``replicas x per_replica``.
 
@@ -78,6 +78,9 @@ class WorkloadMemory:
     requests: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
     prompt: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
     generation: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
+    finished: DecayedSum = field(default_factory=lambda: DecayedSum(MIX_TAU_S))
+    """Requests/s that left the replicas (the generated tokens' denominator); ``requests`` counts
+    those whose prefill began (the prompt tokens')."""
     request_forecast: RateForecaster | None = None
     token_forecast: RateForecaster | None = None
     forecast_season_s: int | None = None
@@ -93,6 +96,8 @@ class WorkloadMemory:
     """Decayed prompt-length histogram from the engines (``learn_prompts``), on ``prompt_bounds``."""
     prompt_at: float | None = None
     calm_since: float | None = None
+    queue_seen: deque[tuple[float, float, float]] = field(default_factory=deque)
+    """(time, requests waiting, requests waiting or running) over the last samples window (``learn_mix``)."""
     """Since when nothing has waited (the token mix is learnt from calm windows)."""
     ready_fleet: tuple[tuple[str, int], ...] | None = None
     ready_since: float | None = None
@@ -129,10 +134,10 @@ class WorkloadMemory:
 
     def mean_tokens(self) -> tuple[float, float] | None:
         """(prompt, generated) tokens of the mean request, from the rates of the last minutes."""
-        r, p, g = self.requests.total, self.prompt.total, self.generation.total
-        if r <= 0 or p <= 0 or g <= 0:
+        r, f, p, g = self.requests.total, self.finished.total, self.prompt.total, self.generation.total
+        if r <= 0 or f <= 0 or p <= 0 or g <= 0:
             return None
-        return p / r, g / r
+        return p / r, g / f
 
     def arrival_demand(self, load: LoadReading, *, drain_s: float) -> float | None:
         """Tokens/s to serve: processed, or arriving (requests x tokens per request) if more, plus the
@@ -144,29 +149,60 @@ class WorkloadMemory:
         """
         tpr = self.tokens_per_request()
         arriving = None if load.request_rate is None or tpr is None else load.request_rate * tpr
+        if load.waiting and arriving is not None and tpr is not None:
+            # A queue drains: the replicas process the backlog as well as the arrivals, so their
+            # token rate is the drain, which the backlog term counts already. Taken as load too,
+            # every queued request was sized for twice, and the start-up backlog of one L4 bought
+            # 32 L4s and 16 A100s for a load 2 A100s serve (synthetic-steady, whole run $32.71).
+            return arriving + load.waiting * tpr / drain_s
         known = [v for v in (load.token_rate, arriving) if v is not None]
         if not known:
             return None
         backlog = 0.0 if tpr is None or not load.waiting else load.waiting * tpr / drain_s
         return max(known) + backlog
 
-    def learn_mix(self, now: float, load: LoadReading) -> None:
+    def learn_mix(self, now: float, load: LoadReading, window_s: float = 0.0) -> None:
         """Fold this window's rates into the token mix (prompt and generated tokens per request), and
         note since when nothing has waited (``settled``).
 
-        Every window counts, backlogs included. While a backlog drains the request rate counts
-        arrivals and the token rates the backlog, so the mean prompt reads long (3x after a cold
-        start); learnt from calm windows only, the start-up overshoot went, but so did the headroom
-        that reading gave under bursts: the spike case fell from 100 % to 91.7 % (docs/decisions.md)."""
+        Prompt tokens are counted against the requests whose prefill began in the window (arrivals
+        less the queue's growth) and generated tokens against those that left the batch (arrivals
+        less the growth of queue and batch). Tokens over arrivals read the mean prompt 3x long
+        while a start-up backlog drained (the tokens were the backlog's), and a seventh of it while
+        long prompts piled up; tokens over finished requests read it 4x long while the backlog was
+        prefilled (those requests finish later)."""
         if load.waiting:
             self.calm_since = None
         elif self.calm_since is None:
             self.calm_since = now
-        if load.request_rate is not None and load.prompt_rate is not None and load.generation_rate is not None \
-                and not load.partial:
-            self.requests.add(now, load.request_rate)
+        if load.request_rate is None or load.prompt_rate is None or load.generation_rate is None or load.partial:
+            return
+        began = finished = load.request_rate
+        if load.waiting is not None and load.running is not None:
+            before = self._queue_before(now, window_s)
+            self.queue_seen.append((now, load.waiting, load.waiting + load.running))
+            if before is not None and window_s > 0:
+                # (A window that began before the first report seen counts its arrivals: the first
+                # minute reads the prompt short, but a workload must be sized from its first report.)
+                began -= (load.waiting - before[0]) / window_s
+                finished -= (load.waiting + load.running - before[1]) / window_s
+        # A window can end with fewer requests begun than its tokens say (chunked prefills span
+        # windows); a negative count is noise, not evidence: left out, with its tokens.
+        if began > 0:
+            self.requests.add(now, began)
             self.prompt.add(now, load.prompt_rate)
+        if finished > 0:
+            self.finished.add(now, finished)
             self.generation.add(now, load.generation_rate)
+
+    def _queue_before(self, now: float, window_s: float) -> tuple[float, float] | None:
+        """(waiting, waiting or running) ``window_s`` ago; None if nothing seen is that old."""
+        seen = self.queue_seen
+        while len(seen) > 1 and seen[1][0] <= now - window_s + 1e-9:
+            seen.popleft()
+        if seen and seen[0][0] <= now - window_s + 1e-9:
+            return seen[0][1], seen[0][2]
+        return None
 
     def learn_prompts(self, now: float, histograms: Sequence[TokenHistogram | None]) -> None:
         """Fold this window's prompt-length histograms (one per cluster) into a decayed one.
@@ -223,8 +259,14 @@ class WorkloadMemory:
             while events and events[0][0] <= now - MAX_PERIOD_SECONDS:
                 events.popleft()
 
-    def remember(self, now: float, replicas: int, per_replica: float | None) -> None:
+    def remember(self, now: float, replicas: float, per_replica: float | None) -> None:
         """Append ``replicas`` (of a mix whose replica takes ``per_replica`` tokens/s) to the history.
+
+        ``replicas`` is a fraction where the capacity model sized the count from the load: the load
+        itself over ``per_replica``. Kept as the rounded-up count, one H100 asked for 5,750 tokens/s
+        was held as 16,905 tokens/s and read back after a move to A100s as 3 replicas of the new
+        mix, so the H100 and the A100s that replaced it stayed for the whole scale-down window, then
+        the H100 alone, then the A100s again: a 390 s cycle at up to 2.5x the cost.
 
         An equal load just before it is dropped: every window that holds the older one holds the
         newer too, so min and max over any window are unchanged. (The estimate drifts as it is
@@ -243,6 +285,17 @@ class WorkloadMemory:
             load = n * then / per_replica if then and per_replica else n
             out.append((t, math.ceil(load - 1e-9)))
         return out
+
+    def held_load(self, now: float, window_s: float) -> float | None:
+        """The largest load recommended within ``(now - window_s, now]`` (the scale-down window's
+        hold, in tokens/s); None when some entry of it is a bare count (no load to value it by)."""
+        loads = []
+        for t, n, then in self.recommendations:
+            if t > now - window_s:
+                if not then:
+                    return None
+                loads.append(n * then)
+        return max(loads, default=None)
 
     def rescale(self, factor: float) -> None:
         """Multiply the remembered scale events by ``factor`` (a change of GPU mix).

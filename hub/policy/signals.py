@@ -264,6 +264,8 @@ class LoadReading:
     generation_rate: float | None
     waiting: float | None
     """Requests waiting, fleet-wide."""
+    running: float | None = None
+    """Requests in the replicas' batches, fleet-wide (None when no cluster measured it)."""
     missing: Mapping[str, str] = field(default_factory=dict)
     """Clusters with ready replicas whose request or token rate is missing: the load is partial."""
 
@@ -283,6 +285,7 @@ def read_load(parts: tuple[ClusterPart, ...]) -> LoadReading:
     prompt: list[float] = []
     generation: list[float] = []
     waiting: list[float] = []
+    running: list[float] = []
     missing: dict[str, str] = {}
     for part in parts:
         s = part.samples
@@ -297,6 +300,8 @@ def read_load(parts: tuple[ClusterPart, ...]) -> LoadReading:
             generation.append(s.generation_tokens_per_s or 0.0)
         elif part.ready:
             missing.setdefault(part.cluster_id, missing_reason(s, "prompt_tokens_per_s"))
+        if s.requests_running is not None:
+            running.append(s.requests_running)
         if s.requests_waiting is not None:
             waiting.append(s.requests_waiting)
         elif part.ready:
@@ -307,5 +312,6 @@ def read_load(parts: tuple[ClusterPart, ...]) -> LoadReading:
         prompt_rate=sum(prompt) if tokens else None,
         generation_rate=sum(generation) if tokens else None,
         waiting=sum(waiting) if waiting else None,
+        running=sum(running) if running else None,
         missing=missing,
     )

@@ -39,11 +39,16 @@ class Step:
     """The signal whose proposal the count started from (``deciding_signal``); None for a hold."""
     advice: dict[str, Any] | None = None
     """What the advice stage did (``advice.AdviceVerdict.to_json``); None when no advice was handed in."""
+    load: float | None = None
+    """Tokens/s the count stands for when a stage decided it from a load (the scale-down window's
+    held load): placement buys that load at the cheapest mix, not the count times today's mix.
+    A later stage that moves the count clears it."""
 
     def to(self, value: int, stage: str, reason: str, message: str, text: str | None = None) -> None:
         if value != self.value:
             self.clamps.append(Clamp(stage, self.value, value, reason, message))
             self.value = value
+            self.load = None
             self.cause = Cause.ACTIVATION if reason == "Activation" else STAGE_CAUSES[stage]
             if text:
                 self.reasons.append(text)

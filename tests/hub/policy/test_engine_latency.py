@@ -131,9 +131,10 @@ def test_a_change_of_gpu_mix_re_expresses_the_history_in_replicas_of_the_new_mix
 
 
 def test_a_mix_that_changes_back_and_forth_does_not_ratchet_the_held_count_up() -> None:
-    # One H100 replica takes 8000 / 1.2 = 6667 tokens/s, a replica of the H100 + L4 mix 3750: the 1
-    # H100 recommended first is 1.8 -> 2 replicas of the mixed fleet, and back on H100s it is 1 again.
-    # Rounded up at every change instead, it stayed 2 and the window held twice the fleet it sized.
+    # One H100 replica takes 8000 / 1.2 = 6667 tokens/s, a replica of the H100 + L4 mix 3750. The
+    # window holds the load that was sized (200 tokens/s), not the H100 it was rounded up to: one
+    # replica of either mix. Held as the rounded-up H100 it was 2 replicas of the mixed fleet, and
+    # rounded up at every change it stayed 2, twice the fleet the load needs.
     p = policy([ttft(capacity_per_replica={"L4": 1000.0, "H100": 8000.0})], panic={"enabled": False})
     small = load(0.5, prompt=350.0, gen=50.0)
     h100 = Cluster("h", gpu_type="H100", desired=1, ready=1, samples=small)
@@ -143,10 +144,25 @@ def test_a_mix_that_changes_back_and_forth_does_not_ratchet_the_held_count_up() 
     l4.desired = l4.ready = 1  # placement added an L4
     l4.samples = small
     mixed = fleet.evaluate(p, now=30)
-    assert mixed.proposals["ttft_p95"] == 1 and mixed.desired_replicas == 2
+    assert mixed.proposals["ttft_p95"] == 1 and mixed.desired_replicas == 1
     l4.desired = l4.ready = 0  # and moved the workload to two H100s
     l4.samples = {}
     h100.desired = h100.ready = 2
     back = fleet.evaluate(p, now=60)
     assert back.proposals["ttft_p95"] == 1
     assert back.desired_replicas == 1
+
+
+def test_a_scale_down_held_by_the_window_hands_placement_the_held_load_not_a_count() -> None:
+    # 3,000 tokens/s were sized a minute ago (4 replicas of 833); the load fell to 600. The window
+    # holds the 3,000 tokens/s as such, so placement buys that load at the cheapest mix; valued as
+    # 4 replicas of the mix that happens to be ready, a move to faster GPUs was bought twice.
+    p = policy([MEASURED], panic=CALM)
+    fleet = Fleet([Cluster("a", samples=load(0.5))])
+    assert fleet.evaluate(p, now=0).desired_replicas == 4
+    fleet.clusters[0].desired = fleet.clusters[0].ready = 4
+    fleet.clusters[0].samples = load(0.5, rate=0.4, prompt=500.0, gen=100.0)
+    rec = fleet.evaluate(p, now=60)
+    assert rec.proposals["ttft_p95"] == 1 and rec.desired_replicas == 4
+    assert rec.audit.clamps[0].reason == "ScaleDownStabilized"
+    assert rec.demand_is_load and rec.demand == pytest.approx(3000.0)
