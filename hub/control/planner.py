@@ -188,6 +188,11 @@ type, only so that the replicas it runs stay while their replacements start (mak
 it is offered with no growth, so the solver never adds one, and it weighs next to nothing."""
 
 
+HELD_LOADS = frozenset({Cause.PANIC, Cause.STABILISED})
+"""Causes whose load is the hold itself (the panic floor, the scale-down window's largest load): the
+count beside it is that load in replicas of the ready mix, which placement must not buy instead."""
+
+
 def _hot(rec: Recommendation) -> bool:
     """Some latency signal above its target (the engine's latency guard is up)."""
     for spec in rec.policy.signals:
@@ -248,8 +253,8 @@ def engine_load(
     by_count = max(0.0, current * asked_pr + (rec.desired_replicas - current) * ready_pr)
     notes = []
     if rec.demand_is_load:
-        demand = rec.demand  # the capacity model decided: the load itself
-        if _hot(rec) and by_count > demand:
+        demand = rec.demand  # the capacity model decided, or a panic or scale-down hold: the load itself
+        if _hot(rec) and by_count > demand and rec.cause not in HELD_LOADS:
             notes.append(f"latency above target: load held at the {rec.desired_replicas} replicas asked "
                          f"({by_count:.0f} tokens/s)")
             demand = by_count

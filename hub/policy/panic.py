@@ -37,6 +37,8 @@ class PanicDecision:
     """While panicking: the replicas the workload must not go below (the largest panic proposal)."""
     ratio: float | None
     """Panic proposal / ready replicas (Knative's dppc / readyPodsCount)."""
+    load: float | None = None
+    """While panicking: the held proposal as tokens/s (None: a bare count), what placement buys."""
 
 
 @dataclass(slots=True)
@@ -70,7 +72,12 @@ class PanicState:
             return PanicDecision(False, entered, left, 0, ratio)
         if proposal is not None and self._floor(per_replica) <= proposal:
             self.held = (proposal, per_replica)
-        return PanicDecision(True, entered, left, self._floor(per_replica), ratio)
+        return PanicDecision(True, entered, left, self._floor(per_replica), ratio, self._load())
+
+    def _load(self) -> float | None:
+        if self.held is None or self.held[1] is None:
+            return None
+        return self.held[0] * self.held[1]
 
     def _floor(self, per_replica: float | None) -> int:
         """The held load in replicas that take ``per_replica`` tokens/s (a bare count where either

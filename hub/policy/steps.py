@@ -175,6 +175,11 @@ def panic(step: Step, decision: PanicDecision, current: int, ceiling: int) -> No
     if step.value < target:
         step.to(target, "panic", "Panic", "panic mode: the burst's proposal at once, no scale-down",
                 f"panic ({decision.ratio or 0:.2g}x ready capacity)")
+        if target == decision.floor:
+            # The floor is a load: placement buys it where it is cheapest. As a count of the ready
+            # mix it was one more start-up L4 per tick, each rated lower as the prompt estimate
+            # settled, until the L4s were the whole pool and worth a tenth of what they were bought as.
+            step.load = decision.load
 
 
 def starting(step: Step, current: int, ready: int) -> None:

@@ -57,3 +57,12 @@ def test_a_count_without_a_capacity_estimate_is_held_as_a_count() -> None:
     state = PanicState()
     state.update(SPEC, now=0, proposal=8, ready=2, per_replica=None)
     assert state.update(SPEC, now=1, proposal=5, ready=2, per_replica=500.0).floor == 8
+
+
+def test_the_floor_is_a_load_read_in_replicas_of_todays_mix() -> None:
+    state = PanicState()
+    start = state.update(SPEC, now=0, proposal=30, ready=1, per_replica=130.0)  # 30 start-up L4s
+    assert start.floor == 30 and start.load == 3900.0
+    later = state.update(SPEC, now=5, proposal=1, ready=1, per_replica=3900.0)  # one A100 takes it all
+    assert later.floor == 1 and later.load == 3900.0
+    assert PanicState().update(SPEC, now=0, proposal=4, ready=1).load is None  # no estimate: a bare count

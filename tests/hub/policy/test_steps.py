@@ -106,3 +106,14 @@ def test_cost_ceiling(value: int, ceiling: float | None, price: float | None, ou
     step = start(value)
     steps.cost_ceiling(step, ceiling, price, floor=1)
     assert (step.value, step.cause) == (out, cause)
+
+
+def test_a_panic_floor_hands_placement_its_load_and_a_later_stage_takes_it_back() -> None:
+    step = start(6)
+    steps.panic(step, PanicDecision(True, False, False, 20, 2.0, load=7000.0), 2, 40)
+    assert (step.value, step.load) == (20, 7000.0)  # 20 replicas of the ready mix stand for 7,000 tokens/s
+    held = start(3)
+    steps.panic(held, PanicDecision(True, False, False, 2, 2.0, load=700.0), 8, 40)
+    assert (held.value, held.load) == (8, None)  # held at the current count: a count, not the floor's load
+    step.to(10, "bounds", "TooManyReplicas", "bounds")
+    assert step.load is None
