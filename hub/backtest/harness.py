@@ -1,4 +1,10 @@
-"""The tick loop: one controller drives one fresh ``SimWorld`` through the trace, then the drain.
+"""The tick loop: controllers drive one fresh ``SimWorld`` through the trace, then the drain.
+
+``run`` replays one workload under one controller. ``run_fleet`` replays several workloads on one
+fleet (a ``FleetScenario``): either one controller per workload (a baseline: an HPA per
+Deployment, each workload's schedule) or one controller for all of them (Fleetscale, which plans
+every workload in one solve and reaches each through ``Fleet.of``). Their replicas share the
+clusters' GPUs: what one workload holds, another's scale-up cannot take.
 
 A controller says when it wants to act next (its sync period, or the hindsight plan's schedule) and acts
 through a ``Fleet``, which applies absolute replica counts to the world (new replicas cold-start
@@ -18,20 +24,23 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hub.backtest.scenario import Pool, Scenario
+from hub.backtest.scenario import FleetScenario, Pool, Scenario
 from shared.simulation import CapacityError, CompletedRequest, SimWorld
 
 
 class Fleet:
     """A controller's hands on the world: absolute replica counts per cluster, scale events counted."""
 
-    def __init__(self, world: SimWorld, scenario: Scenario) -> None:
+    def __init__(self, world: SimWorld, scenario: Scenario, fleets: dict[str, Fleet] | None = None) -> None:
         self.world = world
         self.scenario = scenario
+        self._fleets = fleets if fleets is not None else {}
+        """Every workload's ``Fleet`` on the same world, by workload key (shared among them)."""
+        self._fleets[scenario.key] = self
         self.scale_events = 0
         """Changes applied to a cluster's replica counts (one per cluster per action)."""
         self.refusals: list[str] = []
@@ -40,6 +49,13 @@ class Fleet:
     @property
     def now_s(self) -> float:
         return self.world.now_s
+
+    def of(self, key: str) -> Fleet:
+        """The hands on another workload of the same world (``namespace/name``); KeyError if not replayed."""
+        try:
+            return self._fleets[key]
+        except KeyError:
+            raise KeyError(f"no workload {key} in this replay; replayed: {', '.join(self._fleets)}") from None
 
     def replicas(self) -> dict[Pool, int]:
         """Replicas asked for (starting or ready, not draining) per (cluster, GPU type)."""
@@ -187,66 +203,130 @@ class Run:
         return self.requests - len(self.completed)
 
 
+@dataclass
+class FleetRun:
+    """What one run of several workloads produced: each workload's ``Run``, and the fleet's in total."""
+
+    workloads: tuple[Run, ...]
+    total: Run
+    """Every workload's requests, the whole fleet's bill and scale events."""
+
+
 def run(scenario: Scenario, controller: Controller) -> Run:
+    """One workload replayed under one controller."""
+    return run_fleet(FleetScenario(scenario.trace.name, (scenario,)), [controller]).workloads[0]
+
+
+class _Book:
+    """One workload's (or, with ``fleets`` of all, the fleet's) bill marks and timeline, kept during a run."""
+
+    def __init__(self, world: SimWorld, fleets: Sequence[Fleet], key: str | None) -> None:
+        self.world, self.fleets, self.key = world, fleets, key
+        self.at_end: Mark | None = None
+        self.at_scored: Mark | None = None
+        self.timeline_s: list[float] = []
+        self.timeline: list[dict[str, int]] = []
+        self.costs: list[float] = []
+
+    def mark(self) -> Mark:
+        events = sum(f.scale_events for f in self.fleets)
+        return Mark(self.world.gpu_seconds(self.key), self.world.cost(self.key), events)
+
+    def sample(self, t: float) -> None:
+        by_type: dict[str, int] = {}
+        for fleet in self.fleets:
+            for (_, gpu_type), n in fleet.replicas().items():
+                by_type[gpu_type] = by_type.get(gpu_type, 0) + n
+        self.timeline_s.append(t)
+        self.timeline.append(by_type)
+        self.costs.append(self.world.cost(self.key))
+
+
+def run_fleet(fleet_scenario: FleetScenario, controllers: Sequence[Controller]) -> FleetRun:
+    """Several workloads on one world: one controller per workload, or one for all (it is handed the
+    first workload's ``Fleet`` and reaches the others through ``Fleet.of``)."""
+    scenarios = fleet_scenario.workloads
+    if len(controllers) not in (1, len(scenarios)):
+        raise ValueError(f"need one controller for all or one per workload ({len(scenarios)}), got {len(controllers)}")
     started = time.perf_counter()
+    owner = [controllers[0 if len(controllers) == 1 else i] for i in range(len(scenarios))]
     world = SimWorld(
-        scenario.clusters,
-        [scenario.workload_spec(scenario.initial_fleet(), controller.gateway_cluster)],
+        fleet_scenario.clusters,
+        [s.workload_spec(s.initial_fleet(), c.gateway_cluster) for s, c in zip(scenarios, owner, strict=True)],
         history_s=900.0,
     )
-    fleet = Fleet(world, scenario)
-    end = scenario.duration_s
-    scored = scenario.scored_from_s
-    limit = end + scenario.drain_limit_s
-    timeline_s: list[float] = []
-    timeline: list[dict[str, int]] = []
-    costs: list[float] = []
-    at_end: Mark | None = None
-    at_scored: Mark | None = None
+    shared: dict[str, Fleet] = {}
+    fleets = [Fleet(world, s, shared) for s in scenarios]
+    books = [_Book(world, [f], s.key) for f, s in zip(fleets, scenarios, strict=True)]
+    books.append(_Book(world, fleets, None))
+    first = scenarios[0]
+    end = fleet_scenario.duration_s
+    scored = fleet_scenario.scored_from_s
+    limit = end + max(s.drain_limit_s for s in scenarios)
     k = 0
-    next_act = controller.next_at(-math.inf)
+    next_act = [c.next_at(-math.inf) for c in controllers]
     while True:
-        t_sample = k * scenario.sample_s
-        t = min(next_act, t_sample)
-        if at_scored is None and 0 < scored <= min(t, end):
+        t_sample = k * first.sample_s
+        t = min(*next_act, t_sample)
+        if books[0].at_scored is None and 0 < scored <= min(t, end):
             world.advance(scored)
-            at_scored = Mark(world.gpu_seconds(), world.cost(), fleet.scale_events)
-        if at_end is None and t >= end:
+            for b in books:
+                b.at_scored = b.mark()
+        if books[0].at_end is None and t >= end:
             world.advance(end)
-            at_end = Mark(world.gpu_seconds(), world.cost(), fleet.scale_events)
+            for b in books:
+                b.at_end = b.mark()
         if t > end and (world.unfinished_requests() == 0 or t > limit):
             break
         world.advance(t)
         if t == t_sample:
-            by_type: dict[str, int] = {}
-            for (_, gpu_type), n in fleet.replicas().items():
-                by_type[gpu_type] = by_type.get(gpu_type, 0) + n
-            timeline_s.append(t)
-            timeline.append(by_type)
-            costs.append(world.cost())
+            for b in books:
+                b.sample(t)
             k += 1
-        if t == next_act:
-            controller.act(fleet, t)
-            next_act = controller.next_at(t)
+        for i, c in enumerate(controllers):
+            if t == next_act[i]:
+                c.act(fleets[i], t)
+                next_act[i] = c.next_at(t)
+    wall_s = time.perf_counter() - started
+    completed = world.completed_requests()
+    runs = tuple(
+        _run(s, c, books[i], [r for r in completed if r.workload == s.key], s.trace.arrival_s, [fleets[i]], world,
+             wall_s)
+        for i, (s, c) in enumerate(zip(scenarios, owner, strict=True))
+    )
+    merged = tuple(sorted(t for s in scenarios for t in s.trace.arrival_s))
+    total = _run(fleet_scenario.merged(), controllers[0], books[-1], completed, merged, fleets, world, wall_s)
+    if len(controllers) > 1:
+        total.name = controllers[0].name
+        total.description = "; ".join(f"{s.key}: {c.description}" for s, c in zip(scenarios, controllers, strict=True))
+    return FleetRun(runs, total)
+
+
+def _run(
+    scenario: Scenario, controller: Controller, book: _Book, completed: list[CompletedRequest],
+    arrivals_s: tuple[float, ...], fleets: Sequence[Fleet], world: SimWorld, wall_s: float,
+) -> Run:
+    at_end = book.at_end
     assert at_end is not None
-    notes = [f"refused by the cluster: {r}" for r in fleet.refusals[:5]]
-    if len(fleet.refusals) > 5:
-        notes.append(f"... and {len(fleet.refusals) - 5} more refusals")
+    refusals = [r for f in fleets for r in f.refusals]
+    notes = [f"refused by the cluster: {r}" for r in refusals[:5]]
+    if len(refusals) > 5:
+        notes.append(f"... and {len(refusals) - 5} more refusals")
     return Run(
         name=controller.name,
         description=controller.description,
         requests=len(scenario.trace),
-        completed=world.completed_requests(),
-        arrivals_s=scenario.trace.arrival_s,
+        completed=completed,
+        arrivals_s=arrivals_s,
         gpu_seconds=at_end.gpu_seconds,
         cost_usd=at_end.cost_usd,
         scale_events=at_end.scale_events,
-        scored_from_s=scored,
-        at_scored_start=at_scored,
-        timeline_s=timeline_s,
-        timeline_replicas=timeline,
-        timeline_cost_usd=costs,
+        scored_from_s=scenario.scored_from_s,
+        at_scored_start=book.at_scored,
+        timeline_s=book.timeline_s,
+        timeline_replicas=book.timeline,
+        timeline_cost_usd=book.costs,
         ended_s=world.now_s,
-        wall_s=time.perf_counter() - started,
+        wall_s=wall_s,
         notes=notes,
     )

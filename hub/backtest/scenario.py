@@ -4,11 +4,15 @@ Every policy of one comparison runs on its own fresh ``SimWorld`` built from the
 they see the same requests, the same GPUs, the same physics and the same start: the scenario's
 initial fleet (default one ready replica of the cheapest GPU type, see ``initial_fleet``), the
 gateway's flow control, and the scored window after ``warmup_s``. Only the controller differs.
+
+A ``FleetScenario`` is several workloads replayed together on one fleet, each a ``Scenario`` of its
+own (its trace, name and initial replicas) over the same clusters: their replicas take GPUs from the
+same nodes, so GPUs one workload holds are not free for another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from shared.simulation import (
@@ -131,6 +135,63 @@ class Scenario:
             gateway_cluster=gateway_cluster,
             flow_control=self.flow_control,
         )
+
+
+@dataclass(frozen=True)
+class FleetScenario:
+    """Several workloads on one fleet: one ``Scenario`` each, judged over the same scored window.
+
+    They must share the clusters, the trace length and the warm-up (one scored window for the fleet),
+    and the SLO and model (so that the fleet's total attainment counts every request by one rule).
+    """
+
+    name: str
+    workloads: tuple[Scenario, ...]
+
+    def __post_init__(self) -> None:
+        if not self.workloads:
+            raise ValueError("a fleet scenario needs at least one workload")
+        keys = [s.key for s in self.workloads]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"workloads repeat: {', '.join(keys)}")
+        first = self.workloads[0]
+        for s in self.workloads[1:]:
+            for attr in ("clusters", "duration_s", "warmup_s", "slo_ttft_s", "model", "context_tokens"):
+                if getattr(s, attr) != getattr(first, attr):
+                    raise ValueError(f"workload {s.key}: {attr} differs from {first.key}'s; the workloads of a fleet "
+                                     "share it")
+
+    @classmethod
+    def of(cls, name: str, traces: Sequence[tuple[str, Trace]], **settings: object) -> FleetScenario:
+        """One ``Scenario(trace, name=workload, **settings)`` per (workload name, trace)."""
+        return cls(name, tuple(Scenario(trace, name=workload, **settings) for workload, trace in traces))  # type: ignore[arg-type]
+
+    @property
+    def clusters(self) -> tuple[ClusterSpec, ...]:
+        return self.workloads[0].clusters
+
+    @property
+    def duration_s(self) -> float:
+        return self.workloads[0].duration_s
+
+    @property
+    def scored_from_s(self) -> float:
+        return self.workloads[0].scored_from_s
+
+    def merged(self) -> Scenario:
+        """The fleet as one scenario (every workload's requests in one trace, their initial fleets summed):
+        what the fleet's totals are computed over. Never replayed."""
+        rows = sorted(
+            (t, i, o) for s in self.workloads
+            for t, i, o in zip(s.trace.arrival_s, s.trace.input_tokens, s.trace.output_tokens, strict=True)
+        )
+        trace = Trace(self.name, tuple(r[0] for r in rows), tuple(r[1] for r in rows), tuple(r[2] for r in rows),
+                      self.duration_s)
+        initial: dict[Pool, int] = {}
+        for s in self.workloads:
+            for pool, n in s.initial_fleet().items():
+                initial[pool] = initial.get(pool, 0) + n
+        return replace(self.workloads[0], trace=trace, name="fleet", initial=initial)
 
 
 def clip_to_context(trace: Trace, context_tokens: int) -> tuple[Trace, int]:

@@ -14,8 +14,11 @@ assumption, nothing is fitted). ``short`` draws prompts of 20-500 tokens, ``rag`
 requests the benchmark reports apart), ``bimodal`` 80 % short prompts (200-800) and 20 % long ones
 (6,000-12,000).
 
-Not here: a multi-model fleet (several workloads sharing GPUs); the backtest harness replays one
-workload.
+A fleet case (``FLEET_CASES``, ``fleet_traces``) is several workloads sharing one fleet's GPUs, each
+with its own trace drawn the same way from its own seeded generator: ``multi-model`` has a steady
+chat workload, a diurnal one out of phase with it (its peak falls where the other's trough would),
+and a bimodal-prompt one. All are of the one model profile the simulator has (Llama-3.1-8B): the
+workloads differ in load, not in model.
 """
 
 from __future__ import annotations
@@ -103,8 +106,46 @@ CASES: dict[str, Case] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class FleetCase:
+    """Several workloads on one fleet: (workload name, its load) each."""
+
+    name: str
+    description: str
+    workloads: tuple[tuple[str, Case], ...]
+
+
+FLEET_CASES: dict[str, FleetCase] = {
+    c.name: c
+    for c in (
+        FleetCase(
+            "multi-model",
+            "three workloads sharing the GPUs: steady chat 2 req/s; diurnal chat around 2 req/s, +-75 %, "
+            "out of phase (falling first); bimodal prompts 1.5 req/s",
+            (
+                ("chat", Case("chat", "steady Poisson, 2 req/s, chat tokens", *_const(2.0), chat_tokens)),
+                ("diurnal", Case(
+                    "diurnal", "sine around 2 req/s, +-75 %, half a period after the diurnal case, chat tokens",
+                    lambda t, d: 2.0 * (1 - 0.75 * math.sin(2 * math.pi * t / d)), lambda d: 3.5, chat_tokens,
+                )),
+                ("bimodal", Case(
+                    "bimodal", "steady 1.5 req/s, 80 % short prompts (200-800), 20 % long (6k-12k)",
+                    *_const(1.5), bimodal_tokens,
+                )),
+            ),
+        ),
+    )
+}
+
+
 def names() -> list[str]:
+    """The one-workload cases."""
     return list(CASES)
+
+
+def fleet_names() -> list[str]:
+    """The cases of several workloads sharing one fleet."""
+    return list(FLEET_CASES)
 
 
 def suite_trace(name: str, *, seed: int = 0, duration_s: float = DEFAULT_DURATION_S) -> Trace:
@@ -113,9 +154,30 @@ def suite_trace(name: str, *, seed: int = 0, duration_s: float = DEFAULT_DURATIO
         case = CASES[name]
     except KeyError:
         raise TraceError(f"no synthetic case {name!r}; cases: {', '.join(CASES)}") from None
+    # A string seed is hashed deterministically (not by hash()).
+    return _draw(case, random.Random(f"{name}/{seed}"), f"synthetic-{name}", duration_s)
+
+
+def fleet_traces(name: str, *, seed: int = 0, duration_s: float = DEFAULT_DURATION_S) -> tuple[tuple[str, Trace], ...]:
+    """The fleet case ``name``: (workload name, its trace named ``synthetic-<name>-<workload>``) per workload.
+
+    Each workload's trace comes from its own generator, seeded by (case, workload, seed), so adding a
+    workload to a case leaves the others' traces as they were.
+    """
+    try:
+        case = FLEET_CASES[name]
+    except KeyError:
+        raise TraceError(f"no synthetic fleet case {name!r}; fleet cases: {', '.join(FLEET_CASES)}") from None
+    return tuple(
+        (workload, _draw(load, random.Random(f"{name}/{workload}/{seed}"), f"synthetic-{name}-{workload}", duration_s))
+        for workload, load in case.workloads
+    )
+
+
+def _draw(case: Case, rng: random.Random, trace_name: str, duration_s: float) -> Trace:
+    """A Poisson process of the case's rate curve (by thinning under its peak) and its token mix."""
     if not duration_s > 0:
         raise TraceError(f"duration_s must be positive, got {duration_s}")
-    rng = random.Random(f"{name}/{seed}")  # a string seed is hashed deterministically (not by hash())
     peak = case.peak(duration_s)
     arrivals: list[float] = []
     inputs: list[int] = []
@@ -130,4 +192,4 @@ def suite_trace(name: str, *, seed: int = 0, duration_s: float = DEFAULT_DURATIO
             arrivals.append(t)
             inputs.append(i)
             outputs.append(o)
-    return Trace(f"synthetic-{name}", tuple(arrivals), tuple(inputs), tuple(outputs), duration_s)
+    return Trace(trace_name, tuple(arrivals), tuple(inputs), tuple(outputs), duration_s)

@@ -135,6 +135,8 @@ class SimWorld:
         self._next_id = 0
         self._next_grid = step_s
         self._gpu_s_closed: dict[tuple[str, str], float] = {}
+        self._gpu_s_closed_by_workload: dict[str, dict[tuple[str, str], float]] = {}
+        """The same, per workload key (each replica belongs to one workload)."""
         self._arrivals: list[tuple[float, int, _Workload]] = []
         self._starts: dict[tuple[str, str, str], tuple[deque[float], list[int]]] = {}
         """(cluster, workload key, GPU type) -> the latest cold-start durations, and how many there were."""
@@ -403,7 +405,10 @@ class SimWorld:
         node = next(n for n in self._nodes[r.cluster_id] if n.name == r.node)
         node.free_ids = sorted(node.free_ids + [int(i.rsplit("gpu", 1)[1]) for i in r.gpu_ids])
         key = (r.cluster_id, r.gpu_type)
-        self._gpu_s_closed[key] = self._gpu_s_closed.get(key, 0.0) + (end_s - r.created_s) * len(r.gpu_ids)
+        held = (end_s - r.created_s) * len(r.gpu_ids)
+        self._gpu_s_closed[key] = self._gpu_s_closed.get(key, 0.0) + held
+        mine = self._gpu_s_closed_by_workload.setdefault(r.ledger.workload, {})
+        mine[key] = mine.get(key, 0.0) + held
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -478,21 +483,33 @@ class SimWorld:
         """Every finished request so far, in completion order per replica (not globally sorted)."""
         return list(self._completed)
 
-    def gpu_seconds(self) -> dict[tuple[str, str], float]:
-        """GPU-seconds held per (cluster_id, gpu_type), cold starts and drains included."""
-        totals = dict(self._gpu_s_closed)
-        for w in self._workloads.values():
-            for r in w.live:
-                key = (r.cluster_id, r.gpu_type)
-                totals[key] = totals.get(key, 0.0) + (self.now_s - r.created_s) * len(r.gpu_ids)
+    def gpu_seconds(self, workload: str | None = None) -> dict[tuple[str, str], float]:
+        """GPU-seconds held per (cluster_id, gpu_type), cold starts and drains included.
+
+        ``workload`` (a ``namespace/name`` key) counts only that workload's replicas; the GPUs of
+        several workloads sum to the whole fleet's.
+        """
+        if workload is None:
+            totals = dict(self._gpu_s_closed)
+            live = [r for w in self._workloads.values() for r in w.live]
+        else:
+            if workload not in self._workloads:
+                raise UnknownTargetError(f"no workload {workload}")
+            totals = dict(self._gpu_s_closed_by_workload.get(workload, {}))
+            live = list(self._workloads[workload].live)
+        for r in live:
+            key = (r.cluster_id, r.gpu_type)
+            totals[key] = totals.get(key, 0.0) + (self.now_s - r.created_s) * len(r.gpu_ids)
         for r in self._draining:
+            if workload is not None and r.ledger.workload != workload:
+                continue
             key = (r.cluster_id, r.gpu_type)
             totals[key] = totals.get(key, 0.0) + (self.now_s - r.created_s) * len(r.gpu_ids)
         return totals
 
-    def cost(self) -> float:
-        """Dollars for the GPU-seconds so far at ``GpuProfile.price_per_gpu_hour``."""
-        held = self.gpu_seconds().items()
+    def cost(self, workload: str | None = None) -> float:
+        """Dollars for the GPU-seconds so far at ``GpuProfile.price_per_gpu_hour`` (of one workload, if given)."""
+        held = self.gpu_seconds(workload).items()
         return sum(s / 3600.0 * GPU_PROFILES[t].price_per_gpu_hour for (_, t), s in held)
 
     # --- helpers --------------------------------------------------------------------------------
