@@ -8,6 +8,10 @@ dispatcher would send, then applied to the world, where new replicas cold-start.
 bus round trip is skipped: the backtest's "spoke" applies the command at once and the next report
 shows it, which is what an intent in flight stands for in the hub.
 
+With several workloads (``harness.run_fleet``) one controller plans them all: every workload's
+telemetry goes into the one ``FleetState``, the planner places all of them in one solve over the
+shared GPUs, and each plan is applied to its own workload (``Fleet.of``).
+
 Nothing here looks inside the engine or the placer: whatever they become behind ``Planner.plan``
 is what gets backtested. ``advice`` hands the planner the LLM advisor's answers, as the hub's
 evaluator does (``bench/advisor_backtest.py`` asks a real model on simulated time).
@@ -84,10 +88,11 @@ class FleetscaleController:
 
     def act(self, fleet: Fleet, now_s: float) -> None:
         world = fleet.world
+        labels = {ref.key: fleet.of(ref.key).scenario.labels for ref in world.workload_refs}
         for cluster_id in world.cluster_ids:
             report = cluster_report(
                 world, cluster_id, sequence=self.sequence, interval_s=self.report_interval_s,
-                window_s=self.window_s, labels=self.scenario.labels,
+                window_s=self.window_s, labels=labels,
             )
             self.state.ingest(report, now=now_s)
         self.sequence += 1
@@ -102,5 +107,6 @@ class FleetscaleController:
             world.set_routing(namespace, name, plan.routing)
             if not plan.changed:
                 continue
+            workload = fleet.of(plan.view.key)  # one solve places every workload; each has its own replicas
             for cluster_id, by_type in sorted(cluster_targets(plan.result.placement, plan.view).items()):
-                fleet.set(cluster_id, by_type)
+                workload.set(cluster_id, by_type)

@@ -45,11 +45,14 @@ def schedule(
 ) -> list[tuple[float, dict[Pool, int]]]:
     """(time, placement) steps: each window's mix, asked for a cold start ahead, held to its end."""
     pools = scenario.pools()
-    need = [to_pools(m.replicas, pools) for m in mixes]
-    lead = scenario.cold_start_s
+    return steps([to_pools(m.replicas, pools) for m in mixes], scenario.cold_start_s, window_s)
+
+
+def steps(need: Sequence[dict[Pool, int]], lead: float, window_s: float) -> list[tuple[float, dict[Pool, int]]]:
+    """(time, placement) steps for one placement per window, each asked for ``lead`` ahead of its window."""
     starts = [w * window_s for w in range(len(need))]
     times = sorted({0.0} | {max(0.0, s - lead) for s in starts} | set(starts))
-    steps: list[tuple[float, dict[Pool, int]]] = []
+    out: list[tuple[float, dict[Pool, int]]] = []
     for t in times:
         current = min(int(t // window_s), len(need) - 1)
         last = min(len(need) - 1, math.floor((t + lead) / window_s))
@@ -58,9 +61,9 @@ def schedule(
         for placement in relevant:
             for pool, n in placement.items():
                 target[pool] = max(target.get(pool, 0), n)
-        if not steps or steps[-1][1] != target:
-            steps.append((t, target))
-    return steps
+        if not out or out[-1][1] != target:
+            out.append((t, target))
+    return out
 
 
 def short_windows(

@@ -18,9 +18,9 @@ from shared.errors import ConfigurationError
 DEFAULT_POLICY_ID = "fleetscale-default"
 
 
-def default_policy(scenario: Scenario) -> Policy:
+def default_policy(scenario: Scenario, policy_id: str = DEFAULT_POLICY_ID) -> Policy:
     return Policy.model_validate({
-        "id": DEFAULT_POLICY_ID,
+        "id": policy_id,
         "description": "embedded default of fleetscale simulate",
         "targets": {"workloads": [{"namespace": scenario.namespace, "name": scenario.name}]},
         "bounds": {"min_replicas": 1, "max_replicas": max(1, sum(scenario.pools().values()))},

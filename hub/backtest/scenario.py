@@ -156,7 +156,8 @@ class FleetScenario:
             raise ValueError(f"workloads repeat: {', '.join(keys)}")
         first = self.workloads[0]
         for s in self.workloads[1:]:
-            for attr in ("clusters", "duration_s", "warmup_s", "slo_ttft_s", "model", "context_tokens"):
+            shared = ("clusters", "duration_s", "warmup_s", "slo_ttft_s", "model", "context_tokens", "gpus_per_replica")
+            for attr in shared:
                 if getattr(s, attr) != getattr(first, attr):
                     raise ValueError(f"workload {s.key}: {attr} differs from {first.key}'s; the workloads of a fleet "
                                      "share it")

@@ -24,9 +24,9 @@ def cluster_report(
     sequence: int,
     interval_s: float,
     window_s: float,
-    labels: Mapping[str, str],
+    labels: Mapping[str, Mapping[str, str]],
 ) -> TelemetryReport:
-    """One cluster's report at the world's current time."""
+    """One cluster's report at the world's current time; ``labels`` per workload key (none if absent)."""
     workloads = [
         WorkloadReport(
             workload=state.ref,
@@ -35,7 +35,7 @@ def cluster_report(
             gpus_per_replica=state.gpus_per_replica,
             variants=state.variants,
             samples=world.samples(cluster_id, state.ref.namespace, state.ref.name, window_s),
-            labels=dict(labels),
+            labels=dict(labels.get(f"{state.ref.namespace}/{state.ref.name}", {})),
         )
         for state in world.workload_states(cluster_id)
     ]
