@@ -34,7 +34,7 @@ from hub.backtest.keda import KedaController
 from hub.backtest.kubernetes_hpa import hpa_gpu_utilization, hpa_queue
 from hub.backtest.policy import DEFAULT_POLICY_ID, default_policy, with_headroom
 from hub.backtest.results import PolicyResult, load_by_bin, summarize
-from hub.backtest.scenario import FleetScenario, clip_to_context
+from hub.backtest.scenario import FleetScenario, Scenario, clip_to_context
 from hub.backtest.schedule import ScheduleController
 from hub.backtest.sweep import (
     BASELINES,
@@ -133,28 +133,37 @@ def _static_entries(fleet: FleetScenario, supplies: Sequence[Supply], grid: Grid
     return out
 
 
+def _hpa_util(name: str, pct: int) -> Callable[[Scenario, str], Controller]:
+    return lambda s, t: hpa_gpu_utilization(s, gpu_type=t, target_percent=pct, name=name)
+
+
+def _hpa_queue(name: str, q: float) -> Callable[[Scenario, str], Controller]:
+    return lambda s, t: hpa_queue(s, gpu_type=t, per_replica=q, name=name)
+
+
+def _keda(name: str, q: float) -> Callable[[Scenario, str], Controller]:
+    return lambda s, t: KedaController(s, gpu_type=t, threshold=q, name=name)
+
+
 def _deployment_entries(fleet: FleetScenario, types: Sequence[Sequence[str]], grid: Grid) -> list[FleetEntry]:
     """HPA and KEDA, one Deployment per workload; ``types`` per setting, the GPU type of each workload."""
     out = []
-    ws = fleet.workloads
+
+    def each(per: Sequence[str], build: Callable[[Scenario, str], Controller]) -> Callable[[], list[Controller]]:
+        return lambda: [build(s, t) for s, t in zip(fleet.workloads, per, strict=True)]
+
     for per in types:
         label = per[0] if len(set(per)) == 1 else "best type each"
         for pct in grid.gpu_utilization_percent:
             name = f"{HPA_UTIL}-{label}-{pct}"
-            out.append(FleetEntry(HPA_UTIL, f"{label}, target {pct} %", name, lambda per=per, pct=pct, name=name: [
-                hpa_gpu_utilization(s, gpu_type=t, target_percent=pct, name=name) for s, t in zip(ws, per, strict=True)
-            ]))
+            out.append(FleetEntry(HPA_UTIL, f"{label}, target {pct} %", name, each(per, _hpa_util(name, pct))))
         for q in grid.queue_per_replica:
             name = f"{HPA_QUEUE}-{label}-{q:g}"
             out.append(FleetEntry(HPA_QUEUE, f"{label}, {q:g} waiting per replica", name,
-                                  lambda per=per, q=q, name=name: [
-                                      hpa_queue(s, gpu_type=t, per_replica=q, name=name)
-                                      for s, t in zip(ws, per, strict=True)]))
+                                  each(per, _hpa_queue(name, q))))
         for q in grid.queue_per_replica:
             name = f"{KEDA}-{label}-{q:g}"
-            out.append(FleetEntry(KEDA, f"{label}, threshold {q:g}", name, lambda per=per, q=q, name=name: [
-                KedaController(s, gpu_type=t, threshold=q, name=name) for s, t in zip(ws, per, strict=True)
-            ]))
+            out.append(FleetEntry(KEDA, f"{label}, threshold {q:g}", name, each(per, _keda(name, q))))
     return out
 
 

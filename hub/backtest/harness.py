@@ -297,8 +297,9 @@ def run_fleet(fleet_scenario: FleetScenario, controllers: Sequence[Controller]) 
     merged = tuple(sorted(t for s in scenarios for t in s.trace.arrival_s))
     total = _run(fleet_scenario.merged(), controllers[0], books[-1], completed, merged, fleets, world, wall_s)
     if len(controllers) > 1:
-        total.name = controllers[0].name
-        total.description = "; ".join(f"{s.key}: {c.description}" for s, c in zip(scenarios, controllers, strict=True))
+        said = {c.description for c in controllers}
+        total.description = f"each workload: {said.pop()}" if len(said) == 1 else "; ".join(
+            f"{s.key}: {c.description}" for s, c in zip(scenarios, controllers, strict=True))
     return FleetRun(runs, total)
 
 

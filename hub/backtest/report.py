@@ -17,6 +17,7 @@ from rich.table import Table
 
 from hub.backtest.checks import checks
 from hub.backtest.comparison import HINDSIGHT, Comparison
+from hub.backtest.fleet_comparison import FleetComparison
 from hub.backtest.results import PolicyResult
 from hub.backtest.sweep import BASELINES, FLEETSCALE, frontier
 
@@ -95,7 +96,9 @@ def frontier_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def print_table(c: Comparison, file: IO[str] | None = None) -> None:
+def print_table(c: Comparison, file: IO[str] | None = None, *, replays: int | None = None) -> None:
+    """The comparison's tables, checks and notes; ``replays`` overrides the count of runs (a fleet's views
+    share the fleet's replays)."""
     console = Console(file=file, width=160)
     table = Table(title=title(c), title_justify="left")
     for i, name in enumerate(COLUMNS):
@@ -119,7 +122,19 @@ def print_table(c: Comparison, file: IO[str] | None = None) -> None:
         console.print(check.line(), highlight=False, markup=False)
     for note in c.notes:
         console.print(f"  note: {note}", highlight=False)
-    console.print(f"  simulated {runs(c)} runs in {c.wall_s:.1f} s wall", highlight=False)
+    console.print(f"  simulated {runs(c) if replays is None else replays} runs in {c.wall_s:.1f} s wall",
+                  highlight=False)
+
+
+def print_fleet(fc: FleetComparison, file: IO[str] | None = None) -> None:
+    """The fleet in total, then each workload (its requests, its share of the bill)."""
+    console = Console(file=file, width=160)
+    keys = ", ".join(s.key for s in fc.fleet.workloads)
+    console.print(f"[bold]{fc.fleet.name}: the fleet in total[/] ({keys} sharing the GPUs)", highlight=False)
+    print_table(fc.total, file, replays=fc.replays)
+    for s, c in zip(fc.fleet.workloads, fc.workloads, strict=True):
+        console.print(f"\n[bold]{fc.fleet.name}: workload {s.key}[/]", highlight=False)
+        print_table(c, file, replays=fc.replays)
 
 
 def runs(c: Comparison) -> int:
@@ -152,7 +167,19 @@ def _finite(value: object) -> object:
     return value
 
 
-def write_json(c: Comparison, path: Path) -> None:
+def _with_checks(c: Comparison) -> dict[str, object]:
     data = c.to_json()
     data["checks"] = [{"name": k.name, "pass": k.ok, "figures": k.figures} for k in checks(c)]
+    return data
+
+
+def write_json(c: Comparison, path: Path) -> None:
+    path.write_text(json.dumps(_finite(_with_checks(c)), indent=2) + "\n")
+
+
+def write_fleet_json(fc: FleetComparison, path: Path) -> None:
+    """The fleet in total and each workload, each with its runs and checks."""
+    data = fc.to_json()
+    data["total"] = _with_checks(fc.total)
+    data["per_workload"] = {s.key: _with_checks(c) for s, c in zip(fc.fleet.workloads, fc.workloads, strict=True)}
     path.write_text(json.dumps(_finite(data), indent=2) + "\n")
