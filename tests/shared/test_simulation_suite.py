@@ -1,7 +1,7 @@
 import pytest
 
 from shared.simulation import TraceError
-from shared.simulation.suite import names, suite_trace
+from shared.simulation.suite import fleet_names, fleet_traces, names, suite_trace
 
 
 def test_the_suite_has_every_load_shape_of_issue_10():
@@ -41,3 +41,29 @@ def test_the_shapes_are_what_they_say():
 def test_an_unknown_case_is_a_trace_error():
     with pytest.raises(TraceError, match="no synthetic case 'nope'"):
         suite_trace("nope")
+
+
+def test_the_fleet_case_is_three_workloads_each_deterministic_in_the_seed():
+    assert fleet_names() == ["multi-model"]
+    a = fleet_traces("multi-model", seed=1, duration_s=600)
+    assert a == fleet_traces("multi-model", seed=1, duration_s=600)
+    assert [w for w, _ in a] == ["chat", "diurnal", "bimodal"]
+    assert [t.name for _, t in a] == [f"synthetic-multi-model-{w}" for w in ("chat", "diurnal", "bimodal")]
+    other = fleet_traces("multi-model", seed=2, duration_s=600)
+    assert all(x != y for (_, x), (_, y) in zip(a, other, strict=True))
+    assert len({t.arrival_s for _, t in a}) == 3  # each workload has its own generator
+
+
+def test_the_fleet_cases_diurnal_workload_is_out_of_phase_with_the_diurnal_case():
+    d = 1800.0
+    mine = dict(fleet_traces("multi-model", duration_s=d))["diurnal"]
+    single = suite_trace("diurnal", duration_s=d)
+    assert count(mine, d / 2, d) > 2 * count(mine, 0, d / 2)  # falls first, peaks in the second half
+    assert count(single, 0, d / 2) > 2 * count(single, d / 2, d)
+    bimodal = dict(fleet_traces("multi-model", duration_s=d))["bimodal"]
+    assert 0.15 < sum(1 for i in bimodal.input_tokens if i >= 6000) / len(bimodal) < 0.25
+
+
+def test_an_unknown_fleet_case_is_a_trace_error():
+    with pytest.raises(TraceError, match="no synthetic fleet case 'nope'"):
+        fleet_traces("nope")

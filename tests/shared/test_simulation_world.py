@@ -276,3 +276,23 @@ def test_containers_are_missing_with_a_reason_without_a_ready_replica():
     world.advance(30)
     samples = world.samples("east", "llm", "chat", 10)
     assert samples.containers == () and samples.missing_reasons["containers"] == "no ready replica"
+
+
+def test_workloads_share_the_nodes_and_each_is_billed_for_its_own_replicas():
+    cluster = ClusterSpec("east", (NodeSpec("n1", "L4", 4),))
+    a = WorkloadSpec("llm", "a", from_requests("a", [(0.0, 256, 400)]), initial_replicas={("east", "L4"): 3})
+    b = WorkloadSpec("llm", "b", load(1.0), initial_replicas={("east", "L4"): 1})
+    world = SimWorld([cluster], [a, b])
+    with pytest.raises(CapacityError):
+        world.set_replicas("east", "llm", "b", "L4", 2)  # a holds the other three GPUs
+    world.advance(1.0)
+    world.set_replicas("east", "llm", "a", "L4", 0)  # a drains; its GPUs come free when its request ends
+    world.advance(120.0)
+    assert world.set_replicas("east", "llm", "b", "L4", 4) == 4
+    world.advance(600.0)
+    total, mine, theirs = world.gpu_seconds(), world.gpu_seconds("llm/a"), world.gpu_seconds("llm/b")
+    assert total[("east", "L4")] == pytest.approx(mine[("east", "L4")] + theirs[("east", "L4")])
+    assert theirs[("east", "L4")] > 600.0 > mine[("east", "L4")]
+    assert world.cost() == pytest.approx(world.cost("llm/a") + world.cost("llm/b"))
+    with pytest.raises(UnknownTargetError):
+        world.gpu_seconds("llm/nope")

@@ -101,3 +101,40 @@ def test_a_bad_option_exits_with_status_2(capsys):
         cli.main(["simulate", "--trace", "azure2023_code_1h", "--slo-ttft-s", "0"])
     assert exc.value.code == 2
     assert "--slo-ttft-s must be > 0" in capsys.readouterr().err
+
+
+def test_simulate_runs_the_multi_model_fleet_case(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = cli.main(["simulate", "--trace", "synthetic-multi-model", "--duration-s", "300", "--warmup-s", "100",
+                   "--out", str(out)])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    keys = ["inference/chat", "inference/diurnal", "inference/bimodal"]
+    assert results["fleet"] == "synthetic-multi-model" and results["workloads"] == keys
+    assert set(results["per_workload"]) == set(keys)
+    total = results["total"]
+    assert total["initial_fleet"] == {"ap-south/L4": 3}  # one L4 per workload, for every policy
+    assert {p["family"] for p in total["policies"]} >= FAMILIES
+    assert len(total["checks"]) == 7
+    for key in keys:
+        mine = results["per_workload"][key]
+        assert mine["trace"]["name"] == f"synthetic-multi-model-{key.split('/')[1]}"
+        assert len(mine["checks"]) == 7
+    # The fleet's bill is its workloads' bills, run by run.
+    for p in total["policies"]:
+        if p["name"].endswith("-per-workload"):
+            continue
+        parts = [next(q for q in results["per_workload"][k]["policies"] if q["name"] == p["name"]) for k in keys]
+        assert p["scored_window"]["cost_usd"] == pytest.approx(sum(q["scored_window"]["cost_usd"] for q in parts))
+    printed = capsys.readouterr().out
+    assert "the fleet in total" in printed
+    for key in keys:
+        assert f"workload {key}" in printed
+    assert (out / "plot.html").is_file()
+
+
+def test_the_fleet_case_refuses_a_policy_file(tmp_path, capsys):
+    policy = tmp_path / "p.yaml"
+    policy.write_text("- id: chat\n")
+    assert cli.main(["simulate", "--trace", "synthetic-multi-model", "--policy", str(policy)]) == 2
+    assert "cannot be used with the fleet case synthetic-multi-model" in capsys.readouterr().err
