@@ -3,10 +3,11 @@
 Each workload gets what ``hindsight`` gives one: per window the cheapest replicas per GPU type that
 serve its requests at the SLO (``demand``), ready a cold start ahead. The workloads share the
 clusters' GPUs, so in a window where their plans together ask for more of a GPU type than there is
-(``shared_mixes``), the window is re-planned workload by workload, the costliest plan first, each
-within what the ones before left: a valid assignment (every replica has a GPU), though not proven
-the cheapest one. Replicas are spread over the pools of their type in cluster order, each workload
-within the pools the ones before left (``shared_pools``).
+(``shared_mixes``), the window is re-planned workload by workload, each within what the ones before
+left, in every order, and the cheapest assignment leaving no workload short is kept: a valid
+assignment (every replica has a GPU), though not proven the cheapest one. Replicas are spread over
+the pools of their type in cluster order, each workload within the pools the ones before left
+(``shared_pools``).
 
 The plans are replayed together, on one world from the same initial fleet as every policy, and
 every workload below the target in its own scored window has its short windows raised (as in
@@ -23,6 +24,7 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import permutations
 
 from hub.backtest.demand import Mix, Supply, TypeSet, cheapest_mix, windows
 from hub.backtest.harness import FleetRun, run_fleet
@@ -34,25 +36,42 @@ from hub.backtest.schedule import ScheduleController
 Steps = list[tuple[float, dict[Pool, int]]]
 
 
+ORDERS_TRIED = 4
+"""Up to this many workloads, every order of re-planning is tried in a window that collides."""
+
+
 def shared_mixes(needs: Sequence[Mapping[TypeSet, float]], supplies: Sequence[Supply]) -> list[Mix]:
     """One window's mixes, one per workload, that fit the fleet's GPUs together.
 
-    Each workload's cheapest mix alone when they fit together; otherwise the workloads are
-    re-planned one by one, costliest first, each within the replicas the ones before left.
+    Each workload's cheapest mix alone when they fit together. Otherwise the workloads are re-planned
+    one after another, each within the replicas the ones before left, in every order (up to
+    ``ORDERS_TRIED`` workloads; beyond, costliest first), and the cheapest assignment that leaves
+    no workload short is taken (the one leaving the fewest short, if none does).
     """
     mixes = [cheapest_mix(n, s) for n, s in zip(needs, supplies, strict=True)]
     capacity = supplies[0].capacity
     if all(sum(m.replicas.get(t, 0) for m in mixes) <= n for t, n in capacity.items()):
         return mixes
-    left = dict(capacity)
-    out = list(mixes)
-    for i in sorted(range(len(mixes)), key=lambda i: (-mixes[i].cost_per_hour, i)):
-        within = copy.copy(supplies[i])  # shares the rate cache; only the capacity differs
-        within.capacity = dict(left)
-        out[i] = cheapest_mix(needs[i], within)
-        for t, n in out[i].replicas.items():
-            left[t] -= n
-    return out
+    costliest = sorted(range(len(mixes)), key=lambda i: (-mixes[i].cost_per_hour, i))
+    orders = permutations(costliest) if len(mixes) <= ORDERS_TRIED else [tuple(costliest)]
+    best: list[Mix] | None = None
+    for order in orders:
+        left = dict(capacity)
+        out = list(mixes)
+        for i in order:
+            within = copy.copy(supplies[i])  # shares the rate cache; only the capacity differs
+            within.capacity = dict(left)
+            out[i] = cheapest_mix(needs[i], within)
+            for t, n in out[i].replicas.items():
+                left[t] -= n
+        if best is None or _rank(out) < _rank(best):
+            best = out
+    assert best is not None
+    return best
+
+
+def _rank(mixes: Sequence[Mix]) -> tuple[int, float]:
+    return sum(m.short for m in mixes), sum(m.cost_per_hour for m in mixes)
 
 
 def shared_pools(replicas: Sequence[Mapping[str, int]], pools: Mapping[Pool, int]) -> list[dict[Pool, int]]:
