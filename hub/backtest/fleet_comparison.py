@@ -95,7 +95,9 @@ def default_policies(fleet: FleetScenario) -> list[Policy]:
     return [default_policy(s, f"{DEFAULT_POLICY_ID}-{s.name}") for s in fleet.workloads]
 
 
-def _fleetscale_entries(fleet: FleetScenario, policies: Sequence[Policy], grid: Grid) -> list[FleetEntry]:
+def _fleetscale_entries(
+    fleet: FleetScenario, policies: Sequence[Policy], grid: Grid, classes_variant: bool
+) -> list[FleetEntry]:
     first = fleet.workloads[0]
     ids = ", ".join(p.id for p in policies)
 
@@ -104,6 +106,7 @@ def _fleetscale_entries(fleet: FleetScenario, policies: Sequence[Policy], grid: 
 
     out = [FleetEntry(FLEETSCALE, "policies as given", FLEETSCALE,
                       make(policies, FLEETSCALE, f"Fleetscale, one policy per workload ({ids}), planned together"))]
+    out += _classes_entry(first, policies) if classes_variant else []
     own = {s.headroom_percent for p in policies for s in p.signals if s.metric.is_latency}
     if not own:
         return out
@@ -115,6 +118,18 @@ def _fleetscale_entries(fleet: FleetScenario, policies: Sequence[Policy], grid: 
         out.append(FleetEntry(FLEETSCALE, f"headroom {h:g} %", name,
                               make(variant, name, f"Fleetscale, {h:g} % headroom on every policy's latency signals")))
     return out
+
+
+def _classes_entry(first: Scenario, policies: Sequence[Policy]) -> list[FleetEntry]:
+    """Request classes the other way, shown beside Fleetscale (not on its frontier: a feature, not its knob)."""
+    flipped = not policies[0].placement.request_classes
+    word = "on" if flipped else "off"
+    classes = [p.model_copy(update={"placement": p.placement.model_copy(update={"request_classes": flipped})})
+               for p in policies]
+    name = f"{FLEETSCALE}-classes-{word}"
+    description = f"Fleetscale, every policy with request classes and routing rules {word}"
+    return [FleetEntry("", f"request classes {word}", name,
+                       lambda: [FleetscaleController(first, classes, name=name, description=description)])]
 
 
 def _static_entries(fleet: FleetScenario, supplies: Sequence[Supply], grid: Grid) -> list[FleetEntry]:
@@ -228,8 +243,13 @@ def compare_fleet(
     target: float = DEFAULT_TARGET,
     window_s: float = DEFAULT_WINDOW_S,
     progress: Callable[[str, str], None] | None = None,
+    classes_variant: bool = True,
 ) -> FleetComparison:
-    """Every policy on the fleet; ``progress(event, name)`` hears "start" and "done" per replay."""
+    """Every policy on the fleet; ``progress(event, name)`` hears "start" and "done" per replay.
+
+    ``classes_variant`` also runs Fleetscale with request classes the other way (as for one workload);
+    with three workloads and classes on, that replay costs more than all the others together.
+    """
     started = time.perf_counter()
     fleet, clipped = _clipped(fleet)
     policies = list(policies) if policies is not None else default_policies(fleet)
@@ -244,7 +264,7 @@ def compare_fleet(
     tell("done", HINDSIGHT)
     best = [best_gpu_type(s, ok) for s, ok in zip(supplies, runs.attainable, strict=True)]
     types = [[t] * len(best) for t in supplies[0].types] if grid.every_gpu_type else [best]
-    entries = _fleetscale_entries(fleet, policies, grid) + _static_entries(fleet, supplies, grid)
+    entries = _fleetscale_entries(fleet, policies, grid, classes_variant) + _static_entries(fleet, supplies, grid)
     entries += _deployment_entries(fleet, types, grid)
     for e in entries:
         tell("start", e.name)

@@ -105,7 +105,7 @@ def test_a_bad_option_exits_with_status_2(capsys):
 
 def test_simulate_runs_the_multi_model_fleet_case(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = cli.main(["simulate", "--trace", "synthetic-multi-model", "--duration-s", "300", "--warmup-s", "100",
+    rc = cli.main(["simulate", "--trace", "synthetic-multi-model", "--duration-s", "200", "--warmup-s", "100",
                    "--out", str(out)])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
