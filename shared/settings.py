@@ -19,7 +19,10 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)
 
-    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server URL")
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS server URL, or several comma-separated (every server of a cluster)",
+    )
     nats_token: str | None = Field(default=None, description="NATS auth token (or use nats_creds_file)")
     nats_creds_file: str | None = Field(default=None, description="Path to a NATS .creds file")
     nats_nkey_file: FilePath | None = Field(
@@ -44,8 +47,10 @@ class CommonSettings(BaseSettings):
                 raise ValueError(str(e)) from e
         return self
 
-    def bus_options(self, name: str, *, inbox_prefix: str | None = None) -> BusOptions:
-        """The bus's options (``inbox_prefix``: see ``BusOptions``)."""
+    def bus_options(
+        self, name: str, *, inbox_prefix: str | None = None, js_domain: str | None = None, stream_replicas: int = 1
+    ) -> BusOptions:
+        """The bus's options (``inbox_prefix``, ``js_domain``, ``stream_replicas``: see ``BusOptions``)."""
         return BusOptions(
             url=self.nats_url,
             name=name,
@@ -53,4 +58,6 @@ class CommonSettings(BaseSettings):
             creds_file=self.nats_creds_file,
             nkey_seed=self._nkey_seed,
             inbox_prefix=inbox_prefix,
+            js_domain=js_domain,
+            stream_replicas=stream_replicas,
         )
