@@ -112,9 +112,11 @@ def hub_node_config(node: HubNode, nodes: Sequence[HubNode], *, store_dir: str |
         f"  listen: {_quoted(f'{bind}:{node.cluster_port}')}",
         f"  routes: {json.dumps(routes)}",
         "}",
-        "# Spoke clusters' leaf nodes dial in here (the spoke side needs no inbound port).",
+        "# Spoke clusters' leaf nodes dial in here (the spoke side needs no inbound port). Not advertised:",
+        "# a leaf uses the addresses it was given (the WAN's), never the servers' own, which it may not reach.",
         "leafnodes {",
         f"  listen: {_quoted(f'{bind}:{node.leafnode_port}')}",
+        "  no_advertise: true",
         "}",
     ]
     if node.monitor_port is not None:
