@@ -74,6 +74,20 @@ async def leaf(cluster_id: str, remotes: list[str]) -> AsyncIterator[NatsServer]
         server.close()
 
 
+async def replicas_of_each_stream(nats_url: str) -> int | set[int]:
+    """The replicas of the hub's streams and KV buckets: one number when they all agree."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        names = [s.config.name for s in await js.streams_info()]
+        found = {(await js.stream_info(n)).config.num_replicas for n in names}
+    finally:
+        await nc.close()
+    assert {subjects.COMMANDS_STREAM, subjects.RESULTS_STREAM, subjects.DECISIONS_STREAM,
+            f"KV_{subjects.POLICIES_BUCKET}", f"KV_{subjects.BUDGETS_BUCKET}"} <= set(names), names
+    return found.pop() if len(found) == 1 else found
+
+
 @pytest.mark.timeout(150)
 async def test_a_hub_side_server_and_the_hub_killed_lose_no_command_and_apply_none_twice(
     hub_cluster: HubCluster, tmp_path: Path
@@ -112,6 +126,7 @@ async def test_a_hub_side_server_and_the_hub_killed_lose_no_command_and_apply_no
             await hub.stop()
         live = next(n for n, s in zip(hub_cluster.nodes, hub_cluster.servers, strict=True) if s.proc is not None)
         summary = await check_ledgers(hub, spokes, backends, live.client_url)
+    assert await replicas_of_each_stream(live.client_url) == 3
     print(f"\ntopology: hub-side server hub-{victim} killed: two new commands {server_recovery_s:.1f}s later; hub "
           f"killed: two commands from its successor {hub_recovery_s:.1f}s after the kill; {summary}; "
           f"{time.monotonic() - started:.0f}s")
