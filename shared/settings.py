@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, FilePath, PrivateAttr, model_validator
+from pydantic import Field, FilePath, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .bus import BusOptions
@@ -33,6 +33,13 @@ class CommonSettings(BaseSettings):
     shutdown_timeout_s: float = Field(default=10.0, gt=0, description="Bound on graceful shutdown")
 
     _nkey_seed: str | None = PrivateAttr(default=None)
+
+    @field_validator("nats_url")
+    @classmethod
+    def _some_server(cls, url: str) -> str:
+        if not BusOptions(url=url).servers:
+            raise ValueError("names no NATS server")
+        return url
 
     @model_validator(mode="after")
     def _one_nats_credential(self) -> Self:

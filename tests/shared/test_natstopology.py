@@ -70,6 +70,8 @@ def test_the_command_writes_the_configs_and_prints_the_settings(tmp_path: Path, 
 
 def test_settings_for_the_topology() -> None:
     assert BusOptions(url=" nats://a:4222, nats://b:4222 ,").servers == ["nats://a:4222", "nats://b:4222"]
+    with pytest.raises(ValidationError, match="names no NATS server"):
+        HubSettings(nats_url=" , ")
     assert HubSettings(nats_stream_replicas=3).nats_stream_replicas == 3
     for bad in (0, 6):
         with pytest.raises(ValidationError, match="nats_stream_replicas"):
