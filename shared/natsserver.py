@@ -186,10 +186,23 @@ class HubCluster:
         with urllib.request.urlopen(f"http://{node.host}:{node.monitor_port}/connz?limit=1024", timeout=2) as r:
             return list(json.load(r).get("connections") or [])
 
+    def leafs(self, index: int) -> list[dict[str, object]]:
+        """Server ``index``'s leaf node connections (``/leafz``)."""
+        node = self.nodes[index]
+        with urllib.request.urlopen(f"http://{node.host}:{node.monitor_port}/leafz", timeout=2) as r:
+            return list(json.load(r).get("leafs") or [])
+
     def serving(self, client_name: str) -> int | None:
         """The index of the running server a client named ``client_name`` is connected to."""
         for i, server in enumerate(self.servers):
             if server.proc is not None and any(c.get("name") == client_name for c in self.connections(i)):
+                return i
+        return None
+
+    def serving_leaf(self, server_name: str) -> int | None:
+        """The index of the running server the leaf node named ``server_name`` is linked to."""
+        for i, server in enumerate(self.servers):
+            if server.proc is not None and any(c.get("name") == server_name for c in self.leafs(i)):
                 return i
         return None
 

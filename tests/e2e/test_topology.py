@@ -4,9 +4,10 @@ Every server is a real nats-server process with the configs ``shared.natstopolog
 hub connects to all three servers and replicates its streams and buckets R3; each spoke connects
 only to its own cluster's leaf, and reaches the streams through the hub side's JetStream domain.
 
-* A hub-side server (the one the hub is connected to) is killed with SIGKILL, and later the hub
-  process too: scaling goes on, and the spokes' ledgers show 0 commands lost, 0 applied twice and
-  every applied command in the decision history (the checks of ``test_chaos``).
+* A hub-side server (the one the hub is connected to) is killed with SIGKILL, then the hub process,
+  then the server a spoke's leaf node is linked to: scaling goes on, and the spokes' ledgers show 0
+  commands lost, 0 applied twice and every applied command in the decision history (the checks of
+  ``test_chaos``).
 * A spoke cluster's WAN link to the hub side is cut for longer than the staleness limit: the spoke
   keeps its connection to its leaf (its local bus), holds its last applied counts, and when the link
   is back its telemetry reaches the hub again, and the command the hub queued for it as the link
@@ -129,6 +130,18 @@ async def test_a_hub_side_server_and_the_hub_killed_lose_no_command_and_apply_no
             await asyncio.to_thread(hub_cluster.servers[victim].start)
             await asyncio.to_thread(hub_cluster.wait_healthy)
             await progress(hub)  # with the server back in the cluster
+            # Then the server alpha's leaf node is linked to: the leaf moves to another one.
+            leaf_victim = hub_cluster.serving_leaf("leaf-alpha")
+            assert leaf_victim is not None, "alpha's leaf is linked to none of the hub-side servers"
+            applied, killed = sum(backends["alpha"].applies.values()), time.monotonic()
+            hub_cluster.servers[leaf_victim].kill()
+            await eventually(lambda: hub_cluster.serving_leaf("leaf-alpha") is not None, timeout_s=15, every_s=0.1)
+            leaf_moved_s = time.monotonic() - killed
+            await eventually(lambda: sum(backends["alpha"].applies.values()) > applied, timeout_s=30)
+            alpha_applies_s = time.monotonic() - killed
+            await asyncio.to_thread(hub_cluster.servers[leaf_victim].start)
+            await asyncio.to_thread(hub_cluster.wait_healthy)
+            await progress(hub)
         finally:
             await hub.stop()
         live = next(n for n, s in zip(hub_cluster.nodes, hub_cluster.servers, strict=True) if s.proc is not None)
@@ -136,7 +149,9 @@ async def test_a_hub_side_server_and_the_hub_killed_lose_no_command_and_apply_no
     assert await replicas_of_each_stream(live.client_url) == 3
     print(f"\ntopology: hub-side server hub-{victim} killed: the hub on another server {reconnect_s:.1f}s later, "
           f"its next command {server_recovery_s:.1f}s after the kill; hub killed: the first command from its "
-          f"successor {hub_recovery_s:.1f}s after the kill; {summary}; {time.monotonic() - started:.0f}s")
+          f"successor {hub_recovery_s:.1f}s after the kill; hub-side server hub-{leaf_victim} killed under alpha's "
+          f"leaf: linked to another {leaf_moved_s:.1f}s later, alpha applied a command {alpha_applies_s:.1f}s after "
+          f"the kill; {summary}; {time.monotonic() - started:.0f}s")
     assert hub.starts == 2
 
 
