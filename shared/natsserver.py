@@ -75,6 +75,8 @@ class NatsServer:
         self._own_store = store_dir is None
         self.store_dir = store_dir or tempfile.mkdtemp(prefix="fleetscale-nats-")
         self.jetstream = jetstream
+        self.monitor_port: int | None = None
+        """The monitoring port its config opens, when the caller wrote one there (``leaf_server`` does)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -152,7 +154,9 @@ class HubCluster:
             conf.write_text(hub_node_config(node, self.nodes))
             store = self.root / node.name
             store.mkdir()
-            self.servers.append(NatsServer(host=host, port=node.client_port, store_dir=str(store), config_file=conf))
+            server = NatsServer(host=host, port=node.client_port, store_dir=str(store), config_file=conf)
+            server.monitor_port = node.monitor_port
+            self.servers.append(server)
 
     @property
     def url(self) -> str:
@@ -172,11 +176,11 @@ class HubCluster:
         """Until every running server's ``/healthz`` says 200: routes up and JetStream current (a
         meta leader elected), so streams can be created."""
         deadline = time.monotonic() + timeout_s
-        pending = [n for n, s in zip(self.nodes, self.servers, strict=True) if s.proc is not None]
+        pending = [(n, s) for n, s in zip(self.nodes, self.servers, strict=True) if s.proc is not None]
         while pending:
-            pending = [n for n in pending if not _healthy(n)]
+            pending = [(n, s) for n, s in pending if not healthy(s)]
             if pending and time.monotonic() > deadline:
-                raise RuntimeError(f"nats-servers {[n.name for n in pending]} not healthy within {timeout_s}s")
+                raise RuntimeError(f"nats-servers {[n.name for n, _ in pending]} not healthy within {timeout_s}s")
             if pending:
                 time.sleep(0.1)
 
@@ -219,19 +223,21 @@ class HubCluster:
         self.close()
 
 
-def _healthy(node: HubNode) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{node.host}:{node.monitor_port}/healthz", timeout=1) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
 def leaf_server(cluster_id: str, remotes: list[str], *, host: str = "127.0.0.1") -> NatsServer:
     """Cluster ``cluster_id``'s leaf node (no JetStream), dialling ``remotes``; not yet started.
     Its config lies in its own temporary directory, removed by ``close``."""
     server = NatsServer(host=host, jetstream=False)
     conf = Path(server.store_dir) / "leaf.conf"
-    conf.write_text(leaf_config(cluster_id, remotes, host=host, port=server.port, monitor_port=free_port(host)))
+    server.monitor_port = free_port(host)
+    conf.write_text(leaf_config(cluster_id, remotes, host=host, port=server.port, monitor_port=server.monitor_port))
     server.config_file = conf
     return server
+
+
+def healthy(server: NatsServer) -> bool:
+    """Whether the server's ``/healthz`` answers 200 (a leaf's does while its link is down)."""
+    try:
+        with urllib.request.urlopen(f"http://{server.host}:{server.monitor_port}/healthz", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False

@@ -31,7 +31,7 @@ import pytest
 
 from shared import subjects
 from shared.messages import ScaleCommand, WorkloadRef
-from shared.natsserver import HubCluster, NatsServer, leaf_server
+from shared.natsserver import HubCluster, NatsServer, healthy, leaf_server
 from shared.natstopology import JS_DOMAIN
 from shared.simulation import SimWorld
 from spoke.backends.simulated import SimulatedBackend
@@ -224,6 +224,8 @@ async def test_a_spoke_cut_off_from_the_hub_side_keeps_its_bus_holds_its_counts_
                 # alpha's local bus carried its reports all along, and its connection never dropped.
                 assert [t for t in heard_locally if t > cut_at + cut_for_s - 1.0], "alpha's local bus went quiet"
                 assert alpha.bus.connected and alpha.bus.nc.stats["reconnects"] == reconnects
+                # ... and its leaf stays healthy for its probes (the chart's), link or no link.
+                assert await asyncio.to_thread(healthy, leaf_alpha)
 
                 wan.restore()
                 back = time.monotonic()
