@@ -5,9 +5,9 @@ hub connects to all three servers and replicates its streams and buckets R3; eac
 only to its own cluster's leaf, and reaches the streams through the hub side's JetStream domain.
 
 * A hub-side server (the one the hub is connected to) is killed with SIGKILL, then the hub process,
-  then the server a spoke's leaf node is linked to: scaling goes on, and the spokes' ledgers show 0
-  commands lost, 0 applied twice and every applied command in the decision history (the checks of
-  ``test_chaos``).
+  then the server a spoke's leaf node is linked to, then two at once (no quorum for 3 s): scaling
+  goes on, and the spokes' ledgers show 0 commands lost, 0 applied twice and every applied command
+  in the decision history (the checks of ``test_chaos``).
 * A spoke cluster's WAN link to the hub side is cut for longer than the staleness limit: the spoke
   keeps its connection to its leaf (its local bus), holds its last applied counts, and when the link
   is back its telemetry reaches the hub again, and the command the hub queued for it as the link
@@ -142,6 +142,19 @@ async def test_a_hub_side_server_and_the_hub_killed_lose_no_command_and_apply_no
             await asyncio.to_thread(hub_cluster.servers[leaf_victim].start)
             await asyncio.to_thread(hub_cluster.wait_healthy)
             await progress(hub)
+            # Then two servers at once: no JetStream quorum, so nothing is stored until one is back.
+            survivor = hub_cluster.serving(HUB_CONNECTION)
+            lost = [i for i in range(3) if i != survivor]
+            for i in lost:
+                hub_cluster.servers[i].kill()
+            await asyncio.sleep(3.0)
+            before, back = len(hub.sent), time.monotonic()
+            await asyncio.to_thread(hub_cluster.servers[lost[0]].start)
+            await eventually(lambda: len(hub.sent) > before, timeout_s=30)
+            quorum_back_s = time.monotonic() - back
+            await asyncio.to_thread(hub_cluster.servers[lost[1]].start)
+            await asyncio.to_thread(hub_cluster.wait_healthy)
+            await progress(hub)
         finally:
             await hub.stop()
         live = next(n for n, s in zip(hub_cluster.nodes, hub_cluster.servers, strict=True) if s.proc is not None)
@@ -151,7 +164,8 @@ async def test_a_hub_side_server_and_the_hub_killed_lose_no_command_and_apply_no
           f"its next command {server_recovery_s:.1f}s after the kill; hub killed: the first command from its "
           f"successor {hub_recovery_s:.1f}s after the kill; hub-side server hub-{leaf_victim} killed under alpha's "
           f"leaf: linked to another {leaf_moved_s:.1f}s later, alpha applied a command {alpha_applies_s:.1f}s after "
-          f"the kill; {summary}; {time.monotonic() - started:.0f}s")
+          f"the kill; two servers killed for 3s: the first command {quorum_back_s:.1f}s after one was restarted; "
+          f"{summary}; {time.monotonic() - started:.0f}s")
     assert hub.starts == 2
 
 
