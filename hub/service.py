@@ -94,7 +94,8 @@ async def run_hub(
     tls = settings.server_tls()
     tls_loaded_from = tls.fingerprint() if tls is not None else None
     ssl_context = tls.context() if tls is not None else None
-    async with Bus.connect(settings.bus_options("fleetscale-hub")) as bus:
+    options = settings.bus_options("fleetscale-hub", stream_replicas=settings.nats_stream_replicas)
+    async with Bus.connect(options) as bus:
         await bus.ensure_topology(decisions=settings.decision_retention())
         policies = PolicyStore(await bus.policies_bucket())
         await policies.load()

@@ -23,6 +23,11 @@ the placer does not place on a type it has no price for, rather than guess a cos
 class HubSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", frozen=True, extra="forbid")
 
+    nats_stream_replicas: int = Field(
+        default=1, ge=1, le=5,
+        description="Replicas of the streams and KV buckets the hub creates: 1 on one nats-server, 3 on the hub-side "
+        "cluster of three (docs/operations.md, NATS topology)",
+    )
     api_host: str = Field(default="127.0.0.1", description="Bind address of the web API")
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the web API (0: any free port)")
     tick_s: float = Field(default=1.0, gt=0, description="Evaluation period")

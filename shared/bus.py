@@ -56,6 +56,7 @@ class BusOptions:
     """How to reach NATS and how hard to try. Built from the process's settings."""
 
     url: str = "nats://127.0.0.1:4222"
+    """One server, or several comma-separated (the servers of one cluster: losing one is a reconnect)."""
     name: str = "fleetscale"
     token: str | None = None
     creds_file: str | None = None
@@ -76,6 +77,15 @@ class BusOptions:
     """JetStream de-duplicates commands by message id within this window."""
     ack_wait_s: float = 30.0
     """A spoke that takes longer than this to apply and report a command gets it redelivered."""
+    js_domain: str | None = None
+    """The JetStream domain the streams live in, when they are reached across a leaf node (a spoke
+    on its cluster's leaf: the hub side's domain). None: the server connected to (``$JS.API``)."""
+    stream_replicas: int = 1
+    """Replicas of every stream and KV bucket the hub creates: 1 on one server, 3 on a cluster."""
+
+    @property
+    def servers(self) -> list[str]:
+        return [u.strip() for u in self.url.split(",") if u.strip()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +97,7 @@ class DecisionRetention:
     max_bytes: int = 512 * 1024 * 1024
 
 
-def decisions_stream_config(retention: DecisionRetention) -> StreamConfig:
+def decisions_stream_config(retention: DecisionRetention, *, replicas: int = 1) -> StreamConfig:
     """The decisions stream: one subject per decision id, holding only that decision's last revision.
 
     NB: ``max_msgs_per_subject=1`` turns the stream into a compacted log (as a KV bucket is), so a
@@ -104,6 +114,7 @@ def decisions_stream_config(retention: DecisionRetention) -> StreamConfig:
         max_bytes=retention.max_bytes,
         max_msgs_per_subject=1,
         discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
     )
 
 
@@ -199,7 +210,9 @@ class Bus:
 
     def __init__(self, nc: Client, options: BusOptions, stats: BusStats | None = None) -> None:
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream()
+        self.js: JetStreamContext = nc.jetstream(domain=options.js_domain)
+        self.api_prefix = f"$JS.{options.js_domain}.API" if options.js_domain else "$JS.API"
+        """Where this connection's JetStream API requests go (as nats-py's ``jetstream(domain=)``)."""
         self.options = options
         self.stats = stats or BusStats()
         self._spoke_consumers: set[str] = set()
@@ -275,6 +288,7 @@ class Bus:
                 storage=StorageType.FILE,
                 max_age=o.commands_max_age_s,
                 duplicate_window=o.duplicate_window_s,
+                num_replicas=o.stream_replicas,
             )
         )
         await self._ensure_stream(
@@ -285,10 +299,11 @@ class Bus:
                 storage=StorageType.FILE,
                 max_age=o.results_max_age_s,
                 duplicate_window=o.duplicate_window_s,
+                num_replicas=o.stream_replicas,
             )
         )
         if decisions is not None:
-            await self._ensure_stream(decisions_stream_config(decisions))
+            await self._ensure_stream(decisions_stream_config(decisions, replicas=o.stream_replicas))
 
     async def _ensure_stream(self, config: StreamConfig) -> None:
         try:
@@ -308,7 +323,8 @@ class Bus:
             return await self.js.key_value(name)
         except nats.js.errors.BucketNotFoundError:
             return await self.js.create_key_value(
-                KeyValueConfig(bucket=name, history=history, storage=StorageType.FILE)
+                KeyValueConfig(bucket=name, history=history, storage=StorageType.FILE,
+                               replicas=self.options.stream_replicas)
             )
 
     # --- core NATS ----------------------------------------------------------------------------
@@ -436,7 +452,8 @@ class Bus:
         """
         request = json.dumps({"filter": subjects.commands(cluster_id)}).encode()
         try:
-            reply = await self.nc.request(f"$JS.API.STREAM.PURGE.{subjects.COMMANDS_STREAM}", request, timeout=5.0)
+            reply = await self.nc.request(f"{self.api_prefix}.STREAM.PURGE.{subjects.COMMANDS_STREAM}", request,
+                                          timeout=5.0)
         except (nats.errors.Error, TimeoutError) as e:
             raise BusUnavailable(f"purging the commands of {cluster_id} failed: {e!r}", delay_s=1.0) from e
         body = json.loads(reply.data)
@@ -602,7 +619,7 @@ async def _connect_with_retry(options: BusOptions, stats: BusStats) -> Client:
         return best, reconnect_delay(best.reconnects, base_s=options.reconnect_base_s, cap_s=options.reconnect_cap_s)
 
     kwargs: dict[str, Any] = {
-        "servers": [options.url],
+        "servers": options.servers,
         "name": options.name,
         "connect_timeout": options.connect_timeout_s,
         "max_reconnect_attempts": -1,

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("hub.operator.cli", "a live terminal view of the fleet"),
     "keda": ("hub.operator.keda", "render a policy as KEDA ScaledObjects for teams who want KEDA alone"),
     "nats-auth": ("shared.natsauth", "issue per-spoke NATS identities and the nats-server authorization file"),
+    "nats-topology": ("shared.natstopology", "write nats-server configs: a hub-side cluster and a leaf per spoke"),
 }
 """Each module has ``main(argv)``, except the operator verbs, which share one with ``run(verb, argv)``."""
 VERBS_MODULE = "hub.operator.cli"

@@ -3,9 +3,10 @@
 One shared token or creds file made every spoke every other spoke (issue 13): with spoke B's
 credential one could report as A, forge A's results, read A's commands and write the policy bucket.
 Here each spoke gets its own nkey user whose permissions are allow lists naming only its own
-subjects: publish its telemetry and results, fetch from and acknowledge its own durable consumer, and
-receive replies under its own inbox prefix. Everything else (other spokes' subjects, every KV bucket,
-the stream and consumer admin API, the decisions stream) is denied by the server. The hub's user has
+subjects: publish its telemetry and results, fetch from and acknowledge its own durable consumer,
+receive replies under its own inbox prefix, and hear the hub's heartbeat. Everything else (other
+spokes' subjects, every KV bucket, the stream and consumer admin API, the decisions stream) is denied
+by the server. The hub's user has
 no restriction: it creates the streams, each spoke's consumer, and alone writes policies and decisions.
 
 Nkeys in the server's own ``authorization`` block, rather than decentralized JWT accounts: no
@@ -66,7 +67,9 @@ def spoke_permissions(cluster_id: str) -> dict[str, Any]:
                 subjects.spoke_consumer_acks(cluster_id),
             ]
         },
-        "subscribe": {"allow": [f"{subjects.spoke_inbox_prefix(cluster_id)}.>"]},
+        # The hub's heartbeat too: without it a spoke takes the hub for away and holds its counts
+        # (spoke/autonomy.py) while the hub decides. It names no cluster and carries nothing secret.
+        "subscribe": {"allow": [f"{subjects.spoke_inbox_prefix(cluster_id)}.>", subjects.HUB_HEARTBEAT]},
     }
 
 

@@ -61,7 +61,8 @@ async def run_agent(
     keda_targets = KedaTargets() if settings.actuator == "keda" else None
     actuator: ClusterBackend = backend if keda_targets is None else KedaActuator(backend, keda_targets)
     options = settings.bus_options(
-        f"fleetscale-spoke-{settings.cluster_id}", inbox_prefix=subjects.spoke_inbox_prefix(settings.cluster_id)
+        f"fleetscale-spoke-{settings.cluster_id}", inbox_prefix=subjects.spoke_inbox_prefix(settings.cluster_id),
+        js_domain=settings.nats_js_domain,
     )
     # NB: no ensure_topology: the streams and this spoke's consumer are the hub's to create (a spoke's
     # NATS permissions allow none of it); until the hub has, results wait unacked and fetches retry.

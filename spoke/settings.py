@@ -26,6 +26,11 @@ class SpokeSettings(CommonSettings):
     autonomy_hold_s: float = Field(
         default=3600.0, ge=0, description="While the hub is away, hold its last applied counts for at most this long"
     )
+    nats_js_domain: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="JetStream domain of the hub side, set when nats_url is this cluster's leaf node (the hub "
+        "side's streams are reached as $JS.<domain>.API across it); None: the server connected to",
+    )
     health_host: str = Field(default="0.0.0.0", description="Bind address of /healthz, /readyz, /metrics")
     health_port: int = Field(default=8081, ge=0, le=65535)
     actuator: Literal["scale", "keda"] = Field(

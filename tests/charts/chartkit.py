@@ -94,8 +94,15 @@ def of_kind(docs: list[Manifest], kind: str) -> list[Manifest]:
     return [d for d in docs if d["kind"] == kind]
 
 
+LEAF_COMPONENT = "nats-leaf"
+"""The spoke's optional NATS leaf node has a Deployment of its own, labelled with this component."""
+
+
 def container(docs: list[Manifest]) -> Manifest:
-    (c,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    """The container of the chart's own process (the hub or the spoke, not the NATS leaf node)."""
+    (deployment,) = [d for d in of_kind(docs, "Deployment")
+                     if d["metadata"]["labels"].get("app.kubernetes.io/component") != LEAF_COMPONENT]
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
     return c
 
 

@@ -101,6 +101,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-crd-watch": {**REQUIRED, "crd_watch": False},
     "custom-image": {**REQUIRED, "image": {"repository": "registry.example/fs", "tag": "1.2.3"}},
     "all-settings": {**ALL_SETTINGS, **REQUIRED},
+    # The hub-side NATS cluster of three (docs/operations.md, "NATS topology").
+    "nats-cluster": {"nats": {"url": ",".join(f"nats://nats-{i}.nats:4222" for i in range(3)), "streamReplicas": 3}},
     "auth-tls": {**REQUIRED, "auth": {"existingSecret": "hub-api-tokens"}, "tls": {"existingSecret": "hub-tls"},
                  "serviceMonitor": {"enabled": True, "tlsConfig": {"serverName": "fleetscale-hub"}}},
     "mtls": {**REQUIRED, "tls": {"existingSecret": "hub-tls", "clientAuth": True}},
@@ -147,6 +149,8 @@ def test_lint_is_clean(values: dict[str, Any]) -> None:
         ({**REQUIRED, "auth": {"existingSecret": "Not A Name"}}, "/auth/existingSecret"),
         ({**REQUIRED, "auth_open_paths": ["healthz"]}, "/auth_open_paths/0"),
         ({**REQUIRED, "decisions_max_msgs": 0}, "/decisions_max_msgs"),
+        ({"nats": {**REQUIRED["nats"], "streamReplicas": 0}}, "/nats/streamReplicas"),
+        ({"nats": {**REQUIRED["nats"], "streamReplicas": 6}}, "/nats/streamReplicas"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_field(values: dict[str, Any], field: str) -> None:
@@ -159,7 +163,7 @@ def test_env_sets_only_hub_settings_and_all_of_them() -> None:
     fields = set(HubSettings.model_fields)
     names = {
         n.removeprefix("HUB_").lower()
-        for variant in ("all-settings", "token", "creds", "nkey", "auth-tls", "mtls")
+        for variant in ("all-settings", "token", "creds", "nkey", "auth-tls", "mtls", "nats-cluster")
         for n in env(render(HUB, VARIANTS[variant]))
     }
     assert names == fields - set(NOT_RENDERED)
@@ -436,3 +440,15 @@ def test_policies_with_inverted_bounds_or_no_targets_are_refused(policy: dict[st
     with pytest.raises(Exception, match=r"fleetscale-hub|policies") as caught:
         render(HUB, {**REQUIRED, "policies": [policy]})
     assert message in str(caught.value)
+
+
+def test_on_the_nats_cluster_the_hub_knows_every_server_and_replicates_r3(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = env(render(HUB, VARIANTS["nats-cluster"]))
+    for name in [n for n in os.environ if n.startswith("HUB_")]:
+        monkeypatch.delenv(name)
+    for name, entry in entries.items():
+        monkeypatch.setenv(name, entry["value"])
+    settings = HubSettings()
+    assert settings.nats_stream_replicas == 3
+    assert len(settings.bus_options("hub").servers) == 3
+    assert "HUB_NATS_STREAM_REPLICAS" not in env(render(HUB, REQUIRED))  # the process default, 1

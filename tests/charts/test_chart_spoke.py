@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from shared.natsauth import SEED_FILE, issue
+from shared.natstopology import JS_DOMAIN, leaf_config
 from spoke.settings import SpokeSettings
 from tests.charts.chartkit import (
+    LEAF_COMPONENT,
     RELEASE_NAMESPACE,
     SPOKE,
     check_prometheus_rules,
@@ -29,6 +31,9 @@ from tests.charts.chartkit import (
 )
 
 REQUIRED = {"cluster_id": "gpu-us-east", "nats": {"url": "nats://nats.fleetscale:4222"}}
+
+LEAF_REMOTES = [f"nats-leaf://nats-{i}.hub.example:7422" for i in range(3)]
+LEAF_CREDENTIALS_KEY = "leaf.creds"
 
 # Chart keys the Kubernetes backend and the telemetry sources will read, not yet SpokeSettings
 # fields. The chart renders them only when set; drop a name here once SpokeSettings has the field.
@@ -114,6 +119,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "image": {"repository": "registry.example/fs", "tag": "1.2.3", "pullPolicy": "Always"},
     },
     "simulated": {**REQUIRED, "backend": "simulated"},
+    "leaf": {"cluster_id": REQUIRED["cluster_id"], "nats": {"leaf": {"enabled": True, "remotes": LEAF_REMOTES}}},
+    "leaf-credentials": {
+        "cluster_id": REQUIRED["cluster_id"],
+        "nats": {"leaf": {"enabled": True, "remotes": LEAF_REMOTES, "credentialsSecret": "leaf-creds"}},
+    },
     "all-settings": {**ALL_SETTINGS, "nats": REQUIRED["nats"]},
     "production": yaml.safe_load((SPOKE / "ci" / "production-values.yaml").read_text()),
     "optional-objects": {
@@ -183,6 +193,13 @@ def test_lint_reports_missing_required_values() -> None:
         ({**REQUIRED, "prometheus_queries": {"ttft.p90_s": "x"}}, "invalid propertyName 'ttft.p90_s'"),
         ({**REQUIRED, "podDisruptionBudget": {"enabeld": True}}, "'enabeld' not allowed"),
         ({**REQUIRED, "dcgm_discover": True, "kube_namespaces": ["inference"]}, "dcgm_pod_namespace"),
+        # A leaf node needs the hub side's leafnode URLs, and takes no client credentials.
+        ({"cluster_id": "a", "nats": {"leaf": {"enabled": True}}}, "at '/nats/leaf/remotes': minItems: got 0"),
+        ({"cluster_id": "a", "nats": {"leaf": {"enabled": True, "remotes": ["http://hub:7422"]}}},
+         "/nats/leaf/remotes/0"),
+        ({"cluster_id": "a", "nats": {"auth": "nkey", "existingSecret": "s",
+                                      "leaf": {"enabled": True, "remotes": LEAF_REMOTES}}}, "/nats/auth"),
+        ({**REQUIRED, "nats": {**REQUIRED["nats"], "jsDomain": "hub.side"}}, "/nats/jsDomain"),
         # There is no key for a secret value: credentials come only from an existing Secret.
         ({**REQUIRED, "nats": {**REQUIRED["nats"], "token": "s3cret"}}, "'token' not allowed"),
     ],
@@ -206,7 +223,7 @@ def test_env_sets_only_spoke_settings(values: dict[str, Any]) -> None:
 def test_chart_covers_every_setting_and_nothing_else() -> None:
     names = {
         n.removeprefix("SPOKE_").lower()
-        for variant in ("all-settings", "token", "creds", "nkey")
+        for variant in ("all-settings", "token", "creds", "nkey", "leaf")
         for n in env(render(SPOKE, VARIANTS[variant]))
     }
     fields = settings_fields()
@@ -503,3 +520,51 @@ def test_keda_actuator_exposes_the_external_scaler_port_on_the_pod_and_service()
     service = only(docs, "Service")
     assert {"name": "keda", "port": 9095, "targetPort": "keda", "protocol": "TCP"} in service["spec"]["ports"]
     assert not any(p["name"] == "keda" for p in only(render(SPOKE, REQUIRED), "Service")["spec"]["ports"])
+
+
+@pytest.mark.parametrize("variant", ["leaf", "leaf-credentials"])
+def test_the_leaf_node_runs_the_config_natstopology_generates(variant: str) -> None:
+    values = VARIANTS[variant]
+    docs = render(SPOKE, values)
+    leaf = values["nats"]["leaf"]
+    credentials = f"/etc/nats-leaf/{LEAF_CREDENTIALS_KEY}" if leaf.get("credentialsSecret") else None
+    (config,) = [d for d in of_kind(docs, "ConfigMap") if "leaf.conf" in d["data"]]
+    assert config["data"]["leaf.conf"].rstrip() == leaf_config(
+        values["cluster_id"], leaf["remotes"], credentials_file=credentials).rstrip()
+    (deployment,) = [d for d in of_kind(docs, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"]
+                     == LEAF_COMPONENT]
+    pod = deployment["spec"]["template"]["spec"]
+    (nats,) = pod["containers"]
+    assert nats["args"] == ["-c", "/etc/nats/leaf.conf"] and nats["securityContext"]["readOnlyRootFilesystem"]
+    mounts = {m["mountPath"] for m in nats["volumeMounts"]}
+    assert ("/etc/nats-leaf" in mounts) == (credentials is not None)
+    if credentials is not None:
+        (secret,) = [v["secret"] for v in pod["volumes"] if "secret" in v]
+        assert secret["secretName"] == leaf["credentialsSecret"]
+        assert secret["items"] == [{"key": LEAF_CREDENTIALS_KEY, "path": LEAF_CREDENTIALS_KEY}]
+
+
+def test_with_a_leaf_node_the_spoke_connects_to_it_in_the_hub_sides_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = render(SPOKE, VARIANTS["leaf"])
+    services = {s["metadata"]["name"]: s for s in of_kind(docs, "Service")}
+    leaf_service = services["release-fleetscale-spoke-leaf"]
+    variables = env(docs)
+    assert variables["SPOKE_NATS_URL"]["value"] == "nats://release-fleetscale-spoke-leaf.fleetscale.svc:4222"
+    assert variables["SPOKE_NATS_JS_DOMAIN"]["value"] == JS_DOMAIN
+    # Each Service selects its own pods only: the spoke's /metrics never lands on the leaf.
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in of_kind(docs, "Deployment")}
+    for name, service in services.items():
+        selector = service["spec"]["selector"].items()
+        assert [p for p, labels in pods.items() if selector <= labels.items()] == [name]
+    assert leaf_service["spec"]["ports"][0]["port"] == 4222
+    for name in [n for n in os.environ if n.startswith("SPOKE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SPOKE_CLUSTER_ID", "a")
+    for name in ("SPOKE_NATS_URL", "SPOKE_NATS_JS_DOMAIN"):
+        monkeypatch.setenv(name, variables[name]["value"])
+    settings = SpokeSettings()  # type: ignore[call-arg]
+    assert settings.nats_js_domain == JS_DOMAIN and settings.nats_url.endswith(".svc:4222")
+    # Without a leaf: no domain unless one is given.
+    assert "SPOKE_NATS_JS_DOMAIN" not in env(render(SPOKE, REQUIRED))
+    given = env(render(SPOKE, {**REQUIRED, "nats": {**REQUIRED["nats"], "jsDomain": "edge"}}))
+    assert given["SPOKE_NATS_JS_DOMAIN"]["value"] == "edge"

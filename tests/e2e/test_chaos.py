@@ -212,31 +212,66 @@ def unanswered(sent: dict[str, str], spokes: Spokes) -> list[str]:
     return [c for c, cluster in sent.items() if spokes[cluster].executor.ledger.result_of(c) is None]
 
 
+async def progress(hub: HubProcess, timeout_s: float = 30.0) -> float:
+    """Wait for the hub to send two new commands; return how long that took."""
+    before, started = len(hub.sent), time.monotonic()
+    try:
+        await eventually(lambda: len(hub.sent) >= before + 2, timeout_s=timeout_s)
+    except TimeoutError:
+        pytest.fail(f"the hub sent no command for {timeout_s}s; its log ends:\n{hub.tail()}")
+    return time.monotonic() - started
+
+
 async def crash_repeatedly(nats_server: NatsServer, hub: HubProcess, spokes: Spokes) -> int:
     """The faults, each once the hub has sent two new commands; return how many commands were in
     flight (sent, not yet handled by their spoke) when one struck."""
     in_flight = 0
-
-    async def progress(timeout_s: float = 30.0) -> None:
-        before = len(hub.sent)
-        try:
-            await eventually(lambda: len(hub.sent) >= before + 2, timeout_s=timeout_s)
-        except TimeoutError:
-            pytest.fail(f"the hub sent no command for {timeout_s}s; its log ends:\n{hub.tail()}")
-
     for cycle, down_s in enumerate(NATS_DOWN_S, start=1):
-        await progress()
+        await progress(hub)
         in_flight += len(unanswered(hub.sent, spokes))
         nats_server.kill()
         await asyncio.sleep(down_s)
         await asyncio.to_thread(nats_server.start)
         if cycle in HUB_KILLED_AFTER:
-            await progress()
+            await progress(hub)
             in_flight += len(unanswered(hub.sent, spokes))
             await hub.kill()
             await hub.start()
-    await progress()  # commands flow again after the last fault
+    await progress(hub)  # commands flow again after the last fault
     return in_flight
+
+
+async def check_ledgers(hub: HubProcess, spokes: Spokes, backends: Mapping[str, CountingBackend],
+                        journal_url: str) -> str:
+    """The run's verdict from the records each side keeps, once the hub has stopped sending: 0 lost,
+    0 applied twice, every applied command journalled; return a summary line for the run's output."""
+    sent = dict(hub.sent)
+    # A command fetched but not acknowledged when the server died comes back after the
+    # consumer's ack wait (30 s): the deadline covers one.
+    with contextlib.suppress(TimeoutError):
+        await eventually(lambda: not unanswered(sent, spokes), timeout_s=45)
+    lost = unanswered(sent, spokes)
+    results = {c: spokes[cid].executor.ledger.result_of(c) for c, cid in sent.items()}
+    redelivered = sum(s.executor.duplicates for s in spokes.values())
+    journalled = await journalled_commands(journal_url)
+    applies = sum((b.applies for b in backends.values()), Counter[str]())
+    twice = {c: n for c, n in applies.items() if n > 1}
+    unjournalled = sorted(set(applies) - journalled)
+    outcomes = Counter(f"{r.status.value}/{r.reason.value}" for r in results.values() if r is not None)
+    summary = (f"{len(sent)} commands sent ({hub.unconfirmed} publishes not confirmed), {sum(applies.values())} "
+               f"applies of {len(applies)} ids, outcomes {dict(outcomes)}, {redelivered} re-deliveries answered "
+               f"from the ledger, {len(twice)} applied twice, {len(lost)} lost, {len(unjournalled)} applied but not "
+               "journalled")
+    # A revoked command is never answered, by design; none may be revoked here: every spoke lives.
+    assert not hub.losses, f"live clusters taken for lost: {hub.losses}"
+    assert not lost, f"{len(lost)} commands sent and never answered: {lost[:5]}"
+    assert not twice, f"commands applied more than once: {twice}"
+    assert not unjournalled, f"{len(unjournalled)} applied commands not in the decision history: {unjournalled[:5]}"
+    assert set(sent) <= journalled, "a command went out before its decision was stored"
+    refused = {k for k in outcomes if not k.startswith("applied/")}
+    assert refused <= {f"rejected/{ResultReason.SUPERSEDED.value}", f"rejected/{ResultReason.EXPIRED.value}"}, outcomes
+    assert all(applies[c] == 1 for c, r in results.items() if r is not None and r.status is ResultStatus.APPLIED)
+    return summary
 
 
 @pytest.mark.timeout(240)
@@ -258,33 +293,8 @@ async def test_nats_and_hub_crashes_lose_no_command_and_apply_none_twice(
             in_flight = await crash_repeatedly(nats_server, hub, spokes)
         finally:
             await hub.stop()  # gracefully: from here on nothing new is sent
-        sent = dict(hub.sent)
-        # A command fetched but not acknowledged when the server died comes back after the
-        # consumer's ack wait (30 s): the deadline covers one.
-        with contextlib.suppress(TimeoutError):
-            await eventually(lambda: not unanswered(sent, spokes), timeout_s=45)
-        lost = unanswered(sent, spokes)
-        results = {c: spokes[cid].executor.ledger.result_of(c) for c, cid in sent.items()}
-        redelivered = sum(s.executor.duplicates for s in spokes.values())
-    journalled = await journalled_commands(nats_server.url)
-    applies = backends["alpha"].applies + backends["beta"].applies
-    twice = {c: n for c, n in applies.items() if n > 1}
-    unjournalled = sorted(set(applies) - journalled)
-    outcomes = Counter(f"{r.status.value}/{r.reason.value}" for r in results.values() if r is not None)
+        summary = await check_ledgers(hub, spokes, backends, nats_server.url)
     print(f"\nchaos: {NATS_KILLS} nats-server kills, {len(HUB_KILLED_AFTER)} hub kills ({hub.starts} hub "
-          f"processes); {len(sent)} commands sent ({in_flight} in flight when a fault struck, "
-          f"{hub.unconfirmed} publishes not confirmed), {sum(applies.values())} applies of {len(applies)} ids, "
-          f"outcomes {dict(outcomes)}, {redelivered} re-deliveries answered from the ledger, "
-          f"{len(twice)} applied twice, {len(lost)} lost, {len(unjournalled)} applied but not journalled; "
+          f"processes), {in_flight} commands in flight when a fault struck; {summary}; "
           f"{time.monotonic() - started:.0f}s")
-
     assert hub.starts == 1 + len(HUB_KILLED_AFTER)  # (and two new commands before each fault: progress)
-    # A revoked command is never answered, by design; none may be revoked here: every spoke lives.
-    assert not hub.losses, f"live clusters taken for lost: {hub.losses}"
-    assert not lost, f"{len(lost)} commands sent and never answered: {lost[:5]}"
-    assert not twice, f"commands applied more than once: {twice}"
-    assert not unjournalled, f"{len(unjournalled)} applied commands not in the decision history: {unjournalled[:5]}"
-    assert set(sent) <= journalled, "a command went out before its decision was stored"
-    refused = {k for k in outcomes if not k.startswith("applied/")}
-    assert refused <= {f"rejected/{ResultReason.SUPERSEDED.value}", f"rejected/{ResultReason.EXPIRED.value}"}, outcomes
-    assert all(applies[c] == 1 for c, r in results.items() if r is not None and r.status is ResultStatus.APPLIED)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -324,6 +325,11 @@ async def test_a_real_hub_and_two_spokes_scale_with_per_spoke_credentials(
             return [c for d in hub.decisions.recent(workload=KEY) if d.action == "scale_up"
                     for c, r in d.results.items() if r.status == "applied"]
 
+        started = time.monotonic()
+        # Each spoke hears the hub's heartbeat under its own credential (else it would take the hub
+        # for away and hold counts while it decides: autonomy).
+        await eventually(lambda: min(alpha.autonomy.last_heartbeat, beta.autonomy.last_heartbeat) > started,
+                         timeout_s=10)
         await eventually(applied_up, timeout_s=40)
         assert alpha.executor.applied + beta.executor.applied >= 1
         assert set(hub.state.snapshot().fresh) == {"alpha", "beta"}

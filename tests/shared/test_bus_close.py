@@ -15,7 +15,7 @@ class DroppingClient:
     closed = False
     _subs: dict[int, object] = {}  # noqa: RUF012 (nats-py's own attribute, read by Bus.close)
 
-    def jetstream(self) -> None:
+    def jetstream(self, **_options: object) -> None:
         return None
 
     async def flush(self, timeout: float) -> None:  # noqa: ASYNC109 (nats-py's signature)

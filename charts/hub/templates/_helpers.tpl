@@ -95,6 +95,10 @@ pydantic-settings parses for complex fields; scalars as strings.
 {{- $nats := .nats }}
 - name: {{ .prefix }}NATS_URL
   value: {{ $nats.url | quote }}
+{{- with $nats.streamReplicas }}
+- name: {{ $.prefix }}NATS_STREAM_REPLICAS
+  value: {{ toJson . | quote }}
+{{- end }}
 {{- if eq $nats.auth "token" }}
 - name: {{ .prefix }}NATS_TOKEN
   valueFrom:

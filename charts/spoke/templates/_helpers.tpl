@@ -89,11 +89,60 @@ pydantic-settings parses for complex fields; scalars as strings.
 {{- end }}
 {{- end }}
 
+{{/* The leaf node's objects (nats.leaf.enabled): their name, and labels apart from the spoke's, so
+the spoke's Service never selects the leaf's pod. */}}
+{{- define "spoke.leafName" -}}
+{{- printf "%s-leaf" (include "spoke.fullname" . | trunc 58 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "spoke.leafSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-leaf" (include "spoke.name" . | trunc 58 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "spoke.leafLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "spoke.leafSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: nats-leaf
+app.kubernetes.io/part-of: fleetscale
+{{- end }}
+
+{{/* The leaf's nats-server config: the same text as shared/natstopology.py's leaf_config (the chart
+tests compare them). */}}
+{{- define "spoke.leafConfig" -}}
+{{- $leaf := .Values.nats.leaf -}}
+# Fleetscale: cluster {{ .Values.cluster_id }}'s leaf node (shared/natstopology.py; the spoke chart writes the same).
+# No JetStream here: every stream lives on the hub side (docs/operations.md, NATS topology).
+server_name: {{ printf "leaf-%s" .Values.cluster_id | quote }}
+listen: "0.0.0.0:4222"
+leafnodes {
+  reconnect: "1s"
+  remotes: [ { urls: {{ toJson $leaf.remotes }}{{ if $leaf.credentialsSecret }}, credentials: {{ printf "/etc/nats-leaf/%s" $leaf.credentialsKey | quote }}{{ end }} } ]
+}
+http: "0.0.0.0:8222"
+{{ end }}
+
+{{/* Where the spoke connects: its leaf node when there is one, else nats.url. */}}
+{{- define "spoke.natsUrl" -}}
+{{- if .Values.nats.leaf.enabled }}
+{{- printf "nats://%s.%s.svc:4222" (include "spoke.leafName" .) .Release.Namespace }}
+{{- else }}
+{{- .Values.nats.url }}
+{{- end }}
+{{- end }}
+
 {{/* The NATS connection: URL as a value, credentials only through the Secret. */}}
 {{- define "spoke.natsEnv" -}}
 {{- $nats := .nats }}
 - name: {{ .prefix }}NATS_URL
-  value: {{ $nats.url | quote }}
+  value: {{ .url | quote }}
+{{- $domain := $nats.jsDomain | default (ternary "hub" "" $nats.leaf.enabled) }}
+{{- if $domain }}
+- name: {{ .prefix }}NATS_JS_DOMAIN
+  value: {{ $domain | quote }}
+{{- end }}
 {{- if eq $nats.auth "token" }}
 - name: {{ .prefix }}NATS_TOKEN
   valueFrom:
