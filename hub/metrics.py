@@ -349,6 +349,20 @@ class HubMetrics:
         for outcome in APPROVAL_OUTCOMES:
             self.approvals.labels(outcome)
         self.commands = Counter("fleetscale_hub_commands_sent", "Scale commands published", ["cluster"], registry=r)
+        self.partitions_held = Gauge(
+            "fleetscale_hub_partitions_held",
+            "Workload partitions this hub holds the lease of and decides (sharded hubs; all of them when alone)",
+            registry=r,
+        )
+        self.hubs_live = Gauge(
+            "fleetscale_hub_hubs_live", "Hub processes this hub sees renewing their heartbeat key, itself included",
+            registry=r,
+        )
+        self.lease_changes = Counter(
+            "fleetscale_hub_lease_changes",
+            "Partition leases acquired, released (balancing, shutdown) and lost (taken over, or not renewed in time)",
+            ["change"], registry=r,
+        )
         self.commands_revoked = Counter(
             "fleetscale_hub_commands_revoked",
             "Queued commands deleted from the stream because their cluster went stale", ["cluster"], registry=r,

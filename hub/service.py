@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -15,8 +15,10 @@ from hub.control.changes import moved
 from hub.control.dispatch import Dispatcher
 from hub.control.heartbeat import Heartbeat
 from hub.control.intake import Intake
+from hub.control.leases import LeaseKeeper
 from hub.control.ledger import IssuedCommands
 from hub.control.resizing import Resizer
+from hub.control.shard import Shard
 from hub.control.tick import Evaluator
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
@@ -59,6 +61,7 @@ class Hub:
     history: FleetHistory
     advisor: Advisor
     resources: ResourceHistory
+    shard: Shard = field(default_factory=Shard)
     tokens: TokenTable | None = None
     sources: PolicySources | None = None
     api_port: int | None = None
@@ -83,6 +86,17 @@ def api_guard(settings: HubSettings, metrics: HubMetrics) -> tuple[AccessPolicy,
     logger.info("API authentication on: %d tokens from %s", len(tokens), ", ".join(map(str, source.paths)))
     return AccessPolicy(lookup=tokens.lookup, open_paths=settings.auth_open_paths,
                         open_page=settings.auth_open_page), tokens
+
+
+async def sharding(bus: Bus, settings: HubSettings, metrics: HubMetrics) -> Shard:
+    """The workloads this hub decides: all of them, or (``HUB_SHARDED``) its partitions' (hub.control.leases)."""
+    if not settings.sharded:
+        return Shard()
+    keeper = LeaseKeeper(await bus.leases_bucket(), settings.hub_id(), settings.partitions,
+                         renew_s=settings.lease_renew_s, ttl_s=settings.lease_ttl_s, metrics=metrics)
+    logger.info("sharded: hub %s, %d partitions, leases renewed every %.1fs, lapse after %.1fs", keeper.hub_id,
+                keeper.partitions, keeper.renew_s, keeper.ttl_s)
+    return Shard(keeper)
 
 
 async def run_hub(
@@ -120,10 +134,11 @@ async def run_hub(
         # Results of commands sent before a restart are checked against the history read back.
         ledger = IssuedCommands(settings.issued_commands_kept)
         ledger.restore(decisions.recent(limit=len(decisions) or 1))
+        shard = await sharding(bus, settings, metrics)
         dispatcher = Dispatcher(
             bus, state, decisions, metrics, deadline_s=settings.command_deadline_s, ledger=ledger,
             admission=admission, drift_backoff_base_s=settings.drift_backoff_base_s,
-            drift_backoff_cap_s=settings.drift_backoff_cap_s,
+            drift_backoff_cap_s=settings.drift_backoff_cap_s, shard=shard,
         )
         feed = Feed(metrics, fleet=lambda: fleet_json(state.snapshot(), decisions, policies))
         decisions.listeners.append(feed.on_decision)
@@ -162,12 +177,14 @@ async def run_hub(
                 resources=resources,
                 resizer=Resizer(resources, deadline_s=settings.command_deadline_s,
                                 settle_s=settings.resize_settle_s),
+                shard=shard,
             ),
             feed=feed,
             journal=journal,
             history=FleetHistory(fine_s=settings.history_interval_s),
             advisor=advisor,
             resources=resources,
+            shard=shard,
             tokens=tokens,
             sources=sources,
             api_scheme="https" if ssl_context is not None else "http",
@@ -209,6 +226,9 @@ async def run_hub(
             "web api": serve(app, settings.api_host, settings.api_port, ssl_context=ssl_context, on_bound=bound),
             **sources.tasks(),
         }
+        if shard.keeper is not None:
+            shard.keeper.on_change = hub.evaluator.wake
+            tasks["partition leases"] = shard.keeper.run(bus.kv_changes(shard.keeper.kv))
         if tokens is not None:
             tasks["token reloader"] = tokens.watch(interval_s=settings.auth_reload_interval_s)
         if tls is not None and ssl_context is not None:  # (both or neither)

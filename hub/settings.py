@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+import socket
 from pathlib import Path
 from typing import Self
 
@@ -101,6 +104,27 @@ class HubSettings(CommonSettings):
         default=512 * 1024 * 1024, ge=1024 * 1024, description="Bytes the decision stream keeps at most"
     )
 
+    # Several hubs (docs/operations.md, "Running several hubs"): off, one hub decides everything.
+    sharded: bool = Field(
+        default=False,
+        description="Share the workloads with the other hubs on the same NATS: hold partitions as leases in the "
+        "fleetscale_leases KV bucket, decide only those, fence every command. Off: this hub decides everything",
+    )
+    id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="This hub's name among sharded hubs (unique per running process; a stable one, such as a "
+        "StatefulSet pod's name, takes its leases back at once after a restart); None: generated at start",
+    )
+    partitions: int = Field(
+        default=16, ge=1, le=1024,
+        description="Partitions the workloads are split into (sharded hubs; the same on every hub)",
+    )
+    lease_renew_s: float = Field(default=2.0, gt=0, le=60, description="How often a sharded hub renews its leases")
+    lease_ttl_s: float = Field(
+        default=8.0, gt=0, le=600,
+        description="A lease not renewed for this long lapses and another hub takes it (at least 2 x lease_renew_s)",
+    )
+
     # Trust boundary (docs/operations.md, "Abuse and admission"): which clusters count, how many,
     # how late or early a message may be, and how much the intake may hold.
     clusters: list[str] | None = Field(
@@ -185,6 +209,17 @@ class HubSettings(CommonSettings):
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file (mTLS is on top of TLS)")
         return self
+
+    @model_validator(mode="after")
+    def _lease_outlives_renewals(self) -> Self:
+        if self.lease_ttl_s < 2 * self.lease_renew_s:
+            raise ValueError("lease_ttl_s must be at least 2 x lease_renew_s (one late renewal must not lose a lease)")
+        return self
+
+    def hub_id(self) -> str:
+        """``id``, or one made up for this process: unique, so two hubs never take each other for themselves."""
+        host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:40] or "hub"
+        return self.id or f"{host}-{secrets.token_hex(4)}"
 
     @property
     def auth_enabled(self) -> bool:

@@ -38,6 +38,10 @@ class ClusterView:
     """The GPU types of its inventory; computed from the report when not given (``FleetState``
     computes them once per report, not once per workload that asks)."""
 
+    share: tuple[int, int] = (0, 1)
+    """(rank, hubs): with sharded hubs, this hub is offered only its share of each pool's free GPUs
+    (``share_of``), so two shards never fill the same ones (``hub.control.shard``)."""
+
     def __post_init__(self) -> None:
         if self.gpu_types is None:
             object.__setattr__(self, "gpu_types", inventory_types(self.report))
@@ -46,7 +50,15 @@ class ClusterView:
         free: dict[str, int] = {}
         for node in self.report.inventory:
             free[node.gpu_type] = free.get(node.gpu_type, 0) + node.free_gpus
+        if self.share != (0, 1):
+            return {t: share_of(n, *self.share) for t, n in free.items()}
         return free
+
+
+def share_of(free: int, rank: int, hubs: int) -> int:
+    """Hub ``rank``'s part of ``free`` GPUs split between ``hubs``: the parts add up to ``free``
+    exactly, the first ranks taking one more each when it does not divide."""
+    return free // hubs + (1 if rank < free % hubs else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,8 +370,10 @@ class FleetState:
     def workload_keys(self) -> set[str]:
         return set(self._workload_refs)  # the keys some cluster's latest report carries
 
-    def snapshot(self, *, now: float | None = None, only: Collection[str] | None = None) -> FleetSnapshot:
-        """The fleet now; with ``only``, just those workloads (and their intents), every cluster."""
+    def snapshot(self, *, now: float | None = None, only: Collection[str] | None = None,
+                 scope: Callable[[str], bool] | None = None) -> FleetSnapshot:
+        """The fleet now; with ``only``, just those workloads (and their intents), every cluster; with
+        ``scope``, only the workloads it accepts (a sharded hub's own)."""
         now = time.monotonic() if now is None else now
         clusters = {
             cid: ClusterView(cid, report, received_at, self.is_stale(report, received_at, now), self._types.get(cid))
@@ -374,6 +388,8 @@ class FleetState:
                 index = self._by_key.get(cid, {})
                 items = ((key, index[key]) for key in only if key in index)
             for key, w in items:
+                if scope is not None and not scope(key):
+                    continue
                 if view.stale:
                     stale_of.setdefault(key, []).append(cid)
                 else:
@@ -382,9 +398,15 @@ class FleetState:
         workloads = {
             k: WorkloadView(k, reports.get(k, {}), tuple(sorted(stale_of.get(k, ())))) for k in sorted(keys)
         }
-        if only is None:
+        if only is None and scope is None:
             intents = dict(self._intents)
         else:
             intents = {k: i for k in ((key, cid) for key in workloads for cid in clusters)
                        if (i := self._intents.get(k)) is not None}
         return FleetSnapshot(clusters, workloads, intents, now)
+
+
+def pool_share(snapshot: FleetSnapshot, rank: int, hubs: int) -> FleetSnapshot:
+    """``snapshot`` with each cluster offering hub ``rank`` of ``hubs`` only its share of free GPUs."""
+    clusters = {cid: dataclasses.replace(c, share=(rank, hubs)) for cid, c in snapshot.clusters.items()}
+    return dataclasses.replace(snapshot, clusters=clusters)

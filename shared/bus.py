@@ -318,6 +318,10 @@ class Bus:
     async def budgets_bucket(self, history: int = 16) -> KeyValue:
         return await self._bucket(subjects.BUDGETS_BUCKET, history)
 
+    async def leases_bucket(self) -> KeyValue:
+        """Sharded hubs' leases: only the latest value counts (every write is a CAS on its revision)."""
+        return await self._bucket(subjects.LEASES_BUCKET, 1)
+
     async def _bucket(self, name: str, history: int) -> KeyValue:
         try:
             return await self.js.key_value(name)
@@ -522,6 +526,8 @@ class Bus:
         batch: int = 64,
         poll_s: float = 1.0,
         create: bool = True,
+        from_now: bool = False,
+        inactive_threshold_s: float | None = None,
     ) -> AsyncIterator[Delivery[M]]:
         """Consume a durable pull consumer forever, yielding validated deliveries to ack.
 
@@ -531,11 +537,14 @@ class Bus:
 
         An invalid message is reported and *terminated* (never redelivered): retrying bytes that do
         not parse cannot succeed. Lost connections are retried here, so the iterator outlives them.
+        ``from_now``: a consumer created now starts at the stream's end, not its start;
+        ``inactive_threshold_s``: the server deletes the consumer after this long without a client.
         """
         attempt = 0
         while True:
             try:
-                psub = await self._pull_subscription(stream, subject, durable, create=create)
+                psub = await self._pull_subscription(stream, subject, durable, create=create, from_now=from_now,
+                                                     inactive_threshold_s=inactive_threshold_s)
                 attempt = 0
                 while True:
                     try:
@@ -563,13 +572,15 @@ class Bus:
                 await self._back_off(f"durable consumer {durable}", e, attempt)
 
     async def _pull_subscription(
-        self, stream: str, subject: str, durable: str, *, create: bool
+        self, stream: str, subject: str, durable: str, *, create: bool, from_now: bool = False,
+        inactive_threshold_s: float | None = None,
     ) -> JetStreamContext.PullSubscription:
         if create:
             config = ConsumerConfig(
                 durable_name=durable,
                 ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
+                deliver_policy=DeliverPolicy.NEW if from_now else DeliverPolicy.ALL,
+                inactive_threshold=inactive_threshold_s,
                 ack_wait=self.options.ack_wait_s,
                 max_deliver=-1,
                 filter_subject=subject,

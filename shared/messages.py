@@ -39,12 +39,13 @@ from pydantic import (
 
 PROTOCOL_VERSION = 1
 """Major version of the wire protocol spoken by this code."""
-PROTOCOL_MINOR_VERSION = 3
+PROTOCOL_MINOR_VERSION = 4
 """Minor version: additive changes within the major (docs/protocol.md lists them). 1.1 added the
 engine signals of issue 12 to ``Samples``; 1.2 the routing rules of ``ScaleCommand``; 1.3 the
 per-container usage of ``Samples.containers`` and ``ScaleCommand.resources`` (vertical
-recommendations) and the measured start times of ``VariantStatus`` (``starts``). Not sent on the
-wire: optional fields need no version."""
+recommendations) and the measured start times of ``VariantStatus`` (``starts``); 1.4 the fencing
+token of ``ScaleCommand.fence`` (sharded hubs, issue 11). Not sent on the wire: optional fields
+need no version."""
 
 # --- bounds (docs/protocol.md, "Bounds", states the same numbers) ---------------------------------
 # Every number on the wire is finite and bounded, every string and list is length-limited: one
@@ -520,6 +521,15 @@ class ContainerResources(Part):
         return self
 
 
+class Fence(Part):
+    """The partition lease a sharded hub held when it issued a command (protocol 1.4; docs/operations.md,
+    "Running several hubs"). ``epoch`` grows with every change of the lease's owner, so a spoke that
+    has seen a higher epoch for the same lease refuses the command: it comes from a deposed owner."""
+
+    lease: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    epoch: Annotated[int, Strict(), Field(ge=1, le=MAX_SEQUENCE)]
+
+
 class ScaleCommand(WireModel):
     """Set a workload's replicas in one cluster, absolutely, split by GPU type. Over JetStream."""
 
@@ -545,6 +555,10 @@ class ScaleCommand(WireModel):
         default=(), max_length=MAX_RESOURCE_CHANGES,
         description="Containers' new requests and limits, patched into the pod template of each GPU type's object "
                     "(1.3); with an empty replicas_by_gpu_type the command changes resources only")
+    fence: Fence | None = Field(
+        default=None,
+        description="The issuing hub's partition lease and its epoch (1.4); a spoke refuses a command whose epoch "
+                    "is below one it has seen for the same lease. Absent: a single hub, nothing to fence")
 
     @property
     def total_replicas(self) -> int:

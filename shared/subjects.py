@@ -23,6 +23,8 @@ COMMANDS_ALL = f"{PREFIX}.commands.*"
 RESULTS_STREAM = "FLEETSCALE_RESULTS"
 RESULTS_ALL = f"{PREFIX}.results.*"
 HUB_RESULTS_CONSUMER = "hub-results"
+LEASES_BUCKET = "fleetscale_leases"
+"""Sharded hubs' partition leases and heartbeats (hub.control.leases); the hubs' alone."""
 # The hub's decision records: one subject per decision id, the stream keeps the last revision of each.
 DECISIONS_STREAM = "FLEETSCALE_DECISIONS"
 DECISIONS_ALL = f"{PREFIX}.decisions.>"
@@ -55,6 +57,11 @@ def decision(decision_id: str) -> str:
     if not DECISION_ID_PATTERN.match(decision_id):
         raise ValueError(f"decision id {decision_id!r} is not a valid subject token")
     return f"{PREFIX}.decisions.{decision_id}"
+
+
+def hub_results_consumer(hub_id: str) -> str:
+    """A sharded hub's own durable consumer of every result (one per hub id)."""
+    return f"{HUB_RESULTS_CONSUMER}-{hub_id}"
 
 
 def spoke_consumer(cluster_id: str) -> str:

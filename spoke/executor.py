@@ -2,7 +2,8 @@
 
 Order matters for the delivery guarantee: apply → publish the result durably → ack. A crash before
 the ack gets the command re-delivered, and the ledger turns that into a repeated result instead of a
-second apply. Commands past their deadline or older than one already applied are not applied; the
+second apply. Commands past their deadline, older than one already applied, or fenced off (issued
+under a partition lease whose epoch is below one already seen: a deposed hub's) are not applied; the
 result says why. A temporary failure is retried by re-delivery (nak with delay) until the deadline.
 """
 
@@ -69,8 +70,16 @@ class Executor:
                 observed_replicas_by_gpu_type=observed or {},
             )
 
+        fenced = self.ledger.fenced_by(command.fence)
+        if command.cluster_id == self.cluster_id and fenced is None:
+            self.ledger.saw(command.fence)  # a newer owner's first command fences off the older ones
         if command.cluster_id != self.cluster_id:
             out = result(ResultStatus.REJECTED, ResultReason.INVALID, f"command is for cluster {command.cluster_id}")
+        elif fenced is not None and command.fence is not None:
+            self.metrics.fenced.inc()
+            out = result(ResultStatus.REJECTED, ResultReason.SUPERSEDED,
+                         f"fenced: lease {command.fence.lease} epoch {command.fence.epoch} is below epoch {fenced} "
+                         "already seen (the hub that sent it no longer owns the workload)")
         elif now > command.deadline:
             out = result(ResultStatus.REJECTED, ResultReason.EXPIRED,
                          f"received {(now - command.deadline).total_seconds():.1f}s after its deadline")

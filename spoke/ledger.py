@@ -5,6 +5,11 @@ result of every recent command id (bounded), so a re-delivery re-publishes the s
 of applying again, and the issue time of the newest command applied per workload, so an older
 command that arrives late cannot undo a newer one. It lives in memory: after a spoke restart only
 unacknowledged commands are re-delivered, and applying an absolute replica count twice is harmless.
+
+With sharded hubs (docs/operations.md, "Running several hubs") it also keeps the highest fencing
+epoch seen per partition lease: a command with a lower epoch comes from a hub that has since lost
+that lease, and is refused. NB: in memory too, so a restarted spoke trusts the first epoch it sees
+again; the commands a deposed owner could still have queued are bounded by their deadline.
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import datetime
 
-from shared.messages import CommandResult
+from shared.messages import CommandResult, Fence
+
+MAX_LEASES = 4_096
+"""Leases whose epoch is remembered (a hub's partition count is at most 1,024): a flood of made-up
+lease names evicts the oldest, it does not grow the spoke's memory."""
 
 
 class Ledger:
@@ -20,6 +29,24 @@ class Ledger:
         self._size = size
         self._results: OrderedDict[str, CommandResult] = OrderedDict()
         self._newest: dict[str, tuple[datetime, str]] = {}
+        self._epochs: OrderedDict[str, int] = OrderedDict()
+
+    def fenced_by(self, fence: Fence | None) -> int | None:
+        """The higher epoch already seen for the command's lease, if there is one (then it is refused)."""
+        if fence is None:
+            return None
+        seen = self._epochs.get(fence.lease)
+        return seen if seen is not None and seen > fence.epoch else None
+
+    def saw(self, fence: Fence | None) -> None:
+        """Remember a command's epoch (it passed ``fenced_by``): from now on lower ones are refused."""
+        if fence is None:
+            return
+        if self._epochs.get(fence.lease, 0) < fence.epoch:
+            self._epochs[fence.lease] = fence.epoch
+        self._epochs.move_to_end(fence.lease)
+        while len(self._epochs) > MAX_LEASES:
+            self._epochs.popitem(last=False)
 
     def result_of(self, command_id: str) -> CommandResult | None:
         return self._results.get(command_id)

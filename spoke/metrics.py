@@ -49,6 +49,11 @@ class SpokeMetrics:
         self.commands = Counter(
             "fleetscale_spoke_commands", "Commands handled", ["status", "reason"], registry=r
         )
+        self.fenced = Counter(
+            "fleetscale_spoke_commands_fenced",
+            "Commands refused because their fencing epoch was below one already seen for their lease: sent by "
+            "a hub that no longer owned the workload (also counted in commands, rejected/superseded)", registry=r,
+        )
         self.malformed = Counter(
             "fleetscale_spoke_malformed_messages", "Commands dropped because they did not validate", registry=r
         )

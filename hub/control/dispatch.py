@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from hub.control.admission import Admission
 from hub.control.ledger import IssuedCommands
+from hub.control.shard import Shard
 from hub.decisions.log import DecisionLog
 from hub.metrics import HubMetrics
 from hub.policy.model import Policy
@@ -31,7 +32,14 @@ from hub.state import FleetSnapshot, FleetState, Intent, Placement, WorkloadView
 from shared import subjects
 from shared.bus import Bus
 from shared.errors import BusUnavailable, InvalidMessage
-from shared.messages import CommandResult, ResultStatus, RoutingRule, ScaleCommand, WorkloadKind, WorkloadRef
+from shared.messages import (
+    CommandResult,
+    ResultStatus,
+    RoutingRule,
+    ScaleCommand,
+    WorkloadKind,
+    WorkloadRef,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +72,11 @@ class Dispatcher:
         drift_backoff_cap_s: float = 300.0,
         ledger: IssuedCommands | None = None,
         admission: Admission | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.bus = bus
+        self.shard = shard or Shard()
+        """Sharded hubs: the fencing token of each command, and whose results are this hub's."""
         self.state = state
         self.decisions = decisions
         self.metrics = metrics
@@ -154,6 +165,7 @@ class Dispatcher:
                 issued_at=now,
                 deadline=now + timedelta(seconds=self.deadline_s),
                 routing=routing,
+                fence=self.shard.fence(view.key),
             )
             if attempt > 1:
                 self._attempts[command.command_id] = attempt
@@ -258,15 +270,24 @@ class Dispatcher:
             logger.warning("dropped malformed result: %s", e)
 
         acks: set[asyncio.Task[bool]] = set()
+        # Sharded, each hub reads every result through its own consumer (one shared consumer would
+        # hand a result to one hub only, often not the one that sent the command); one left behind
+        # by a hub that is gone is deleted by the server after a day unused.
+        own = self.shard.keeper.hub_id if self.shard.keeper is not None else None
         try:
             async for delivery in self.bus.durable(
                 stream=subjects.RESULTS_STREAM,
                 subject=subjects.RESULTS_ALL,
-                durable=subjects.HUB_RESULTS_CONSUMER,
+                durable=subjects.HUB_RESULTS_CONSUMER if own is None else subjects.hub_results_consumer(own),
                 model=CommandResult,
                 on_invalid=on_invalid,
+                from_now=own is not None,
+                inactive_threshold_s=None if own is None else 86_400.0,
             ):
-                if reason := self.refusal(delivery.msg.subject, delivery.model):
+                reason = self.refusal(delivery.msg.subject, delivery.model)
+                if reason == "unknown_command" and not self.shard.owns(delivery.model.workload.key):
+                    pass  # another hub's command: its result is that hub's business
+                elif reason:
                     self.metrics.refused.labels("result", reason).inc()
                     logger.warning("refused result %s from %s (%s)", delivery.model.command_id,
                                    delivery.model.cluster_id, reason)

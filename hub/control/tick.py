@@ -44,6 +44,7 @@ from hub.control.approvals import Approvals
 from hub.control.dispatch import Dispatcher
 from hub.control.planner import Plan, Planner
 from hub.control.resizing import Resizer
+from hub.control.shard import Shard
 from hub.decisions.journal import DecisionJournal
 from hub.decisions.log import DecisionLog
 from hub.decisions.model import Decision, placement_json
@@ -138,8 +139,12 @@ class Evaluator:
         budgets: BudgetStore | None = None,
         resources: ResourceHistory | None = None,
         resizer: Resizer | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.state = state
+        self.shard = shard or Shard()
+        """Which workloads this hub decides (all, unless sharded: ``hub.control.shard``)."""
+        self._shard_seen = self.shard.version
         self.policies = policies
         self.dispatcher = dispatcher
         self.decisions = decisions
@@ -185,6 +190,10 @@ class Evaluator:
                                    metrics=metrics, journal=journal)
         """Decisions of approval-mode policies waiting for an operator (the API approves them)."""
 
+    def wake(self) -> None:
+        """Evaluate now rather than on the next tick (the partitions this hub holds changed)."""
+        self._wake.set()
+
     def problems(self) -> dict[str, str]:
         """What keeps the evaluator from being ready: empty while its evaluations succeed."""
         if self.failed_in_a_row < self.unready_after_failed_ticks:
@@ -217,7 +226,7 @@ class Evaluator:
             return due
         due.update(itertools.islice(self._hot - due, max(0, self.batch - len(due))))
         if not self._sweep:
-            keys = self.state.workload_keys()
+            keys = {k for k in self.state.workload_keys() if self.shard.owns(k)}
             self._sweep = sorted(keys, reverse=True)
             self.planner.forget(keys)
             self._plans = {k: v for k, v in self._plans.items() if k in keys}
@@ -268,11 +277,17 @@ class Evaluator:
             keys = None  # a budget changed: every workload it covers (or covered) is placed anew
         if keys is not None and budgets:
             keys = self._with_budget_mates(keys, budgets, now)
+        if self.shard.version != self._shard_seen:
+            self._shard_seen = self.shard.version
+            keys = None  # partitions came or went: everything this hub now holds is planned anew
+        if keys is not None and self.shard.sharded:
+            keys = {k for k in keys if self.shard.owns(k)}  # another hub's workloads are its to decide
         if keys is None:
             self._backlog.clear()  # every workload is planned now
         if keys is not None and not keys:
             return []
-        snapshot = self.state.snapshot(now=now, only=keys)
+        snapshot = self.shard.narrow(self.state.snapshot(now=now, only=keys,
+                                                         scope=self.shard.scope() if keys is None else None))
         self.evaluations += 1
         self.metrics.workloads_planned.inc(len(snapshot.workloads))
         for cid, cluster in snapshot.clusters.items():
@@ -307,6 +322,9 @@ class Evaluator:
                 self.metrics.cluster_losses.labels(cid).inc()
             # Before any new command: what was queued for a lost cluster is re-placed by this tick.
             await self.dispatcher.revoke(health.newly_lost)
+        if self.shard.sharded:
+            # A partition lost while the planner solved is no longer this hub's to command.
+            planned = [p for p in planned if self.shard.owns(p.view.key)]
         for plan in planned:
             rec, view, result = plan.recommendation, plan.view, plan.result
             self._plans[view.key] = (plan.policy, result.placement)

@@ -7,7 +7,7 @@ import pytest
 
 from shared import subjects
 from shared.bus import Bus, BusOptions
-from shared.messages import CommandResult, ResultReason, ResultStatus, ScaleCommand, WorkloadRef
+from shared.messages import CommandResult, Fence, ResultReason, ResultStatus, ScaleCommand, WorkloadRef
 from spoke.backend import PermanentApplyError, TemporaryApplyError
 from spoke.executor import Executor, RetryLater
 from spoke.metrics import SpokeMetrics
@@ -52,6 +52,33 @@ async def test_older_command_cannot_undo_a_newer_one() -> None:
     out = await ex.handle(older)
     assert out is not None and out.reason is ResultReason.SUPERSEDED and newer.command_id in (out.error or "")
     assert backend.replicas == {"H100": 5}
+
+
+async def test_a_command_fenced_off_by_a_newer_lease_epoch_is_refused_and_counted() -> None:
+    """A deposed hub's late command (a lower epoch of the same partition lease) is refused, even when
+    its issue time is the newest: the hubs' clocks do not decide who owns a workload."""
+    backend = RecordingBackend()
+    metrics = SpokeMetrics()
+    ex = Executor(None, backend, "c1", metrics)  # type: ignore[arg-type]
+    t = datetime.now(UTC)
+    new_owner = command("c1", 5, issued=t).model_copy(update={"fence": Fence(lease="p16-3", epoch=7)})
+    deposed = command("c1", 2, issued=t + timedelta(seconds=2)).model_copy(
+        update={"fence": Fence(lease="p16-3", epoch=6)})
+    other_lease = command("c1", 4, issued=t + timedelta(seconds=3)).model_copy(
+        update={"fence": Fence(lease="p16-4", epoch=1)})
+    assert (await ex.handle(new_owner)).status is ResultStatus.APPLIED  # type: ignore[union-attr]
+    out = await ex.handle(deposed)
+    assert isinstance(out, CommandResult)
+    assert (out.status, out.reason) == (ResultStatus.REJECTED, ResultReason.SUPERSEDED)
+    assert "fenced" in (out.error or "") and "epoch 7" in (out.error or "")
+    assert metrics.registry.get_sample_value("fleetscale_spoke_commands_fenced_total") == 1
+    assert backend.replicas == {"H100": 5}
+    # Another lease's epochs are its own; the same epoch again (the owner's next command) passes.
+    assert (await ex.handle(other_lease)).status is ResultStatus.APPLIED  # type: ignore[union-attr]
+    again = command("c1", 6, issued=t + timedelta(seconds=4)).model_copy(
+        update={"fence": Fence(lease="p16-3", epoch=7)})
+    assert (await ex.handle(again)).status is ResultStatus.APPLIED  # type: ignore[union-attr]
+    assert metrics.registry.get_sample_value("fleetscale_spoke_commands_fenced_total") == 1
 
 
 async def test_permanent_failure_is_reported_and_temporary_one_is_retried() -> None:
