@@ -230,6 +230,22 @@ async def test_the_policies_bucket_cannot_be_written_or_read(secured_nats: Secur
         assert (await kv.get("llama")).value == b'{"id": "llama"}' and (await kv.status()).values == 1
 
 
+async def test_the_leases_bucket_is_the_hubs_and_a_spoke_cannot_take_a_partition(secured_nats: SecuredNats) -> None:
+    """Sharded hubs (issue 11): the hub's credential creates and writes the leases bucket; a spoke's can
+    neither forge a lease (owning a partition, or a high fencing epoch) nor watch who holds what."""
+    async with hub_bus(secured_nats) as hub, as_spoke(secured_nats, ATTACKER) as beta:
+        kv = await hub.leases_bucket()
+        await kv.put("p16-3", b'{"owner": "hub-a", "epoch": 7}')
+        forged = json.dumps({"owner": "evil", "epoch": 2**62}).encode()
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await beta.nc.jetstream().publish(f"$KV.{subjects.LEASES_BUCKET}.p16-3", forged, timeout=1.0)
+        await beta.refused(f"$KV.{subjects.LEASES_BUCKET}.p16-3")
+        await beta.nc.subscribe(f"$KV.{subjects.LEASES_BUCKET}.>")
+        await beta.refused(f"$KV.{subjects.LEASES_BUCKET}.>", "subscribe")
+        await asyncio.sleep(0.2)
+        assert (await kv.get("p16-3")).value == b'{"owner": "hub-a", "epoch": 7}'
+
+
 @pytest.mark.parametrize("attack", ["purge", "delete", "update", "delete_msg"])
 async def test_the_decision_history_cannot_be_purged_deleted_or_changed(
     secured_nats: SecuredNats, attack: str

@@ -130,3 +130,45 @@ async def test_over_jetstream_the_result_is_published_before_the_ack(nats_url: s
         assert metrics.malformed._value.get() == 2  # counted, terminated, never re-delivered
         info = await bus.js.consumer_info(subjects.COMMANDS_STREAM, subjects.spoke_consumer("exec-js"))
         assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+@pytest.mark.nats
+async def test_over_jetstream_a_deposed_hubs_late_command_is_refused(nats_url: str) -> None:
+    """The fencing path end to end on a real server: the new owner's command (epoch 9) is queued first,
+    the deposed owner's (epoch 8, issued later by its clock) after it; the spoke applies only the first,
+    and its result says why the second was refused."""
+    cluster = "exec-fence"
+    async with Bus.connect(BusOptions(url=nats_url)) as bus:
+        await bus.ensure_topology()
+        backend = RecordingBackend()
+        metrics = SpokeMetrics()
+        ex = Executor(bus, backend, cluster, metrics)
+        t = datetime.now(UTC)
+        new_owner = command(cluster, 5, issued=t).model_copy(update={"fence": Fence(lease="p16-9", epoch=9)})
+        deposed = command(cluster, 1, issued=t + timedelta(seconds=1)).model_copy(
+            update={"fence": Fence(lease="p16-9", epoch=8)})
+        await bus.publish_command(new_owner)
+        await bus.publish_command(deposed)
+        results: dict[str, CommandResult] = {}
+
+        async def collect() -> None:
+            async for d in bus.durable(stream=subjects.RESULTS_STREAM, subject=subjects.results(cluster),
+                                       durable="test-exec-fence", model=CommandResult, on_invalid=lambda e: None):
+                results[d.model.command_id] = d.model
+                await d.ack()
+
+        runner = asyncio.create_task(ex.run())
+        collector = asyncio.create_task(collect())
+        try:
+            async with asyncio.timeout(10):
+                while deposed.command_id not in results:
+                    await asyncio.sleep(0.05)
+        finally:
+            runner.cancel()
+            collector.cancel()
+            await asyncio.gather(runner, collector, return_exceptions=True)
+        assert backend.applied == [new_owner]
+        refused = results[deposed.command_id]
+        assert (refused.status, refused.reason) == (ResultStatus.REJECTED, ResultReason.SUPERSEDED)
+        assert "fenced" in (refused.error or "")
+        assert metrics.registry.get_sample_value("fleetscale_spoke_commands_fenced_total") == 1
