@@ -15,15 +15,16 @@ from shared.natsserver import free_port
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_hub(nats_url: str, policy_file: Path, tick_s: float) -> tuple[subprocess.Popen[bytes], str]:
+def start_hub(nats_url: str, policy_file: Path, tick_s: float, **extra: str) -> tuple[subprocess.Popen[bytes], str]:
     """``python -m hub`` on ``policy_file`` at a free API port, warnings only; (the process, its API URL).
+    ``extra``: more ``HUB_*`` settings (``HUB_SHARDED`` and ``HUB_ID`` for several hubs).
 
     Clusters count as stale after 5 report intervals rather than 3: a bench that loads the machine
     delays reports, and a stale cluster's replicas would be re-placed, which is not what it measures."""
     port = free_port()
     env = os.environ | {"HUB_NATS_URL": nats_url, "HUB_API_PORT": str(port), "HUB_TICK_S": str(tick_s),
                         "HUB_POLICY_FILE": str(policy_file), "HUB_LOG_LEVEL": "WARNING",
-                        "HUB_STALE_AFTER_INTERVALS": "5"}
+                        "HUB_STALE_AFTER_INTERVALS": "5"} | extra
     return subprocess.Popen([sys.executable, "-m", "hub"], cwd=ROOT, env=env), f"http://127.0.0.1:{port}"
 
 

@@ -18,6 +18,14 @@ Reported:
   p99 from its histogram's buckets);
 * the hub's CPU per workload (µs of CPU per second per workload), to show how cost scales.
 
+``--hubs N`` (N > 1) runs N sharded hub processes (``HUB_SHARDED``, ids ``bench-0``...): the latency
+and the changes answered are the fleet's, the rest is reported per hub (``per_hub``), and the CPU per
+workload sums every hub's. Each hub reads every report (telemetry is not partitioned on the bus).
+``--kill-one`` kills ``bench-0`` with SIGKILL a third into the measured span and reports ``failover``:
+how many workloads its partitions held, when every one of those partitions had a new owner
+(``rehomed_s``, polled from the leases bucket) and when the first command for one of those workloads
+with the new owner's epoch was seen (``first_command_s``), both from the kill.
+
 The measured span starts once the hub has finished its first evaluation (``warmup_rounds``: at
 10,000 workloads the first plans every workload and takes seconds). ``--profile PATH`` records the
 hub with py-spy (every thread; ``pip install py-spy``) as collapsed stacks, one file per size.
@@ -46,7 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.hub_process import start_hub, wait_ready  # noqa: E402
+from hub.control.leases import LeaseValue, lease_key, partition_of  # noqa: E402
 from shared.natsserver import NatsServer  # noqa: E402
+from shared.subjects import LEASES_BUCKET  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -117,15 +127,83 @@ def start_profiler(pid: int, out: Path | None) -> subprocess.Popen | None:
 
 
 MAX_WARMUP_ROUNDS = 120
+PARTITIONS = 16
+"""HUB_PARTITIONS's default: what sharded hubs split the workloads into."""
 
 
-async def evaluated(http: aiohttp.ClientSession, api: str) -> bool:
-    """Whether the hub has finished an evaluation (its first plans every workload)."""
-    async with http.get(f"{api}/metrics") as r:
-        return metric_value(await r.text(), "fleetscale_hub_tick_seconds_count") >= 1
+async def evaluated(http: aiohttp.ClientSession, apis: list[str]) -> bool:
+    """Whether every hub has finished an evaluation (its first plans every workload it holds)."""
+    for api in apis:
+        async with http.get(f"{api}/metrics") as r:
+            if metric_value(await r.text(), "fleetscale_hub_tick_seconds_count") < 1:
+                return False
+    return True
 
 
-async def run_size(total: int, spokes: int, seconds: float, tick: float, profile: Path | None = None) -> dict:
+class Hubs:
+    """The hub processes of one run: one plain hub, or N sharded ones (``--hubs N``)."""
+
+    def __init__(self, server_url: str, policy_file: Path, tick: float, count: int) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.apis: list[str] = []
+        for n in range(count):
+            extra = {} if count == 1 else {"HUB_SHARDED": "true", "HUB_ID": f"bench-{n}"}
+            proc, api = start_hub(server_url, policy_file, tick, **extra)
+            self.procs.append(proc)
+            self.apis.append(api)
+        self.killed: int | None = None
+        self.cpu_at_kill: tuple[float, float] | None = None
+
+    def alive(self) -> list[int]:
+        return [i for i in range(len(self.procs)) if i != self.killed]
+
+    async def scrape(self, http: aiohttp.ClientSession) -> list[str]:
+        """Each live hub's /metrics ("" for the killed one)."""
+        out = []
+        for i, api in enumerate(self.apis):
+            if i == self.killed:
+                out.append("")
+                continue
+            async with http.get(f"{api}/metrics") as r:
+                out.append(await r.text())
+        return out
+
+    def cpu(self) -> list[float]:
+        return [self.cpu_at_kill[0] if i == self.killed and self.cpu_at_kill else cpu_seconds(p.pid)
+                for i, p in enumerate(self.procs)]
+
+    def kill(self, index: int) -> None:
+        self.cpu_at_kill = (cpu_seconds(self.procs[index].pid), time.monotonic())
+        self.procs[index].send_signal(signal.SIGKILL)
+        self.procs[index].wait()
+        self.killed = index
+
+    def stop(self) -> None:
+        for hub in self.procs:
+            hub.terminate()
+        for hub in self.procs:
+            try:
+                hub.wait(30)
+            except subprocess.TimeoutExpired:  # a loaded machine: the figures are taken, do not lose them
+                hub.kill()
+                hub.wait()
+
+
+async def lease_owners(nc: nats.NATS, partitions: int) -> dict[int, LeaseValue]:
+    """Who holds each partition now, and its epoch (the leases bucket, as the hubs read it)."""
+    kv = await nc.jetstream().key_value(LEASES_BUCKET)
+    out: dict[int, LeaseValue] = {}
+    for p in range(partitions):
+        try:
+            value = LeaseValue.from_bytes((await kv.get(lease_key(p, partitions))).value)
+        except nats.js.errors.KeyNotFoundError:
+            value = None
+        out[p] = value or LeaseValue(None, 0)
+    return out
+
+
+async def run_size(total: int, spokes: int, seconds: float, tick: float, profile: Path | None = None,
+                   hubs_count: int = 1, kill_one: bool = False) -> dict:
     per_spoke = total // spokes
     with NatsServer() as server, tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policies.yaml"
@@ -141,15 +219,20 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
              "panic": {"enabled": False}}
             for i in range(total)
         ]))
-        hub, api = start_hub(server.url, policy_file, tick)
+        hubs = Hubs(server.url, policy_file, tick, hubs_count)
         try:
             async with aiohttp.ClientSession() as http:
-                await wait_ready(http, api, hub, timeout_s=300)  # 10k+ policies load slowly on a busy machine
+                for proc, api in zip(hubs.procs, hubs.apis, strict=True):
+                    await wait_ready(http, api, proc, timeout_s=300)  # 10k+ policies load slowly on a busy machine
                 nc = await nats.connect(server.url, pending_size=64 * 1024 * 1024)
                 busy = [False] * total
                 replicas = [1] * total
                 changed_at: dict[str, float] = {}
                 latencies: list[float] = []
+                failover: dict[str, float] = {}
+                moved: dict[str, int] = {}
+                """Workloads of the killed hub's partitions, and their epoch when it died (``--kill-one``)."""
+                killed_at: float | None = None
 
                 async def on_command(msg: nats.aio.msg.Msg) -> None:
                     cmd = json.loads(msg.data)
@@ -159,6 +242,10 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
                     t0 = changed_at.pop(name, None)
                     if t0 is not None:
                         latencies.append(time.perf_counter() - t0)
+                    # The new owner's: a command the killed hub published just before it died has the old epoch.
+                    if killed_at is not None and name in moved and "first_command_s" not in failover \
+                            and (cmd.get("fence") or {}).get("epoch", 0) > moved[name]:
+                        failover["first_command_s"] = time.perf_counter() - killed_at
                     # Answer as a spoke does: the hub holds a workload "unsettled" (and shrinks
                     # nothing) while a command of it has no result.
                     result = {"protocol_version": 1, "type": "result", "command_id": cmd["command_id"],
@@ -167,21 +254,40 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
                               "completed_at": datetime.now(UTC).isoformat()}
                     await nc.publish(f"fleetscale.v1.results.{cmd['cluster_id']}", json.dumps(result).encode())
 
+                async def watch_rehoming(victim: str, parts: set[int]) -> None:
+                    while True:
+                        owners = await lease_owners(nc, PARTITIONS)
+                        if all(owners[p].owner not in (None, victim) for p in parts):
+                            failover["rehomed_s"] = time.perf_counter() - (killed_at or 0.0)
+                            return
+                        await asyncio.sleep(0.1)
+
                 await nc.subscribe("fleetscale.v1.commands.*", cb=on_command, pending_msgs_limit=10_000_000)
                 rng = random.Random(7)
                 round_no = 0
                 warmup = 3
-                cpu0 = wall0 = reports0 = ticks0 = planned0 = None
+                cpu0: list[float] | None = None
+                wall0 = reports0 = ticks0 = planned0 = None
                 profiler = None
+                rehoming: asyncio.Task[None] | None = None
+                kill_due: float | None = None
                 deadline = time.monotonic() + seconds + MAX_WARMUP_ROUNDS
                 while time.monotonic() < deadline:
                     start = time.monotonic()
                     # (every 5th round: a scrape of 10,000 workloads' gauges is not free)
                     if round_no == warmup and warmup < MAX_WARMUP_ROUNDS and (
-                            round_no % 5 or not await evaluated(http, api)):
+                            round_no % 5 or not await evaluated(http, hubs.apis)):
                         # Steady state is measured, not start-up: at 10,000 workloads the first
                         # evaluation (every workload, every first report) takes seconds.
                         warmup += 1
+                    if kill_due is not None and start >= kill_due and hubs.killed is None:
+                        owners = await lease_owners(nc, PARTITIONS)
+                        parts = {p for p, o in owners.items() if o.owner == "bench-0"}
+                        of = {f"w{i}": partition_of(f"bench/w{i}", PARTITIONS) for i in range(total)}
+                        moved = {w: owners[p].epoch for w, p in of.items() if p in parts}
+                        killed_at = time.perf_counter()
+                        hubs.kill(0)
+                        rehoming = asyncio.create_task(watch_rehoming("bench-0", parts))
                     flip = set(rng.sample(range(total), max(1, total // 10))) if round_no >= warmup else set()
                     for i in flip:
                         busy[i] = not busy[i]
@@ -210,55 +316,75 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
                     await nc.flush()
                     if round_no == warmup:
                         deadline = time.monotonic() + seconds  # the measured span starts now
-                        profiler = start_profiler(hub.pid, profile)
-                        async with http.get(f"{api}/metrics") as r:
-                            text0 = await r.text()
+                        if kill_one:
+                            kill_due = time.monotonic() + seconds / 3
+                        profiler = start_profiler(hubs.procs[0].pid, profile)
+                        texts0 = await hubs.scrape(http)
                         # After the scrape: at 10,000 workloads its per-workload gauges cost the hub
                         # about a second of CPU, which is Prometheus's cost, not the pipeline's.
-                        cpu0, wall0 = cpu_seconds(hub.pid), time.monotonic()
-                        reports0 = metric_value(text0, "fleetscale_hub_reports_total")
-                        ticks0 = metric_value(text0, "fleetscale_hub_tick_seconds_count")
-                        planned0 = metric_value(text0, "fleetscale_hub_workloads_planned_total")
+                        cpu0, wall0 = hubs.cpu(), time.monotonic()
+                        reports0 = [metric_value(t, "fleetscale_hub_reports_total") for t in texts0]
+                        ticks0 = [metric_value(t, "fleetscale_hub_tick_seconds_count") for t in texts0]
+                        planned0 = [metric_value(t, "fleetscale_hub_workloads_planned_total") for t in texts0]
                     round_no += 1
                     await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - start)))
                 await asyncio.sleep(tick + 0.5)
-                cpu1, wall1 = cpu_seconds(hub.pid), time.monotonic()
+                cpu1, wall1 = hubs.cpu(), time.monotonic()
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                     profiler.wait(30)
-                async with http.get(f"{api}/metrics") as r:
-                    text = await r.text()
+                texts = await hubs.scrape(http)
+                if rehoming is not None and not rehoming.done():
+                    rehoming.cancel()
                 await nc.close()
-            reports = metric_value(text, "fleetscale_hub_reports_total") - (reports0 or 0)
             elapsed = wall1 - (wall0 or wall1)
             lat = sorted(latencies)
-            ticks = metric_value(text, "fleetscale_hub_tick_seconds_count")
-            return {
+            per_hub = []
+            for i, text in enumerate(texts):
+                until = hubs.cpu_at_kill[1] if i == hubs.killed and hubs.cpu_at_kill else wall1
+                span = max(until - (wall0 or wall1), 1e-9)
+                cpu = (cpu1[i] - (cpu0[i] if cpu0 else cpu1[i])) / span
+                hub: dict[str, float] = {"cpu_core_share": round(cpu, 3)}
+                if i == hubs.killed:
+                    hub["killed_after_s"] = round(span, 1)
+                else:
+                    reports = metric_value(text, "fleetscale_hub_reports_total") - (reports0[i] if reports0 else 0)
+                    ticks = metric_value(text, "fleetscale_hub_tick_seconds_count")
+                    hub |= {
+                        "samples_per_s": round(reports * per_spoke / elapsed, 1),
+                        "partitions_held": metric_value(text, "fleetscale_hub_partitions_held"),
+                        "evaluations_per_s": round((ticks - (ticks0[i] if ticks0 else 0)) / elapsed, 1),
+                        "workloads_planned_per_s": round((metric_value(text, "fleetscale_hub_workloads_planned_total")
+                                                          - (planned0[i] if planned0 else 0)) / elapsed, 1),
+                        "evaluation_mean_ms": round(metric_value(text, "fleetscale_hub_tick_seconds_sum")
+                                                    / max(ticks, 1) * 1000, 1),
+                        "evaluation_p99_le_ms": hist_quantile(text, "fleetscale_hub_tick_seconds", 0.99) * 1000,
+                    }
+                per_hub.append(hub)
+            first = per_hub[0]
+            out: dict[str, object] = {
                 "workloads": total,
                 "spokes": spokes,
+                "hubs": hubs_count,
                 "warmup_rounds": warmup,
                 "seconds": round(elapsed, 1),
-                "samples_per_s": round(reports * per_spoke / elapsed, 1),
-                "hub_cpu_core_share": round((cpu1 - (cpu0 or cpu1)) / elapsed, 3),
                 "changes": len(lat),
                 "unanswered_changes": len(changed_at),
                 "latency_p50_ms": round(quantile(lat, 0.5) * 1000, 1),
                 "latency_p99_ms": round(quantile(lat, 0.99) * 1000, 1),
-                "evaluations_per_s": round((ticks - (ticks0 or 0)) / elapsed, 1),
-                "workloads_planned_per_s": round(
-                    (metric_value(text, "fleetscale_hub_workloads_planned_total") - (planned0 or 0)) / elapsed, 1),
-                "evaluation_mean_ms": round(metric_value(text, "fleetscale_hub_tick_seconds_sum")
-                                            / max(ticks, 1) * 1000, 1),
-                "evaluation_p99_le_ms": hist_quantile(text, "fleetscale_hub_tick_seconds", 0.99) * 1000,
-                "hub_cpu_us_per_workload_s": round((cpu1 - (cpu0 or cpu1)) / elapsed / total * 1e6, 1),
             }
+            if hubs_count == 1:  # the single hub's figures at the top level, as before --hubs
+                out |= {k: v for k, v in first.items() if k != "partitions_held"}
+                out["hub_cpu_core_share"] = out.pop("cpu_core_share")
+            else:
+                out["per_hub"] = per_hub
+            total_cpu = sum(h["cpu_core_share"] for h in per_hub)
+            out["hub_cpu_us_per_workload_s"] = round(total_cpu / total * 1e6, 1)
+            if kill_one:
+                out["failover"] = {"moved_workloads": len(moved), **{k: round(v, 2) for k, v in failover.items()}}
+            return out
         finally:
-            hub.terminate()
-            try:
-                hub.wait(30)
-            except subprocess.TimeoutExpired:  # a loaded machine: the figures are taken, do not lose them
-                hub.kill()
-                hub.wait()
+            hubs.stop()
 
 
 def main() -> None:
@@ -267,13 +393,21 @@ def main() -> None:
     p.add_argument("--spokes", type=int, default=10)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--tick", type=float, default=1.0, help="hub evaluation tick (HUB_TICK_S)")
+    p.add_argument("--hubs", type=int, default=1, help="hub processes; above 1 they run sharded (HUB_SHARDED), "
+                   f"{PARTITIONS} partitions")
+    p.add_argument("--kill-one", action="store_true",
+                   help="SIGKILL one hub a third into the measured span and report the failover: its partitions "
+                   "re-homed, and the first command for one of its workloads (needs --hubs 2 or more)")
     p.add_argument("--profile", type=Path, help="record the hub with py-spy (collapsed stacks) into "
                    "PATH.<workloads>.txt; needs py-spy, and samples cost the hub a little CPU")
     args = p.parse_args()
-    print(f"# cores: {os.cpu_count()}, python {sys.version.split()[0]}, tick {args.tick}s")
+    if args.kill_one and args.hubs < 2:
+        p.error("--kill-one needs --hubs 2 or more")
+    print(f"# cores: {os.cpu_count()}, python {sys.version.split()[0]}, tick {args.tick}s, hubs {args.hubs}")
     for n in args.workloads:
         result = asyncio.run(run_size(n, args.spokes, args.seconds, args.tick,
-                                         args.profile and args.profile.with_suffix(f".{n}.txt")))
+                                      args.profile and args.profile.with_suffix(f".{n}.txt"),
+                                      hubs_count=args.hubs, kill_one=args.kill_one))
         print(json.dumps(result))
 
 

@@ -258,7 +258,7 @@ class LeaseKeeper:
         for p in moves.renew:
             await self._renew(p)
         for p in moves.release:
-            await self._release(p)
+            await self._release(p, "above this hub's fair share")
         for p in moves.take:
             await self._take(p)
         for key, revision in self.book.forgotten_hubs(now):
@@ -295,14 +295,16 @@ class LeaseKeeper:
         self.book.observe(lease_key(partition, self.partitions), revision,
                           LeaseValue(self.hub_id, holding.epoch).to_bytes(), before)
 
-    async def _release(self, partition: int) -> None:
+    async def _release(self, partition: int, why: str) -> None:
         holding = self.held.pop(partition)
         self._changed("released")
-        logger.info("released partition %d (epoch %d): above this hub's fair share", partition, holding.epoch)
+        logger.info("released partition %d (epoch %d): %s", partition, holding.epoch, why)
         # Not owned from here on, written or not: if the write fails, the lease lapses after the TTL.
         await self._write(partition, LeaseValue(None, holding.epoch), holding.revision)
 
     async def _take(self, partition: int) -> None:
+        if not self.book.takeable(partition, self.clock()):
+            return  # the watch brought a newer value since the round was planned: the CAS would win on it
         seen, previous = self.book.lease(partition)
         epoch = next_epoch(previous, time.time())
         before = self.clock()
@@ -337,6 +339,6 @@ class LeaseKeeper:
     async def release_all(self) -> None:
         """Free every held partition and delete the heartbeat key (a clean stop hands over at once)."""
         for p in list(self.held):
-            await self._release(p)
+            await self._release(p, "this hub is stopping")
         with contextlib.suppress(nats.errors.Error, nats.js.errors.APIError):
             await self.kv.delete(hub_key(self.hub_id))

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import nats.errors
 import nats.js.errors
 import orjson
 import yaml
@@ -236,20 +237,35 @@ class ObjectStore(Generic[M]):
         refused: list[PolicyError] = []
         wanted = {p.id: p for p in policies}
         for policy in policies:
-            current = self._entries.get(policy.id)
-            if current is not None and current.policy.model_dump(exclude={"revision"}) == policy.model_dump(
-                exclude={"revision"}
-            ) and current.source is source:
+            if self._holds(policy, source):
                 continue
             try:
                 await self.put(policy, source=source)
             except PolicyError as e:
+                if isinstance(e, PolicyExists | RevisionConflict) and await self._reread(policy.id) \
+                        and self._holds(policy, source):
+                    continue  # another hub synced the same file first (sharded hubs share one store)
                 logger.error("%s %r from %s refused: %s %s", self.kind, policy.id, source.value, e, e.details)
                 refused.append(e)
         for policy_id, entry in list(self._entries.items()):
             if entry.source is source and policy_id not in wanted:
                 await self.delete(policy_id, source=source)
         return refused
+
+    def _holds(self, policy: M, source: Source) -> bool:
+        """Whether the store already has ``policy`` (any revision) from ``source``."""
+        current = self._entries.get(policy.id)
+        return current is not None and current.source is source and current.policy.model_dump(
+            exclude={"revision"}) == policy.model_dump(exclude={"revision"})
+
+    async def _reread(self, policy_id: str) -> bool:
+        """Read one key again after a write lost a race (the watch may not have brought it yet)."""
+        try:
+            entry = await self.kv.get(policy_id)
+        except (nats.js.errors.KeyNotFoundError, nats.errors.Error):
+            return False
+        self._apply(policy_id, entry.value, entry.revision)
+        return True
 
     def _owned(self, policy_id: str, source: Source) -> Stored[M]:
         current = self._entries.get(policy_id)

@@ -182,6 +182,12 @@ async def test_compare_and_set_lets_one_of_two_racing_hubs_win(nats_url: str) ->
         assert 5 in a.held and 5 not in b.held
         entry = await kv.get(lease_key(5, P))
         assert LeaseValue.from_bytes(entry.value) == LeaseValue("a", a.held[5].epoch)
+        # b planned its round before its watch brought a's value; by the time it writes, it has: a CAS on
+        # that (current) revision would win, so the take is checked against the book again first.
+        entry = await kv.get(lease_key(5, P))
+        b.book.observe(lease_key(5, P), entry.revision, entry.value, clock.now)
+        await b._take(5)
+        assert 5 not in b.held and 5 in a.held
         # b's renewal of a lease it believes it holds, on a revision since renewed by a, fails: lost at once.
         b.held[5] = a.held[5]
         await a._renew(5)

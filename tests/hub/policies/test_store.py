@@ -78,6 +78,21 @@ async def test_sync_adds_changes_and_removes_only_its_own(policy_store) -> None:
 
 
 @pytest.mark.nats
+async def test_two_hubs_syncing_the_same_file_at_once_refuse_nothing(policy_store) -> None:  # type: ignore[no-untyped-def]
+    """Sharded hubs (issue 11) share one store and read the same policy file: the one that writes second
+    finds the other's identical policy, which is not a refusal."""
+    from hub.policies.store import PolicyStore, Source
+    from hub.policy.model import Policy
+
+    first, second = policy_store, PolicyStore(policy_store.kv)
+    await second.load()  # both start empty: neither has seen the other's writes
+    wanted = [Policy.model_validate(BASE | {"id": i}) for i in ("one", "two")]
+    assert await first.sync(wanted, source=Source.FILE) == []
+    assert await second.sync(wanted, source=Source.FILE) == []
+    assert second.get("one") is not None and second.get("one").revision == first.get("one").revision
+
+
+@pytest.mark.nats
 async def test_owner_actor_and_times_survive_a_reload_from_the_bucket(policy_store) -> None:  # type: ignore[no-untyped-def]
     store = policy_store
     from hub.policies.store import PolicyStore, Source
