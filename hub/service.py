@@ -92,7 +92,8 @@ async def sharding(bus: Bus, settings: HubSettings, metrics: HubMetrics) -> Shar
     """The workloads this hub decides: all of them, or (``HUB_SHARDED``) its partitions' (hub.control.leases)."""
     if not settings.sharded:
         return Shard()
-    keeper = LeaseKeeper(await bus.leases_bucket(), settings.hub_id(), settings.partitions,
+    await bus.leases_bucket()  # created now: a wrong credential stops the hub at start, not in the keeper's thread
+    keeper = LeaseKeeper(None, settings.hub_id(), settings.partitions,
                          renew_s=settings.lease_renew_s, ttl_s=settings.lease_ttl_s, metrics=metrics)
     logger.info("sharded: hub %s, %d partitions, leases renewed every %.1fs, lapse after %.1fs", keeper.hub_id,
                 keeper.partitions, keeper.renew_s, keeper.ttl_s)
@@ -228,7 +229,8 @@ async def run_hub(
         }
         if shard.keeper is not None:
             shard.keeper.on_change = hub.evaluator.wake
-            tasks["partition leases"] = shard.keeper.run(bus.kv_changes(shard.keeper.kv))
+            tasks["partition leases"] = shard.keeper.run(
+                lambda: Bus.connect(settings.bus_options("fleetscale-hub-leases")))
         if tokens is not None:
             tasks["token reloader"] = tokens.watch(interval_s=settings.auth_reload_interval_s)
         if tls is not None and ssl_context is not None:  # (both or neither)

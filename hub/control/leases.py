@@ -32,8 +32,10 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,7 @@ import nats.js.errors
 from nats.js.kv import KeyValue
 
 from hub.metrics import HubMetrics
+from shared.bus import Bus
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +194,13 @@ def plan_moves(book: LeaseBook, held: Iterable[int], now: float) -> Moves:
 
 @dataclass
 class LeaseKeeper:
-    """Holds this hub's partitions: heartbeat, renew, balance, every ``renew_s``; frees them on stop."""
+    """Holds this hub's partitions: heartbeat, renew, balance, every ``renew_s``; frees them on stop.
 
-    kv: KeyValue
+    ``held`` and ``version`` are written by the keeper's thread (``run``) and read by the hub's loop:
+    each is replaced or read in one step, which the interpreter makes atomic."""
+
+    kv: KeyValue | None
+    """The leases bucket; ``run`` opens its own on its own connection."""
     hub_id: str
     partitions: int
     renew_s: float
@@ -206,9 +213,19 @@ class LeaseKeeper:
     version: int = 0
     """Grows whenever ``held`` changes."""
     book: LeaseBook = field(init=False)
+    _live: tuple[str, ...] = field(init=False)
+    _stop_soon: Callable[[], object] | None = field(init=False, default=None)
+    """Stops ``hold`` from another thread (set once the keeper's thread runs)."""
 
     def __post_init__(self) -> None:
         self.book = LeaseBook(self.hub_id, self.partitions, self.ttl_s)
+        self._live = (self.hub_id,)
+
+    @property
+    def bucket(self) -> KeyValue:
+        if self.kv is None:
+            raise RuntimeError("the lease keeper has no bucket yet (run() opens it)")
+        return self.kv
 
     # --- what the evaluator and the dispatcher read ------------------------------------------------
 
@@ -219,23 +236,80 @@ class LeaseKeeper:
         return holding
 
     def live_hubs(self) -> list[str]:
-        return self.book.live_hubs(self.clock())
+        """As of the last round (the book itself is the keeper thread's)."""
+        return list(self._live)
 
     # --- the rounds ----------------------------------------------------------------------------------
 
-    async def run(self, entries: AsyncIterator[Any]) -> None:
-        """Follow the bucket (``entries``: ``Bus.kv_changes``) and hold leases until cancelled; then
-        free them, so the other hubs take them at once instead of after the TTL."""
+    async def run(self, connect: Callable[[], AbstractAsyncContextManager[Bus]]) -> None:
+        """Hold leases until cancelled, then free them, so the other hubs take them at once.
+
+        NB: on a thread of its own, with its own event loop and NATS connection (``connect``): the
+        hub's event loop stalls for seconds under load (a first evaluation of 10,000 workloads), and
+        renewals made there came late, so a live hub lost its leases and the partitions flapped
+        between hubs (seen in bench/hub_throughput.py --hubs 2 at 10,000 workloads). The thread
+        still shares the interpreter, which switches threads every few milliseconds.
+        """
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        done: asyncio.Future[None] = loop.create_future()
+        wake = self.on_change
+        if wake is not None:
+            def wake_threadsafe() -> None:
+                with contextlib.suppress(RuntimeError):  # the hub's loop closed meanwhile
+                    loop.call_soon_threadsafe(wake)
+            self.on_change = wake_threadsafe
+
+        def finish(error: BaseException | None) -> None:
+            if not done.done():
+                done.set_exception(error) if error is not None else done.set_result(None)
+
+        def main() -> None:
+            error: BaseException | None = None
+            try:
+                asyncio.run(self._hold(connect, stop))
+            except BaseException as e:  # handed to the hub's task, which logs and stops the hub
+                error = e
+            with contextlib.suppress(RuntimeError):  # the hub's loop closed meanwhile
+                loop.call_soon_threadsafe(finish, error)
+
+        threading.Thread(target=main, name="partition leases", daemon=True).start()
+        try:
+            await asyncio.shield(done)
+        finally:
+            stop.set()
+            if self._stop_soon is not None:
+                with contextlib.suppress(RuntimeError):  # the keeper's loop already ended
+                    self._stop_soon()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(done), self.renew_s + 3.0)
+
+    async def _hold(self, connect: Callable[[], AbstractAsyncContextManager[Bus]], stop: threading.Event) -> None:
+        """The keeper thread's loop: ``stop`` (set by the hub's loop) is bridged to an event of this loop."""
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._stop_soon = lambda: loop.call_soon_threadsafe(stopping.set)
+        if stop.is_set():
+            stopping.set()
+        async with connect() as bus:
+            self.kv = await bus.leases_bucket()
+            await self.hold(bus.kv_changes(self.kv), stopping)
+
+    async def hold(self, entries: AsyncIterator[Any], stop: asyncio.Event) -> None:
+        """Follow the bucket (``entries``: ``Bus.kv_changes``) and run rounds until ``stop``; then free
+        every held partition."""
         watcher = asyncio.create_task(self._follow(entries), name="lease watch")
         try:
-            while True:
+            while not stop.is_set():
                 started = self.clock()
                 try:
                     await self.round()
                 except (nats.errors.Error, TimeoutError) as e:
                     logger.warning("lease round failed (%r); the held leases stay valid until their own expiry", e)
                     self._drop_expired()
-                await asyncio.sleep(max(0.0, self.renew_s - (self.clock() - started)))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, self.renew_s - (self.clock() - started))):
+                        await stop.wait()
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -254,6 +328,7 @@ class LeaseKeeper:
         now = self.clock()
         await self._heartbeat(now)
         self._drop_expired()
+        self._live = tuple(self.book.live_hubs(now))
         moves = plan_moves(self.book, self.held, now)
         for p in moves.renew:
             await self._renew(p)
@@ -263,15 +338,15 @@ class LeaseKeeper:
             await self._take(p)
         for key, revision in self.book.forgotten_hubs(now):
             with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.APIError):
-                await self.kv.delete(key, last=revision)
+                await self.bucket.delete(key, last=revision)
         if self.metrics is not None:
             self.metrics.partitions_held.set(len(self.held))
-            self.metrics.hubs_live.set(len(self.book.live_hubs(now)))
+            self.metrics.hubs_live.set(len(self._live))
         return moves
 
     async def _heartbeat(self, now: float) -> None:
         value = json.dumps({"hub": self.hub_id, "partitions": self.partitions}).encode()
-        revision = await self.kv.put(hub_key(self.hub_id), value)
+        revision = await self.bucket.put(hub_key(self.hub_id), value)
         self.book.observe(hub_key(self.hub_id), revision, value, now)
 
     async def _write(self, partition: int, value: LeaseValue, last: int | None) -> int | None:
@@ -279,8 +354,8 @@ class LeaseKeeper:
         key = lease_key(partition, self.partitions)
         try:
             if last is None:
-                return await self.kv.create(key, value.to_bytes())
-            return await self.kv.update(key, value.to_bytes(), last=last)
+                return await self.bucket.create(key, value.to_bytes())
+            return await self.bucket.update(key, value.to_bytes(), last=last)
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
@@ -341,4 +416,4 @@ class LeaseKeeper:
         for p in list(self.held):
             await self._release(p, "this hub is stopping")
         with contextlib.suppress(nats.errors.Error, nats.js.errors.APIError):
-            await self.kv.delete(hub_key(self.hub_id))
+            await self.bucket.delete(hub_key(self.hub_id))

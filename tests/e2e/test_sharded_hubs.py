@@ -132,12 +132,15 @@ async def test_killing_one_of_two_hubs_moves_its_partition_and_loses_no_command(
             async with asyncio.timeout(60):
                 while (homes := await split()) is None:
                     await asyncio.sleep(0.5)
+            split_at = time.monotonic()
             victim, survivor = hubs[homes[0]], hubs[homes[1]]
             moved = {f"{NS}/{n}" for n in first}
-            # Both hubs command their own workloads, and only those.
-            await eventually(lambda: {c.workload.key for _, c in seen} >= {f"{NS}/{n}" for n in names}, timeout_s=60)
+            # Both hubs command their own workloads, and only those (the first hub held everything
+            # until the second one joined, so only what came after the split counts).
+            await eventually(lambda: {c.workload.key for t, c in seen if t > split_at} >= {f"{NS}/{n}" for n in names},
+                             timeout_s=60)
             by_hub = {h: set(p.sent) for h, p in hubs.items()}
-            commands = {c.command_id: c for _, c in seen}
+            commands = {c.command_id: c for t, c in seen if t > split_at}
             for hub_id, sent in by_hub.items():
                 mine = {partition_of(commands[c].workload.key, PARTITIONS) for c in sent if c in commands}
                 assert mine == {p for p, owner in homes.items() if owner == hub_id}, (hub_id, mine, homes)

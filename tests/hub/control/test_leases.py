@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -207,3 +208,35 @@ async def test_a_hub_that_stops_cleanly_hands_its_partitions_over_at_once(nats_u
             await b.round()  # no TTL to wait: released keys are free, the heartbeat key is gone
             assert sorted(b.held) == list(range(P))
             assert b.live_hubs() == ["b"]
+
+
+@pytest.mark.nats
+async def test_the_keeper_holds_from_its_own_thread_while_the_hubs_loop_is_blocked(nats_url: str) -> None:
+    """``run``: on its own thread and connection, renewals go on while the hub's event loop does not
+    run (a long evaluation), so a busy hub keeps its partitions; cancelled, it frees them."""
+    async with bucket(nats_url) as (_, kv):
+        name = kv._name
+        options = BusOptions(url=nats_url, name="keeper")
+
+        class OwnBucket(Bus):
+            async def leases_bucket(self) -> KeyValue:
+                return await self.js.key_value(name)
+
+        def connect() -> contextlib.AbstractAsyncContextManager[Bus]:
+            return OwnBucket.connect(options)
+
+        woken = asyncio.Event()
+        keeper = LeaseKeeper(None, "a", P, renew_s=0.2, ttl_s=0.6, on_change=woken.set)
+        task = asyncio.create_task(keeper.run(connect))
+        await asyncio.wait_for(woken.wait(), 10)  # called on this loop, from the keeper's thread
+        await eventually(lambda: len(keeper.held) == P, timeout_s=10)
+        first = {p: h.revision for p, h in keeper.held.items()}
+        time.sleep(1.5)  # noqa: ASYNC251 (on purpose) the loop blocked for more than twice the TTL: a renewal on it would have lapsed
+        assert len(keeper.held) == P and all(keeper.held[p].revision > first[p] for p in first)
+        assert Shard(keeper).owns("ns/anything")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert not keeper.held
+        values = [LeaseValue.from_bytes((await kv.get(lease_key(p, P))).value) for p in range(P)]
+        assert all(v is not None and v.owner is None for v in values)  # freed for the others at once
