@@ -57,6 +57,7 @@ tls_* from .Values.auth and .Values.tls (mounted Secrets, see hub.apiEnv).
   "decisions_max_age_s" "decisions_max_msgs" "decisions_max_bytes"
   "clusters" "max_clusters" "max_workloads" "cluster_retention_s" "max_clock_skew_s"
   "intake_queue_size" "intake_queue_bytes" "issued_commands_kept" "drift_backoff_base_s" "drift_backoff_cap_s"
+  "sharded" "id" "partitions" "lease_renew_s" "lease_ttl_s"
   "auth_open_paths" "auth_open_page" "auth_reload_interval_s"
   "log_level" "log_format" "shutdown_timeout_s"
   | toJson }}
