@@ -32,14 +32,7 @@ from hub.state import FleetSnapshot, FleetState, Intent, Placement, WorkloadView
 from shared import subjects
 from shared.bus import Bus
 from shared.errors import BusUnavailable, InvalidMessage
-from shared.messages import (
-    CommandResult,
-    ResultStatus,
-    RoutingRule,
-    ScaleCommand,
-    WorkloadKind,
-    WorkloadRef,
-)
+from shared.messages import CommandResult, ResultStatus, RoutingRule, ScaleCommand, WorkloadKind, WorkloadRef
 
 logger = logging.getLogger(__name__)
 
@@ -285,14 +278,13 @@ class Dispatcher:
                 inactive_threshold_s=None if own is None else 86_400.0,
             ):
                 reason = self.refusal(delivery.msg.subject, delivery.model)
-                if reason == "unknown_command" and not self.shard.owns(delivery.model.workload.key):
-                    pass  # another hub's command: its result is that hub's business
-                elif reason:
+                if reason is None:
+                    self.on_result(delivery.model)
+                elif reason != "unknown_command" or self.shard.owns(delivery.model.workload.key):
+                    # (not refused: an unknown command of a workload another hub decides is that hub's)
                     self.metrics.refused.labels("result", reason).inc()
                     logger.warning("refused result %s from %s (%s)", delivery.model.command_id,
                                    delivery.model.cluster_id, reason)
-                else:
-                    self.on_result(delivery.model)
                 # Refused or not, it is done: retrying it cannot change the answer. NB: acknowledged
                 # concurrently, results still handled in order: one ack round trip after another
                 # capped the results the hub took (at 10,000 workloads, a thousand a second). A lost
