@@ -177,3 +177,36 @@ async def test_a_backlog_is_planned_a_batch_at_a_time_oldest_change_first() -> N
     state.ingest(report("a", fleet(waiting), [node("H100", 80)], seq=9))
     assert {d.workload for d in await ev.evaluate(tick=False)} == {"inference/w2", "inference/w1"}
     assert not ev._backlog and planned(ev) == 5 + 4
+
+
+async def test_a_sharded_hub_plans_only_its_partitions_and_all_of_them_when_they_change() -> None:
+    from hub.control.leases import Holding, LeaseKeeper, partition_of
+    from hub.control.shard import Shard
+
+    state = FleetState(moved=partial(moved, tolerance=0.02))
+    names = [f"w{i}" for i in range(40)]
+    state.ingest(report("a", fleet(dict.fromkeys(names, 10.0)), [node("H100", 81)], seq=1))
+    keeper = LeaseKeeper(None, "hub-a", 4, renew_s=2.0, ttl_s=8.0, clock=lambda: 0.0)
+    keeper.held = {0: Holding(7, 1, 100.0), 1: Holding(7, 2, 100.0)}
+    keeper._live = ("hub-a", "hub-b")
+    ev = evaluator(state, *(policy(n) for n in names))
+    ev.shard = ev.dispatcher.shard = Shard(keeper)
+    mine = {f"inference/{n}" for n in names if partition_of(f"inference/{n}", 4) in (0, 1)}
+    assert 0 < len(mine) < len(names)
+    await ev.evaluate(tick=True)
+    assert planned(ev) == len(mine) and set(ev._plans) == mine
+    # Another hub's workload moves: not this hub's to re-plan.
+    other = next(n for n in names if partition_of(f"inference/{n}", 4) == 3)  # never held here
+    state.ingest(report("a", fleet(dict.fromkeys(names, 10.0) | {other: 90.0}), [node("H100", 81)], seq=2))
+    assert await ev.evaluate(tick=False) == [] and planned(ev) == len(mine)
+    # A partition comes: everything held is planned at once, the new partition's workloads too.
+    keeper.held[2] = Holding(9, 3, 100.0)
+    keeper.version += 1
+    await ev.evaluate(tick=False)
+    now_mine = {f"inference/{n}" for n in names if partition_of(f"inference/{n}", 4) in (0, 1, 2)}
+    assert planned(ev) == len(mine) + len(now_mine)
+    # Its share of the pool: 81 free GPUs between two hubs, 41 for the first by id.
+    assert ev.shard.narrow(state.snapshot()).clusters["a"].free_gpus() == {"H100": 41}
+    fence = ev.shard.fence(sorted(now_mine)[0])
+    assert fence is not None and fence.lease.startswith("p4-") and fence.epoch in (7, 9)
+    assert ev.shard.fence(f"inference/{other}") is None
