@@ -280,8 +280,9 @@ class Dispatcher:
                 reason = self.refusal(delivery.msg.subject, delivery.model)
                 if reason is None:
                     self.on_result(delivery.model)
-                elif reason != "unknown_command" or self.shard.owns(delivery.model.workload.key):
-                    # (not refused: an unknown command of a workload another hub decides is that hub's)
+                elif reason != "unknown_command" or not self.shard.sharded:
+                    # (sharded, every hub reads every hub's results: one for a command this hub did not
+                    # send is another hub's, or the previous owner's of a partition taken over; ignored)
                     self.metrics.refused.labels("result", reason).inc()
                     logger.warning("refused result %s from %s (%s)", delivery.model.command_id,
                                    delivery.model.cluster_id, reason)
