@@ -95,6 +95,11 @@ class _Run:
         return self.done.wait(max(self.deadline - time.perf_counter(), 0.0) + GRACE_S)
 
 
+def _misreported(model: Model, values: list[float], objective: float) -> bool:
+    """The objective HiGHS reports is not the one of the values it returns (by more than the gap)."""
+    return abs(float(np.dot(model.cost, values)) - objective) > 0.5
+
+
 def _branch_and_bound(
     form: Formulation,
     model: Model,
@@ -126,6 +131,11 @@ def _branch_and_bound(
         info = h.getInfo()
         values = list(h.getSolution().col_value) if info.primal_solution_status == 2 else None
         if values is not None and status == highspy.HighsModelStatus.kOptimal:
+            if start is not None and _misreported(model, values, info.objective_function_value):
+                # HiGHS 1.16 handed back the start it was given as "optimal", priced 2 where the
+                # start costs 4 and the optimum 3 (tests/hub/placement/test_solver_property.py):
+                # such an answer proves nothing. Solved again without the start.
+                return _branch_and_bound(form, model, columns, None, deadline)
             placements = read(form, columns, values)
             if _scores(form, placements) is not None:
                 return placements, "optimal", "", 0.0

@@ -153,3 +153,22 @@ def test_the_greedy_fill_keeps_the_hard_constraints_from_any_start(problem: Plac
         objective_of(problem, placements)  # asserts every hard constraint
         for wf in form.workloads:
             assert all(placements[wf.demand.key][o.offer.key] >= o.lb for o in wf.options)
+
+
+def test_a_start_highs_hands_back_as_optimal_with_another_point_s_objective_is_solved_again() -> None:
+    # Found by the property above: the rounded LP (w0 on an H100 and an L4, w1's running H100 removed,
+    # churn 3) was given to HiGHS 1.16 as its start and came back "optimal", priced below the true
+    # optimum. Keeping w1's H100 and giving w0 two L4s churns 2.
+    offers = (Offer("a", "H100", None, 0.0, 0.5), Offer("a", "L4", None, 0.0, 1.5), Offer("b", "L4", None, 0.0, 0.5))
+    w0 = WorkloadDemand(key="w0", demand=2.0, offers=offers,
+                        reference_throughput=1.0, gpus_per_replica=1, current={}, held={}, min_replicas=0,
+                        max_replicas=None, spread=0, cluster_min={}, cluster_max={"a": 2, "b": 0})
+    slow = (Offer("a", "L4", None, 0.0, 0.5), Offer("a", "H100", None, 0.0, 0.5))
+    w1 = WorkloadDemand(key="w1", demand=0.0, offers=slow,
+                        reference_throughput=1.0, gpus_per_replica=1, current={("a", "H100"): 1}, held={},
+                        min_replicas=0, max_replicas=None, spread=0, cluster_min={}, cluster_max={"a": 1, "b": 0})
+    problem = PlacementProblem((w0, w1), {("a", "L4"): 2, ("a", "H100"): 1, ("b", "L4"): 0})
+    solution = solve(problem)
+    placements = {k: dict(r.placement) for k, r in solution.results.items()}
+    assert objective_of(problem, placements) == brute_force(problem) == 2
+    assert placements["w1"] == {("a", "H100"): 1}
