@@ -163,13 +163,13 @@ class HubProcess:
 WORKLOADS = ("llama", "mistral", "qwen")
 
 
-def swinging_world() -> SimWorld:
+def swinging_world(names: tuple[str, ...] = WORKLOADS, *, rate_per_s: float = 12.0, seed: int = 5) -> SimWorld:
     # Sine loads (periods of 40-56 s of world time, 10-14 s of the test's at 4x, out of phase) swing
     # the replicas each workload's policy asks for between two and eight, all run long.
     def load(i: int) -> WorkloadSpec:
-        trace = synthetic("sine", duration_s=3600.0, rate_per_s=12.0, period_s=40.0 + 8 * i, amplitude_ratio=0.95,
-                          input_tokens=512, output_tokens=64, seed=5 + i)
-        return WorkloadSpec(NS, WORKLOADS[i], trace, cold_start_s=2.0,
+        trace = synthetic("sine", duration_s=3600.0, rate_per_s=rate_per_s, period_s=40.0 + 8 * i,
+                          amplitude_ratio=0.95, input_tokens=512, output_tokens=64, seed=seed + i)
+        return WorkloadSpec(NS, names[i], trace, cold_start_s=2.0,
                             initial_replicas={("alpha", "H100"): 1, ("beta", "L4"): 1})
 
     return SimWorld(
@@ -177,7 +177,7 @@ def swinging_world() -> SimWorld:
             ClusterSpec("alpha", tuple(NodeSpec(f"a-{i}", "H100", 8) for i in range(2))),
             ClusterSpec("beta", tuple(NodeSpec(f"b-{i}", "L4", 4) for i in range(4))),
         ),
-        tuple(load(i) for i in range(len(WORKLOADS))),
+        tuple(load(i) for i in range(len(names))),
     )
 
 

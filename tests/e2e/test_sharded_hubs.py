@@ -28,9 +28,9 @@ from hub.control.leases import LeaseValue, lease_key, partition_of
 from shared import subjects
 from shared.messages import ResultReason, ScaleCommand
 from shared.natsserver import NatsServer
-from shared.simulation import ClusterSpec, NodeSpec, SimWorld, WorkloadSpec, synthetic
+from shared.simulation import SimWorld
 from tests.e2e.conftest import eventually, running_spoke, write_policies
-from tests.e2e.test_chaos import CountingBackend, HubProcess, journalled_commands, unanswered
+from tests.e2e.test_chaos import CountingBackend, HubProcess, journalled_commands, swinging_world, unanswered
 from tests.e2e.world import NS, driven
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
@@ -50,19 +50,7 @@ def workloads() -> tuple[list[str], list[str]]:
 
 
 def world(names: list[str]) -> SimWorld:
-    def load(i: int) -> WorkloadSpec:
-        trace = synthetic("sine", duration_s=3600.0, rate_per_s=9.0, period_s=40.0 + 8 * i, amplitude_ratio=0.95,
-                          input_tokens=512, output_tokens=64, seed=11 + i)
-        return WorkloadSpec(NS, names[i], trace, cold_start_s=2.0,
-                            initial_replicas={("alpha", "H100"): 1, ("beta", "L4"): 1})
-
-    return SimWorld(
-        (
-            ClusterSpec("alpha", tuple(NodeSpec(f"a-{i}", "H100", 8) for i in range(2))),
-            ClusterSpec("beta", tuple(NodeSpec(f"b-{i}", "L4", 4) for i in range(4))),
-        ),
-        tuple(load(i) for i in range(len(names))),
-    )
+    return swinging_world(tuple(names), rate_per_s=9.0, seed=11)
 
 
 def policy(tmp_path: Path, names: list[str]) -> Path:
