@@ -591,9 +591,10 @@ class Engine:
                                 max_replicas=bounds.max_replicas, behavior=ctx.behavior,
                                 recommendations=mem.counts(per_replica), scale_up_events=mem.scale_up_events,
                                 scale_down_events=mem.scale_down_events, now=ctx.now)
-        # Where the capacity model sized the count, the history keeps that load, not its round-up.
-        sized = ctx.demand if per_replica and Engine._sized_by_load(step, props, ctx.demand) else None
-        mem.remember(ctx.now, step.value if sized is None or not per_replica else sized / per_replica, per_replica)
+        replicas: float = step.value
+        if per_replica and ctx.demand is not None and Engine._sized_by_load(step, props, ctx.demand):
+            replicas = ctx.demand / per_replica  # the load the capacity model sized, not its round-up
+        mem.remember(ctx.now, replicas, per_replica)
         behaviour_clamps(step, result, bounds.min_replicas, bounds.max_replicas)
         if result.replicas == result.stabilized_replicas > result.proposed_replicas:
             # Held by the scale-down window: the hold is the window's largest load, which placement
