@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kmock
+import pytest
 from kube_emulator import A100, Cluster, Factory, status
 
 from shared.messages import StartTier, WorkloadKind
@@ -122,19 +123,22 @@ async def test_starts_are_kept_per_gpu_type_variant(kube: Cluster, backend: Kube
     assert by_type == {"A100": [(StartTier.COLD, (70.0,))], "H100": [(StartTier.COLD, (120.0,))]}
 
 
-async def test_events_that_cannot_be_read_cost_the_measurement_not_the_report(
-    kube: Cluster, backend: KubernetesBackend
+@pytest.mark.parametrize(("resource", "code", "why"), [
+    ("v1/events", 403, "events is forbidden"),  # refused once, as until the missing RBAC rule is granted
+    ("v1/pods", 503, "etcd is slow"),
+])
+async def test_what_cannot_be_read_costs_the_measurement_not_the_report(
+    kube: Cluster, backend: KubernetesBackend, resource: str, code: int, why: str
 ) -> None:
     kube.workload("llama", replicas=1)
     start_pod(kube, "cold", scheduled_ago_s=600, ready_after_s=240)
     pulled_fresh(kube, "cold")
-    # Refused once, as until the missing RBAC rule is granted.
-    kube.k.override[kmock.method.GET, kmock.resource("v1/events")][:1] << status(403, "events is forbidden")
+    kube.k.override[kmock.method.GET, kmock.resource(resource)][:1] << status(code, why)
 
     states = await backend.workloads()
 
     assert [s.key for s in states] == ["llm/llama"] and starts_of(states) == {}
-    # Once the rule is granted, the pod is measured after all (it was not marked as done).
+    # Once it can be read, the pod is measured after all (it was not marked as done).
     assert starts_of(await backend.workloads()) == {StartTier.COLD: ((240.0,), 1)}
 
 
@@ -156,17 +160,3 @@ def test_a_pull_of_any_container_makes_the_start_cold() -> None:
     assert classify([sidecar_cached, engine_pulled]) is StartTier.COLD
     assert classify([sidecar_cached]) is StartTier.CACHED
     assert classify([{"reason": "Scheduled", "message": "Successfully assigned llm/x to node-1"}]) is None
-
-
-async def test_pods_that_cannot_be_listed_cost_the_measurement_not_the_report(
-    kube: Cluster, backend: KubernetesBackend
-) -> None:
-    kube.workload("llama", replicas=1)
-    start_pod(kube, "cold", scheduled_ago_s=600, ready_after_s=240)
-    pulled_fresh(kube, "cold")
-    kube.k.override[kmock.method.GET, kmock.resource("v1/pods")][:1] << status(503, "etcd is slow")
-
-    states = await backend.workloads()
-
-    assert [s.key for s in states] == ["llm/llama"] and starts_of(states) == {}
-    assert starts_of(await backend.workloads()) == {StartTier.COLD: ((240.0,), 1)}
