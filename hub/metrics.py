@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -22,16 +23,17 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from hub.decisions.log import Decision
+from hub.decisions.model import ApprovalState
 from hub.policy.advice import OUTCOMES as ADVICE_OUTCOMES
 from hub.policy.budget import ALL_TYPES, BudgetUse
 from hub.policy.cause import Cause
 from hub.policy.model import Metric as PolicyMetric
-from hub.policy.model import Policy
+from hub.policy.model import Mode, Policy
 from hub.state import FleetSnapshot, Placement
 from shared.messages import Percentiles, VariantStatus
 
-MODES = ("enforce", "dry-run", "approval")
-APPROVAL_OUTCOMES = ("approved", "rejected", "expired", "superseded")
+MODES: tuple[str, ...] = get_args(Mode)
+APPROVAL_OUTCOMES = tuple(s for s in get_args(ApprovalState) if s != "pending")
 
 SIGNAL_NAMES = tuple(
     name for m in PolicyMetric for name in ([f"{m.value}_{p}" for p in ("p50", "p95", "p99")] if m.is_latency

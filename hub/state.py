@@ -257,9 +257,10 @@ class FleetState:
             else:
                 self._workload_refs.pop(key, None)
 
-    def _mark_moved(self, previous: Mapping[str, WorkloadReport], report: TelemetryReport) -> None:
+    def _mark_moved(self, before: dict[str, WorkloadReport], report: TelemetryReport) -> None:
+        """``before``: the cluster's previous workloads, replaced by ``report``'s and so emptied here
+        (not copied: a copy of a thousand entries per report was the only use of it)."""
         had = bool(self._changed)
-        before = dict(previous)
         moved = self.moved
         assert moved is not None
         for w in report.workloads:

@@ -61,7 +61,7 @@ class StartLog:
                 entry.recent.popleft()
             if entry.recent:
                 out.append(StartTimes(tier=tier, recent_s=tuple(d for _, d in entry.recent),
-                                      count=max(entry.count, len(entry.recent))))
+                                      count=entry.count))
         return tuple(out)
 
     def attach(self, states: Sequence[WorkloadState], *, now: float) -> list[WorkloadState]:

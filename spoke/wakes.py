@@ -51,9 +51,10 @@ class WakeWatch:
                 continue
             for _ in range(woken):
                 self.log.record(w.key, types[0], StartTier.WOKEN, at - then, at=at)
-        for gone in self._last.keys() - {w.key for w in workloads}:
+        keys = {w.key for w in workloads}
+        for gone in self._last.keys() - keys:
             del self._last[gone]
-        self.log.forget({w.key for w in workloads})
+        self.log.forget(keys)
 
     def attach(self, workloads: Sequence[WorkloadState], *, now: float) -> list[WorkloadState]:
         return self.log.attach(workloads, now=now)

@@ -104,8 +104,7 @@ class Approvals:
         records = self.book.propose(draft, ttl_s=policy.approval.ttl_s, now=self.clock())
         if not records:
             return None
-        self._log(records[:-1])
-        self._gauge()
+        self._log(records[:-1])  # sets the pending gauge, the new draft already in the book
         return records[-1]
 
     def known(self, workload: str, asked: Recommendation) -> bool:

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -48,13 +48,12 @@ from shared.bus import Bus
 
 logger = logging.getLogger(__name__)
 
-HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-"""A hub id is part of a KV key (``hub-<id>``) and of log lines: letters, digits, ``_`` and ``-``."""
 HUB_KEY_PREFIX = "hub-"
 FORGET_HUB_AFTER_TTLS = 10
 """A heartbeat key unchanged for this many lease TTLs is deleted (CAS), so generated ids do not pile up."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def partition_of(workload_key: str, partitions: int) -> int:
     """The partition of a workload (``namespace/name``): a stable hash, the same in every process and
     Python version (``hash()`` is salted per process, so it is not used)."""
@@ -187,7 +186,8 @@ def plan_moves(book: LeaseBook, held: Iterable[int], now: float) -> Moves:
     target = fair_share(book.partitions, len(book.live_hubs(now)))
     keep, release = held[:target], held[target:]
     room = target - len(keep)
-    candidates = [p for p in range(book.partitions) if p not in held and book.takeable(p, now)]
+    mine = set(held)
+    candidates = [p for p in range(book.partitions) if p not in mine and book.takeable(p, now)]
     candidates.sort(key=lambda p: _preference(book.hub_id, p))
     return Moves(renew=keep, take=candidates[:max(room, 0)], release=release)
 
@@ -359,16 +359,22 @@ class LeaseKeeper:
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
+    async def _claim(self, partition: int, epoch: int, last: int | None) -> bool:
+        """Write this hub's lease at ``epoch`` over revision ``last`` (None: a new key); on success hold
+        it until a renew interval before it could lapse. False: another hub wrote first."""
+        before = self.clock()
+        value = LeaseValue(self.hub_id, epoch)
+        revision = await self._write(partition, value, last)
+        if revision is None:
+            return False
+        self.held[partition] = Holding(epoch, revision, before + self.ttl_s - self.renew_s)
+        self.book.observe(lease_key(partition, self.partitions), revision, value.to_bytes(), before)
+        return True
+
     async def _renew(self, partition: int) -> None:
         holding = self.held[partition]
-        before = self.clock()
-        revision = await self._write(partition, LeaseValue(self.hub_id, holding.epoch), holding.revision)
-        if revision is None:
+        if not await self._claim(partition, holding.epoch, holding.revision):
             self._lost(partition, "another hub wrote its key")
-            return
-        self.held[partition] = Holding(holding.epoch, revision, before + self.ttl_s - self.renew_s)
-        self.book.observe(lease_key(partition, self.partitions), revision,
-                          LeaseValue(self.hub_id, holding.epoch).to_bytes(), before)
 
     async def _release(self, partition: int, why: str) -> None:
         holding = self.held.pop(partition)
@@ -382,13 +388,8 @@ class LeaseKeeper:
             return  # the watch brought a newer value since the round was planned: the CAS would win on it
         seen, previous = self.book.lease(partition)
         epoch = next_epoch(previous, time.time())
-        before = self.clock()
-        revision = await self._write(partition, LeaseValue(self.hub_id, epoch), None if seen is None else seen.revision)
-        if revision is None:
+        if not await self._claim(partition, epoch, None if seen is None else seen.revision):
             return  # another hub was first; the watch brings its value
-        self.held[partition] = Holding(epoch, revision, before + self.ttl_s - self.renew_s)
-        self.book.observe(lease_key(partition, self.partitions), revision,
-                          LeaseValue(self.hub_id, epoch).to_bytes(), before)
         self._changed("acquired")
         was = f"from {previous.owner}" if previous is not None and previous.owner else "free"
         logger.info("acquired partition %d (epoch %d, %s)", partition, epoch, was)

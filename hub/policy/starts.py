@@ -66,9 +66,9 @@ def start_estimates(view: WorkloadView) -> dict[tuple[str, str], StartEstimate]:
     out = {}
     for cid, report in sorted(view.reports.items()):
         for variant in report.variants:
-            tiers = {str(s.tier): percentile(s.recent_s, START_PERCENTILE) for s in variant.starts}
             new = [d for s in variant.starts if s.tier in NEW_REPLICA_TIERS for d in s.recent_s]
             if new:
+                tiers = {str(s.tier): percentile(s.recent_s, START_PERCENTILE) for s in variant.starts}
                 out[(cid, variant.gpu_type)] = StartEstimate(
                     cid, variant.gpu_type, percentile(new, START_PERCENTILE), len(new), tiers)
     return out
