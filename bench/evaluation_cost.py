@@ -26,13 +26,12 @@ import os
 import random
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.hub_throughput import NODE_GPUS, NODES_PER_SPOKE, workload_json  # noqa: E402
+from bench.hub_throughput import telemetry_report  # noqa: E402
 from hub.control.changes import moved  # noqa: E402
 from hub.control.decoder import Decoder  # noqa: E402
 from hub.control.dispatch import Dispatcher  # noqa: E402
@@ -64,13 +63,7 @@ def policy(i: int) -> Policy:
 
 
 def report(spoke: int, workloads: range, busy: list[bool], sequence: int) -> bytes:
-    return json.dumps({
-        "protocol_version": 1, "type": "telemetry", "cluster_id": f"spoke-{spoke}", "sequence": sequence,
-        "sent_at": datetime.now(UTC).isoformat(), "interval_s": 1.0,
-        "inventory": [{"node": f"n{spoke}-{k}", "gpu_product": "H100", "gpu_type": "H100", "capacity_gpus": NODE_GPUS,
-                       "allocatable_gpus": NODE_GPUS, "free_gpus": NODE_GPUS} for k in range(NODES_PER_SPOKE)],
-        "workloads": [workload_json(i, busy[i], 1) for i in workloads],
-    }).encode()
+    return json.dumps(telemetry_report(spoke, workloads, busy, [1] * len(busy), sequence)).encode()
 
 
 def cpu(fn: object) -> float:

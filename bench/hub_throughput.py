@@ -45,6 +45,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import nats
@@ -70,6 +71,18 @@ NODES_PER_SPOKE = 100
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def telemetry_report(spoke: int, idx: range, busy: list[bool], replicas: list[int], sequence: int) -> dict[str, Any]:
+    """One spoke's report of workloads ``idx`` (every node an idle 8-GPU H100 node)."""
+    return {
+        "protocol_version": 1, "type": "telemetry", "cluster_id": f"spoke-{spoke}",
+        "sequence": sequence, "sent_at": datetime.now(UTC).isoformat(), "interval_s": 1.0,
+        "inventory": [{"node": f"n{spoke}-{k}", "gpu_product": "H100", "gpu_type": "H100",
+                       "capacity_gpus": NODE_GPUS, "allocatable_gpus": NODE_GPUS,
+                       "free_gpus": NODE_GPUS} for k in range(NODES_PER_SPOKE)],
+        "workloads": [workload_json(i, busy[i], replicas[i]) for i in idx],
+    }
 
 
 def workload_json(i: int, busy: bool, replicas: int) -> dict:
@@ -296,14 +309,7 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
                         # every report would land at the same phase of the hub's tick.
                         await asyncio.sleep(max(0.0, start + s / spokes - time.monotonic()))
                         idx = range(s * per_spoke, (s + 1) * per_spoke)
-                        report = {
-                            "protocol_version": 1, "type": "telemetry", "cluster_id": f"spoke-{s}",
-                            "sequence": round_no, "sent_at": datetime.now(UTC).isoformat(), "interval_s": 1.0,
-                            "inventory": [{"node": f"n{s}-{k}", "gpu_product": "H100", "gpu_type": "H100",
-                                           "capacity_gpus": NODE_GPUS, "allocatable_gpus": NODE_GPUS,
-                                           "free_gpus": NODE_GPUS} for k in range(NODES_PER_SPOKE)],
-                            "workloads": [workload_json(i, busy[i], replicas[i]) for i in idx],
-                        }
+                        report = telemetry_report(s, idx, busy, replicas, round_no)
                         now = time.perf_counter()
                         for i in idx:
                             # Only a flip that must change the replica count produces a command.
@@ -337,25 +343,27 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
                 if rehoming is not None and not rehoming.done():
                     rehoming.cancel()
                 await nc.close()
-            elapsed = wall1 - (wall0 or wall1)
+            if wall0 is None or cpu0 is None:
+                raise RuntimeError("the warm-up rounds never finished: there is no measured span to report")
+            elapsed = wall1 - wall0
             lat = sorted(latencies)
             per_hub = []
             for i, text in enumerate(texts):
                 until = hubs.cpu_at_kill[1] if i == hubs.killed and hubs.cpu_at_kill else wall1
-                span = max(until - (wall0 or wall1), 1e-9)
-                cpu = (cpu1[i] - (cpu0[i] if cpu0 else cpu1[i])) / span
+                span = max(until - wall0, 1e-9)
+                cpu = (cpu1[i] - cpu0[i]) / span
                 hub: dict[str, float] = {"cpu_core_share": round(cpu, 3)}
                 if i == hubs.killed:
                     hub["killed_after_s"] = round(span, 1)
                 else:
-                    reports = metric_value(text, "fleetscale_hub_reports_total") - (reports0[i] if reports0 else 0)
+                    reports = metric_value(text, "fleetscale_hub_reports_total") - reports0[i]
                     ticks = metric_value(text, "fleetscale_hub_tick_seconds_count")
                     hub |= {
                         "samples_per_s": round(reports * per_spoke / elapsed, 1),
                         "partitions_held": metric_value(text, "fleetscale_hub_partitions_held"),
-                        "evaluations_per_s": round((ticks - (ticks0[i] if ticks0 else 0)) / elapsed, 1),
+                        "evaluations_per_s": round((ticks - ticks0[i]) / elapsed, 1),
                         "workloads_planned_per_s": round((metric_value(text, "fleetscale_hub_workloads_planned_total")
-                                                          - (planned0[i] if planned0 else 0)) / elapsed, 1),
+                                                          - planned0[i]) / elapsed, 1),
                         "evaluation_mean_ms": round(metric_value(text, "fleetscale_hub_tick_seconds_sum")
                                                     / max(ticks, 1) * 1000, 1),
                         "evaluation_p99_le_ms": hist_quantile(text, "fleetscale_hub_tick_seconds", 0.99) * 1000,
@@ -378,7 +386,8 @@ async def run_size(total: int, spokes: int, seconds: float, tick: float, profile
                 out["hub_cpu_core_share"] = out.pop("cpu_core_share")
             else:
                 out["per_hub"] = per_hub
-            total_cpu = sum(h["cpu_core_share"] for h in per_hub)
+            # Over the whole span: a killed hub's share is over its shorter life, so the shares do not add.
+            total_cpu = sum(c1 - c0 for c1, c0 in zip(cpu1, cpu0, strict=True)) / elapsed
             out["hub_cpu_us_per_workload_s"] = round(total_cpu / total * 1e6, 1)
             if kill_one:
                 out["failover"] = {"moved_workloads": len(moved), **{k: round(v, 2) for k, v in failover.items()}}

@@ -34,7 +34,7 @@ from hub.backtest.keda import KedaController
 from hub.backtest.kubernetes_hpa import hpa_gpu_utilization, hpa_queue
 from hub.backtest.policy import DEFAULT_POLICY_ID, default_policy, with_headroom
 from hub.backtest.results import PolicyResult, load_by_bin, summarize
-from hub.backtest.scenario import FleetScenario, Scenario, clip_to_context
+from hub.backtest.scenario import FleetScenario, Pool, Scenario, clip_to_context
 from hub.backtest.schedule import ScheduleController
 from hub.backtest.sweep import (
     BASELINES,
@@ -134,8 +134,12 @@ def _classes_entry(first: Scenario, policies: Sequence[Policy]) -> list[FleetEnt
 
 def _static_entries(fleet: FleetScenario, supplies: Sequence[Supply], grid: Grid) -> list[FleetEntry]:
     out = []
+    seen: list[list[dict[Pool, int]]] = []
     for f in grid.static_factors:
         fleets = [static_fleets(s, (f,))[0][1] for s in supplies]
+        if fleets in seen:  # a larger factor that buys the same fleets: the same replay (as static_fleets skips)
+            continue
+        seen.append(fleets)
         name = f"static-x{f:g}"
         where = ["; ".join(f"{n}x {t} in {c}" for (c, t), n in sorted(x.items())) for x in fleets]
         plans: tuple[Steps, ...] = tuple([(0.0, x)] for x in fleets)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import permutations
 
-from hub.backtest.demand import Mix, Supply, TypeSet, cheapest_mix, windows
+from hub.backtest.demand import Mix, Supply, TypeSet, cheapest_mix, to_pools, windows
 from hub.backtest.harness import FleetRun, run_fleet
 from hub.backtest.hindsight import MAX_RAISES, MAX_ROUNDS, NAME, RAISE, short_windows, steps
 from hub.backtest.results import PolicyResult, summarize
@@ -79,14 +79,9 @@ def shared_pools(replicas: Sequence[Mapping[str, int]], pools: Mapping[Pool, int
     left = dict(pools)
     out = []
     for by_type in replicas:
-        placed: dict[Pool, int] = {}
-        for gpu_type, n in by_type.items():
-            for pool in sorted(p for p in left if p[1] == gpu_type):
-                take = min(n, left[pool])
-                if take:
-                    placed[pool] = take
-                    left[pool] -= take
-                    n -= take
+        placed = to_pools(by_type, left)
+        for pool, n in placed.items():
+            left[pool] -= n
         out.append(placed)
     return out
 
