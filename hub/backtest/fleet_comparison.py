@@ -30,9 +30,7 @@ from hub.backtest.fleet_hindsight import FleetHindsight, Steps, cheapest_valid_f
 from hub.backtest.fleetscale import FleetscaleController
 from hub.backtest.harness import Controller, run_fleet
 from hub.backtest.hindsight import DEFAULT_TARGET, DEFAULT_WINDOW_S, Hindsight
-from hub.backtest.keda import KedaController
-from hub.backtest.kubernetes_hpa import hpa_gpu_utilization, hpa_queue
-from hub.backtest.policy import DEFAULT_POLICY_ID, default_policy, with_headroom
+from hub.backtest.policy import DEFAULT_POLICY_ID, default_policy, with_headroom, with_request_classes
 from hub.backtest.results import PolicyResult, load_by_bin, summarize
 from hub.backtest.scenario import FleetScenario, Pool, Scenario, clip_to_context
 from hub.backtest.schedule import ScheduleController
@@ -40,12 +38,10 @@ from hub.backtest.sweep import (
     BASELINES,
     COARSE,
     FLEETSCALE,
-    HPA_QUEUE,
-    HPA_UTIL,
-    KEDA,
     STATIC,
     Grid,
     best_gpu_type,
+    deployment_settings,
     frontier,
     static_fleets,
 )
@@ -124,8 +120,7 @@ def _classes_entry(first: Scenario, policies: Sequence[Policy]) -> list[FleetEnt
     """Request classes the other way, shown beside Fleetscale (not on its frontier: a feature, not its knob)."""
     flipped = not policies[0].placement.request_classes
     word = "on" if flipped else "off"
-    classes = [p.model_copy(update={"placement": p.placement.model_copy(update={"request_classes": flipped})})
-               for p in policies]
+    classes = [with_request_classes(p, flipped) for p in policies]
     name = f"{FLEETSCALE}-classes-{word}"
     description = f"Fleetscale, every policy with request classes and routing rules {word}"
     return [FleetEntry("", f"request classes {word}", name,
@@ -152,18 +147,6 @@ def _static_entries(fleet: FleetScenario, supplies: Sequence[Supply], grid: Grid
     return out
 
 
-def _hpa_util(name: str, pct: int) -> Callable[[Scenario, str], Controller]:
-    return lambda s, t: hpa_gpu_utilization(s, gpu_type=t, target_percent=pct, name=name)
-
-
-def _hpa_queue(name: str, q: float) -> Callable[[Scenario, str], Controller]:
-    return lambda s, t: hpa_queue(s, gpu_type=t, per_replica=q, name=name)
-
-
-def _keda(name: str, q: float) -> Callable[[Scenario, str], Controller]:
-    return lambda s, t: KedaController(s, gpu_type=t, threshold=q, name=name)
-
-
 def _deployment_entries(fleet: FleetScenario, types: Sequence[Sequence[str]], grid: Grid) -> list[FleetEntry]:
     """HPA and KEDA, one Deployment per workload; ``types`` per setting, the GPU type of each workload."""
     out = []
@@ -173,16 +156,8 @@ def _deployment_entries(fleet: FleetScenario, types: Sequence[Sequence[str]], gr
 
     for per in types:
         label = per[0] if len(set(per)) == 1 else "best type each"
-        for pct in grid.gpu_utilization_percent:
-            name = f"{HPA_UTIL}-{label}-{pct}"
-            out.append(FleetEntry(HPA_UTIL, f"{label}, target {pct} %", name, each(per, _hpa_util(name, pct))))
-        for q in grid.queue_per_replica:
-            name = f"{HPA_QUEUE}-{label}-{q:g}"
-            out.append(FleetEntry(HPA_QUEUE, f"{label}, {q:g} waiting per replica", name,
-                                  each(per, _hpa_queue(name, q))))
-        for q in grid.queue_per_replica:
-            name = f"{KEDA}-{label}-{q:g}"
-            out.append(FleetEntry(KEDA, f"{label}, threshold {q:g}", name, each(per, _keda(name, q))))
+        for family, knob, name, build in deployment_settings(grid, label):
+            out.append(FleetEntry(family, knob, name, each(per, build)))
     return out
 
 

@@ -61,3 +61,8 @@ def with_headroom(policy: Policy, headroom_percent: float) -> Policy:
         for s in policy.signals
     ]
     return policy.model_copy(update={"signals": signals})
+
+
+def with_request_classes(policy: Policy, on: bool) -> Policy:
+    """The policy with request classes (and routing rules) switched ``on`` or off."""
+    return policy.model_copy(update={"placement": policy.placement.model_copy(update={"request_classes": on})})

@@ -18,7 +18,7 @@ trace's busiest window scaled by each factor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hub.backtest.demand import Supply, TypeSet, cheapest_mix, to_pools, windows
@@ -26,7 +26,7 @@ from hub.backtest.fleetscale import FleetscaleController
 from hub.backtest.harness import Controller
 from hub.backtest.keda import KedaController
 from hub.backtest.kubernetes_hpa import hpa_gpu_utilization, hpa_queue
-from hub.backtest.policy import with_headroom
+from hub.backtest.policy import with_headroom, with_request_classes
 from hub.backtest.results import PolicyResult
 from hub.backtest.scenario import Pool, Scenario
 from hub.backtest.schedule import ScheduleController
@@ -119,16 +119,44 @@ def baseline_entries(scenario: Scenario, supply: Supply, attainable: Sequence[bo
                                             [(0.0, fleet)])))
     types = supply.types if grid.every_gpu_type else (best_gpu_type(supply, attainable),)
     for t in types:
-        for pct in grid.gpu_utilization_percent:
-            c = hpa_gpu_utilization(scenario, gpu_type=t, target_percent=pct, name=f"{HPA_UTIL}-{t}-{pct}")
-            out.append(Entry(HPA_UTIL, f"{t}, target {pct} %", c))
-        for q in grid.queue_per_replica:
-            c = hpa_queue(scenario, gpu_type=t, per_replica=q, name=f"{HPA_QUEUE}-{t}-{q:g}")
-            out.append(Entry(HPA_QUEUE, f"{t}, {q:g} waiting per replica", c))
-        for q in grid.queue_per_replica:
-            keda = KedaController(scenario, gpu_type=t, threshold=q, name=f"{KEDA}-{t}-{q:g}")
-            out.append(Entry(KEDA, f"{t}, threshold {q:g}", keda))
+        for family, knob, _, build in deployment_settings(grid, t):
+            out.append(Entry(family, knob, build(scenario, t)))
     return out
+
+
+DeploymentBuild = Callable[[Scenario, str], Controller]
+"""(scenario, GPU type) -> the baseline's controller for one Deployment on that type."""
+
+
+def deployment_settings(grid: Grid, label: str) -> list[tuple[str, str, str, DeploymentBuild]]:
+    """The swept HPA (GPU utilisation, queue per replica) and KEDA settings of one Deployment, as
+    (family, knob, name, build); ``label`` names the GPU type (or "best type each") in knob and name."""
+    out: list[tuple[str, str, str, DeploymentBuild]] = []
+    for pct in grid.gpu_utilization_percent:
+        name = f"{HPA_UTIL}-{label}-{pct}"
+        out.append((HPA_UTIL, f"{label}, target {pct} %", name,
+                    _hpa_util(name, pct)))
+    for q in grid.queue_per_replica:
+        name = f"{HPA_QUEUE}-{label}-{q:g}"
+        out.append((HPA_QUEUE, f"{label}, {q:g} waiting per replica", name,
+                    _hpa_queue(name, q)))
+    for q in grid.queue_per_replica:
+        name = f"{KEDA}-{label}-{q:g}"
+        out.append((KEDA, f"{label}, threshold {q:g}", name,
+                    _keda(name, q)))
+    return out
+
+
+def _hpa_util(name: str, pct: int) -> DeploymentBuild:
+    return lambda s, t: hpa_gpu_utilization(s, gpu_type=t, target_percent=pct, name=name)
+
+
+def _hpa_queue(name: str, q: float) -> DeploymentBuild:
+    return lambda s, t: hpa_queue(s, gpu_type=t, per_replica=q, name=name)
+
+
+def _keda(name: str, q: float) -> DeploymentBuild:
+    return lambda s, t: KedaController(s, gpu_type=t, threshold=q, name=name)
 
 
 def fleetscale_entries(scenario: Scenario, policies: Sequence[Policy], grid: Grid) -> list[Entry]:
@@ -137,7 +165,7 @@ def fleetscale_entries(scenario: Scenario, policies: Sequence[Policy], grid: Gri
     out = [Entry(FLEETSCALE, "policy as given", FleetscaleController(scenario, policies, name=FLEETSCALE))]
     # Request classes the other way, shown beside it (not on its frontier: a feature, not its knob).
     flipped = not main.placement.request_classes
-    classes = main.model_copy(update={"placement": main.placement.model_copy(update={"request_classes": flipped})})
+    classes = with_request_classes(main, flipped)
     out.append(Entry("", f"request classes {'on' if flipped else 'off'}", FleetscaleController(
         scenario, [classes, *policies[1:]], name=f"{FLEETSCALE}-classes-{'on' if flipped else 'off'}",
         description=f"Fleetscale, policy {main.id!r} with request classes and routing rules "
